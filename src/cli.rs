@@ -1,0 +1,306 @@
+//! Command-line interface definition (clap). Parsing only: `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success, nothing to report
+  1  drift: lockfile out of date (--locked), verification problems, diff with changes,
+     outdated packages, apply or wait failure
+  2  error: bad input, network, I/O or cluster errors
+
+Files:
+  kpin.yaml   the manifest (searched upward from the current directory; see `kpin schema`)
+  kpin.lock   the lockfile next to it (commit it)
+  vendor/     the vendored releases (commit it)";
+
+/// Pin, vendor, patch, lock and apply third-party Kubernetes YAML releases, without Helm.
+#[derive(Debug, Parser)]
+#[command(name = "kpin", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Path to kpin.yaml [default: ./kpin.yaml, searched upward]
+    #[arg(long, global = true, value_name = "PATH", env = "KPIN_MANIFEST")]
+    pub manifest: Option<PathBuf>,
+
+    /// More output (-vv for debug detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors and data
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// When to use colors
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch pinned releases into vendor/ and update kpin.lock
+    #[command(long_about = "Fetch every package's pinned release files, verify their sha256, \
+store them under vendor/<package>/<version>/ and update kpin.lock.\n\n\
+A second sync downloads nothing: files come from vendor/ or the local cache. \
+In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock.")]
+    Sync(SyncArgs),
+    /// Check offline that kpin.yaml, kpin.lock, vendor/ and overlays agree
+    Verify(VerifyArgs),
+    /// Print the rendered objects (upstream plus overlays) as YAML
+    Render(RenderArgs),
+    /// Show what apply would change in the cluster, or what changed since a git revision
+    Diff(DiffArgs),
+    /// Server-side apply rendered packages to the cluster
+    Apply(ApplyArgs),
+    /// List newer upstream versions
+    Outdated(OutdatedArgs),
+    /// Move a package to a newer version and show what changes
+    Upgrade(UpgradeArgs),
+    /// Print the JSON Schema of kpin.yaml or of overlay files
+    Schema(SchemaArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// How the lockfile and the network may be used; shared by every command that reads packages.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Fail (exit 1) if kpin.lock is missing or would change; never rewrite it
+    #[arg(long)]
+    pub locked: bool,
+    /// Never use the network: work from vendor/ and the cache only
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// Network settings for fetching releases.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// Allow plain http:// URLs to hosts other than loopback
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Extra CA certificate (PEM) to trust, e.g. for a corporate mirror; SSL_CERT_FILE also works
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Seconds before a request without progress is abandoned
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Attempts per file on connection errors, 429 and 5xx
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+    /// Packages fetched at the same time
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+    /// Largest release file accepted, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub max_size: u64,
+    /// Cache directory [default: $XDG_CACHE_HOME/kpin]
+    #[arg(long, value_name = "DIR", env = "KPIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Packages to render [default: all]
+    pub packages: Vec<String>,
+    /// Environment whose overlays to add
+    #[arg(long, short)]
+    pub env: Option<String>,
+    /// Write one file per object into DIR (a plain directory Argo CD or Flux can consume)
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Show, per object, which overlay changed which fields
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Connection to a cluster, like kubectl.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// kubeconfig file [default: $KUBECONFIG or ~/.kube/config; in-cluster config when absent]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context [default: the environment's `context`, else the current context]
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Packages to diff [default: all]
+    pub packages: Vec<String>,
+    #[arg(long, short)]
+    pub env: Option<String>,
+    /// Compare with the render at this git revision instead of the cluster (no cluster needed)
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    /// Show Secret values instead of masking them
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Field manager used for the server-side dry run
+    #[arg(long, default_value = "kpin")]
+    pub field_manager: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Packages to apply [default: all]
+    pub packages: Vec<String>,
+    #[arg(long, short)]
+    pub env: Option<String>,
+    /// Server-side dry run (dryRun=All): report, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete objects kpin applied before that are no longer rendered
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow --prune to delete everything when a package renders no objects
+    #[arg(long, requires = "prune")]
+    pub allow_empty: bool,
+    /// Take ownership of fields another field manager owns
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Delete and re-create objects whose immutable fields changed
+    #[arg(long)]
+    pub recreate: bool,
+    /// Wait until workloads are rolled out, Jobs complete, CRDs established
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub wait: bool,
+    /// Seconds to wait for readiness
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Field manager name for server-side apply
+    #[arg(long, default_value = "kpin")]
+    pub field_manager: String,
+    /// Objects applied at the same time within a stage
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Output format of the final report
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// Packages to check [default: all]
+    pub packages: Vec<String>,
+    /// Include prereleases
+    #[arg(long)]
+    pub prereleases: bool,
+    #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Package to upgrade
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub package: Option<String>,
+    /// Target version [default: newest within the package's constraint]
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Upgrade every package to the newest version within its constraint
+    #[arg(long, conflicts_with = "to")]
+    pub all: bool,
+    /// Write the upgrade even when overlays no longer match
+    #[arg(long)]
+    pub allow_broken_overlays: bool,
+    /// Report only; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema
+    #[arg(value_enum, default_value_t = SchemaKind::Manifest)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// kpin.yaml
+    Manifest,
+    /// files in overlays/
+    Overlay,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

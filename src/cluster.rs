@@ -1,0 +1,1 @@
+//! Cluster access: server-side apply, live diff, prune and wait.

@@ -1,0 +1,72 @@
+//! One function per command: each loads what it needs, calls the library, and prints results.
+
+mod apply;
+mod diff;
+mod outdated;
+mod render;
+mod sync;
+mod upgrade;
+mod verify;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::CommandFactory;
+use kpin::error::Outcome;
+use kpin::manifest::{self, Manifest};
+
+use crate::cli::{Cli, Command, SchemaKind};
+use crate::ui::Terminal;
+
+/// What every command gets: where the manifest is and how to report.
+pub struct Ctx<'a> {
+    pub manifest_arg: Option<PathBuf>,
+    pub term: &'a Terminal,
+}
+
+impl Ctx<'_> {
+    /// Load kpin.yaml from --manifest or by searching upward from the current directory.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let path = match &self.manifest_arg {
+            Some(p) => p.clone(),
+            None => manifest::discover(&std::env::current_dir()?)?,
+        };
+        Manifest::load(&path)
+    }
+}
+
+/// Run the parsed command. The one `match` over commands.
+pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
+    let ctx = Ctx {
+        manifest_arg: cli.manifest,
+        term,
+    };
+    match cli.command {
+        Command::Sync(args) => block_on(sync::run(&ctx, args)),
+        Command::Verify(args) => verify::run(&ctx, args),
+        Command::Render(args) => block_on(render::run(&ctx, args)),
+        Command::Diff(args) => block_on(diff::run(&ctx, args)),
+        Command::Apply(args) => block_on(apply::run(&ctx, args)),
+        Command::Outdated(args) => block_on(outdated::run(&ctx, args)),
+        Command::Upgrade(args) => block_on(upgrade::run(&ctx, args)),
+        Command::Schema(args) => {
+            let schema = match args.kind {
+                SchemaKind::Manifest => manifest::json_schema(),
+                SchemaKind::Overlay => kpin::overlay::json_schema(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(Outcome::Clean)
+        }
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "kpin", &mut std::io::stdout());
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<Outcome>>>(future: F) -> Result<Outcome> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}

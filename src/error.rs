@@ -1,0 +1,178 @@
+//! Error vocabulary shared by every module: exit codes, hints, and the errors callers branch on.
+
+use std::fmt;
+
+/// Process exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Everything is as it should be.
+    Ok = 0,
+    /// Drift: an out-of-date lockfile, a diff with changes, outdated packages, failed verification.
+    Drift = 1,
+    /// Usage, configuration, network or I/O error.
+    Error = 2,
+}
+
+/// What a command reports when it finished without an error: clean, or drift found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Clean,
+    Drift,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Clean => ExitCode::Ok,
+            Outcome::Drift => ExitCode::Drift,
+        }
+    }
+
+    /// Drift if either side has drift.
+    pub fn and(self, other: Outcome) -> Outcome {
+        if self == Outcome::Drift || other == Outcome::Drift {
+            Outcome::Drift
+        } else {
+            Outcome::Clean
+        }
+    }
+}
+
+/// An error that means "the inputs are valid but out of date" (exit 1), e.g. `sync --locked`
+/// on a lockfile that would change. Everything else exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DriftError {
+    pub message: String,
+}
+
+impl DriftError {
+    pub fn new(message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(DriftError {
+            message: message.into(),
+        })
+    }
+}
+
+/// Wraps an error with a hint that the CLI prints after the cause chain.
+///
+/// It displays as the wrapped error and forwards `source()`, so the chain printed by the CLI
+/// is unchanged; only the `hint:` line is added.
+pub struct Hinted {
+    inner: anyhow::Error,
+    hint: String,
+}
+
+impl Hinted {
+    pub fn hint(&self) -> &str {
+        &self.hint
+    }
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Debug for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} (hint: {})", self.inner, self.hint)
+    }
+}
+
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// Attach a hint to an error (`anyhow::Error` or `Result`).
+pub trait HintExt<T> {
+    fn hint(self, hint: impl Into<String>) -> T;
+}
+
+impl HintExt<anyhow::Error> for anyhow::Error {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Hinted {
+            inner: self,
+            hint: hint.into(),
+        })
+    }
+}
+
+impl<T, E: Into<anyhow::Error>> HintExt<anyhow::Result<T>> for Result<T, E> {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Result<T> {
+        self.map_err(|e| e.into().hint(hint))
+    }
+}
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    // `Hinted` forwards `source()` past its inner error, so look inside it too.
+    let drift = err.chain().any(|e| {
+        e.downcast_ref::<DriftError>().is_some()
+            || e.downcast_ref::<Hinted>()
+                .is_some_and(|h| h.inner.downcast_ref::<DriftError>().is_some())
+    });
+    if drift { ExitCode::Drift } else { ExitCode::Error }
+}
+
+/// The hint attached anywhere in an error's chain, if any.
+pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Hinted>())
+        .map(Hinted::hint)
+}
+
+/// The lines the CLI prints for an error: the message, each distinct cause, then the hint.
+///
+/// A cause whose text is already contained in the line above is skipped, so a message never
+/// repeats its source.
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    let mut first = true;
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || (!first && previous.contains(&text)) {
+            continue;
+        }
+        if first {
+            out.push_str(&format!("error: {text}\n"));
+            first = false;
+        } else {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        previous = text;
+    }
+    if let Some(hint) = hint_of(err) {
+        out.push_str(&format!("  hint: {hint}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_survives_context_and_hint() {
+        let err = DriftError::new("kpin.lock is out of date")
+            .hint("run `kpin sync`")
+            .context("in CI");
+        assert_eq!(exit_code_for(&err), ExitCode::Drift);
+        let text = render_error(&err);
+        assert!(text.contains("error: in CI"));
+        assert!(text.contains("caused by: kpin.lock is out of date"));
+        assert!(text.contains("hint: run `kpin sync`"));
+    }
+
+    #[test]
+    fn plain_errors_exit_two_and_causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(io).context("reading kpin.yaml: no such file");
+        assert_eq!(exit_code_for(&err), ExitCode::Error);
+        assert_eq!(render_error(&err), "error: reading kpin.yaml: no such file\n");
+    }
+}

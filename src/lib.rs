@@ -1,0 +1,30 @@
+//! kpin: pin, vendor, patch, lock and apply third-party Kubernetes YAML releases without Helm.
+//!
+//! Every stage is a library module with its own tests; the `kpin` binary only parses arguments,
+//! calls these modules and prints.
+//!
+//! - foundation: [`manifest`], [`lockfile`], [`fetch`], [`sync`], [`verify`]
+//! - overlays and render: [`overlay`], [`render`]
+//! - cluster: [`cluster`]
+//! - upgrade workflow: [`outdated`], [`upgrade`]
+
+pub mod cluster;
+pub mod digest;
+pub mod error;
+pub mod fetch;
+pub mod fsutil;
+pub mod kinds;
+pub mod lockfile;
+pub mod manifest;
+pub mod object;
+pub mod outdated;
+pub mod overlay;
+pub mod progress;
+pub mod render;
+pub mod sync;
+pub mod upgrade;
+pub mod verify;
+pub mod yaml;
+
+/// The version recorded in generated files and the ApplySet tooling annotation.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,35 @@
+//! The `kpin` binary: parse arguments, run one command, map the result to an exit code.
+
+mod cli;
+mod commands;
+mod ui;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kpin::error::{ExitCode as Code, exit_code_for, render_error};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let color = match cli.color {
+        cli::ColorChoice::Always => true,
+        cli::ColorChoice::Never => false,
+        cli::ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let term = ui::Terminal::new(cli.quiet, cli.verbose, color);
+    let code = match commands::run(cli, &term) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            term.error(&render_error(&err));
+            exit_code_for(&err)
+        }
+    };
+    ExitCode::from(match code {
+        Code::Ok => 0,
+        Code::Drift => 1,
+        Code::Error => 2,
+    })
+}

@@ -1,0 +1,817 @@
+//! `kpin.yaml`: the dependency manifest, parsed at the edge from `RawManifest` into the
+//! validated `Manifest` every other module works with.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::digest;
+use crate::error::HintExt;
+use crate::yaml;
+
+pub const MANIFEST_FILE: &str = "kpin.yaml";
+pub const LOCK_FILE: &str = "kpin.lock";
+pub const DEFAULT_VENDOR_DIR: &str = "vendor";
+pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
+const VERSION_PLACEHOLDER: &str = "{version}";
+
+// ---------------------------------------------------------------------------------------------
+// Raw form: exactly what users write. `deny_unknown_fields` everywhere so typos are errors.
+// ---------------------------------------------------------------------------------------------
+
+/// The `kpin.yaml` file as written.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "kpin.yaml", description = "Third-party Kubernetes YAML releases pinned, vendored, patched and applied by kpin.")]
+pub struct RawManifest {
+    /// Directory for vendored releases, relative to kpin.yaml. Default: `vendor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_dir: Option<String>,
+    /// Target environments (clusters), e.g. dev, qa, prod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, RawEnvironment>,
+    /// The pinned packages, by name. The name becomes the directory `vendor/<name>/`.
+    pub packages: BTreeMap<String, RawPackage>,
+}
+
+/// One environment (cluster).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEnvironment {
+    /// kubeconfig context this environment must use; `kpin apply --env` refuses any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Overlay files applied to every package in this environment, after the package's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlays: Vec<String>,
+}
+
+/// One package: a pinned version and where its release files come from.
+///
+/// Exactly one source is given: `url`, `urls`, `github` or `path`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPackage {
+    /// The pinned version. Substituted for `{version}` in URLs, tags and paths. Quote it when
+    /// YAML would read it as a number (`"1.10"`).
+    #[schemars(with = "String")]
+    pub version: Value,
+    /// URL template of a single release file, e.g. `https://host/{version}/deploy.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// URL templates of several release files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// Release assets of a GitHub (or GitHub Enterprise) release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<RawGithub>,
+    /// Local directory or file template, relative to kpin.yaml (internal mirrors, monorepos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Expected sha256 of the release file (a hex string), or of each file by name (a mapping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<RawPins>,
+    /// Move every object of the package into this namespace (shorthand for a namespace overlay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Overlay files applied in order, relative to kpin.yaml.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlays: Vec<String>,
+    /// Extra settings per environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, RawPackageEnvironment>,
+    /// Semver range `kpin outdated` and `kpin upgrade --all` stay within, e.g. `~1.11` or `^0.7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// Where `kpin outdated` looks for newer versions (needed for `url` and `path` sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<RawVersions>,
+}
+
+/// Per-environment settings of one package.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPackageEnvironment {
+    /// Overlay files applied after the package's own overlays in this environment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlays: Vec<String>,
+}
+
+/// A GitHub release source.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGithub {
+    /// `owner/name`.
+    pub repo: String,
+    /// Release tag template. Default: `v{version}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Asset names (templates) to download from the release.
+    pub assets: Vec<String>,
+    /// API base URL, for GitHub Enterprise or tests. Default: `https://api.github.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// Where to list upstream versions for sources that cannot list their own.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawVersions {
+    /// List the releases of this GitHub repository (`owner/name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
+    /// Tag template that maps tags to versions. Default: `v{version}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// API base URL, for GitHub Enterprise or tests. Default: `https://api.github.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Consider prereleases too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prereleases: bool,
+}
+
+/// `sha256:` is a single digest or a map from file name to digest.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawPins {
+    One(String),
+    ByFile(BTreeMap<String, String>),
+    /// Anything else (typically an unquoted all-digit digest YAML read as a number).
+    #[schemars(skip)]
+    Invalid(Value),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated form.
+// ---------------------------------------------------------------------------------------------
+
+/// A validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Path of kpin.yaml.
+    pub path: PathBuf,
+    /// Directory holding kpin.yaml; relative paths are resolved against it.
+    pub root: PathBuf,
+    pub vendor_dir: PathBuf,
+    pub environments: BTreeMap<String, Environment>,
+    pub packages: BTreeMap<String, Package>,
+    /// The parsed file, kept for tools that rewrite it (upgrade) and for schema checks.
+    pub raw: RawManifest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    pub context: Option<String>,
+    /// Overlay files (paths relative to the manifest root).
+    pub overlays: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub name: String,
+    pub version: Version,
+    pub source: Source,
+    /// Expected digests by file name (a single `sha256:` string is keyed by the only file).
+    pub pins: Pins,
+    pub namespace: Option<String>,
+    pub overlays: Vec<String>,
+    pub env_overlays: BTreeMap<String, Vec<String>>,
+    pub constraint: Option<semver::VersionReq>,
+    pub versions: Option<VersionFeed>,
+    /// Digest of the entry fields that decide what is fetched (version, source, pins).
+    pub manifest_digest: String,
+}
+
+/// Expected file digests from the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pins {
+    None,
+    /// The package has exactly one file and this is its digest.
+    Single(String),
+    ByFile(BTreeMap<String, String>),
+}
+
+impl Pins {
+    pub fn for_file(&self, file: &str, file_count: usize) -> Option<&str> {
+        match self {
+            Pins::None => None,
+            Pins::Single(d) if file_count == 1 => Some(d),
+            Pins::Single(_) => None,
+            Pins::ByFile(map) => map.get(file).map(String::as_str),
+        }
+    }
+}
+
+/// Where a package's files come from. Every kind resolves, for a version, to a list of named
+/// files at URLs or local paths (see `fetch::resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One or more URL templates.
+    Url { templates: Vec<String> },
+    /// Assets of a GitHub release.
+    Github(GithubSource),
+    /// A local directory (every `*.yaml`/`*.yml`/`*.json` in it) or file, relative to the manifest.
+    Path { template: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubSource {
+    pub repo: String,
+    pub tag: String,
+    pub assets: Vec<String>,
+    pub api_url: String,
+}
+
+/// Where `outdated` finds versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFeed {
+    pub github_repo: String,
+    pub tag: String,
+    pub api_url: String,
+    pub prereleases: bool,
+}
+
+impl Source {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Url { .. } => "url",
+            Source::Github(_) => "github",
+            Source::Path { .. } => "path",
+        }
+    }
+}
+
+/// A pinned version: the text as written (substituted into templates) and, where it reads as
+/// one, its semver form for comparisons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub raw: String,
+    pub semver: Option<semver::Version>,
+}
+
+impl Version {
+    pub fn parse(raw: &str) -> Version {
+        Version {
+            raw: raw.to_owned(),
+            semver: lenient_semver(raw),
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Semver from tag-like text: `1.9.4`, `v0.0.31`, `controller-v1.12.8`, `1.2` (read as 1.2.0).
+pub fn lenient_semver(text: &str) -> Option<semver::Version> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let prefix = &text[..start];
+    // Only a tag-like prefix (`v`, `controller-v`, `release-`), never digits inside words.
+    if !prefix.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_') {
+        return None;
+    }
+    let body = &text[start..];
+    if let Ok(v) = semver::Version::parse(body) {
+        return Some(v);
+    }
+    let (core, rest) = match body.find(['-', '+']) {
+        Some(i) => (&body[..i], &body[i..]),
+        None => (body, ""),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let padded = match parts.len() {
+        1 => format!("{}.0.0{rest}", parts[0]),
+        2 => format!("{}.{}.0{rest}", parts[0], parts[1]),
+        _ => return None,
+    };
+    semver::Version::parse(&padded).ok()
+}
+
+/// Substitute `{version}` in a template.
+pub fn expand(template: &str, version: &Version) -> String {
+    template.replace(VERSION_PLACEHOLDER, &version.raw)
+}
+
+/// The version a tag stands for under a tag template, e.g. `controller-v{version}` and
+/// `controller-v1.12.8` give `1.12.8`.
+pub fn version_from_tag(template: &str, tag: &str) -> Option<String> {
+    let (prefix, suffix) = template.split_once(VERSION_PLACEHOLDER)?;
+    let v = tag.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and validation.
+// ---------------------------------------------------------------------------------------------
+
+/// Find kpin.yaml in `start` or any parent directory, like cargo finds Cargo.toml.
+pub fn discover(start: &Path) -> Result<PathBuf> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        let candidate = d.join(MANIFEST_FILE);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent();
+    }
+    Err(anyhow::anyhow!(
+        "could not find {MANIFEST_FILE} in {} or any parent directory",
+        start.display()
+    ))
+    .hint("create one (see `kpin schema` for the format) or pass --manifest PATH")
+}
+
+impl Manifest {
+    /// Read and validate the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Manifest::parse(&text, path)
+    }
+
+    /// Validate manifest text; `path` locates the file (and its directory the root).
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let value: Value = yaml::from_str(text, path)?;
+        let raw_entries = match value.get("packages") {
+            Some(Value::Object(map)) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let raw: RawManifest = deserialize_with_path(value, path)?;
+        let root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let vendor_rel = raw.vendor_dir.clone().unwrap_or_else(|| DEFAULT_VENDOR_DIR.to_owned());
+        check_relative_path(&vendor_rel).with_context(|| format!("{}: vendorDir", path.display()))?;
+
+        let mut environments = BTreeMap::new();
+        for (name, env) in &raw.environments {
+            check_name(name, "environment")
+                .with_context(|| format!("{}: environments.{name}", path.display()))?;
+            for (i, o) in env.overlays.iter().enumerate() {
+                check_relative_path(o).with_context(|| {
+                    format!("{}: environments.{name}.overlays[{i}]", path.display())
+                })?;
+            }
+            environments.insert(
+                name.clone(),
+                Environment {
+                    name: name.clone(),
+                    context: env.context.clone(),
+                    overlays: env.overlays.clone(),
+                },
+            );
+        }
+
+        let mut packages = BTreeMap::new();
+        for (name, pkg) in &raw.packages {
+            let entry = raw_entries.get(name).cloned().unwrap_or(Value::Null);
+            let package = validate_package(name, pkg, &entry, &environments)
+                .with_context(|| format!("{}: package `{name}`", path.display()))?;
+            packages.insert(name.clone(), package);
+        }
+
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            vendor_dir: root.join(vendor_rel),
+            root,
+            environments,
+            packages,
+            raw,
+        })
+    }
+
+    /// The lockfile next to the manifest.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+
+    /// The vendored directory of one package at its pinned version.
+    pub fn package_vendor_dir(&self, package: &Package) -> PathBuf {
+        self.vendor_dir.join(&package.name).join(&package.version.raw)
+    }
+
+    /// A path from the manifest (overlay, local source) resolved against the root.
+    pub fn resolve_path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Select packages by name; all when `names` is empty. Unknown names are errors.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Package>> {
+        if names.is_empty() {
+            return Ok(self.packages.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.packages.get(n).ok_or_else(|| {
+                    anyhow::anyhow!("no package `{n}` in {}", self.path.display()).hint(format!(
+                        "packages are: {}",
+                        self.packages.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The named environment, or an error listing the known ones.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments.get(name).ok_or_else(|| {
+            anyhow::anyhow!("no environment `{name}` in {}", self.path.display()).hint(
+                if self.environments.is_empty() {
+                    "declare it under `environments:` in kpin.yaml".to_owned()
+                } else {
+                    format!(
+                        "environments are: {}",
+                        self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
+            )
+        })
+    }
+}
+
+/// Deserialize with the failing field's path in the message (`packages.x.urll`).
+fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Path) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let at = if field == "." { String::new() } else { format!(" at `{field}`") };
+        let err = anyhow::anyhow!("{}{at}: {inner}", path.display());
+        if inner.starts_with("unknown field") {
+            err.hint("see `kpin schema` for every accepted key")
+        } else {
+            err
+        }
+    })
+}
+
+fn validate_package(
+    name: &str,
+    raw: &RawPackage,
+    entry: &Value,
+    environments: &BTreeMap<String, Environment>,
+) -> Result<Package> {
+    check_name(name, "package")?;
+    let version_text = match &raw.version {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        Value::Number(n) => {
+            return Err(anyhow::anyhow!(
+                "version: YAML reads `{n}` as a number, which loses digits such as trailing zeros"
+            ))
+            .hint(format!("quote it: version: \"{n}\""));
+        }
+        other => bail!("version: expected a string, found a {}", yaml::json_type_name(other)),
+    };
+    check_path_segment(&version_text).context("version")?;
+    let version = Version::parse(&version_text);
+
+    let source = match (&raw.url, &raw.urls, &raw.github, &raw.path) {
+        (Some(url), None, None, None) => Source::Url { templates: vec![url.clone()] },
+        (None, Some(urls), None, None) if !urls.is_empty() => Source::Url { templates: urls.clone() },
+        (None, Some(_), None, None) => bail!("urls: the list is empty"),
+        (None, None, Some(gh), None) => {
+            if !gh.repo.split('/').filter(|p| !p.is_empty()).count().eq(&2) || gh.repo.contains("..") {
+                bail!("github.repo: `{}` is not of the form owner/name", gh.repo);
+            }
+            if gh.assets.is_empty() {
+                return Err(anyhow::anyhow!("github.assets: the list is empty"))
+                    .hint("name the release files to vendor, e.g. assets: [components.yaml]");
+            }
+            Source::Github(GithubSource {
+                repo: gh.repo.clone(),
+                tag: gh.tag.clone().unwrap_or_else(|| "v{version}".to_owned()),
+                assets: gh.assets.clone(),
+                api_url: gh
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_GITHUB_API.to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+            })
+        }
+        (None, None, None, Some(p)) => {
+            check_relative_path(&expand(p, &version)).context("path")?;
+            Source::Path { template: p.clone() }
+        }
+        (None, None, None, None) => {
+            return Err(anyhow::anyhow!("no source: give one of `url`, `urls`, `github` or `path`"))
+                .hint("e.g. url: https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml");
+        }
+        _ => bail!("more than one source: give only one of `url`, `urls`, `github` or `path`"),
+    };
+    if let Source::Url { templates } = &source {
+        for t in templates {
+            let expanded = expand(t, &version);
+            let parsed = url::Url::parse(&expanded)
+                .with_context(|| format!("url: `{expanded}` is not a valid URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http" | "file") {
+                bail!("url: scheme `{}` is not supported (use https, http or file)", parsed.scheme());
+            }
+        }
+    }
+    check_placeholders(&source)?;
+
+    let pins = match &raw.sha256 {
+        None => Pins::None,
+        Some(RawPins::One(d)) => {
+            let d = check_digest(d).context("sha256")?;
+            let single = match &source {
+                Source::Url { templates } => templates.len() == 1,
+                Source::Github(gh) => gh.assets.len() == 1,
+                Source::Path { .. } => false,
+            };
+            if !single {
+                return Err(anyhow::anyhow!("sha256: a single digest needs a source with exactly one file"))
+                    .hint("pin each file by name: sha256: {deploy.yaml: <hex>, crds.yaml: <hex>}");
+            }
+            Pins::Single(d)
+        }
+        Some(RawPins::Invalid(v)) => {
+            return Err(anyhow::anyhow!(
+                "sha256: expected a hex string or a mapping of file name to hex string, found a {}",
+                yaml::json_type_name(v)
+            ))
+            .hint("quote the digest: sha256: \"<64 hex characters>\"");
+        }
+        Some(RawPins::ByFile(map)) => {
+            let mut out = BTreeMap::new();
+            for (file, d) in map {
+                out.insert(file.clone(), check_digest(d).with_context(|| format!("sha256.{file}"))?);
+            }
+            Pins::ByFile(out)
+        }
+    };
+
+    if let Some(ns) = &raw.namespace {
+        check_dns_label(ns).context("namespace")?;
+    }
+    for (i, o) in raw.overlays.iter().enumerate() {
+        check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
+    }
+    let mut env_overlays = BTreeMap::new();
+    for (env, settings) in &raw.environments {
+        if !environments.contains_key(env) {
+            return Err(anyhow::anyhow!("environments.{env}: no such environment")).hint(format!(
+                "declare it at the top level: environments: {{{env}: {{}}}}"
+            ));
+        }
+        for (i, o) in settings.overlays.iter().enumerate() {
+            check_relative_path(o).with_context(|| format!("environments.{env}.overlays[{i}]"))?;
+        }
+        env_overlays.insert(env.clone(), settings.overlays.clone());
+    }
+    let constraint = raw
+        .constraint
+        .as_deref()
+        .map(|c| {
+            semver::VersionReq::parse(c)
+                .with_context(|| format!("constraint: `{c}` is not a semver range"))
+                .hint("examples: \"~1.11\", \"^0.7\", \">=2.0, <3\"")
+        })
+        .transpose()?;
+    let versions = match (&raw.versions, &source) {
+        (Some(v), _) => {
+            let repo = v.github.clone().ok_or_else(|| {
+                anyhow::anyhow!("versions.github: required (the repository whose releases list versions)")
+            })?;
+            Some(VersionFeed {
+                github_repo: repo,
+                tag: v.tag.clone().unwrap_or_else(|| "v{version}".to_owned()),
+                api_url: v
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_GITHUB_API.to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                prereleases: v.prereleases,
+            })
+        }
+        (None, Source::Github(gh)) => Some(VersionFeed {
+            github_repo: gh.repo.clone(),
+            tag: gh.tag.clone(),
+            api_url: gh.api_url.clone(),
+            prereleases: false,
+        }),
+        (None, _) => None,
+    };
+
+    Ok(Package {
+        name: name.to_owned(),
+        version,
+        source,
+        pins,
+        namespace: raw.namespace.clone(),
+        overlays: raw.overlays.clone(),
+        env_overlays,
+        constraint,
+        versions,
+        manifest_digest: fetch_digest(entry),
+    })
+}
+
+/// Digest of the entry fields that decide what is fetched, so changing overlays does not force
+/// a re-download but changing the version, a URL or a pin does.
+fn fetch_digest(entry: &Value) -> String {
+    const FETCH_KEYS: [&str; 6] = ["version", "url", "urls", "github", "path", "sha256"];
+    let mut subset = serde_json::Map::new();
+    if let Value::Object(map) = entry {
+        for key in FETCH_KEYS {
+            if let Some(v) = map.get(key) {
+                subset.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
+    digest::of_json(&Value::Object(subset))
+}
+
+fn check_placeholders(source: &Source) -> Result<()> {
+    let templates: Vec<&str> = match source {
+        Source::Url { templates } => templates.iter().map(String::as_str).collect(),
+        Source::Github(gh) => std::iter::once(gh.tag.as_str()).chain(gh.assets.iter().map(String::as_str)).collect(),
+        Source::Path { template } => vec![template.as_str()],
+    };
+    for t in templates {
+        let stripped = t.replace(VERSION_PLACEHOLDER, "");
+        if let Some(start) = stripped.find('{') {
+            let end = stripped[start..].find('}').map(|e| start + e + 1).unwrap_or(stripped.len());
+            return Err(anyhow::anyhow!(
+                "`{t}`: unknown placeholder `{}`",
+                &stripped[start..end]
+            ))
+            .hint("the only placeholder is {version}");
+        }
+    }
+    Ok(())
+}
+
+/// Names that become directory names: lowercase DNS-like, never a path.
+pub fn check_name(name: &str, what: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && !name.contains("..");
+    if !valid {
+        return Err(anyhow::anyhow!("invalid {what} name `{name}`")).hint(
+            "use lowercase letters, digits, '-', '_' and '.', starting with a letter or digit (it becomes a directory name)",
+        );
+    }
+    Ok(())
+}
+
+/// One path segment that is safe as a directory or file name (versions, file names).
+pub fn check_path_segment(segment: &str) -> Result<()> {
+    let valid = !segment.is_empty()
+        && segment.len() <= 128
+        && !segment.starts_with('.')
+        && !segment.contains("..")
+        && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+    if !valid {
+        bail!("`{segment}` cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)");
+    }
+    Ok(())
+}
+
+/// A relative path that stays below the manifest directory.
+pub fn check_relative_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    if path.is_empty()
+        || p.is_absolute()
+        || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+    {
+        bail!("`{path}` must be a relative path below the directory of kpin.yaml (no `..`)");
+    }
+    Ok(())
+}
+
+fn check_dns_label(ns: &str) -> Result<()> {
+    let valid = !ns.is_empty()
+        && ns.len() <= 63
+        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if !valid {
+        bail!("`{ns}` is not a valid namespace name (RFC 1123 label: lowercase letters, digits and '-')");
+    }
+    Ok(())
+}
+
+fn check_digest(d: &str) -> Result<String> {
+    let hex = d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("`{d}` is not a sha256 digest (64 hex characters)");
+    }
+    Ok(hex)
+}
+
+/// The JSON Schema of kpin.yaml, for editors.
+pub fn json_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(RawManifest)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest> {
+        Manifest::parse(text, Path::new("/repo/kpin.yaml"))
+    }
+
+    fn err(text: &str) -> String {
+        crate::error::render_error(&parse(text).unwrap_err())
+    }
+
+    #[test]
+    fn minimal_form_from_the_issue() {
+        let m = parse(
+            "packages:\n  ingress-nginx:\n    version: 1.9.4\n    url: https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v{version}/deploy/static/provider/cloud/deploy.yaml\n",
+        )
+        .unwrap();
+        let p = &m.packages["ingress-nginx"];
+        assert_eq!(p.version.raw, "1.9.4");
+        assert_eq!(p.version.semver, Some(semver::Version::new(1, 9, 4)));
+        let Source::Url { templates } = &p.source else { panic!() };
+        assert!(expand(&templates[0], &p.version).contains("controller-v1.9.4/deploy"));
+        assert_eq!(m.vendor_dir, Path::new("/repo/vendor"));
+    }
+
+    #[test]
+    fn lenient_versions() {
+        assert_eq!(lenient_semver("v0.0.31"), Some(semver::Version::new(0, 0, 31)));
+        assert_eq!(lenient_semver("controller-v1.12.8"), Some(semver::Version::new(1, 12, 8)));
+        assert_eq!(lenient_semver("1.2"), Some(semver::Version::new(1, 2, 0)));
+        assert_eq!(lenient_semver("v1.0.0-rc.1").unwrap().pre.as_str(), "rc.1");
+        assert_eq!(lenient_semver("latest"), None);
+        assert_eq!(version_from_tag("controller-v{version}", "controller-v1.12.8").as_deref(), Some("1.12.8"));
+        assert_eq!(version_from_tag("v{version}", "helm-chart-4.0.0"), None);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_file() {
+        let e = err("packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}/a.yaml\n    urll: x\n");
+        assert!(e.contains("/repo/kpin.yaml at `packages.a.urll`: unknown field `urll`"), "{e}");
+        assert!(e.contains("hint: see `kpin schema`"), "{e}");
+    }
+
+    #[test]
+    fn package_names_cannot_escape_vendor() {
+        for bad in ["../x", "a/b", "..", ".hidden", "A", "a\\b"] {
+            let e = err(&format!("packages:\n  '{bad}':\n    version: 1.0.0\n    url: https://x/a.yaml\n"));
+            assert!(e.contains("invalid package name"), "{bad}: {e}");
+        }
+        let e = err("packages:\n  a:\n    version: ../../etc\n    url: https://x/a.yaml\n");
+        assert!(e.contains("cannot be used as a file or directory name"), "{e}");
+    }
+
+    #[test]
+    fn float_versions_need_quotes() {
+        let e = err("packages:\n  a:\n    version: 1.10\n    url: https://x/a.yaml\n");
+        assert!(e.contains("hint: quote it"), "{e}");
+    }
+
+    #[test]
+    fn sources_are_exclusive_and_checked() {
+        assert!(err("packages:\n  a:\n    version: '1'\n").contains("no source"));
+        let e = err("packages:\n  a:\n    version: '1'\n    url: https://x\n    path: y\n");
+        assert!(e.contains("more than one source"), "{e}");
+        assert!(err("packages:\n  a:\n    version: '1'\n    url: ftp://x/a\n").contains("scheme `ftp`"));
+        assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/{tag}/a\n").contains("unknown placeholder `{tag}`"));
+        assert!(err("packages:\n  a:\n    version: '1'\n    path: ../outside\n").contains("relative path below"));
+        assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/a\n    environments: {prod: {}}\n").contains("environments.prod: no such environment"));
+    }
+
+    #[test]
+    fn github_source_defaults() {
+        let m = parse("packages:\n  ms:\n    version: 0.7.2\n    github:\n      repo: kubernetes-sigs/metrics-server\n      assets: [components.yaml]\n    sha256: ab00000000000000000000000000000000000000000000000000000000000000\n").unwrap();
+        let p = &m.packages["ms"];
+        let Source::Github(gh) = &p.source else { panic!() };
+        assert_eq!(gh.tag, "v{version}");
+        assert_eq!(gh.api_url, DEFAULT_GITHUB_API);
+        assert_eq!(p.versions.as_ref().unwrap().github_repo, "kubernetes-sigs/metrics-server");
+        assert!(matches!(p.pins, Pins::Single(_)));
+    }
+
+    #[test]
+    fn fetch_digest_ignores_overlay_fields() {
+        let a = parse("packages:\n  a:\n    version: '1'\n    url: https://x/a\n").unwrap();
+        let b = parse("packages:\n  a:\n    version: '1'\n    url: https://x/a\n    namespace: other\n").unwrap();
+        let c = parse("packages:\n  a:\n    version: '2'\n    url: https://x/a\n").unwrap();
+        assert_eq!(a.packages["a"].manifest_digest, b.packages["a"].manifest_digest);
+        assert_ne!(a.packages["a"].manifest_digest, c.packages["a"].manifest_digest);
+    }
+}

@@ -1,0 +1,108 @@
+//! A Kubernetes object as kpin handles it: JSON as the API server reads it, plus the
+//! accessors and identity (`ObjectRef`) every stage needs.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::kinds;
+
+/// One Kubernetes object (a JSON mapping with `apiVersion`, `kind`, `metadata`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object(pub Value);
+
+/// The identity of an object: group, kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    /// `Deployment ingress/controller` or `ClusterRole ingress-nginx`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+impl Object {
+    pub fn api_version(&self) -> &str {
+        self.0.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn group(&self) -> &str {
+        kinds::group_of(self.api_version())
+    }
+    pub fn kind(&self) -> &str {
+        self.0.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.0
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.0
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+    pub fn labels(&self) -> Option<&Map<String, Value>> {
+        self.0.pointer("/metadata/labels").and_then(Value::as_object)
+    }
+    pub fn annotations(&self) -> Option<&Map<String, Value>> {
+        self.0.pointer("/metadata/annotations").and_then(Value::as_object)
+    }
+    pub fn reference(&self) -> ObjectRef {
+        ObjectRef {
+            group: self.group().to_owned(),
+            kind: self.kind().to_owned(),
+            namespace: self.namespace().map(str::to_owned),
+            name: self.name().to_owned(),
+        }
+    }
+    /// The `metadata` mapping, created when missing.
+    pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
+        let root = ensure_object(&mut self.0);
+        ensure_object(root.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
+    }
+    pub fn set_namespace(&mut self, namespace: &str) {
+        self.metadata_mut()
+            .insert("namespace".into(), Value::String(namespace.to_owned()));
+    }
+    /// Sort key for deterministic output: apply stage, kind table position, then identity.
+    pub fn order_key(&self) -> ((kinds::Stage, usize), ObjectRef) {
+        (kinds::rank(self.group(), self.kind()), self.reference())
+    }
+}
+
+fn ensure_object(value: &mut Value) -> &mut Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn identity_and_display() {
+        let o = Object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "c", "namespace": "ingress"}}));
+        assert_eq!(o.reference().to_string(), "Deployment ingress/c");
+        let mut cr = Object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"}));
+        assert_eq!(cr.group(), "rbac.authorization.k8s.io");
+        cr.metadata_mut().insert("name".into(), json!("x"));
+        assert_eq!(cr.reference().to_string(), "ClusterRole x");
+    }
+}

@@ -1,0 +1,1 @@
+//! `kpin outdated`: newer upstream versions per package.

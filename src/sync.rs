@@ -1,0 +1,1 @@
+//! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml.

@@ -1,0 +1,99 @@
+//! The terminal side of progress reporting: cargo-style status lines and progress bars on
+//! stderr, hidden when stderr is not a terminal or with `--quiet`.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kpin::progress::{Reporter, Task};
+
+pub struct Terminal {
+    quiet: bool,
+    verbose: u8,
+    color: bool,
+    tty: bool,
+}
+
+impl Terminal {
+    pub fn new(quiet: bool, verbose: u8, color: bool) -> Terminal {
+        Terminal {
+            quiet,
+            verbose,
+            color,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Print an error report (already formatted by `kpin::error::render_error`).
+    pub fn error(&self, report: &str) {
+        let mut out = String::new();
+        for line in report.lines() {
+            let painted = if let Some(rest) = line.strip_prefix("error:") {
+                format!("{}{rest}", self.paint("1;31", "error:"))
+            } else if let Some(rest) = line.strip_prefix("  hint:") {
+                format!("  {}{rest}", self.paint("1;36", "hint:"))
+            } else {
+                line.to_owned()
+            };
+            out.push_str(&painted);
+            out.push('\n');
+        }
+        eprint!("{out}");
+    }
+}
+
+impl Reporter for Terminal {
+    fn status(&self, verb: &str, message: &str) {
+        if !self.quiet {
+            eprintln!("{} {message}", self.paint("1;32", &format!("{verb:>12}")));
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        eprintln!("{} {message}", self.paint("1;33", "warning:"));
+    }
+
+    fn task(&self, label: &str, total: u64) -> Box<dyn Task> {
+        if self.quiet || !self.tty {
+            return Box::new(Bar(None));
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_owned());
+        Box::new(Bar(Some(bar)))
+    }
+}
+
+struct Bar(Option<ProgressBar>);
+
+impl Task for Bar {
+    fn advance(&self, steps: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(steps);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}

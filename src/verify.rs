@@ -1,0 +1,1 @@
+//! `kpin verify`: offline agreement check of kpin.yaml, kpin.lock and vendor/.

@@ -1,0 +1,9 @@
+//! kpin's integration tests: one binary, one module per stage, each reading like a spec.
+
+mod support;
+
+mod cluster;
+mod example;
+mod render;
+mod sync;
+mod upgrade;

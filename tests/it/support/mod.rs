@@ -1,0 +1,136 @@
+//! Shared test helpers: running the kpin binary in a scratch project and snapshot filters.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where the bundled example lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/upstream/` with the real upstream releases, when present.
+pub fn upstream_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("KPIN_UPSTREAM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/upstream"));
+    dir.join("INDEX.tsv").is_file().then_some(dir)
+}
+
+/// Return the upstream folder, or print why the calling test is skipped.
+pub fn upstream_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = upstream_dir();
+    if dir.is_none() {
+        eprintln!("SKIPPED {test}: ../shared/upstream/ is absent (set KPIN_UPSTREAM_DIR to run it)");
+    }
+    dir
+}
+
+/// A scratch project directory with its own cache dir.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(rel))
+            .unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+    }
+
+    /// `kpin` with this project as working directory and a private cache.
+    pub fn kpin(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kpin"));
+        cmd.current_dir(self.dir.path())
+            .env("KPIN_CACHE_DIR", self.cache.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("KUBECONFIG")
+            .env_remove("KPIN_MANIFEST");
+        cmd
+    }
+
+    /// Run kpin with `args`; returns (exit code, stdout, stderr) with temp paths filtered.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.kpin().args(args).output().expect("running kpin");
+        Run::new(out, &[self.dir.path(), self.cache.path()])
+    }
+}
+
+/// One finished kpin run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn new(out: Output, temp_paths: &[&Path]) -> Run {
+        let filter = |s: &[u8]| {
+            let mut text = String::from_utf8_lossy(s).into_owned();
+            for (i, p) in temp_paths.iter().enumerate() {
+                let name = if i == 0 { "[PROJECT]" } else { "[CACHE]" };
+                // Canonical form first: macOS and some CI put temp dirs behind symlinks.
+                if let Ok(c) = p.canonicalize() {
+                    text = text.replace(&c.display().to_string(), name);
+                }
+                text = text.replace(&p.display().to_string(), name);
+            }
+            filter_ports(&text)
+        };
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: filter(&out.stdout),
+            stderr: filter(&out.stderr),
+        }
+    }
+
+    /// Exit code, stdout and stderr in one string for snapshots.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Replace `127.0.0.1:PORT` and `localhost:PORT` with `[HOST]`.
+pub fn filter_ports(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("127.0.0.1:").or_else(|| rest.find("localhost:")) {
+        let prefix_len = if rest[i..].starts_with("127.0.0.1:") { 10 } else { 10 };
+        out.push_str(&rest[..i]);
+        let after = &rest[i + prefix_len..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("[HOST]");
+            rest = &after[digits..];
+        } else {
+            out.push_str(&rest[i..i + prefix_len]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
