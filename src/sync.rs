@@ -543,10 +543,10 @@ impl Run<'_> {
                 (sha, size, content, true)
             }
         };
-        if let Some((expected, against)) = &wanted.expected {
-            if *expected != sha {
-                return Err(mismatch(package, wanted, expected, &sha, *against));
-            }
+        if let Some((expected, against)) = &wanted.expected
+            && *expected != sha
+        {
+            return Err(mismatch(package, wanted, expected, &sha, *against));
         }
         Ok(Obtained {
             locked: locked_file(sha, size),

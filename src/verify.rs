@@ -184,13 +184,13 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
             problems.extend(local_source_problems(manifest, package, entry)?);
         }
         problems.extend(vendor_problems(manifest, package, entry)?);
-        if problems.len() == before {
-            if let Some(hook) = hook {
-                problems.extend(
-                    hook.check(manifest, package, entry)
-                        .with_context(|| format!("package `{}`", package.name))?,
-                );
-            }
+        if problems.len() == before
+            && let Some(hook) = hook
+        {
+            problems.extend(
+                hook.check(manifest, package, entry)
+                    .with_context(|| format!("package `{}`", package.name))?,
+            );
         }
     }
     for name in lock.packages.keys() {
