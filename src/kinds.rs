@@ -88,7 +88,10 @@ pub fn lookup(group: &str, kind: &str) -> Option<&'static KindInfo> {
 /// Position of a kind in apply/render order: (stage, index in table). Unknown kinds sort in
 /// `Stage::Other` after all known ones of that stage.
 pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
-    match KINDS.iter().position(|k| k.group == group && k.kind == kind) {
+    match KINDS
+        .iter()
+        .position(|k| k.group == group && k.kind == kind)
+    {
         Some(i) => (KINDS[i].stage, i),
         None => (Stage::Other, KINDS.len()),
     }
@@ -96,9 +99,82 @@ pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
 
 /// Whether a kind is namespaced: the table for built-ins, `extra` (from CRDs in the same
 /// render) for custom kinds; `None` when unknown.
-pub fn namespaced(group: &str, kind: &str, extra: &dyn Fn(&str, &str) -> Option<bool>) -> Option<bool> {
-    lookup(group, kind).map(|k| k.namespaced).or_else(|| extra(group, kind))
+pub fn namespaced(
+    group: &str,
+    kind: &str,
+    extra: &dyn Fn(&str, &str) -> Option<bool>,
+) -> Option<bool> {
+    lookup(group, kind)
+        .map(|k| k.namespaced)
+        .or_else(|| extra(group, kind))
 }
+
+/// A field outside `metadata.namespace` that names a namespace: the `namespace` key inside the
+/// mapping at `parent` (keys, `*` for every list item), only for items whose `kind` equals
+/// `only_kind` when given. Moving a package rewrites these; kustomize misses several of them.
+pub struct NamespaceRef {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub parent: &'static [&'static str],
+    pub only_kind: Option<&'static str>,
+}
+
+pub static NAMESPACE_REFS: &[NamespaceRef] = &[
+    NamespaceRef {
+        group: "rbac.authorization.k8s.io",
+        kind: "RoleBinding",
+        parent: &["subjects", "*"],
+        only_kind: Some("ServiceAccount"),
+    },
+    NamespaceRef {
+        group: "rbac.authorization.k8s.io",
+        kind: "ClusterRoleBinding",
+        parent: &["subjects", "*"],
+        only_kind: Some("ServiceAccount"),
+    },
+    NamespaceRef {
+        group: "admissionregistration.k8s.io",
+        kind: "ValidatingWebhookConfiguration",
+        parent: &["webhooks", "*", "clientConfig", "service"],
+        only_kind: None,
+    },
+    NamespaceRef {
+        group: "admissionregistration.k8s.io",
+        kind: "MutatingWebhookConfiguration",
+        parent: &["webhooks", "*", "clientConfig", "service"],
+        only_kind: None,
+    },
+    NamespaceRef {
+        group: "apiregistration.k8s.io",
+        kind: "APIService",
+        parent: &["spec", "service"],
+        only_kind: None,
+    },
+    NamespaceRef {
+        group: "apiextensions.k8s.io",
+        kind: "CustomResourceDefinition",
+        parent: &["spec", "conversion", "webhook", "clientConfig", "service"],
+        only_kind: None,
+    },
+];
+
+/// Kinds holding RBAC `rules`.
+pub static RULE_KINDS: &[(&str, &str)] = &[
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+];
+
+/// Kinds holding RBAC `subjects`.
+pub static BINDING_KINDS: &[(&str, &str)] = &[
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+];
+
+/// The `Namespace` kind itself, renamed when a package moves.
+pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");
+
+/// `CustomResourceDefinition`, whose `spec.scope` tells the scope of custom kinds.
+pub const CRD_KIND: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
 
 #[cfg(test)]
 mod tests {
@@ -110,7 +186,10 @@ mod tests {
         let ns = rank("", "Namespace");
         let deploy = rank("apps", "Deployment");
         let custom = rank("example.com", "Widget");
-        let webhook = rank("admissionregistration.k8s.io", "ValidatingWebhookConfiguration");
+        let webhook = rank(
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+        );
         assert!(crd < ns && ns < deploy && deploy < custom && custom < webhook);
         assert_eq!(group_of("apps/v1"), "apps");
         assert_eq!(group_of("v1"), "");
