@@ -50,12 +50,10 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch pinned releases into vendor/ and update kpin.lock
-    #[command(
-        long_about = "Fetch every package's pinned release files, verify their sha256, \
+    #[command(long_about = "Fetch every package's pinned release files, verify their sha256, \
 store them under vendor/<package>/<version>/ and update kpin.lock.\n\n\
 A second sync downloads nothing: files come from vendor/ or the local cache. \
-In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock."
-    )]
+In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock.")]
     Sync(SyncArgs),
     /// Check offline that kpin.yaml, kpin.lock, vendor/ and overlays agree
     Verify(VerifyArgs),

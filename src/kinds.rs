@@ -88,10 +88,7 @@ pub fn lookup(group: &str, kind: &str) -> Option<&'static KindInfo> {
 /// Position of a kind in apply/render order: (stage, index in table). Unknown kinds sort in
 /// `Stage::Other` after all known ones of that stage.
 pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
-    match KINDS
-        .iter()
-        .position(|k| k.group == group && k.kind == kind)
-    {
+    match KINDS.iter().position(|k| k.group == group && k.kind == kind) {
         Some(i) => (KINDS[i].stage, i),
         None => (Stage::Other, KINDS.len()),
     }
@@ -99,14 +96,8 @@ pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
 
 /// Whether a kind is namespaced: the table for built-ins, `extra` (from CRDs in the same
 /// render) for custom kinds; `None` when unknown.
-pub fn namespaced(
-    group: &str,
-    kind: &str,
-    extra: &dyn Fn(&str, &str) -> Option<bool>,
-) -> Option<bool> {
-    lookup(group, kind)
-        .map(|k| k.namespaced)
-        .or_else(|| extra(group, kind))
+pub fn namespaced(group: &str, kind: &str, extra: &dyn Fn(&str, &str) -> Option<bool>) -> Option<bool> {
+    lookup(group, kind).map(|k| k.namespaced).or_else(|| extra(group, kind))
 }
 
 /// A field outside `metadata.namespace` that names a namespace: the `namespace` key inside the
@@ -119,44 +110,20 @@ pub struct NamespaceRef {
     pub only_kind: Option<&'static str>,
 }
 
-pub static NAMESPACE_REFS: &[NamespaceRef] = &[
-    NamespaceRef {
-        group: "rbac.authorization.k8s.io",
-        kind: "RoleBinding",
-        parent: &["subjects", "*"],
-        only_kind: Some("ServiceAccount"),
-    },
-    NamespaceRef {
-        group: "rbac.authorization.k8s.io",
-        kind: "ClusterRoleBinding",
-        parent: &["subjects", "*"],
-        only_kind: Some("ServiceAccount"),
-    },
-    NamespaceRef {
-        group: "admissionregistration.k8s.io",
-        kind: "ValidatingWebhookConfiguration",
-        parent: &["webhooks", "*", "clientConfig", "service"],
-        only_kind: None,
-    },
-    NamespaceRef {
-        group: "admissionregistration.k8s.io",
-        kind: "MutatingWebhookConfiguration",
-        parent: &["webhooks", "*", "clientConfig", "service"],
-        only_kind: None,
-    },
-    NamespaceRef {
-        group: "apiregistration.k8s.io",
-        kind: "APIService",
-        parent: &["spec", "service"],
-        only_kind: None,
-    },
-    NamespaceRef {
-        group: "apiextensions.k8s.io",
-        kind: "CustomResourceDefinition",
-        parent: &["spec", "conversion", "webhook", "clientConfig", "service"],
-        only_kind: None,
-    },
-];
+macro_rules! namespace_refs {
+    ($( $group:literal $kind:literal [$($seg:literal)*] $only:expr ; )*) => {
+        &[ $( NamespaceRef { group: $group, kind: $kind, parent: &[$($seg),*], only_kind: $only } ),* ]
+    };
+}
+
+pub static NAMESPACE_REFS: &[NamespaceRef] = namespace_refs! {
+    "rbac.authorization.k8s.io" "RoleBinding" ["subjects" "*"] Some("ServiceAccount");
+    "rbac.authorization.k8s.io" "ClusterRoleBinding" ["subjects" "*"] Some("ServiceAccount");
+    "admissionregistration.k8s.io" "ValidatingWebhookConfiguration" ["webhooks" "*" "clientConfig" "service"] None;
+    "admissionregistration.k8s.io" "MutatingWebhookConfiguration" ["webhooks" "*" "clientConfig" "service"] None;
+    "apiregistration.k8s.io" "APIService" ["spec" "service"] None;
+    "apiextensions.k8s.io" "CustomResourceDefinition" ["spec" "conversion" "webhook" "clientConfig" "service"] None;
+};
 
 /// Kinds holding RBAC `rules`.
 pub static RULE_KINDS: &[(&str, &str)] = &[
@@ -186,10 +153,7 @@ mod tests {
         let ns = rank("", "Namespace");
         let deploy = rank("apps", "Deployment");
         let custom = rank("example.com", "Widget");
-        let webhook = rank(
-            "admissionregistration.k8s.io",
-            "ValidatingWebhookConfiguration",
-        );
+        let webhook = rank("admissionregistration.k8s.io", "ValidatingWebhookConfiguration");
         assert!(crd < ns && ns < deploy && deploy < custom && custom < webhook);
         assert_eq!(group_of("apps/v1"), "apps");
         assert_eq!(group_of("v1"), "");

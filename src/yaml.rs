@@ -115,8 +115,9 @@ pub fn from_str_flavored<T: DeserializeOwned>(
 /// document must be a mapping.
 pub fn documents(text: &str, origin: &Path) -> Result<Vec<Value>, YamlError> {
     check_size(text, origin)?;
-    let docs: Vec<Option<Value>> = serde_saphyr::from_multiple_with_options(text, k8s_options())
-        .map_err(|e| YamlError::new(origin, e.to_string()))?;
+    let docs: Vec<Option<Value>> =
+        serde_saphyr::from_multiple_with_options(text, k8s_options())
+            .map_err(|e| YamlError::new(origin, e.to_string()))?;
     let mut out = Vec::with_capacity(docs.len());
     for (index, doc) in docs.into_iter().enumerate() {
         match doc {
@@ -307,27 +308,8 @@ pub fn is_plain_safe(s: &str) -> bool {
     }
     if matches!(
         first,
-        '-' | '?'
-            | ':'
-            | ','
-            | '['
-            | ']'
-            | '{'
-            | '}'
-            | '#'
-            | '&'
-            | '*'
-            | '!'
-            | '|'
-            | '>'
-            | '\''
-            | '"'
-            | '%'
-            | '@'
-            | '`'
-            | '='
-            | '<'
-            | '~'
+        '-' | '?' | ':' | ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\''
+            | '"' | '%' | '@' | '`' | '=' | '<' | '~'
     ) {
         // `-foo` and `--flag=x` are plain-safe; a lone `-` or `- x` is not.
         let dash_ok = first == '-' && s.len() > 1 && !s[1..].starts_with(' ') && !looks_numeric(s);
@@ -338,9 +320,7 @@ pub fn is_plain_safe(s: &str) -> bool {
     if s.ends_with(':') || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if s.chars().any(|c| {
-        c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' || c == '\u{85}'
-    }) {
+    if s.chars().any(|c| c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' || c == '\u{85}') {
         return false;
     }
     if is_reserved_word(s) || looks_numeric(s) {
@@ -353,39 +333,11 @@ pub fn is_plain_safe(s: &str) -> bool {
 fn is_reserved_word(s: &str) -> bool {
     matches!(
         s,
-        "~" | "null"
-            | "Null"
-            | "NULL"
-            | "y"
-            | "Y"
-            | "yes"
-            | "Yes"
-            | "YES"
-            | "n"
-            | "N"
-            | "no"
-            | "No"
-            | "NO"
-            | "true"
-            | "True"
-            | "TRUE"
-            | "false"
-            | "False"
-            | "FALSE"
-            | "on"
-            | "On"
-            | "ON"
-            | "off"
-            | "Off"
-            | "OFF"
-            | ".inf"
-            | ".Inf"
-            | ".INF"
-            | "-.inf"
-            | "+.inf"
-            | ".nan"
-            | ".NaN"
-            | ".NAN"
+        "~" | "null" | "Null" | "NULL"
+            | "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO"
+            | "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+            | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+            | ".inf" | ".Inf" | ".INF" | "-.inf" | "+.inf" | ".nan" | ".NaN" | ".NAN"
     )
 }
 
@@ -400,11 +352,7 @@ fn looks_numeric(s: &str) -> bool {
         return false;
     }
     body.chars().all(|c| {
-        c.is_ascii_hexdigit()
-            || matches!(
-                c,
-                '.' | '_' | ':' | '-' | '+' | 'x' | 'X' | 'o' | 'O' | 't' | 'T' | 'z' | 'Z' | ' '
-            )
+        c.is_ascii_hexdigit() || matches!(c, '.' | '_' | ':' | '-' | '+' | 'x' | 'X' | 'o' | 'O' | 't' | 'T' | 'z' | 'Z' | ' ')
     })
 }
 
@@ -483,20 +431,14 @@ mod tests {
     #[test]
     fn kubernetes_reads_yaml_1_1_scalars() {
         let docs = documents("a: yes\nb: on\nc: 0755\nd: '0755'\ne: =\n", Path::new("t")).unwrap();
-        assert_eq!(
-            docs[0],
-            json!({"a": true, "b": true, "c": 493, "d": "0755", "e": "="})
-        );
+        assert_eq!(docs[0], json!({"a": true, "b": true, "c": 493, "d": "0755", "e": "="}));
     }
 
     #[test]
     fn multiline_strings_use_literal_blocks() {
         let v = json!({"script": "#!/bin/sh\necho hi\n", "nochomp": "a\nb", "keep": "a\n\n", "lead": "  x\ny\n"});
         let text = emit(&v);
-        assert!(
-            text.contains("script: |\n  #!/bin/sh\n  echo hi\n"),
-            "{text}"
-        );
+        assert!(text.contains("script: |\n  #!/bin/sh\n  echo hi\n"), "{text}");
         assert_eq!(roundtrip(&v), v);
     }
 
@@ -514,18 +456,12 @@ mod tests {
     fn empty_documents_and_comments_are_skipped() {
         let text = "# leading comment\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\ndata: null\n---\n";
         let docs = documents(text, Path::new("t")).unwrap();
-        assert_eq!(
-            docs,
-            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "data": null})]
-        );
+        assert_eq!(docs, vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "data": null})]);
     }
 
     #[test]
     fn non_mapping_documents_are_errors_naming_the_file() {
         let err = documents("- a\n", Path::new("up/deploy.yaml")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "up/deploy.yaml: document 1 is a list, expected a Kubernetes object (a mapping)"
-        );
+        assert_eq!(err.to_string(), "up/deploy.yaml: document 1 is a list, expected a Kubernetes object (a mapping)");
     }
 }

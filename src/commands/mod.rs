@@ -58,12 +58,7 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Completions(args) => {
-            clap_complete::generate(
-                args.shell,
-                &mut Cli::command(),
-                "kpin",
-                &mut std::io::stdout(),
-            );
+            clap_complete::generate(args.shell, &mut Cli::command(), "kpin", &mut std::io::stdout());
             Ok(Outcome::Clean)
         }
     }

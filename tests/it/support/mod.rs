@@ -22,9 +22,7 @@ pub fn upstream_dir() -> Option<PathBuf> {
 pub fn upstream_or_skip(test: &str) -> Option<PathBuf> {
     let dir = upstream_dir();
     if dir.is_none() {
-        eprintln!(
-            "SKIPPED {test}: ../shared/upstream/ is absent (set KPIN_UPSTREAM_DIR to run it)"
-        );
+        eprintln!("SKIPPED {test}: ../shared/upstream/ is absent (set KPIN_UPSTREAM_DIR to run it)");
     }
     dir
 }
@@ -121,11 +119,7 @@ pub fn filter_ports(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("127.0.0.1:").or_else(|| rest.find("localhost:")) {
-        let prefix_len = if rest[i..].starts_with("127.0.0.1:") {
-            10
-        } else {
-            10
-        };
+        let prefix_len = if rest[i..].starts_with("127.0.0.1:") { 10 } else { 10 };
         out.push_str(&rest[..i]);
         let after = &rest[i + prefix_len..];
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
