@@ -539,7 +539,7 @@ pub enum PathKey<'a> {
     Index(usize),
 }
 
-/// The dotted paths where `a` and `b` differ (lists of different length count as one change).
+/// The dotted paths where `a` and `b` differ.
 fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
@@ -552,9 +552,19 @@ fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>)
                 }
             }
         }
+        // Going into a list only helps when one item changed in place; otherwise items were
+        // added, removed or reordered, and naming the list is the honest answer.
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (l, r)) in x.iter().zip(y).enumerate() {
-                changed_paths(l, r, &mut push_path(path, PathKey::Index(i)), out);
+            let differing: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+            match differing.as_slice() {
+                [] => {}
+                [i] => changed_paths(
+                    &x[*i],
+                    &y[*i],
+                    &mut push_path(path, PathKey::Index(*i)),
+                    out,
+                ),
+                _ => out.push(path.clone()),
             }
         }
         _ if a == b => {}
