@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::kinds;
 use crate::manifest::{Manifest, Package};
 use crate::object::Object;
-use crate::overlay::{self, Action, Change, Op, OpCtx, Overlay, Target, Tracked, Workspace};
+use crate::overlay::{self, Action, Change, Overlay, Target, Tracked, Workspace};
 use crate::yaml;
 
 /// One package rendered for one environment.
@@ -57,42 +57,63 @@ pub fn render_package_with(
         None => format!("rendering {} {version}", package.name),
     };
     let upstream = read_upstream(manifest, package).with_context(rendering)?;
-    let overlays = load_overlays(manifest, package, env).with_context(rendering)?;
-    let target = Target {
-        package: &package.name,
-        version,
-    };
-    let mut ws = Workspace::new(upstream, explain);
+    let mut overlays = Vec::new();
     if let Some(ns) = &package.namespace {
-        let ctx = OpCtx {
-            origin: format!(
+        overlays.push(Overlay::namespace_shorthand(
+            &format!(
                 "{} packages.{}.namespace",
                 display_manifest(manifest),
                 package.name
             ),
-            optional: false,
-            target,
-        };
-        ws.apply_op(&Op::Namespace(ns.clone()), &ctx)
-            .with_context(|| ctx.origin.clone())
-            .with_context(rendering)?;
+            ns,
+        ));
     }
-    for overlay in &overlays {
-        ws.apply(overlay, target).with_context(rendering)?;
-    }
-    let mut tracked = std::mem::take(&mut ws.objects);
-    tracked.sort_by_cached_key(|t| t.object.order_key());
-    check_duplicates(&tracked).with_context(rendering)?;
-    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
-    let warnings = overlay::leftover_references(&objects, &ws.moves);
-    let explanation = explain.then(|| {
-        tracked.extend(std::mem::take(&mut ws.removed));
-        tracked
-    });
+    overlays.extend(load_overlays(manifest, package, env).with_context(rendering)?);
+    let target = Target {
+        package: &package.name,
+        version,
+    };
+    let out = render_objects(upstream, &overlays, target, explain).with_context(rendering)?;
     Ok(RenderedPackage {
         name: package.name.clone(),
         version: version.to_owned(),
         env: env.map(str::to_owned),
+        objects: out.objects,
+        warnings: out.warnings,
+        explanation: out.explanation,
+    })
+}
+
+/// The result of `render_objects`.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub objects: Vec<Object>,
+    pub warnings: Vec<String>,
+    pub explanation: Option<Vec<Tracked>>,
+}
+
+/// The core of rendering, without files: apply `overlays` in order to `upstream`, sort, check.
+pub fn render_objects(
+    upstream: Vec<Object>,
+    overlays: &[Overlay],
+    target: Target,
+    explain: bool,
+) -> Result<Rendered> {
+    let mut ws = Workspace::new(upstream, explain);
+    for overlay in overlays {
+        ws.apply(overlay, target)?;
+    }
+    let mut tracked = std::mem::take(&mut ws.objects);
+    tracked.sort_by_cached_key(|t| t.object.order_key());
+    check_duplicates(&tracked)?;
+    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
+    let mut warnings = std::mem::take(&mut ws.warnings);
+    warnings.extend(overlay::leftover_references(&objects, &ws.moves));
+    let explanation = explain.then(|| {
+        tracked.extend(std::mem::take(&mut ws.removed));
+        tracked
+    });
+    Ok(Rendered {
         objects,
         warnings,
         explanation,

@@ -111,6 +111,8 @@ pub struct Overlay {
     pub operations: Vec<Operation>,
     /// Every input file (the overlay itself, then files it adds) with its sha256, for the lockfile.
     pub inputs: Vec<(String, String)>,
+    /// Stands for a kpin.yaml setting rather than a file (messages name the setting alone).
+    pub shorthand: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,20 @@ impl Op {
 }
 
 impl Overlay {
+    /// The overlay that `namespace:` on a package in kpin.yaml stands for; `origin` names it.
+    pub fn namespace_shorthand(origin: &str, namespace: &str) -> Overlay {
+        Overlay {
+            display: origin.to_owned(),
+            operations: vec![Operation {
+                index: 0,
+                optional: false,
+                op: Op::Namespace(namespace.to_owned()),
+            }],
+            inputs: Vec::new(),
+            shorthand: true,
+        }
+    }
+
     /// Read and validate the overlay at `path`; `display` names it in messages.
     pub fn load(path: &Path, display: &str) -> Result<Overlay> {
         let text = std::fs::read_to_string(path)
@@ -207,6 +223,7 @@ impl Overlay {
             display: display.to_owned(),
             operations,
             inputs,
+            shorthand: false,
         })
     }
 }
@@ -347,6 +364,8 @@ pub struct Workspace {
     /// Objects removed by overlays (for `--explain`).
     pub removed: Vec<Tracked>,
     pub moves: Vec<NamespaceMove>,
+    /// Things found while applying that a reviewer should look at.
+    pub warnings: Vec<String>,
     /// Whether to keep upstream copies and changed paths (costs a clone per touched object).
     pub explain: bool,
 }
@@ -371,6 +390,7 @@ impl Workspace {
                 .collect(),
             removed: Vec::new(),
             moves: Vec::new(),
+            warnings: Vec::new(),
             explain,
         }
     }

@@ -65,6 +65,7 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         .hint("remove this namespace operation (or `namespace:` from the package in kpin.yaml)");
     }
     from.remove(to);
+    warn_external_roles(ws, &from, to, ctx);
     let mut seen_namespace = false;
     let mut duplicates = Vec::new();
     for i in 0..ws.objects.len() {
@@ -102,6 +103,39 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         origin: ctx.origin.clone(),
     });
     Ok(())
+}
+
+/// A RoleBinding that grants a Role the package does not define (metrics-server's binding to
+/// `extension-apiserver-authentication-reader` in kube-system) stops working when moved.
+fn warn_external_roles(ws: &mut Workspace, from: &BTreeSet<String>, to: &str, ctx: &OpCtx) {
+    let roles: BTreeSet<&str> = ws
+        .objects
+        .iter()
+        .filter(|t| (t.object.group(), t.object.kind()) == kinds::RULE_KINDS[0])
+        .map(|t| t.object.name())
+        .collect();
+    let mut warnings = Vec::new();
+    for t in &ws.objects {
+        let o = &t.object;
+        let Some(ns) = o.namespace() else { continue };
+        if (o.group(), o.kind()) != kinds::BINDING_KINDS[0] || !from.contains(ns) {
+            continue;
+        }
+        let role_ref = o.0.get("roleRef");
+        let kind = role_ref.and_then(|r| r.get("kind")).and_then(Value::as_str);
+        let name = role_ref
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if kind == Some("Role") && !roles.contains(name) {
+            warnings.push(format!(
+                "{}: roleRef.name: binds Role `{name}`, which the package does not define; it exists in `{ns}`, and {} moved this binding to `{to}`",
+                o.reference(),
+                ctx.origin
+            ));
+        }
+    }
+    ws.warnings.extend(warnings);
 }
 
 /// Rewrite the namespace fields of `kinds::NAMESPACE_REFS` that name one of `from`.
