@@ -191,7 +191,7 @@ impl Overlay {
             let inner = e.into_inner().to_string();
             let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
             if inner.contains("unknown variant") {
-                err.hint("operations are: namespace, jsonPatch, mergePatch, strategicMerge, rbac, labels, annotations, image, remove, add (see `kpin schema overlay`)")
+                err.hint("each operation is a mapping with exactly one of these keys; `kpin schema overlay` shows their fields")
             } else if inner.contains("unknown field") {
                 err.hint("see `kpin schema overlay` for every accepted key")
             } else {
@@ -202,17 +202,17 @@ impl Overlay {
         let mut inputs = vec![(display.to_owned(), digest::sha256_hex(text.as_bytes()))];
         let mut operations = Vec::with_capacity(raw.operations.len());
         for (index, raw_op) in raw.operations.iter().enumerate() {
+            let key = serde_json::to_value(raw_op)
+                .ok()
+                .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))
+                .unwrap_or_default();
             let at = |field: &str| {
-                let key = serde_json::to_value(raw_op)
-                    .ok()
-                    .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))
-                    .unwrap_or_default();
                 k8s.pointer(&format!("/operations/{index}/{key}/{field}"))
                     .cloned()
                     .unwrap_or(Value::Null)
             };
             let (op, optional) = build(raw_op, &at, base, display, &mut inputs)
-                .with_context(|| format!("{display}: operations[{index}]"))?;
+                .with_context(|| format!("{display} operations[{index}] ({key})"))?;
             operations.push(Operation {
                 index,
                 optional,
@@ -438,13 +438,18 @@ impl Workspace {
     /// Apply every operation of `overlay` in order.
     pub fn apply(&mut self, overlay: &Overlay, target: Target) -> Result<()> {
         for op in &overlay.operations {
-            let ctx = OpCtx {
-                origin: format!(
+            let origin = if overlay.shorthand {
+                overlay.display.clone()
+            } else {
+                format!(
                     "{} operations[{}] ({})",
                     overlay.display,
                     op.index,
                     op.op.name()
-                ),
+                )
+            };
+            let ctx = OpCtx {
+                origin,
                 optional: op.optional,
                 target,
             };
@@ -641,7 +646,7 @@ mod tests {
             text.contains("overlays/x.yaml: at `operations[0]`: unknown variant `jsonpatch`"),
             "{text}"
         );
-        assert!(text.contains("hint: operations are:"), "{text}");
+        assert!(text.contains("hint: each operation is a mapping"), "{text}");
         let e = parse("operations:\n- remove: {select: {kind: X}, optinal: true}\n").unwrap_err();
         assert!(crate::error::render_error(&e).contains("unknown field `optinal`"));
     }

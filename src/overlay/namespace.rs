@@ -128,9 +128,10 @@ fn warn_external_roles(ws: &mut Workspace, from: &BTreeSet<String>, to: &str, ct
             .and_then(Value::as_str)
             .unwrap_or("");
         if kind == Some("Role") && !roles.contains(name) {
+            let mut moved = o.reference();
+            moved.namespace = Some(to.to_owned());
             warnings.push(format!(
-                "{}: roleRef.name: binds Role `{name}`, which the package does not define; it exists in `{ns}`, and {} moved this binding to `{to}`",
-                o.reference(),
+                "{moved}: roleRef.name: binds Role `{name}`, which the package does not define; it exists in `{ns}`, and {} moved this binding to `{to}`",
                 ctx.origin
             ));
         }

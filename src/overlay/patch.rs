@@ -253,7 +253,10 @@ mod tests {
     fn invalid_pointer_is_a_parse_error() {
         let e = super::super::tests::parse("operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: add, path: spec/replicas, value: 5}]\n").unwrap_err();
         let text = crate::error::render_error(&e);
-        assert!(text.contains("overlays/x.yaml: operations[0]"), "{text}");
+        assert!(
+            text.contains("overlays/x.yaml operations[0] (jsonPatch)"),
+            "{text}"
+        );
         assert!(text.contains("jsonPatch.patch[0].path: `spec/replicas` is not a JSON pointer: it must start with `/`"), "{text}");
         assert!(text.contains("hint: paths are JSON pointers"), "{text}");
     }
