@@ -458,3 +458,39 @@ fn every_upstream_release_renders_twice_the_same() {
         assert!(a == b, "{}", path.display());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The bundled example.
+// ---------------------------------------------------------------------------------------------
+
+/// A copy of the repository's example with its releases vendored the way `kpin sync` lays
+/// them out (the example's `path:` sources point at examples/upstream/).
+fn example_project() -> Project {
+    let root = crate::support::repo_root();
+    let p = Project::new();
+    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
+    copy_dir(&root.join("overlays"), &p.path().join("overlays"));
+    copy_dir(
+        &root.join("examples/upstream/example-ingress/1.2.0"),
+        &p.path().join("vendor/example-ingress/1.2.0"),
+    );
+    copy_dir(
+        &root.join("examples/upstream/example-metrics/0.4.1"),
+        &p.path().join("vendor/example-metrics/0.4.1"),
+    );
+    p
+}
+
+#[test]
+fn example_renders_per_environment() {
+    let p = example_project();
+    for env in ["dev", "qa", "prod"] {
+        let run = p.run(&["render", "--env", env]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        assert!(run.stderr.is_empty(), "the example's overlays leave nothing to warn about: {}", run.stderr);
+        insta::assert_snapshot!(format!("example_{env}"), run.stdout);
+    }
+    let run = p.run(&["render", "--env", "prod", "--explain"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    insta::assert_snapshot!("example_prod_explain", run.stdout);
+}
