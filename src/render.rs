@@ -401,10 +401,10 @@ pub fn explain(package: &RenderedPackage) -> String {
             &t.object
         };
         let _ = writeln!(out, "\n## {}", shown.reference());
-        if let Some(up) = &t.upstream {
-            if up.reference() != t.object.reference() {
-                let _ = writeln!(out, "upstream: {}", up.reference());
-            }
+        if let Some(up) = &t.upstream
+            && up.reference() != t.object.reference()
+        {
+            let _ = writeln!(out, "upstream: {}", up.reference());
         }
         for Change { origin, action } in &t.changes {
             let what = match action {

@@ -408,7 +408,7 @@ impl Workspace {
         f(&mut tracked.object)?;
         if let Some(before) = before {
             let mut paths = Vec::new();
-            changed_paths(&before.0, &tracked.object.0, &mut String::new(), &mut paths);
+            changed_paths(&before.0, &tracked.object.0, "", &mut paths);
             if !paths.is_empty() {
                 tracked.changes.push(Change {
                     origin: origin.to_owned(),
@@ -565,14 +565,14 @@ pub enum PathKey<'a> {
 }
 
 /// The dotted paths where `a` and `b` differ.
-fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
+fn changed_paths(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let sub = push_path(path, PathKey::Key(k));
                 match (x.get(k), y.get(k)) {
-                    (Some(l), Some(r)) => changed_paths(l, r, &mut sub.clone(), out),
+                    (Some(l), Some(r)) => changed_paths(l, r, &sub, out),
                     _ => out.push(sub),
                 }
             }
@@ -583,17 +583,12 @@ fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>)
             let differing: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
             match differing.as_slice() {
                 [] => {}
-                [i] => changed_paths(
-                    &x[*i],
-                    &y[*i],
-                    &mut push_path(path, PathKey::Index(*i)),
-                    out,
-                ),
-                _ => out.push(path.clone()),
+                [i] => changed_paths(&x[*i], &y[*i], &push_path(path, PathKey::Index(*i)), out),
+                _ => out.push(path.to_owned()),
             }
         }
         _ if a == b => {}
-        _ => out.push(path.clone()),
+        _ => out.push(path.to_owned()),
     }
 }
 

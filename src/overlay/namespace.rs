@@ -165,10 +165,10 @@ fn rewrite_references(object: &mut Object, from: &BTreeSet<String>, to: &str) {
             {
                 continue;
             }
-            if let Some(ns) = parent.get_mut("namespace") {
-                if ns.as_str().is_some_and(|s| from.contains(s)) {
-                    *ns = Value::String(to.to_owned());
-                }
+            if let Some(ns) = parent.get_mut("namespace")
+                && ns.as_str().is_some_and(|s| from.contains(s))
+            {
+                *ns = Value::String(to.to_owned());
             }
         }
     }
@@ -183,7 +183,7 @@ pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<S
         for old in &m.from {
             for object in objects {
                 let mut hits = Vec::new();
-                scan(&object.0, old, &mut String::new(), None, &mut hits);
+                scan(&object.0, old, &mut Vec::new(), None, &mut hits);
                 for (path, value) in hits {
                     warnings.push(format!(
                         "{}: {path}: `{value}` still refers to namespace `{old}`, which {} moved to `{}`",
@@ -198,10 +198,12 @@ pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<S
     warnings
 }
 
-fn scan(
-    value: &Value,
+/// Walks every string once; the path is kept as a stack of segments and only formatted on a
+/// hit, since multi-MB CRD bundles make per-node allocations add up.
+fn scan<'a>(
+    value: &'a Value,
     old: &str,
-    path: &mut String,
+    path: &mut Vec<PathKey<'a>>,
     key: Option<&str>,
     hits: &mut Vec<(String, String)>,
 ) {
@@ -212,15 +214,24 @@ fn scan(
                 if k == "labels" || k == "matchLabels" || k == "image" {
                     continue;
                 }
-                scan(v, old, &mut push_path(path, PathKey::Key(k)), Some(k), hits);
+                path.push(PathKey::Key(k));
+                scan(v, old, path, Some(k), hits);
+                path.pop();
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                scan(v, old, &mut push_path(path, PathKey::Index(i)), key, hits);
+                path.push(PathKey::Index(i));
+                scan(v, old, path, key, hits);
+                path.pop();
             }
         }
-        Value::String(s) if refers_to(s, old, key) => hits.push((path.clone(), s.clone())),
+        Value::String(s) if refers_to(s, old, key) => {
+            let shown = path
+                .iter()
+                .fold(String::new(), |acc, k| push_path(&acc, *k));
+            hits.push((shown, s.clone()));
+        }
         _ => {}
     }
 }

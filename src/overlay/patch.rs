@@ -61,13 +61,13 @@ pub(super) fn parse_json_patch(value: Value) -> Result<json_patch::Patch> {
     let pointer_hint = "paths are JSON pointers such as /spec/template/spec/containers/0/args (`~1` for `/` in a key, `~0` for `~`)";
     for (i, item) in value.as_array().into_iter().flatten().enumerate() {
         for field in ["path", "from"] {
-            if let Some(p) = item.get(field).and_then(Value::as_str) {
-                if let Err(why) = check_pointer(p) {
-                    return Err(anyhow::anyhow!(
-                        "jsonPatch.patch[{i}].{field}: `{p}` is not a JSON pointer: {why}"
-                    ))
-                    .hint(pointer_hint);
-                }
+            if let Some(p) = item.get(field).and_then(Value::as_str)
+                && let Err(why) = check_pointer(p)
+            {
+                return Err(anyhow::anyhow!(
+                    "jsonPatch.patch[{i}].{field}: `{p}` is not a JSON pointer: {why}"
+                ))
+                .hint(pointer_hint);
             }
         }
     }
