@@ -232,6 +232,28 @@ fn load_overlays(
         .collect()
 }
 
+/// The objects of several packages as one stream in apply order (all CRDs first, webhooks
+/// last), so `kubectl apply -f` of the whole output works. Two packages shipping the same
+/// object would overwrite each other in the cluster, so that is an error naming both.
+pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
+    let mut all: Vec<(&str, &Object)> = packages
+        .iter()
+        .flat_map(|p| p.objects.iter().map(move |o| (p.name.as_str(), o)))
+        .collect();
+    all.sort_by_cached_key(|(_, o)| o.order_key());
+    for pair in all.windows(2) {
+        let ((a_pkg, a), (b_pkg, b)) = (pair[0], pair[1]);
+        if a_pkg != b_pkg && a.reference() == b.reference() {
+            return Err(anyhow::anyhow!(
+                "{} is rendered by both {a_pkg} and {b_pkg}",
+                a.reference()
+            ))
+            .hint("remove it from one of them with a `remove` operation");
+        }
+    }
+    Ok(all.into_iter().map(|(_, o)| o.clone()).collect())
+}
+
 /// The YAML stream of rendered objects.
 pub fn to_yaml(objects: &[Object]) -> String {
     yaml::emit_documents(objects.iter().map(|o| &o.0))

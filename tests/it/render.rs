@@ -494,3 +494,18 @@ fn example_renders_per_environment() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!("example_prod_explain", run.stdout);
 }
+
+#[test]
+fn two_packages_rendering_one_object_is_an_error() {
+    let p = Project::new();
+    p.write(
+        "kpin.yaml",
+        "packages:\n  a:\n    version: '1'\n    url: https://example.invalid/a.yaml\n  b:\n    version: '1'\n    url: https://example.invalid/b.yaml\n",
+    );
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
+    p.write("vendor/a/1/a.yaml", role);
+    p.write("vendor/b/1/b.yaml", role);
+    assert_error("error_two_packages_one_object", p.run(&["render"]));
+    // Each package on its own is fine.
+    assert_eq!(p.run(&["render", "a"]).code, 0);
+}
