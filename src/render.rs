@@ -157,7 +157,25 @@ pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
                 stack.extend(items.iter().rev().filter(|i| !i.is_null()).cloned());
             }
         } else if doc.is_object() {
-            out.push(Object(doc));
+            let object = Object(doc);
+            let missing = [
+                ("apiVersion", object.api_version()),
+                ("kind", object.kind()),
+                ("metadata.name", object.name()),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_empty());
+            if let Some((field, _)) = missing {
+                return Err(anyhow::anyhow!(
+                    "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
+                    origin.display(),
+                    out.len() + 1,
+                    object.kind(),
+                    object.name()
+                ))
+                .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
+            }
+            out.push(object);
         } else {
             anyhow::bail!(
                 "{}: a List item is a {}, expected an object",
@@ -473,6 +491,20 @@ mod tests {
             .map(|o| o.name().to_owned())
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn objects_need_identity() {
+        let err = objects_from_yaml(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("t.yaml: object 1 (kind `ConfigMap`, name ``) has no `metadata.name`"),
+            "{text}"
+        );
     }
 
     #[test]
