@@ -707,6 +707,71 @@ mod tests {
     }
 
     #[test]
+    fn add_reads_files_next_to_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pdb.yaml"), "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p, namespace: up}\n").unwrap();
+        std::fs::write(dir.path().join("empty.yaml"), "# nothing\n").unwrap();
+        let at = dir.path().join("o.yaml");
+        let o = Overlay::parse(
+            "operations:\n- add: {files: [pdb.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            o.inputs.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["overlays/o.yaml", "overlays/pdb.yaml"]
+        );
+        let e = Overlay::parse(
+            "operations:\n- add: {files: [empty.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            crate::error::render_error(&e)
+                .contains("add.files[0]: overlays/empty.yaml holds no objects")
+        );
+        let e = Overlay::parse(
+            "operations:\n- add: {files: [gone.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            crate::error::render_error(&e).contains("add.files[0]: reading overlays/gone.yaml")
+        );
+    }
+
+    #[test]
+    fn label_values_must_be_strings() {
+        let e = parse("operations:\n- labels: {set: {enabled: true}}\n").unwrap_err();
+        let text = crate::error::render_error(&e);
+        assert!(text.contains("at `operations[0].labels.set.enabled`: invalid type: boolean `true`, expected a string"), "{text}");
+        // YAML 1.2 for kpin's own keys: `on` stays a string.
+        assert!(parse("operations:\n- labels: {set: {enabled: on}}\n").is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_in_overlays_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10u8 {
+            let (n, p) = ((b'a' + i) as char, (b'a' + i - 1) as char);
+            bomb.push_str(&format!(
+                "{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            ));
+        }
+        bomb.push_str("operations: []\n");
+        assert!(parse(&bomb).is_err());
+        let deep = format!(
+            "operations:\n- mergePatch: {{select: {{}}, patch: {}x: 1{}}}}}\n",
+            "{a: ".repeat(300),
+            "}".repeat(300)
+        );
+        assert!(parse(&deep).is_err());
+    }
+
+    #[test]
     fn schema_lists_operations() {
         let schema = json_schema().to_string();
         for op in [
