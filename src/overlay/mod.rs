@@ -186,6 +186,10 @@ impl Overlay {
         // `defaultMode: 0644` is octal), so a patch means what the same YAML applied by kubectl means.
         let own: Value = yaml::from_str(text, shown)?;
         let k8s: Value = yaml::from_str_flavored(text, shown, Flavor::Kubernetes)?;
+        if own.is_null() {
+            return Err(anyhow::anyhow!("{display}: the file is empty"))
+                .hint("an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)");
+        }
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -239,7 +243,7 @@ fn build(
 ) -> Result<(Op, bool)> {
     Ok(match raw {
         RawOperation::Namespace(n) => {
-            crate::manifest::check_name(&n.name, "namespace")?;
+            crate::manifest::check_dns_label(&n.name).context("namespace.name")?;
             (Op::Namespace(n.name.clone()), false)
         }
         RawOperation::JsonPatch(p) => {
