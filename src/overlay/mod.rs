@@ -668,9 +668,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "selector {kind: \"Deployment\", name: \"gone\"} matches no object in pkg 1.0.0"
-            ),
+            text.contains("selector {kind: Deployment, name: gone} matches no object in pkg 1.0.0"),
             "{text}"
         );
         assert!(text.contains("hint: upstream may have renamed"), "{text}");
