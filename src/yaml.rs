@@ -511,7 +511,18 @@ fn read_stream(text: &str, origin: &Path) -> Result<Vec<Option<Value>>, YamlErro
     };
     let mut docs = Vec::new();
     for next in Parser::new_from_str_with_options(text, options) {
-        let (event, span) = next.map_err(|e| YamlError::at(origin, e.marker(), e.info()))?;
+        let (event, span) = next.map_err(|e| {
+            let info = e.info();
+            if info.contains("recursion limit") {
+                YamlError::at(
+                    origin,
+                    e.marker(),
+                    format!("nesting deeper than {MAX_DEPTH} levels"),
+                )
+            } else {
+                YamlError::at(origin, e.marker(), info)
+            }
+        })?;
         let mark = span.start;
         match event {
             Event::DocumentStart(..) => {
