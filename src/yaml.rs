@@ -109,8 +109,13 @@ pub fn from_str_flavored<T: DeserializeOwned>(
 ) -> Result<T, YamlError> {
     check_size(text, origin)?;
     let value: Value = match flavor {
-        Flavor::Kpin => serde_saphyr::from_str_with_options(text, kpin_options())
-            .map_err(|e| YamlError::new(origin, e.to_string()))?,
+        Flavor::Kpin => serde_saphyr::from_str_with_options(text, kpin_options()).map_err(|e| {
+            // The library's advice is for programmers configuring it, not for kpin users.
+            let message = e
+                .to_string()
+                .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+            YamlError::new(origin, message)
+        })?,
         Flavor::Kubernetes => {
             let mut docs = read_stream(text, origin)?;
             if docs.len() > 1 {
@@ -1321,6 +1326,11 @@ mod tests {
     #[test]
     fn kpin_flavor_keeps_yaml_1_2_strings() {
         let v: Value = from_str("a: on\nb: 0755\nc: y\n", Path::new("kpin.yaml")).unwrap();
+        let err = from_str::<Value>("a: 1\na: 2\n", Path::new("kpin.yaml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kpin.yaml: duplicate mapping key: a at line 2, column 1"
+        );
         assert_eq!(v, json!({"a": "on", "b": "0755", "c": "y"}));
     }
 
