@@ -277,31 +277,60 @@ fn fixtures_or_skip(test: &str) -> Vec<(String, PathBuf)> {
     fixtures
 }
 
+/// `f` over every fixture on all cores (each call mostly waits for a kubectl child).
+fn par_map<T: Send>(fixtures: &[(String, PathBuf)], f: impl Fn(&str, &Path) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let mut results: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((label, path)) = fixtures.get(i) else {
+                            return out;
+                        };
+                        out.push((i, f(label, path)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("fidelity worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, t)| t).collect()
+}
+
 #[test]
 fn every_release_reads_like_kubectl_kustomize() {
     if !kubectl_or_skip("every_release_reads_like_kubectl_kustomize") {
         return;
     }
-    let mut problems = Vec::new();
-    for (label, path) in
-        fixtures_or_skip("every_release_reads_like_kubectl_kustomize (upstream part)")
-    {
+    let fixtures = fixtures_or_skip("every_release_reads_like_kubectl_kustomize (upstream part)");
+    let problems = par_map(&fixtures, |label, path| {
         // YAML 1.2 sees `on:` and `"on":` as one key twice and kustomize refuses the file;
         // the kubectl comparison below covers it.
         if label == "quirks/keys.yaml" {
-            continue;
+            return Vec::new();
         }
-        match kustomize(&path) {
-            Ok(objects) => problems.extend(compare(
-                &label,
+        match kustomize(path) {
+            Ok(objects) => compare(
+                label,
                 "kustomize",
-                kpin_read(&path),
+                kpin_read(path),
                 objects,
                 known_kustomize_deviation,
-            )),
-            Err(e) => problems.push(format!("{label}: kubectl kustomize failed: {e}")),
+            ),
+            Err(e) => vec![format!("{label}: kubectl kustomize failed: {e}")],
         }
-    }
+    });
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -310,21 +339,19 @@ fn every_release_reads_like_kubectl_apply() {
     if !kubectl_or_skip("every_release_reads_like_kubectl_apply") {
         return;
     }
-    let mut problems = Vec::new();
-    for (label, path) in fixtures_or_skip("every_release_reads_like_kubectl_apply (upstream part)")
-    {
+    let fixtures = fixtures_or_skip("every_release_reads_like_kubectl_apply (upstream part)");
+    let problems = par_map(&fixtures, |label, path| {
         // kubectl's builder flattens `kind: List` one level only; kustomize (compared above)
         // and kpin flatten nested lists too.
         if label == "quirks/list-kind.yaml" {
-            continue;
+            return Vec::new();
         }
-        match kubectl_decode(&path) {
-            Ok(objects) => {
-                problems.extend(compare(&label, "kubectl", kpin_read(&path), objects, exact))
-            }
-            Err(e) => problems.push(format!("{label}: kubectl failed: {e}")),
+        match kubectl_decode(path) {
+            Ok(objects) => compare(label, "kubectl", kpin_read(path), objects, exact),
+            Err(e) => vec![format!("{label}: kubectl failed: {e}")],
         }
-    }
+    });
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -333,37 +360,34 @@ fn every_release_reads_like_kubectl_apply() {
 #[test]
 fn emitted_yaml_reads_back_identically_in_yaml_1_1_and_1_2() {
     let kubectl = kubectl_or_skip("emitted_yaml_reads_back_identically (kubectl part)");
-    let mut problems = Vec::new();
-    let scratch = tempfile::tempdir().expect("tempdir");
-    for (label, path) in fixtures_or_skip("emitted_yaml_reads_back_identically (upstream part)") {
-        let objects = kpin_read(&path);
-        let emitted = yaml::emit_documents(objects.iter());
+    let fixtures = fixtures_or_skip("emitted_yaml_reads_back_identically (upstream part)");
+    let problems = par_map(&fixtures, |label, path| {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let objects = kpin_read(path);
         let out = scratch.path().join("emitted.yaml");
-        std::fs::write(&out, &emitted).expect("writing emitted YAML");
-        problems.extend(compare(
-            &label,
+        std::fs::write(&out, yaml::emit_documents(objects.iter())).expect("writing emitted YAML");
+        let mut problems = compare(
+            label,
             "kpin re-read",
             objects.clone(),
             kpin_read(&out),
             exact,
-        ));
+        );
         if kubectl {
             match kubectl_decode(&out) {
-                Ok(o) => problems.extend(compare(
-                    &label,
-                    "kubectl re-read",
-                    objects.clone(),
-                    o,
-                    exact,
-                )),
+                Ok(o) => {
+                    problems.extend(compare(label, "kubectl re-read", objects.clone(), o, exact))
+                }
                 Err(e) => problems.push(format!("{label}: kubectl failed on kpin output: {e}")),
             }
             match kustomize(&out) {
-                Ok(o) => problems.extend(compare(&label, "kustomize re-read", objects, o, exact)),
+                Ok(o) => problems.extend(compare(label, "kustomize re-read", objects, o, exact)),
                 Err(e) => problems.push(format!("{label}: kustomize failed on kpin output: {e}")),
             }
         }
-    }
+        problems
+    });
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
