@@ -392,6 +392,49 @@ fn wants_recreate(object: &Object) -> bool {
         == Some("true")
 }
 
+/// A package's ApplySet parent as it is in the cluster.
+pub(crate) struct ParentState {
+    pub api: Api<DynamicObject>,
+    pub live: Option<Value>,
+    /// What the live parent records (empty when there is none).
+    pub recorded: Contents,
+}
+
+/// Read the parent and refuse one that another tool manages.
+pub(crate) async fn read_parent(
+    cluster: &Cluster,
+    package: &str,
+    parent: &Parent,
+) -> Result<ParentState> {
+    let cm = cluster
+        .mapper
+        .resolve("v1", "ConfigMap")
+        .await?
+        .context("the cluster does not serve v1 ConfigMap")?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client.clone(), &parent.namespace, &cm.resource);
+    let live = get(&api, &parent.name).await.with_context(|| {
+        format!(
+            "reading the ApplySet parent ConfigMap {}/{}",
+            parent.namespace, parent.name
+        )
+    })?;
+    if let Some(tooling) = live.as_ref().and_then(applyset::foreign_tooling) {
+        return Err(ClusterError::ForeignParent {
+            package: package.to_owned(),
+            parent: format!("ConfigMap {}/{}", parent.namespace, parent.name),
+            tooling,
+        }
+        .into());
+    }
+    let recorded = live.as_ref().map(Contents::from_parent).unwrap_or_default();
+    Ok(ParentState {
+        api,
+        live,
+        recorded,
+    })
+}
+
 /// Apply one rendered package. Errors that stop before anything changes (foreign ApplySet
 /// parent, empty prune, unreadable parent) are `Err`; per-object failures are in the report.
 pub async fn apply_package(
@@ -418,31 +461,11 @@ pub async fn apply_package(
         opts,
         crds: render_crds(&objects),
     };
-    let cm = cluster
-        .mapper
-        .resolve("v1", "ConfigMap")
-        .await?
-        .context("the cluster does not serve v1 ConfigMap")?;
-    let parent_api: Api<DynamicObject> =
-        Api::namespaced_with(cluster.client.clone(), &parent_ns, &cm.resource);
-    let live_parent = get(&parent_api, &parent.name).await.with_context(|| {
-        format!(
-            "reading the ApplySet parent ConfigMap {parent_ns}/{}",
-            parent.name
-        )
-    })?;
-    if let Some(tooling) = live_parent.as_ref().and_then(applyset::foreign_tooling) {
-        return Err(ClusterError::ForeignParent {
-            package: rendered.name.clone(),
-            parent: format!("ConfigMap {parent_ns}/{}", parent.name),
-            tooling,
-        }
-        .into());
-    }
-    let recorded = live_parent
-        .as_ref()
-        .map(Contents::from_parent)
-        .unwrap_or_default();
+    let ParentState {
+        api: parent_api,
+        live: live_parent,
+        recorded,
+    } = read_parent(cluster, &rendered.name, &parent).await?;
     let desired = Contents::of(&objects, &parent_ns);
 
     let mut results: Vec<ObjectResult> = Vec::new();
@@ -611,20 +634,28 @@ pub async fn apply_package(
     })
 }
 
-/// Delete members of the set that are no longer rendered, in reverse apply order.
-async fn prune(
-    ctx: &Ctx<'_>,
+/// A live member of a package's ApplySet that is no longer rendered.
+pub(crate) struct Stale {
+    pub rank: (Stage, usize),
+    pub object: ObjectRef,
+    pub resolved: Resolved,
+    pub live: Value,
+}
+
+/// Members of the set (found by label in every recorded group-kind and namespace) that are not
+/// in `desired`, in reverse apply order: webhooks first, CRDs last.
+pub(crate) async fn stale_members(
+    cluster: &Cluster,
     recorded: &Contents,
     parent_ns: &str,
     id: &str,
     desired: &[Object],
-) -> Result<Vec<ObjectResult>> {
+) -> Result<Vec<Stale>> {
     let wanted: HashSet<ObjectRef> = desired.iter().map(Object::reference).collect();
     let selector = format!("{}={id}", applyset::PART_OF_LABEL);
-    let mut stale: Vec<((Stage, usize), ObjectRef, Resolved, Value)> = Vec::new();
+    let mut stale: Vec<Stale> = Vec::new();
     for gk in &recorded.group_kinds {
-        let Some(resolved) = ctx
-            .cluster
+        let Some(resolved) = cluster
             .mapper
             .resolve_group_kind(&gk.group, &gk.kind)
             .await?
@@ -640,24 +671,47 @@ async fn prune(
             vec![None]
         };
         for ns in namespaces {
-            let api = api_for(ctx.cluster, &resolved, ns);
+            let api = api_for(cluster, &resolved, ns);
             let list = api
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .with_context(|| format!("listing {gk} members of the ApplySet"))?;
             for item in list.items {
-                let value = to_value(item);
-                let r = reference_of(&value);
-                if !wanted.contains(&r) {
-                    stale.push((kinds::rank(&r.group, &r.kind), r, resolved.clone(), value));
+                let live = to_value(item);
+                let object = reference_of(&live);
+                if !wanted.contains(&object) {
+                    stale.push(Stale {
+                        rank: kinds::rank(&object.group, &object.kind),
+                        object,
+                        resolved: resolved.clone(),
+                        live,
+                    });
                 }
             }
         }
     }
-    stale.sort_by(|a, b| (b.0, &a.1).cmp(&(a.0, &b.1)));
+    stale.sort_by(|a, b| (b.rank, &a.object).cmp(&(a.rank, &b.object)));
+    Ok(stale)
+}
+
+/// Delete members of the set that are no longer rendered, in reverse apply order.
+async fn prune(
+    ctx: &Ctx<'_>,
+    recorded: &Contents,
+    parent_ns: &str,
+    id: &str,
+    desired: &[Object],
+) -> Result<Vec<ObjectResult>> {
+    let stale = stale_members(ctx.cluster, recorded, parent_ns, id, desired).await?;
     let mut out = Vec::new();
-    for (_, r, resolved, value) in stale {
-        if applyset::keep(&value) {
+    for Stale {
+        object: r,
+        resolved,
+        live,
+        ..
+    } in stale
+    {
+        if applyset::keep(&live) {
             out.push(
                 ObjectResult::new(r, Action::Kept)
                     .with_message(format!("{}: keep", applyset::KEEP_ANNOTATION)),
