@@ -400,10 +400,11 @@ impl Run<'_> {
                 })
                 .collect::<Result<Vec<_>>>()?,
             None => {
-                let client = match self.offline {
-                    true => None,
-                    false if matches!(package.source, Source::Github(_)) => Some(self.client()?),
-                    false => None,
+                // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
+                let client = if !self.offline && matches!(package.source, Source::Github(_)) {
+                    Some(self.client()?)
+                } else {
+                    None
                 };
                 let files = fetch::resolve(manifest, package, client)
                     .await
