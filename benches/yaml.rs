@@ -191,7 +191,7 @@ fn quirks(text: &str, objects: &[Value]) -> String {
     // Events since the current document started (an empty document has exactly one: "").
     let mut in_doc: Vec<bool> = Vec::new();
     for event in granit_parser::Parser::new_from_str(text) {
-        let Ok((event, _)) = event else { break };
+        let Ok((event, span)) = event else { break };
         match event {
             Event::DocumentStart(..) => in_doc.push(true),
             Event::DocumentEnd => {
@@ -200,12 +200,17 @@ fn quirks(text: &str, objects: &[Value]) -> String {
                 }
             }
             Event::Scalar(v, style, anchor, tag) => {
-                // The single empty plain scalar of an empty document.
-                let empty_doc_marker = v.is_empty() && style == ScalarStyle::Plain;
-                if let Some(flag) = in_doc.last_mut() {
-                    if !(empty_doc_marker && *flag) {
-                        *flag = false;
-                    }
+                // The parser reports missing content as a zero-width plain `~`.
+                let missing = style == ScalarStyle::Plain
+                    && v == "~"
+                    && span.start.index() == span.end.index();
+                if let Some(flag) = in_doc.last_mut()
+                    && !(missing && *flag)
+                {
+                    *flag = false;
+                }
+                if missing {
+                    continue;
                 }
                 c.anchors += usize::from(anchor != 0);
                 c.tags += usize::from(tag.is_some());
