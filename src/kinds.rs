@@ -137,6 +137,9 @@ pub static BINDING_KINDS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
 ];
 
+/// `ServiceAccount`, the subject kind a namespace move rewrites.
+pub const SERVICE_ACCOUNT_KIND: (&str, &str) = ("", "ServiceAccount");
+
 /// The `Namespace` kind itself, renamed when a package moves.
 pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");
 

@@ -509,3 +509,22 @@ fn two_packages_rendering_one_object_is_an_error() {
     // Each package on its own is fine.
     assert_eq!(p.run(&["render", "a"]).code, 0);
 }
+
+#[test]
+fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
+    let Some(dir) = upstream_or_skip("argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects") else { return };
+    for (version, path) in upstream_files(&dir, "argo-cd") {
+        let out = render_upstream(&path, &version, "operations:\n- namespace: {name: gitops}\n");
+        let mut subjects = 0;
+        for o in out.objects.iter().filter(|o| o.kind() == "ClusterRoleBinding") {
+            for s in o.0["subjects"].as_array().unwrap() {
+                if s["kind"] == "ServiceAccount" {
+                    assert_eq!(s["namespace"], "gitops", "{}: {}", path.display(), o.reference());
+                    subjects += 1;
+                }
+            }
+        }
+        assert!(subjects > 0);
+        assert!(out.warnings.is_empty(), "{:#?}", out.warnings);
+    }
+}
