@@ -140,51 +140,30 @@ fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
     Ok(())
 }
 
-/// Objects of a YAML stream, with `List` kinds (`v1/List`, `ConfigMapList`, ...) flattened into
-/// their items the way `kubectl apply -f` does.
+/// Objects of a YAML stream (`List` kinds flattened by `yaml::objects_from_stream`), each
+/// checked to have the identity kpin sorts, selects and applies by.
 pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<Value> = yaml::documents(text, origin)?;
-    stack.reverse();
-    while let Some(doc) = stack.pop() {
-        let is_list = doc
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k.ends_with("List"))
-            && doc.get("items").is_some_and(Value::is_array);
-        if is_list {
-            if let Some(Value::Array(items)) = doc.get("items") {
-                stack.extend(items.iter().rev().filter(|i| !i.is_null()).cloned());
-            }
-        } else if doc.is_object() {
-            let object = Object(doc);
-            let missing = [
-                ("apiVersion", object.api_version()),
-                ("kind", object.kind()),
-                ("metadata.name", object.name()),
-            ]
-            .into_iter()
-            .find(|(_, v)| v.is_empty());
-            if let Some((field, _)) = missing {
-                return Err(anyhow::anyhow!(
-                    "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
-                    origin.display(),
-                    out.len() + 1,
-                    object.kind(),
-                    object.name()
-                ))
-                .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
-            }
-            out.push(object);
-        } else {
-            anyhow::bail!(
-                "{}: a List item is a {}, expected an object",
+    let objects = yaml::objects_from_stream(text, origin)?;
+    for (index, object) in objects.iter().enumerate() {
+        let missing = [
+            ("apiVersion", object.api_version()),
+            ("kind", object.kind()),
+            ("metadata.name", object.name()),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_empty());
+        if let Some((field, _)) = missing {
+            return Err(anyhow::anyhow!(
+                "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
                 origin.display(),
-                yaml::json_type_name(&doc)
-            );
+                index + 1,
+                object.kind(),
+                object.name()
+            ))
+            .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
         }
     }
-    Ok(out)
+    Ok(objects)
 }
 
 /// The vendored objects of a package, files in name order.
