@@ -311,6 +311,39 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
     })
 }
 
+/// `sync::LockHook`: the render-stage fields of a package's lock entry.
+pub fn lock_hook(manifest: &Manifest, package: &Package) -> Result<crate::sync::LockDigests> {
+    let d = digests(manifest, package)?;
+    Ok((Some(d.overlays_digest), d.rendered))
+}
+
+/// `verify::VerifyHook`: overlay edits that were not re-locked, and renders that no longer
+/// match the lock (an environment added or removed counts as changed).
+pub fn verify_hook(
+    manifest: &Manifest,
+    package: &Package,
+    locked: &crate::lockfile::LockedPackage,
+) -> Result<Vec<crate::verify::Problem>> {
+    use crate::verify::Problem;
+    let now = digests(manifest, package)?;
+    let mut problems = Vec::new();
+    if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
+        problems.push(Problem::OverlaysChanged {
+            package: package.name.clone(),
+        });
+    }
+    let envs: BTreeSet<&String> = now.rendered.keys().chain(locked.rendered.keys()).collect();
+    for env in envs {
+        if now.rendered.get(env) != locked.rendered.get(env) {
+            problems.push(Problem::RenderChanged {
+                package: package.name.clone(),
+                env: env.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output directory.
 // ---------------------------------------------------------------------------------------------

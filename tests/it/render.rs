@@ -718,3 +718,42 @@ fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
         assert!(out.warnings.is_empty(), "{:#?}", out.warnings);
     }
 }
+
+#[test]
+fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
+    let p = project("app");
+    let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
+    let package = &manifest.packages["app"];
+    let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
+    let locked = kpin::lockfile::LockedPackage {
+        version: "1.0.0".into(),
+        source: "url".into(),
+        manifest_digest: package.manifest_digest.clone(),
+        files: Vec::new(),
+        overlays_digest,
+        rendered,
+    };
+    assert!(
+        render::verify_hook(&manifest, package, &locked)
+            .unwrap()
+            .is_empty()
+    );
+
+    let dev = p.read("overlays/app/dev.yaml");
+    p.write(
+        "overlays/app/dev.yaml",
+        &dev.replace("replicas: 2", "replicas: 4"),
+    );
+    let problems: Vec<String> = render::verify_hook(&manifest, package, &locked)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "app: overlays changed since they were locked",
+            "app: rendered output for `dev` differs from kpin.lock"
+        ]
+    );
+}
