@@ -96,7 +96,14 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         })?;
     }
     for i in duplicates.into_iter().rev() {
-        ws.objects.remove(i);
+        let mut dropped = ws.objects.remove(i);
+        if ws.explain {
+            dropped.changes.push(super::Change {
+                origin: ctx.origin.clone(),
+                action: super::Action::Removed,
+            });
+            ws.removed.push(dropped);
+        }
     }
     ws.moves.push(NamespaceMove {
         from,
@@ -413,6 +420,22 @@ mod tests {
         .unwrap();
         assert_eq!(out[0]["metadata"]["namespace"], "gitops");
         assert_eq!(out[1]["subjects"][0]["namespace"], "gitops");
+    }
+
+    #[test]
+    fn several_upstream_namespaces_collapse_into_one() {
+        let out = run(
+            vec![
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "b"}}),
+            ],
+            "operations:\n- namespace: {name: one}\n",
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["metadata"]["name"], "one");
+        assert_eq!(out[1]["metadata"]["namespace"], "one");
     }
 
     #[test]
