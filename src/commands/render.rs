@@ -14,7 +14,10 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
     if let Some(env) = &args.env {
         manifest.environment(env)?;
     }
-    let packages = manifest.select(&args.packages)?;
+    let mut packages = manifest.select(&args.packages)?;
+    // `kpin render a a` renders `a` once; output order is the manifest's, not the argument's.
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    packages.dedup_by(|a, b| a.name == b.name);
     let mut rendered: Vec<RenderedPackage> = Vec::with_capacity(packages.len());
     for package in packages {
         let out =
