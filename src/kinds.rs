@@ -22,6 +22,22 @@ pub enum Stage {
     Admission = 7,
 }
 
+impl Stage {
+    /// Short name used in `kpin render --output-dir` file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Stage::Crds => "crds",
+            Stage::Namespaces => "namespaces",
+            Stage::ClusterSetup => "cluster",
+            Stage::NamespacedSetup => "setup",
+            Stage::Networking => "networking",
+            Stage::Workloads => "workloads",
+            Stage::Other => "other",
+            Stage::Admission => "admission",
+        }
+    }
+}
+
 pub struct KindInfo {
     pub group: &'static str,
     pub kind: &'static str,

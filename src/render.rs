@@ -357,7 +357,7 @@ pub fn object_file_name(object: &Object) -> String {
         // Custom kinds may share a name across groups.
         None => format!("{}.{}", object.kind().to_ascii_lowercase(), object.group()),
     };
-    let mut name = format!("{:02}-{}_{kind}", stage as u8, stage_slug(stage));
+    let mut name = format!("{:02}-{}_{kind}", stage as u8, stage.slug());
     if let Some(ns) = object.namespace() {
         name.push('_');
         name.push_str(ns);
@@ -375,20 +375,6 @@ pub fn object_file_name(object: &Object) -> String {
         })
         .collect();
     format!("{safe}.yaml")
-}
-
-fn stage_slug(stage: kinds::Stage) -> &'static str {
-    use kinds::Stage as S;
-    match stage {
-        S::Crds => "crds",
-        S::Namespaces => "namespaces",
-        S::ClusterSetup => "cluster",
-        S::NamespacedSetup => "setup",
-        S::Networking => "networking",
-        S::Workloads => "workloads",
-        S::Other => "other",
-        S::Admission => "admission",
-    }
 }
 
 /// Write `<dir>/<package>/<file per object>`, each package directory replaced whole.
