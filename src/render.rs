@@ -106,13 +106,16 @@ pub fn render_objects(
     let mut tracked = std::mem::take(&mut ws.objects);
     tracked.sort_by_cached_key(|t| t.object.order_key());
     check_duplicates(&tracked)?;
-    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
+    // Multi-MB CRD bundles make a second copy of every object costly: copy only to explain.
+    let (objects, explanation): (Vec<Object>, _) = if explain {
+        let objects = tracked.iter().map(|t| t.object.clone()).collect();
+        tracked.extend(std::mem::take(&mut ws.removed));
+        (objects, Some(tracked))
+    } else {
+        (tracked.into_iter().map(|t| t.object).collect(), None)
+    };
     let mut warnings = std::mem::take(&mut ws.warnings);
     warnings.extend(overlay::leftover_references(&objects, &ws.moves));
-    let explanation = explain.then(|| {
-        tracked.extend(std::mem::take(&mut ws.removed));
-        tracked
-    });
     Ok(Rendered {
         objects,
         warnings,
@@ -232,7 +235,7 @@ fn load_overlays(
 /// The objects of several packages as one stream in apply order (all CRDs first, webhooks
 /// last), so `kubectl apply -f` of the whole output works. Two packages shipping the same
 /// object would overwrite each other in the cluster, so that is an error naming both.
-pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
+pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<&Object>> {
     let mut all: Vec<(&str, &Object)> = packages
         .iter()
         .flat_map(|p| p.objects.iter().map(move |o| (p.name.as_str(), o)))
@@ -248,7 +251,7 @@ pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
             .hint("remove it from one of them with a `remove` operation");
         }
     }
-    Ok(all.into_iter().map(|(_, o)| o.clone()).collect())
+    Ok(all.into_iter().map(|(_, o)| o).collect())
 }
 
 /// The YAML stream of rendered objects.
