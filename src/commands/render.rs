@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::cli::RenderArgs;
 
 pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
-    let manifest = ctx.manifest()?;
+    let manifest = ctx.synced_manifest(&args.lock, &args.net).await?;
     if let Some(env) = &args.env {
         manifest.environment(env)?;
     }
