@@ -33,6 +33,8 @@ pub struct RenderedPackage {
     pub warnings: Vec<String>,
     /// Per-object history from upstream, present when rendered with `explain`.
     pub explanation: Option<Vec<Tracked>>,
+    /// Every overlay input (overlay files and the files they add) with its sha256.
+    pub inputs: Vec<(String, String)>,
 }
 
 /// Render one package from `vendor/` with its overlays (and the environment's).
@@ -81,6 +83,10 @@ pub fn render_package_with(
         objects: out.objects,
         warnings: out.warnings,
         explanation: out.explanation,
+        inputs: overlays
+            .iter()
+            .flat_map(|o| o.inputs.iter().cloned())
+            .collect(),
     })
 }
 
@@ -286,15 +292,12 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
         let key = env.unwrap_or(DEFAULT_ENV);
         let paths = overlay_paths(manifest, package, env)?;
         chains.insert(key.to_owned(), Value::from(paths.clone()));
-        for overlay in load_overlays(manifest, package, env)? {
-            files.extend(
-                overlay
-                    .inputs
-                    .iter()
-                    .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
-            );
-        }
         let out = render_package(manifest, package, env)?;
+        files.extend(
+            out.inputs
+                .iter()
+                .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
+        );
         rendered.insert(
             key.to_owned(),
             format!(
