@@ -84,10 +84,9 @@ fn verify_digests(
     let (overlays, rendered) = match lock_digests(manifest, package) {
         Ok(digests) => digests,
         Err(err) => {
-            let error = kpin::error::render_error(&err);
             return Ok(vec![kpin::verify::Problem::RenderFailed {
                 package: package.name.clone(),
-                error: error.trim_end().trim_start_matches("error: ").to_owned(),
+                error: kpin::error::summary(&err),
             }]);
         }
     };
