@@ -50,10 +50,12 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch pinned releases into vendor/ and update kpin.lock
-    #[command(long_about = "Fetch every package's pinned release files, verify their sha256, \
+    #[command(
+        long_about = "Fetch every package's pinned release files, verify their sha256, \
 store them under vendor/<package>/<version>/ and update kpin.lock.\n\n\
 A second sync downloads nothing: files come from vendor/ or the local cache. \
-In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock.")]
+In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock."
+    )]
     Sync(SyncArgs),
     /// Check offline that kpin.yaml, kpin.lock, vendor/ and overlays agree
     Verify(VerifyArgs),
@@ -73,7 +75,7 @@ In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lo
     Completions(CompletionsArgs),
 }
 
-/// How the lockfile and the network may be used; shared by every command that reads packages.
+/// How `kpin sync` may use the lockfile and the network.
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
     /// Fail (exit 1) if kpin.lock is missing or would change; never rewrite it
@@ -82,6 +84,14 @@ pub struct LockArgs {
     /// Never use the network: work from vendor/ and the cache only
     #[arg(long)]
     pub offline: bool,
+}
+
+/// For commands that read vendor/ (render, diff, apply): they never fetch.
+#[derive(Debug, Clone, Args)]
+pub struct LockedArg {
+    /// Refuse to run (exit 1) unless kpin.yaml, kpin.lock, vendor/ and overlays agree (CI mode)
+    #[arg(long)]
+    pub locked: bool,
 }
 
 /// Network settings for fetching releases.
@@ -167,9 +177,7 @@ pub struct RenderArgs {
     #[arg(long)]
     pub explain: bool,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 /// Connection to a cluster, like kubectl.
