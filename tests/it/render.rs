@@ -755,4 +755,18 @@ fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
             "app: rendered output for `dev` differs from kpin.lock"
         ]
     );
+
+    p.write(
+        "overlays/app/dev.yaml",
+        "operations:\n- remove: {select: {name: gone}}\n",
+    );
+    let problems = render::verify_hook(&manifest, package, &locked).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("app: does not render: rendering app 1.0.0 for environment `dev`"),
+        "{}",
+        problems[0]
+    );
 }
