@@ -109,8 +109,8 @@ pub struct NetArgs {
     /// Attempts per file on connection errors, 429 and 5xx
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
-    /// Packages fetched at the same time
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
+    /// Packages fetched at the same time (release files are small: latency, not bandwidth, dominates)
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 32)]
     pub jobs: usize,
     /// Largest release file accepted, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 64)]
@@ -212,9 +212,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]
@@ -248,7 +246,7 @@ pub struct ApplyArgs {
     #[arg(long, default_value = "kpin")]
     pub field_manager: String,
     /// Objects applied at the same time within a stage
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
     /// Output format of the final report
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
@@ -256,9 +254,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]
