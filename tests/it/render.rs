@@ -17,17 +17,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Vendor the project's `path:` sources (render itself never fetches), then run kpin.
-fn render(p: &Project, args: &[&str]) -> Run {
-    let sync = p.run(&["--quiet", "sync", "--offline"]);
-    assert_eq!(sync.code, 0, "{}", sync.transcript());
-    p.run(args)
+/// Vendor a scratch project's `path:` sources (render itself never fetches).
+fn sync(p: &Project) {
+    let run = p.run(&["--quiet", "sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
-/// A scratch copy of a fixture project.
+/// A scratch copy of a fixture project, synced.
 fn project(name: &str) -> Project {
     let p = Project::new();
     copy_dir(&fixture(name), p.path());
+    sync(&p);
     p
 }
 
@@ -46,7 +46,7 @@ fn every_operation_renders_as_reviewed() {
             vec!["--quiet", "render", "app", "--env", "prod"],
         ),
     ] {
-        let run = render(&p, &args);
+        let run = p.run(&args);
         assert_eq!(run.code, 0, "{}", run.transcript());
         insta::assert_snapshot!(name, run.transcript());
     }
@@ -55,7 +55,7 @@ fn every_operation_renders_as_reviewed() {
 #[test]
 fn explain_shows_which_overlay_changed_which_fields() {
     let p = project("app");
-    let run = render(&p, &["--quiet", "render", "--env", "prod", "--explain"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--explain"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
 }
@@ -63,8 +63,8 @@ fn explain_shows_which_overlay_changed_which_fields() {
 #[test]
 fn rendering_is_byte_for_byte_repeatable() {
     let p = project("app");
-    let first = render(&p, &["--quiet", "render", "--env", "prod"]);
-    let second = render(&p, &["--quiet", "render", "--env", "prod"]);
+    let first = p.run(&["--quiet", "render", "--env", "prod"]);
+    let second = p.run(&["--quiet", "render", "--env", "prod"]);
     assert_eq!(first.stdout, second.stdout);
     assert_eq!(first.stderr, second.stderr);
 }
@@ -74,10 +74,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
     let p = project("app");
     p.write("out/app/stale.yaml", "old: true\n");
     p.write("out/other/keep.yaml", "kept: true\n");
-    let run = render(
-        &p,
-        &["--quiet", "render", "--env", "prod", "--output-dir", "out"],
-    );
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--output-dir", "out"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let mut files: Vec<String> = std::fs::read_dir(p.path().join("out/app"))
         .unwrap()
@@ -90,7 +87,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
         "other packages' directories are left alone"
     );
     // The files hold exactly the objects of the stream (listed by stage, then kind and name).
-    let stream = render(&p, &["--quiet", "render", "--env", "prod"]).stdout;
+    let stream = p.run(&["--quiet", "render", "--env", "prod"]).stdout;
     let mut from_stream: Vec<&str> = stream.split("---\n").collect();
     let mut from_files: Vec<String> = files
         .iter()
@@ -118,7 +115,8 @@ fn package_namespace_shorthand_moves_the_package() {
         "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    namespace: frontend\n",
     );
     p.write("upstream/web.yaml", WEB);
-    let run = render(&p, &["--quiet", "render"]);
+    sync(&p);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
 }
@@ -126,7 +124,6 @@ fn package_namespace_shorthand_moves_the_package() {
 #[test]
 fn lock_digests_follow_overlay_edits() {
     let p = project("app");
-    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let first = render::digests(&manifest, package).unwrap();
@@ -185,7 +182,8 @@ fn render_web(upstream: &str, overlay: &str) -> Run {
     );
     p.write("upstream/web.yaml", upstream);
     p.write("overlays/web.yaml", overlay);
-    render(&p, &["--quiet", "render"])
+    sync(&p);
+    p.run(&["--quiet", "render"])
 }
 
 fn assert_error(name: &str, run: Run) {
@@ -286,7 +284,8 @@ fn missing_overlay_file() {
         "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/missing.yaml]\n",
     );
     p.write("upstream/web.yaml", WEB);
-    let run = render(&p, &["--quiet", "render"]);
+    sync(&p);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("reading overlay overlays/missing.yaml"),
@@ -311,7 +310,8 @@ fn added_object_that_already_exists() {
         "overlays/sa.yaml",
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: web}\n",
     );
-    assert_error("error_add_duplicate", render(&p, &["render"]));
+    sync(&p);
+    assert_error("error_add_duplicate", p.run(&["--quiet", "render"]));
 }
 
 #[test]
@@ -631,20 +631,32 @@ fn every_upstream_release_renders_twice_the_same() {
 // The bundled example.
 // ---------------------------------------------------------------------------------------------
 
+/// A copy of the repository's example (its `path:` sources point at examples/upstream/; the
+/// first render vendors them).
+fn example_project() -> Project {
+    let root = crate::support::repo_root();
+    let p = Project::new();
+    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
+    copy_dir(&root.join("overlays"), &p.path().join("overlays"));
+    copy_dir(&root.join("examples"), &p.path().join("examples"));
+    sync(&p);
+    p
+}
+
 #[test]
 fn example_renders_per_environment() {
-    let p = crate::support::example_project();
+    let p = example_project();
     for env in ["dev", "qa", "prod"] {
-        let run = render(&p, &["--quiet", "render", "--env", env]);
+        let run = p.run(&["--quiet", "render", "--env", env]);
         assert_eq!(run.code, 0, "{}", run.transcript());
         assert!(
-            run.stderr.is_empty(),
+            !run.stderr.contains("warning"),
             "the example's overlays leave nothing to warn about: {}",
             run.stderr
         );
         insta::assert_snapshot!(format!("example_{env}"), run.stdout);
     }
-    let run = render(&p, &["--quiet", "render", "--env", "prod", "--explain"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--explain"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!("example_prod_explain", run.stdout);
 }
@@ -660,9 +672,13 @@ fn two_packages_rendering_one_object_is_an_error() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
     p.write("upstream/a.yaml", role);
     p.write("upstream/b.yaml", role);
-    assert_error("error_two_packages_one_object", render(&p, &["render"]));
+    sync(&p);
+    assert_error(
+        "error_two_packages_one_object",
+        p.run(&["--quiet", "render"]),
+    );
     // Each package on its own is fine.
-    assert_eq!(render(&p, &["--quiet", "render", "a"]).code, 0);
+    assert_eq!(p.run(&["--quiet", "render", "a"]).code, 0);
 }
 
 #[test]
@@ -705,7 +721,6 @@ fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
 #[test]
 fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
     let p = project("app");
-    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
@@ -739,5 +754,19 @@ fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
             "app: overlays changed since they were locked",
             "app: rendered output for `dev` differs from kpin.lock"
         ]
+    );
+
+    p.write(
+        "overlays/app/dev.yaml",
+        "operations:\n- remove: {select: {name: gone}}\n",
+    );
+    let problems = render::verify_hook(&manifest, package, &locked).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("app: does not render: rendering app 1.0.0 for environment `dev`"),
+        "{}",
+        problems[0]
     );
 }
