@@ -992,14 +992,16 @@ fn looks_numeric(s: &str) -> bool {
             return all(rest, ok);
         }
     }
-    // YAML 1.1 sexagesimal numbers (`1:30`), which Kubernetes reads as 90.
-    if body.contains(':') {
-        return body.split(':').all(|part| decimal(part) || all(part, |b| b.is_ascii_digit() || b == b'.'));
-    }
     // Dates: go-yaml turns `2024-01-01` into a timestamp, which JSON conversion rewrites.
     let bytes = body.as_bytes();
     if bytes.len() >= 8 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
         return true;
+    }
+    // YAML 1.1 sexagesimal numbers (`1:30`), which Kubernetes reads as 90.
+    if body.contains(':') {
+        return body
+            .split(':')
+            .all(|part| decimal(part) || all(part, |b| b.is_ascii_digit() || b == b'.'));
     }
     // Decimal and float: digits with at most one dot, then an optional exponent.
     let (mantissa, exponent) = match body.find(['e', 'E']) {
@@ -1075,10 +1077,39 @@ mod numeric_tests {
 
     #[test]
     fn numbers_dates_and_sexagesimals_are_numeric_versions_and_digests_are_not() {
-        for yes in ["1", "-1", "+1.5", ".5", "1e3", "1E-3", "0x1F", "0o17", "0b101", "0755", "1_000", "1:30", "2024-01-01", "1.", "6.02e+23"] {
+        for yes in [
+            "1",
+            "-1",
+            "+1.5",
+            ".5",
+            "1e3",
+            "1E-3",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "0755",
+            "1_000",
+            "1:30",
+            "2024-01-01",
+            "2024-01-01T00:00:00Z",
+            "1.",
+            "6.02e+23",
+        ] {
             assert!(looks_numeric(yes), "{yes}");
         }
-        for no in ["1.2.0", "v1", "08260f92d2ce", "1.2.3-rc.1", "1e", "10Mi", "100m", "0x", "e3", "1:a", "."] {
+        for no in [
+            "1.2.0",
+            "v1",
+            "08260f92d2ce",
+            "1.2.3-rc.1",
+            "1e",
+            "10Mi",
+            "100m",
+            "0x",
+            "e3",
+            "1:a",
+            ".",
+        ] {
             assert!(!looks_numeric(no), "{no}");
         }
     }
