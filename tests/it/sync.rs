@@ -659,6 +659,65 @@ fn an_interrupted_sync_leaves_the_previous_state_intact() {
 }
 
 #[test]
+fn a_killed_sync_leaves_the_previous_state_intact() {
+    let server = Server::http();
+    for v in ["1.0.0", "2.0.0"] {
+        server
+            .file(&format!("/a/{v}/a.yaml"), release("a", v))
+            .file(&format!("/b/{v}/b.yaml"), release("b", v));
+    }
+    let manifest = |v: &str| {
+        format!(
+            "packages:\n  a:\n    version: {v}\n    url: {{base}}/a/{{version}}/a.yaml\n  b:\n    version: {v}\n    url: {{base}}/b/{{version}}/b.yaml\n"
+        )
+    };
+    let p = project(&server, &manifest("1.0.0"));
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let before = tree(&p);
+
+    // `a` arrives at once, `b` hangs: kill the sync while it waits.
+    server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::from_secs(30)));
+    p.write(
+        "kpin.yaml",
+        &manifest("2.0.0").replace("{base}", &server.base()),
+    );
+    let mut child = p
+        .kpin()
+        .args(["sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.hits("/b/2.0.0/b.yaml") == 0 || server.hits("/a/2.0.0/a.yaml") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sync never reached the slow download"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut after = tree(&p);
+    after.retain(|path, _| !path.starts_with("vendor/.kpin-"));
+    assert_eq!(
+        after, before,
+        "only a hidden staging directory may be left behind"
+    );
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    assert_eq!(run.code, 2, "b still hangs: {}", run.transcript());
+    server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::ZERO));
+    assert_eq!(p.run(&["sync"]).code, 0);
+    assert!(
+        tree(&p)
+            .keys()
+            .all(|path| !path.starts_with("vendor/.kpin-")),
+        "leftovers are cleaned up"
+    );
+}
+
+#[test]
 fn new_versions_replace_old_directories_and_removed_packages_go() {
     let server = Server::http();
     serve_two_packages(&server);
