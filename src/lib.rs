@@ -8,6 +8,7 @@
 //! - cluster: [`cluster`]
 //! - upgrade workflow: [`outdated`], [`upgrade`]
 
+pub mod changes;
 pub mod cluster;
 pub mod digest;
 pub mod error;
