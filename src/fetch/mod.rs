@@ -1,0 +1,319 @@
+//! Fetching release files: every source kind resolved to the same shape (named files at a URL
+//! or local path), the HTTP client, the GitHub API and the content-addressed cache.
+
+pub mod cache;
+pub mod github;
+pub mod http;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use url::Url;
+
+pub use cache::{Cache, hash_file};
+pub use http::{Auth, Client, Download, FetchError, NetOptions};
+
+use crate::error::HintExt;
+use crate::lockfile::LockedFile;
+use crate::manifest::{self, Manifest, Package, Source};
+
+/// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
+pub const PATH_PREFIX: &str = "path:";
+/// File extensions vendored from a local directory source.
+const LOCAL_EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+
+/// One release file of a package: its name under `vendor/<package>/<version>/` and where its
+/// bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub name: String,
+    pub origin: Origin,
+    /// What the lockfile records as the file's `url`.
+    pub locked_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Remote { url: Url, auth: Auth },
+    Local { path: PathBuf },
+}
+
+impl Origin {
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Origin::Remote { .. })
+    }
+}
+
+/// Whether resolving this package's files needs the network (GitHub API or remote URLs).
+pub fn needs_network(package: &Package) -> bool {
+    match &package.source {
+        Source::Github(_) => true,
+        Source::Url { templates } => templates
+            .iter()
+            .any(|t| !manifest::expand(t, &package.version).starts_with("file:")),
+        Source::Path { .. } => false,
+    }
+}
+
+/// The files of `package` at its pinned version. `client` is `None` offline; sources that need
+/// the API (GitHub) then fail.
+pub async fn resolve(
+    manifest: &Manifest,
+    package: &Package,
+    client: Option<&Client>,
+) -> Result<Vec<SourceFile>> {
+    let files = match &package.source {
+        Source::Url { templates } => templates
+            .iter()
+            .map(|t| url_file(&manifest::expand(t, &package.version)))
+            .collect::<Result<Vec<_>>>()?,
+        Source::Github(gh) => {
+            let Some(client) = client else {
+                return Err(anyhow::anyhow!(
+                    "the GitHub release of package `{}` must be looked up online",
+                    package.name
+                ))
+                .hint(
+                    "run without --offline once; afterwards kpin.lock records the download URLs",
+                );
+            };
+            let tag = manifest::expand(&gh.tag, &package.version);
+            let release = github::release_by_tag(client, &gh.api_url, &gh.repo, &tag).await?;
+            gh.assets
+                .iter()
+                .map(|template| {
+                    let name = manifest::expand(template, &package.version);
+                    let asset =
+                        release
+                            .assets
+                            .iter()
+                            .find(|a| a.name == name)
+                            .ok_or_else(|| {
+                                let names: Vec<&str> =
+                                    release.assets.iter().map(|a| a.name.as_str()).collect();
+                                anyhow::anyhow!(
+                                    "release `{tag}` of {} has no asset `{name}`",
+                                    gh.repo
+                                )
+                                .hint(if names.is_empty() {
+                                    "the release has no assets".to_owned()
+                                } else {
+                                    format!("its assets are: {}", names.join(", "))
+                                })
+                            })?;
+                    manifest::check_path_segment(&name)
+                        .with_context(|| format!("asset `{name}`"))?;
+                    let url = Url::parse(&asset.url)
+                        .with_context(|| format!("asset `{name}`: bad API URL `{}`", asset.url))?;
+                    Ok(SourceFile {
+                        name,
+                        origin: Origin::Remote {
+                            url,
+                            auth: Auth::GithubAsset,
+                        },
+                        locked_url: asset.browser_download_url.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        Source::Path { template } => {
+            local_files(manifest, &manifest::expand(template, &package.version))?
+        }
+    };
+    let mut seen = BTreeSet::new();
+    for f in &files {
+        if !seen.insert(f.name.as_str()) {
+            bail!(
+                "two files of package `{}` are both named `{}`",
+                package.name,
+                f.name
+            );
+        }
+    }
+    Ok(files)
+}
+
+/// A file recorded in the lockfile, to fetch again without resolving the source.
+pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFile> {
+    let origin = match file.url.strip_prefix(PATH_PREFIX) {
+        Some(rel) => {
+            manifest::check_relative_path(rel)
+                .with_context(|| format!("kpin.lock: file `{}`", file.name))?;
+            Origin::Local {
+                path: manifest.resolve_path(rel),
+            }
+        }
+        None => url_file(&file.url)?.origin,
+    };
+    Ok(SourceFile {
+        name: file.name.clone(),
+        origin,
+        locked_url: file.url.clone(),
+    })
+}
+
+/// A URL source file: named after the last path segment.
+fn url_file(text: &str) -> Result<SourceFile> {
+    let url = Url::parse(text).with_context(|| format!("`{text}` is not a valid URL"))?;
+    let segment = url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
+        .unwrap_or("");
+    let name = percent_decode(segment);
+    manifest::check_path_segment(&name).with_context(|| {
+        format!("{url}: cannot name the vendored file after the last path segment")
+    })?;
+    let origin = if url.scheme() == "file" {
+        let path = url
+            .to_file_path()
+            .map_err(|()| anyhow::anyhow!("{url}: not a local file path"))?;
+        Origin::Local { path }
+    } else {
+        Origin::Remote {
+            url: url.clone(),
+            auth: Auth::None,
+        }
+    };
+    Ok(SourceFile {
+        name,
+        origin,
+        locked_url: url.to_string(),
+    })
+}
+
+/// A `path:` source: one file, or every YAML/JSON file directly in a directory, sorted.
+fn local_files(manifest: &Manifest, rel: &str) -> Result<Vec<SourceFile>> {
+    let rel = rel.trim_start_matches("./").trim_end_matches('/');
+    let path = manifest.resolve_path(rel);
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("local source {}", path.display()))
+        .hint("`path:` is relative to the directory of kpin.yaml")?;
+    if meta.is_file() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        manifest::check_path_segment(&name)
+            .with_context(|| format!("local source {}", path.display()))?;
+        return Ok(vec![SourceFile {
+            name,
+            origin: Origin::Local { path },
+            locked_url: format!("{PATH_PREFIX}{rel}"),
+        }]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted = !name.starts_with('.')
+            && name
+                .rsplit_once('.')
+                .is_some_and(|(_, ext)| LOCAL_EXTENSIONS.contains(&ext))
+            && entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if !wanted {
+            continue;
+        }
+        manifest::check_path_segment(&name)
+            .with_context(|| format!("local source {}", entry.path().display()))?;
+        files.push(SourceFile {
+            origin: Origin::Local { path: entry.path() },
+            locked_url: format!("{PATH_PREFIX}{rel}/{name}"),
+            name,
+        });
+    }
+    if files.is_empty() {
+        return Err(anyhow::anyhow!(
+            "local source {}: no *.yaml, *.yml or *.json files",
+            path.display()
+        ))
+        .hint("point `path:` at a directory of release files or at one file");
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Undo `%XX` escapes in a URL path segment (file names with spaces and the like).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest(dir: &Path, text: &str) -> Manifest {
+        Manifest::parse(text, &dir.join("kpin.yaml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn url_sources_are_named_after_the_last_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest(
+            dir.path(),
+            "packages:\n  a:\n    version: 1.2.3\n    urls:\n      - https://h/v{version}/deploy.yaml\n      - https://h/v{version}/crds%2Dx.yaml\n",
+        );
+        let files = resolve(&m, &m.packages["a"], None).await.unwrap();
+        assert_eq!(files[0].name, "deploy.yaml");
+        assert_eq!(files[0].locked_url, "https://h/v1.2.3/deploy.yaml");
+        assert!(files[0].origin.is_remote());
+        assert_eq!(files[1].name, "crds-x.yaml");
+        assert!(needs_network(&m.packages["a"]));
+    }
+
+    #[tokio::test]
+    async fn local_directories_list_yaml_files_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = dir.path().join("releases/1.0.0");
+        std::fs::create_dir_all(&rel).unwrap();
+        for f in ["b.yaml", "a.yml", "c.json", "README.md", ".hidden.yaml"] {
+            std::fs::write(rel.join(f), "{}").unwrap();
+        }
+        let m = manifest(
+            dir.path(),
+            "packages:\n  a:\n    version: 1.0.0\n    path: ./releases/{version}/\n",
+        );
+        let files = resolve(&m, &m.packages["a"], None).await.unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
+        assert_eq!(files[0].locked_url, "path:releases/1.0.0/a.yml");
+        assert!(!needs_network(&m.packages["a"]));
+        let again = locked_source(
+            &m,
+            &LockedFile {
+                name: "a.yml".into(),
+                url: files[0].locked_url.clone(),
+                sha256: String::new(),
+                size: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(again.origin, files[0].origin);
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("a%20b.yaml"), "a b.yaml");
+        assert_eq!(percent_decode("bad%zz%2"), "bad%zz%2");
+        assert_eq!(percent_decode("%e2%82"), "\u{fffd}");
+    }
+}
