@@ -100,6 +100,49 @@ pub fn namespaced(group: &str, kind: &str, extra: &dyn Fn(&str, &str) -> Option<
     lookup(group, kind).map(|k| k.namespaced).or_else(|| extra(group, kind))
 }
 
+/// A field outside `metadata.namespace` that names a namespace: the `namespace` key inside the
+/// mapping at `parent` (keys, `*` for every list item), only for items whose `kind` equals
+/// `only_kind` when given. Moving a package rewrites these; kustomize misses several of them.
+pub struct NamespaceRef {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub parent: &'static [&'static str],
+    pub only_kind: Option<&'static str>,
+}
+
+macro_rules! namespace_refs {
+    ($( $group:literal $kind:literal [$($seg:literal)*] $only:expr ; )*) => {
+        &[ $( NamespaceRef { group: $group, kind: $kind, parent: &[$($seg),*], only_kind: $only } ),* ]
+    };
+}
+
+pub static NAMESPACE_REFS: &[NamespaceRef] = namespace_refs! {
+    "rbac.authorization.k8s.io" "RoleBinding" ["subjects" "*"] Some("ServiceAccount");
+    "rbac.authorization.k8s.io" "ClusterRoleBinding" ["subjects" "*"] Some("ServiceAccount");
+    "admissionregistration.k8s.io" "ValidatingWebhookConfiguration" ["webhooks" "*" "clientConfig" "service"] None;
+    "admissionregistration.k8s.io" "MutatingWebhookConfiguration" ["webhooks" "*" "clientConfig" "service"] None;
+    "apiregistration.k8s.io" "APIService" ["spec" "service"] None;
+    "apiextensions.k8s.io" "CustomResourceDefinition" ["spec" "conversion" "webhook" "clientConfig" "service"] None;
+};
+
+/// Kinds holding RBAC `rules`.
+pub static RULE_KINDS: &[(&str, &str)] = &[
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+];
+
+/// Kinds holding RBAC `subjects`.
+pub static BINDING_KINDS: &[(&str, &str)] = &[
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+];
+
+/// The `Namespace` kind itself, renamed when a package moves.
+pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");
+
+/// `CustomResourceDefinition`, whose `spec.scope` tells the scope of custom kinds.
+pub const CRD_KIND: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,24 @@
-//! Render: vendored files plus overlays to the deterministic list of objects to apply.
+//! Render: vendored files plus overlays to the deterministic list of objects to apply, and the
+//! views of it: YAML stream, one-file-per-object directory, `--explain` diffs, lockfile digests.
+//!
+//! Pipeline per package: read `vendor/<pkg>/<version>/*` (sorted, `List` kinds flattened) ->
+//! `namespace:` shorthand -> package overlays -> package overlays for the environment ->
+//! the environment's overlays -> sort by `Object::order_key` (the table in `kinds`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde_json::Value;
 
+use crate::digest;
+use crate::error::HintExt;
+use crate::fsutil;
+use crate::kinds;
 use crate::manifest::{Manifest, Package};
 use crate::object::Object;
+use crate::overlay::{self, Action, Change, Op, OpCtx, Overlay, Target, Tracked, Workspace};
 use crate::yaml;
 
 /// One package rendered for one environment.
@@ -16,36 +31,419 @@ pub struct RenderedPackage {
     pub objects: Vec<Object>,
     /// Things a reviewer should look at (e.g. leftover references to a moved namespace).
     pub warnings: Vec<String>,
+    /// Per-object history from upstream, present when rendered with `explain`.
+    pub explanation: Option<Vec<Tracked>>,
 }
 
-/// Render one package from `vendor/` (baseline: upstream objects in order, no overlays yet).
-pub fn render_package(manifest: &Manifest, package: &Package, env: Option<&str>) -> Result<RenderedPackage> {
+/// Render one package from `vendor/` with its overlays (and the environment's).
+pub fn render_package(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+) -> Result<RenderedPackage> {
+    render_package_with(manifest, package, env, false)
+}
+
+/// Render one package; with `explain`, keep what every overlay changed for `explain()`.
+pub fn render_package_with(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+    explain: bool,
+) -> Result<RenderedPackage> {
+    let version = package.version.raw.as_str();
+    let rendering = || match env {
+        Some(e) => format!("rendering {} {version} for environment `{e}`", package.name),
+        None => format!("rendering {} {version}", package.name),
+    };
+    let upstream = read_upstream(manifest, package).with_context(rendering)?;
+    let overlays = load_overlays(manifest, package, env).with_context(rendering)?;
+    let target = Target {
+        package: &package.name,
+        version,
+    };
+    let mut ws = Workspace::new(upstream, explain);
+    if let Some(ns) = &package.namespace {
+        let ctx = OpCtx {
+            origin: format!(
+                "{} packages.{}.namespace",
+                display_manifest(manifest),
+                package.name
+            ),
+            optional: false,
+            target,
+        };
+        ws.apply_op(&Op::Namespace(ns.clone()), &ctx)
+            .with_context(|| ctx.origin.clone())
+            .with_context(rendering)?;
+    }
+    for overlay in &overlays {
+        ws.apply(overlay, target).with_context(rendering)?;
+    }
+    let mut tracked = std::mem::take(&mut ws.objects);
+    tracked.sort_by_cached_key(|t| t.object.order_key());
+    check_duplicates(&tracked).with_context(rendering)?;
+    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
+    let warnings = overlay::leftover_references(&objects, &ws.moves);
+    let explanation = explain.then(|| {
+        tracked.extend(std::mem::take(&mut ws.removed));
+        tracked
+    });
+    Ok(RenderedPackage {
+        name: package.name.clone(),
+        version: version.to_owned(),
+        env: env.map(str::to_owned),
+        objects,
+        warnings,
+        explanation,
+    })
+}
+
+fn display_manifest(manifest: &Manifest) -> String {
+    manifest
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "kpin.yaml".to_owned())
+}
+
+/// Two objects with one identity would fight in the cluster; this is always a mistake.
+fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
+    for pair in sorted.windows(2) {
+        let (a, b) = (pair[0].object.reference(), pair[1].object.reference());
+        if a == b {
+            return Err(anyhow::anyhow!("{a} appears twice in the rendered output"))
+                .hint("remove one copy with a `remove` operation, or move one with a patch");
+        }
+    }
+    Ok(())
+}
+
+/// Objects of a YAML stream, with `List` kinds (`v1/List`, `ConfigMapList`, ...) flattened into
+/// their items the way `kubectl apply -f` does.
+pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<Value> = yaml::documents(text, origin)?;
+    stack.reverse();
+    while let Some(doc) = stack.pop() {
+        let is_list = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && doc.get("items").is_some_and(Value::is_array);
+        if is_list {
+            if let Some(Value::Array(items)) = doc.get("items") {
+                stack.extend(items.iter().rev().filter(|i| !i.is_null()).cloned());
+            }
+        } else if doc.is_object() {
+            out.push(Object(doc));
+        } else {
+            anyhow::bail!(
+                "{}: a List item is a {}, expected an object",
+                origin.display(),
+                yaml::json_type_name(&doc)
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The vendored objects of a package, files in name order.
+pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Object>> {
     let dir = manifest.package_vendor_dir(package);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+    let entries = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))
+        .hint("run `kpin sync` to vendor the package")?;
+    let mut files: Vec<PathBuf> = entries
         .collect::<std::io::Result<Vec<_>>>()
         .with_context(|| format!("reading {}", dir.display()))?
         .into_iter()
         .map(|e| e.path())
-        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     let mut objects = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        objects.extend(yaml::documents(&text, &file)?.into_iter().map(Object));
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let shown = PathBuf::from(fsutil::display_relative(&file, &manifest.root));
+        objects.extend(objects_from_yaml(&text, &shown)?);
     }
-    objects.sort_by_cached_key(Object::order_key);
-    Ok(RenderedPackage {
-        name: package.name.clone(),
-        version: package.version.raw.clone(),
-        env: env.map(str::to_owned),
-        objects,
-        warnings: Vec::new(),
-    })
+    Ok(objects)
+}
+
+/// Overlay paths that apply to `package` in `env`, in order: the package's own, the package's
+/// for this environment, then the environment's.
+pub fn overlay_paths<'a>(
+    manifest: &'a Manifest,
+    package: &'a Package,
+    env: Option<&str>,
+) -> Result<Vec<&'a str>> {
+    let mut paths: Vec<&str> = package.overlays.iter().map(String::as_str).collect();
+    if let Some(env) = env {
+        let environment = manifest.environment(env)?;
+        paths.extend(
+            package
+                .env_overlays
+                .get(env)
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        paths.extend(environment.overlays.iter().map(String::as_str));
+    }
+    Ok(paths)
+}
+
+fn load_overlays(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+) -> Result<Vec<Overlay>> {
+    overlay_paths(manifest, package, env)?
+        .into_iter()
+        .map(|p| Overlay::load(&manifest.resolve_path(p), p))
+        .collect()
 }
 
 /// The YAML stream of rendered objects.
 pub fn to_yaml(objects: &[Object]) -> String {
     yaml::emit_documents(objects.iter().map(|o| &o.0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lockfile digests.
+// ---------------------------------------------------------------------------------------------
+
+/// What the lockfile records about a package's render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderDigests {
+    /// Digest of the overlay settings in kpin.yaml and the bytes of every overlay input.
+    pub overlays_digest: String,
+    /// Digest of the rendered YAML: `default` (no environment) and each environment by name.
+    pub rendered: BTreeMap<String, String>,
+}
+
+/// Name of the render without `--env` in `RenderDigests::rendered`.
+pub const DEFAULT_ENV: &str = "default";
+
+/// Digests of a package's overlay inputs and rendered output for every environment.
+pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
+    let mut envs: Vec<Option<&str>> = vec![None];
+    envs.extend(manifest.environments.keys().map(|e| Some(e.as_str())));
+    let mut files = BTreeMap::new();
+    let mut chains = serde_json::Map::new();
+    let mut rendered = BTreeMap::new();
+    for env in envs {
+        let key = env.unwrap_or(DEFAULT_ENV);
+        let paths = overlay_paths(manifest, package, env)?;
+        chains.insert(key.to_owned(), Value::from(paths.clone()));
+        for overlay in load_overlays(manifest, package, env)? {
+            files.extend(
+                overlay
+                    .inputs
+                    .iter()
+                    .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
+            );
+        }
+        let out = render_package(manifest, package, env)?;
+        rendered.insert(
+            key.to_owned(),
+            format!(
+                "sha256:{}",
+                digest::sha256_hex(to_yaml(&out.objects).as_bytes())
+            ),
+        );
+    }
+    let inputs = serde_json::json!({
+        "namespace": package.namespace,
+        "overlays": chains,
+        "files": files,
+    });
+    Ok(RenderDigests {
+        overlays_digest: digest::of_json(&inputs),
+        rendered,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output directory.
+// ---------------------------------------------------------------------------------------------
+
+/// File name of an object in `--output-dir`: `<NN>-<stage>_<kind>[_<namespace>]_<name>.yaml`,
+/// so a directory listing reads in apply order and names never depend on other objects.
+pub fn object_file_name(object: &Object) -> String {
+    let (stage, _) = kinds::rank(object.group(), object.kind());
+    let kind = match kinds::lookup(object.group(), object.kind()) {
+        Some(_) => object.kind().to_ascii_lowercase(),
+        // Custom kinds may share a name across groups.
+        None => format!("{}.{}", object.kind().to_ascii_lowercase(), object.group()),
+    };
+    let mut name = format!("{:02}-{}_{kind}", stage as u8, stage_slug(stage));
+    if let Some(ns) = object.namespace() {
+        name.push('_');
+        name.push_str(ns);
+    }
+    name.push('_');
+    name.push_str(object.name());
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{safe}.yaml")
+}
+
+fn stage_slug(stage: kinds::Stage) -> &'static str {
+    use kinds::Stage as S;
+    match stage {
+        S::Crds => "crds",
+        S::Namespaces => "namespaces",
+        S::ClusterSetup => "cluster",
+        S::NamespacedSetup => "setup",
+        S::Networking => "networking",
+        S::Workloads => "workloads",
+        S::Other => "other",
+        S::Admission => "admission",
+    }
+}
+
+/// Write `<dir>/<package>/<file per object>`, each package directory replaced whole.
+pub fn write_output_dir(dir: &Path, packages: &[RenderedPackage]) -> Result<()> {
+    for package in packages {
+        let dest = dir.join(&package.name);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let staged = fsutil::sibling_temp_name(&dest, "render");
+        let result = (|| -> Result<()> {
+            std::fs::create_dir_all(&staged)
+                .with_context(|| format!("creating {}", staged.display()))?;
+            let mut seen = BTreeSet::new();
+            for object in &package.objects {
+                let file = object_file_name(object);
+                if !seen.insert(file.clone()) {
+                    return Err(anyhow::anyhow!(
+                        "{} and another object of {} map to the same file {file}",
+                        object.reference(),
+                        package.name
+                    ))
+                    .hint("their names differ only in characters a file name cannot hold");
+                }
+                std::fs::write(staged.join(&file), yaml::emit(&object.0))
+                    .with_context(|| format!("writing {file}"))?;
+            }
+            fsutil::replace_dir(&staged, &dest)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        result?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explain.
+// ---------------------------------------------------------------------------------------------
+
+/// The reviewer's view: per changed object, which overlay operation changed which fields, and
+/// a unified diff from upstream to rendered. Unchanged objects are counted, not shown.
+pub fn explain(package: &RenderedPackage) -> String {
+    let mut out = String::new();
+    let title = match &package.env {
+        Some(e) => format!("{} {} (environment {e})", package.name, package.version),
+        None => format!("{} {}", package.name, package.version),
+    };
+    let _ = writeln!(out, "# {title}");
+    let Some(history) = &package.explanation else {
+        return out;
+    };
+    let mut unchanged = 0;
+    for t in history {
+        if t.changes.is_empty() {
+            unchanged += 1;
+            continue;
+        }
+        let removed = t.changes.iter().any(|c| c.action == Action::Removed);
+        let shown = if removed {
+            t.upstream.as_ref().unwrap_or(&t.object)
+        } else {
+            &t.object
+        };
+        let _ = writeln!(out, "\n## {}", shown.reference());
+        if let Some(up) = &t.upstream {
+            if up.reference() != t.object.reference() {
+                let _ = writeln!(out, "upstream: {}", up.reference());
+            }
+        }
+        for Change { origin, action } in &t.changes {
+            let what = match action {
+                Action::Added => "added".to_owned(),
+                Action::Removed => "removed".to_owned(),
+                Action::Modified(paths) => paths.join(", "),
+            };
+            let _ = writeln!(out, "- {origin}: {what}");
+        }
+        let before = t
+            .upstream
+            .as_ref()
+            .map(|o| yaml::emit(&o.0))
+            .unwrap_or_default();
+        let after = if removed {
+            String::new()
+        } else {
+            yaml::emit(&t.object.0)
+        };
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        let _ = write!(
+            out,
+            "{}",
+            diff.unified_diff()
+                .context_radius(3)
+                .header("upstream", "rendered")
+        );
+    }
+    let _ = writeln!(out, "\n{unchanged} object(s) unchanged");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_are_flattened() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- apiVersion: v1\n  kind: ConfigMapList\n  items: [{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}]\n---\n{apiVersion: v1, kind: Secret, metadata: {name: c}}\n";
+        let names: Vec<String> = objects_from_yaml(text, Path::new("t.yaml"))
+            .unwrap()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn file_names_are_stable_and_safe() {
+        let o = Object(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:metrics"}}),
+        );
+        assert_eq!(
+            object_file_name(&o),
+            "02-cluster_clusterrole_system-metrics.yaml"
+        );
+        let o = Object(
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"}}),
+        );
+        assert_eq!(object_file_name(&o), "06-other_widget.example.com_n_w.yaml");
+    }
 }

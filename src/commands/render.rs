@@ -1,12 +1,49 @@
-//! `kpin render`.
+//! `kpin render`: rendered YAML on stdout, a one-file-per-object directory with `--output-dir`,
+//! or the reviewer's upstream-to-rendered diff with `--explain`. Warnings go to stderr.
 
 use anyhow::Result;
 use kpin::error::Outcome;
+use kpin::progress::Reporter;
+use kpin::render::{self, RenderedPackage};
 
 use super::Ctx;
 use crate::cli::RenderArgs;
 
 pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
-    let _ = (ctx.manifest()?, args);
-    anyhow::bail!("`kpin render` is not implemented yet")
+    let manifest = ctx.manifest()?;
+    if let Some(env) = &args.env {
+        manifest.environment(env)?;
+    }
+    let packages = manifest.select(&args.packages)?;
+    let mut rendered: Vec<RenderedPackage> = Vec::with_capacity(packages.len());
+    for package in packages {
+        let out =
+            render::render_package_with(&manifest, package, args.env.as_deref(), args.explain)?;
+        for warning in &out.warnings {
+            ctx.term.warn(&format!("{}: {warning}", out.name));
+        }
+        rendered.push(out);
+    }
+    if args.explain {
+        let text: Vec<String> = rendered.iter().map(render::explain).collect();
+        print!("{}", text.join("\n"));
+    } else if let Some(dir) = &args.output_dir {
+        render::write_output_dir(dir, &rendered)?;
+        for p in &rendered {
+            ctx.term.status(
+                "Rendered",
+                &format!(
+                    "{} {} ({} objects) to {}",
+                    p.name,
+                    p.version,
+                    p.objects.len(),
+                    dir.join(&p.name).display()
+                ),
+            );
+        }
+    } else {
+        let all: Vec<_> = rendered.into_iter().flat_map(|p| p.objects).collect();
+        print!("{}", render::to_yaml(&all));
+    }
+    Ok(Outcome::Clean)
 }

@@ -1,0 +1,694 @@
+//! Overlay files: the declarative patch format (parsed at the edge from `RawOverlay` into
+//! `Overlay`), and the engine that applies its operations, in order, to a package's objects.
+//!
+//! An overlay file is a YAML mapping with `operations:`, a list of single-key mappings such as
+//! `namespace: {name: ingress}` or `jsonPatch: {select: {...}, patch: [...]}`. Each operation
+//! that selects objects must match at least one, unless it says `optional: true`: that is how
+//! an upgrade reveals that upstream renamed something a patch relied on.
+
+mod meta;
+mod namespace;
+mod patch;
+mod rbac;
+mod select;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::digest;
+use crate::error::HintExt;
+use crate::object::Object;
+use crate::yaml::{self, Flavor};
+
+pub use meta::{RawImage, RawMeta};
+pub use namespace::{RawNamespace, leftover_references};
+pub use patch::{MERGE_KEYS, RawJsonPatch, RawMergePatch, strategic_merge};
+pub use rbac::RawRbac;
+pub use select::{LabelExpression, LabelOperator, LabelSelector, RawSelector, Selector};
+
+// ---------------------------------------------------------------------------------------------
+// Raw form: exactly what users write.
+// ---------------------------------------------------------------------------------------------
+
+/// An overlay file as written.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(
+    title = "kpin overlay",
+    description = "Declarative changes kpin applies, in order, to the objects of a vendored release."
+)]
+pub struct RawOverlay {
+    /// What this overlay is for; shown nowhere, read by reviewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Operations, applied in order. Each is a mapping with exactly one key: the operation.
+    pub operations: Vec<RawOperation>,
+}
+
+/// One operation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum RawOperation {
+    /// Move the package into a namespace, rewriting every reference to the old one.
+    Namespace(RawNamespace),
+    /// RFC 6902 JSON patch on the selected objects.
+    JsonPatch(RawJsonPatch),
+    /// RFC 7386 JSON merge patch on the selected objects (lists are replaced whole).
+    MergePatch(RawMergePatch),
+    /// Merge patch that merges well-known lists by key (containers and env by name, volumeMounts
+    /// by mountPath, ...), so patching one container's args keeps the others.
+    /// An item `{name: x, $patch: delete}` removes that item.
+    StrategicMerge(RawMergePatch),
+    /// Add or remove rules of Roles/ClusterRoles, add or replace subjects of bindings.
+    Rbac(RawRbac),
+    /// Set or remove labels.
+    Labels(RawMeta),
+    /// Set or remove annotations.
+    Annotations(RawMeta),
+    /// Change container images: registry mirror, name, tag or digest.
+    Image(RawImage),
+    /// Remove the selected objects.
+    Remove(RawRemove),
+    /// Add objects from YAML files (paths relative to the overlay file).
+    Add(RawAdd),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRemove {
+    pub select: RawSelector,
+    /// Do not fail when the selector matches nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAdd {
+    /// YAML files with one or more objects, relative to the overlay file.
+    pub files: Vec<String>,
+}
+
+/// The JSON Schema of overlay files, for editors.
+pub fn json_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(RawOverlay)).unwrap_or(Value::Null)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated form.
+// ---------------------------------------------------------------------------------------------
+
+/// A parsed overlay file.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    /// The file as named in messages (relative to kpin.yaml).
+    pub display: String,
+    pub operations: Vec<Operation>,
+    /// Every input file (the overlay itself, then files it adds) with its sha256, for the lockfile.
+    pub inputs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub index: usize,
+    pub optional: bool,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Namespace(String),
+    JsonPatch(Selector, json_patch::Patch),
+    MergePatch(Selector, Value),
+    StrategicMerge(Selector, Value),
+    Rbac(Selector, rbac::RbacChange),
+    Labels(Selector, meta::MetaChange),
+    Annotations(Selector, meta::MetaChange),
+    Image(Selector, meta::ImageChange),
+    Remove(Selector),
+    Add(Vec<Object>),
+}
+
+impl Op {
+    /// The operation's key in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Namespace(_) => "namespace",
+            Op::JsonPatch(..) => "jsonPatch",
+            Op::MergePatch(..) => "mergePatch",
+            Op::StrategicMerge(..) => "strategicMerge",
+            Op::Rbac(..) => "rbac",
+            Op::Labels(..) => "labels",
+            Op::Annotations(..) => "annotations",
+            Op::Image(..) => "image",
+            Op::Remove(_) => "remove",
+            Op::Add(_) => "add",
+        }
+    }
+}
+
+impl Overlay {
+    /// Read and validate the overlay at `path`; `display` names it in messages.
+    pub fn load(path: &Path, display: &str) -> Result<Overlay> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading overlay {display}"))
+            .hint("check the overlay paths in kpin.yaml (they are relative to kpin.yaml)")?;
+        Overlay::parse(&text, path, display)
+    }
+
+    /// Validate overlay text; `path` locates files it adds.
+    pub fn parse(text: &str, path: &Path, display: &str) -> Result<Overlay> {
+        let shown = Path::new(display);
+        // Two readings of one file: kpin's own keys (selectors, label values) with YAML 1.2 so
+        // `name: on` stays the string the user meant, and the values that end up inside
+        // Kubernetes objects (patch bodies, rules) the way kubectl would read them (YAML 1.1:
+        // `defaultMode: 0644` is octal), so a patch means what the same YAML applied by kubectl means.
+        let own: Value = yaml::from_str(text, shown)?;
+        let k8s: Value = yaml::from_str_flavored(text, shown, Flavor::Kubernetes)?;
+        let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
+            if inner.contains("unknown variant") {
+                err.hint("operations are: namespace, jsonPatch, mergePatch, strategicMerge, rbac, labels, annotations, image, remove, add (see `kpin schema overlay`)")
+            } else if inner.contains("unknown field") {
+                err.hint("see `kpin schema overlay` for every accepted key")
+            } else {
+                err
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut inputs = vec![(display.to_owned(), digest::sha256_hex(text.as_bytes()))];
+        let mut operations = Vec::with_capacity(raw.operations.len());
+        for (index, raw_op) in raw.operations.iter().enumerate() {
+            let at = |field: &str| {
+                let key = serde_json::to_value(raw_op)
+                    .ok()
+                    .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))
+                    .unwrap_or_default();
+                k8s.pointer(&format!("/operations/{index}/{key}/{field}"))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let (op, optional) = build(raw_op, &at, base, display, &mut inputs)
+                .with_context(|| format!("{display}: operations[{index}]"))?;
+            operations.push(Operation {
+                index,
+                optional,
+                op,
+            });
+        }
+        Ok(Overlay {
+            display: display.to_owned(),
+            operations,
+            inputs,
+        })
+    }
+}
+
+/// Turn one raw operation into its validated form; `k8s_field` gives a field of the operation
+/// read with Kubernetes YAML typing.
+fn build(
+    raw: &RawOperation,
+    k8s_field: &dyn Fn(&str) -> Value,
+    base: &Path,
+    display: &str,
+    inputs: &mut Vec<(String, String)>,
+) -> Result<(Op, bool)> {
+    Ok(match raw {
+        RawOperation::Namespace(n) => {
+            crate::manifest::check_name(&n.name, "namespace")?;
+            (Op::Namespace(n.name.clone()), false)
+        }
+        RawOperation::JsonPatch(p) => {
+            let patch = patch::parse_json_patch(k8s_field("patch"))?;
+            (
+                Op::JsonPatch(Selector::compile(&p.select)?, patch),
+                p.optional,
+            )
+        }
+        RawOperation::MergePatch(p) => (
+            Op::MergePatch(
+                Selector::compile(&p.select)?,
+                patch::object_patch(k8s_field("patch"))?,
+            ),
+            p.optional,
+        ),
+        RawOperation::StrategicMerge(p) => (
+            Op::StrategicMerge(
+                Selector::compile(&p.select)?,
+                patch::object_patch(k8s_field("patch"))?,
+            ),
+            p.optional,
+        ),
+        RawOperation::Rbac(r) => (
+            Op::Rbac(
+                Selector::compile(&r.select)?,
+                rbac::RbacChange::build(r, k8s_field)?,
+            ),
+            r.optional,
+        ),
+        RawOperation::Labels(m) => (
+            Op::Labels(Selector::compile(&m.select)?, meta::MetaChange::build(m)?),
+            m.optional,
+        ),
+        RawOperation::Annotations(m) => (
+            Op::Annotations(Selector::compile(&m.select)?, meta::MetaChange::build(m)?),
+            m.optional,
+        ),
+        RawOperation::Image(i) => (
+            Op::Image(Selector::compile(&i.select)?, meta::ImageChange::build(i)?),
+            i.optional,
+        ),
+        RawOperation::Remove(r) => (Op::Remove(Selector::compile(&r.select)?), r.optional),
+        RawOperation::Add(a) => {
+            let mut objects = Vec::new();
+            for (i, file) in a.files.iter().enumerate() {
+                if Path::new(file).is_absolute() {
+                    anyhow::bail!("add.files[{i}]: `{file}` must be relative to the overlay file");
+                }
+                let full = base.join(file);
+                let shown = format!(
+                    "{}/{file}",
+                    Path::new(display)
+                        .parent()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                )
+                .trim_start_matches('/')
+                .to_owned();
+                let text = std::fs::read_to_string(&full)
+                    .with_context(|| format!("add.files[{i}]: reading {shown}"))?;
+                inputs.push((shown.clone(), digest::sha256_hex(text.as_bytes())));
+                let added = crate::render::objects_from_yaml(&text, Path::new(&shown))?;
+                if added.is_empty() {
+                    anyhow::bail!("add.files[{i}]: {shown} holds no objects");
+                }
+                objects.extend(added);
+            }
+            (Op::Add(objects), false)
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying operations.
+// ---------------------------------------------------------------------------------------------
+
+/// The package an overlay is applied to, for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+}
+
+/// An object on its way from upstream to rendered, with the history `--explain` shows.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub object: Object,
+    /// The object as upstream published it (kept only when explaining); `None` for added objects.
+    pub upstream: Option<Object>,
+    pub changes: Vec<Change>,
+}
+
+/// One overlay operation's effect on one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// `overlays/x.yaml operations[2] (jsonPatch)`.
+    pub origin: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Added,
+    /// Field paths that changed (`spec.replicas`, `metadata.namespace`).
+    Modified(Vec<String>),
+    Removed,
+}
+
+/// A namespace move, remembered to scan the final output for leftover references.
+#[derive(Debug, Clone)]
+pub struct NamespaceMove {
+    pub from: BTreeSet<String>,
+    pub to: String,
+    pub origin: String,
+}
+
+/// The objects being rendered and what happened to them.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    pub objects: Vec<Tracked>,
+    /// Objects removed by overlays (for `--explain`).
+    pub removed: Vec<Tracked>,
+    pub moves: Vec<NamespaceMove>,
+    /// Whether to keep upstream copies and changed paths (costs a clone per touched object).
+    pub explain: bool,
+}
+
+/// Where an operation comes from, for messages and `--explain`.
+pub struct OpCtx<'a> {
+    pub origin: String,
+    pub optional: bool,
+    pub target: Target<'a>,
+}
+
+impl Workspace {
+    pub fn new(objects: Vec<Object>, explain: bool) -> Workspace {
+        Workspace {
+            objects: objects
+                .into_iter()
+                .map(|object| Tracked {
+                    upstream: explain.then(|| object.clone()),
+                    object,
+                    changes: Vec::new(),
+                })
+                .collect(),
+            removed: Vec::new(),
+            moves: Vec::new(),
+            explain,
+        }
+    }
+
+    /// Change object `index` with `f`, recording which fields changed when explaining.
+    pub fn modify(
+        &mut self,
+        index: usize,
+        origin: &str,
+        f: impl FnOnce(&mut Object) -> Result<()>,
+    ) -> Result<()> {
+        let explain = self.explain;
+        let tracked = &mut self.objects[index];
+        let before = explain.then(|| tracked.object.clone());
+        f(&mut tracked.object)?;
+        if let Some(before) = before {
+            let mut paths = Vec::new();
+            changed_paths(&before.0, &tracked.object.0, &mut String::new(), &mut paths);
+            if !paths.is_empty() {
+                tracked.changes.push(Change {
+                    origin: origin.to_owned(),
+                    action: Action::Modified(paths),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Indices of the objects `selector` matches; an error when none and the op is not optional.
+    pub fn select(&self, selector: &Selector, ctx: &OpCtx) -> Result<Vec<usize>> {
+        let hits: Vec<usize> = (0..self.objects.len())
+            .filter(|&i| selector.matches(&self.objects[i].object))
+            .collect();
+        if hits.is_empty() && !ctx.optional {
+            return Err(anyhow::Error::new(NoMatch {
+                selector: selector.to_string(),
+                package: ctx.target.package.to_owned(),
+                version: ctx.target.version.to_owned(),
+            })
+            .hint("upstream may have renamed or removed the object in this version: fix the selector, or add `optional: true` to the operation if it is meant to apply only sometimes"));
+        }
+        Ok(hits)
+    }
+
+    /// Apply every operation of `overlay` in order.
+    pub fn apply(&mut self, overlay: &Overlay, target: Target) -> Result<()> {
+        for op in &overlay.operations {
+            let ctx = OpCtx {
+                origin: format!(
+                    "{} operations[{}] ({})",
+                    overlay.display,
+                    op.index,
+                    op.op.name()
+                ),
+                optional: op.optional,
+                target,
+            };
+            self.apply_op(&op.op, &ctx)
+                .with_context(|| ctx.origin.clone())?;
+        }
+        Ok(())
+    }
+
+    pub fn apply_op(&mut self, op: &Op, ctx: &OpCtx) -> Result<()> {
+        match op {
+            Op::Namespace(to) => namespace::apply(self, to, ctx),
+            Op::JsonPatch(sel, p) => {
+                for i in self.select(sel, ctx)? {
+                    self.modify(i, &ctx.origin, |o| patch::apply_json_patch(o, p))?;
+                }
+                Ok(())
+            }
+            Op::MergePatch(sel, p) => {
+                for i in self.select(sel, ctx)? {
+                    self.modify(i, &ctx.origin, |o| {
+                        json_patch::merge(&mut o.0, p);
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            }
+            Op::StrategicMerge(sel, p) => {
+                for i in self.select(sel, ctx)? {
+                    self.modify(i, &ctx.origin, |o| {
+                        strategic_merge(&mut o.0, p);
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            }
+            Op::Rbac(sel, change) => rbac::apply(self, sel, change, ctx),
+            Op::Labels(sel, change) => meta::apply_meta(self, sel, change, "labels", ctx),
+            Op::Annotations(sel, change) => meta::apply_meta(self, sel, change, "annotations", ctx),
+            Op::Image(sel, change) => meta::apply_image(self, sel, change, ctx),
+            Op::Remove(sel) => {
+                let hits: BTreeSet<usize> = self.select(sel, ctx)?.into_iter().collect();
+                let mut kept = Vec::with_capacity(self.objects.len());
+                for (i, mut t) in std::mem::take(&mut self.objects).into_iter().enumerate() {
+                    if hits.contains(&i) {
+                        if self.explain {
+                            t.changes.push(Change {
+                                origin: ctx.origin.clone(),
+                                action: Action::Removed,
+                            });
+                            self.removed.push(t);
+                        }
+                    } else {
+                        kept.push(t);
+                    }
+                }
+                self.objects = kept;
+                Ok(())
+            }
+            Op::Add(objects) => {
+                for object in objects {
+                    let reference = object.reference();
+                    if self
+                        .objects
+                        .iter()
+                        .any(|t| t.object.reference() == reference)
+                    {
+                        return Err(anyhow::anyhow!("{reference} already exists in the package"))
+                            .hint("patch the existing object instead of adding a second one");
+                    }
+                    self.objects.push(Tracked {
+                        object: object.clone(),
+                        upstream: None,
+                        changes: vec![Change {
+                            origin: ctx.origin.clone(),
+                            action: Action::Added,
+                        }],
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn into_objects(self) -> Vec<Object> {
+        self.objects.into_iter().map(|t| t.object).collect()
+    }
+}
+
+/// A selector that matched no object: callers (upgrade) branch on it to explain renames.
+#[derive(Debug, thiserror::Error)]
+#[error("selector {selector} matches no object in {package} {version}")]
+pub struct NoMatch {
+    pub selector: String,
+    pub package: String,
+    pub version: String,
+}
+
+/// Append `path` + `key` in the dotted form used in messages (`spec.containers[0].args`).
+pub fn push_path(path: &str, key: PathKey) -> String {
+    match key {
+        PathKey::Key(k) if path.is_empty() => k.to_owned(),
+        PathKey::Key(k) if k.contains(['.', '/', ' ']) || k.is_empty() => format!("{path}[{k:?}]"),
+        PathKey::Key(k) => format!("{path}.{k}"),
+        PathKey::Index(i) => format!("{path}[{i}]"),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum PathKey<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The dotted paths where `a` and `b` differ (lists of different length count as one change).
+fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let sub = push_path(path, PathKey::Key(k));
+                match (x.get(k), y.get(k)) {
+                    (Some(l), Some(r)) => changed_paths(l, r, &mut sub.clone(), out),
+                    _ => out.push(sub),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (l, r)) in x.iter().zip(y).enumerate() {
+                changed_paths(l, r, &mut push_path(path, PathKey::Index(i)), out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(path.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn parse(text: &str) -> Result<Overlay> {
+        Overlay::parse(
+            text,
+            Path::new("/nowhere/overlays/x.yaml"),
+            "overlays/x.yaml",
+        )
+    }
+
+    pub(crate) fn run(objects: Vec<Value>, overlay: &str) -> Result<Vec<Value>> {
+        let overlay = parse(overlay)?;
+        let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), true);
+        ws.apply(
+            &overlay,
+            Target {
+                package: "pkg",
+                version: "1.0.0",
+            },
+        )?;
+        Ok(ws.into_objects().into_iter().map(|o| o.0).collect())
+    }
+
+    pub(crate) fn err(objects: Vec<Value>, overlay: &str) -> String {
+        match run(objects, overlay) {
+            Ok(v) => panic!("expected an error, got {v:?}"),
+            Err(e) => crate::error::render_error(&e),
+        }
+    }
+
+    pub(crate) fn deployment() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "controller", "namespace": "up"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "main", "image": "registry.k8s.io/up/controller:v1.0@sha256:abc", "args": ["--a"]},
+                {"name": "side", "image": "busybox"}]}}}})
+    }
+
+    #[test]
+    fn unknown_operation_and_field_are_errors_with_hints() {
+        let e = parse("operations:\n- jsonpatch: {}\n").unwrap_err();
+        let text = crate::error::render_error(&e);
+        assert!(
+            text.contains("overlays/x.yaml: at `operations[0]`: unknown variant `jsonpatch`"),
+            "{text}"
+        );
+        assert!(text.contains("hint: operations are:"), "{text}");
+        let e = parse("operations:\n- remove: {select: {kind: X}, optinal: true}\n").unwrap_err();
+        assert!(crate::error::render_error(&e).contains("unknown field `optinal`"));
+    }
+
+    #[test]
+    fn patch_values_read_like_kubectl_and_selectors_like_kpin() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "on", "namespace": "up"}});
+        let out = run(vec![cm], "operations:\n- mergePatch:\n    select: {name: on}\n    patch: {data: {mode: 0644, flag: yes}}\n").unwrap();
+        assert_eq!(out[0]["data"], json!({"mode": 420, "flag": true}));
+    }
+
+    #[test]
+    fn selector_matching_nothing_names_package_and_version() {
+        let text = err(
+            vec![deployment()],
+            "operations:\n- remove: {select: {kind: Deployment, name: gone}}\n",
+        );
+        assert!(
+            text.contains("error: overlays/x.yaml operations[0] (remove)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "selector {kind: \"Deployment\", name: \"gone\"} matches no object in pkg 1.0.0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hint: upstream may have renamed"), "{text}");
+        assert!(
+            run(
+                vec![deployment()],
+                "operations:\n- remove: {select: {name: gone}, optional: true}\n"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn remove_and_explain_paths() {
+        let overlay = parse("operations:\n- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 3}}}\n").unwrap();
+        let mut ws = Workspace::new(vec![Object(deployment())], true);
+        ws.apply(
+            &overlay,
+            Target {
+                package: "p",
+                version: "1",
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            ws.objects[0].changes,
+            vec![Change {
+                origin: "overlays/x.yaml operations[0] (mergePatch)".into(),
+                action: Action::Modified(vec!["spec.replicas".into()])
+            }]
+        );
+        let out = run(
+            vec![deployment()],
+            "operations:\n- remove: {select: {kind: Deployment}}\n",
+        )
+        .unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn schema_lists_operations() {
+        let schema = json_schema().to_string();
+        for op in [
+            "namespace",
+            "jsonPatch",
+            "strategicMerge",
+            "rbac",
+            "image",
+            "remove",
+            "add",
+        ] {
+            assert!(schema.contains(&format!("\"{op}\"")), "{op}");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The namespace operation: move a package into another namespace, rewriting every reference
+//! `kinds::NAMESPACE_REFS` lists, then scan the output for references it could not know about.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::Result;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{NamespaceMove, OpCtx, PathKey, Workspace, push_path};
+use crate::error::HintExt;
+use crate::kinds;
+use crate::object::Object;
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNamespace {
+    /// The target namespace.
+    pub name: String,
+}
+
+/// Scope of custom kinds declared by CRDs among `objects`: (group, kind) -> namespaced.
+fn crd_scopes(objects: &[super::Tracked]) -> HashMap<(String, String), bool> {
+    objects
+        .iter()
+        .map(|t| &t.object)
+        .filter(|o| (o.group(), o.kind()) == kinds::CRD_KIND)
+        .filter_map(|o| {
+            let spec = o.0.get("spec")?;
+            let group = spec.get("group")?.as_str()?;
+            let kind = spec.pointer("/names/kind")?.as_str()?;
+            let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
+            Some(((group.to_owned(), kind.to_owned()), namespaced))
+        })
+        .collect()
+}
+
+/// Whether `object` lives in a namespace. Custom kinds not declared in this render are taken
+/// as namespaced when they carry a namespace, like kubectl and kustomize do.
+fn is_namespaced(object: &Object, crds: &HashMap<(String, String), bool>) -> bool {
+    let lookup = |g: &str, k: &str| crds.get(&(g.to_owned(), k.to_owned())).copied();
+    kinds::namespaced(object.group(), object.kind(), &lookup).unwrap_or(true)
+}
+
+pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
+    let crds = crd_scopes(&ws.objects);
+    let is_ns_object = |o: &Object| (o.group(), o.kind()) == kinds::NAMESPACE_KIND;
+    let mut from = BTreeSet::new();
+    let mut any_namespaced = false;
+    for t in &ws.objects {
+        if is_ns_object(&t.object) {
+            from.insert(t.object.name().to_owned());
+        } else if is_namespaced(&t.object, &crds) {
+            any_namespaced = true;
+            from.extend(t.object.namespace().map(str::to_owned));
+        }
+    }
+    if !any_namespaced && !ws.objects.iter().any(|t| is_ns_object(&t.object)) {
+        return Err(anyhow::anyhow!(
+            "every object of {} {} is cluster-scoped, so moving it to namespace `{to}` changes nothing",
+            ctx.target.package,
+            ctx.target.version
+        ))
+        .hint("remove this namespace operation (or `namespace:` from the package in kpin.yaml)");
+    }
+    from.remove(to);
+    let mut seen_namespace = false;
+    let mut duplicates = Vec::new();
+    for i in 0..ws.objects.len() {
+        let object = &ws.objects[i].object;
+        if is_ns_object(object) {
+            // Several upstream namespaces collapse into one: keep the first Namespace object.
+            if from.contains(object.name()) || object.name() == to {
+                if seen_namespace {
+                    duplicates.push(i);
+                    continue;
+                }
+                seen_namespace = true;
+            }
+        }
+        let namespaced = !is_ns_object(object) && is_namespaced(object, &crds);
+        ws.modify(i, &ctx.origin, |o| {
+            if is_ns_object(o) {
+                if from.contains(o.name()) {
+                    o.metadata_mut()
+                        .insert("name".into(), Value::String(to.to_owned()));
+                }
+            } else if namespaced {
+                o.set_namespace(to);
+            }
+            rewrite_references(o, &from, to);
+            Ok(())
+        })?;
+    }
+    for i in duplicates.into_iter().rev() {
+        ws.objects.remove(i);
+    }
+    ws.moves.push(NamespaceMove {
+        from,
+        to: to.to_owned(),
+        origin: ctx.origin.clone(),
+    });
+    Ok(())
+}
+
+/// Rewrite the namespace fields of `kinds::NAMESPACE_REFS` that name one of `from`.
+fn rewrite_references(object: &mut Object, from: &BTreeSet<String>, to: &str) {
+    let (group, kind) = (object.group().to_owned(), object.kind().to_owned());
+    for r in kinds::NAMESPACE_REFS
+        .iter()
+        .filter(|r| r.group == group && r.kind == kind)
+    {
+        let mut parents = vec![&mut object.0];
+        for segment in r.parent {
+            parents = parents
+                .into_iter()
+                .flat_map(|v| -> Vec<&mut Value> {
+                    match (*segment, v) {
+                        ("*", Value::Array(items)) => items.iter_mut().collect(),
+                        (key, Value::Object(map)) => map.get_mut(key).into_iter().collect(),
+                        _ => Vec::new(),
+                    }
+                })
+                .collect();
+        }
+        for parent in parents {
+            if r.only_kind
+                .is_some_and(|k| parent.get("kind").and_then(Value::as_str) != Some(k))
+            {
+                continue;
+            }
+            if let Some(ns) = parent.get_mut("namespace") {
+                if ns.as_str().is_some_and(|s| from.contains(s)) {
+                    *ns = Value::String(to.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// Warnings for strings in `objects` that still point at a namespace a move left behind:
+/// `<old>/name` (args, `cert-manager.io/inject-ca-from`), `svc.<old>.svc` host names, and
+/// fields or arguments equal to the old name.
+pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for m in moves {
+        for old in &m.from {
+            for object in objects {
+                let mut hits = Vec::new();
+                scan(&object.0, old, &mut String::new(), None, &mut hits);
+                for (path, value) in hits {
+                    warnings.push(format!(
+                        "{}: {path}: `{value}` still refers to namespace `{old}`, which {} moved to `{}`",
+                        object.reference(),
+                        m.origin,
+                        m.to
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
+fn scan(
+    value: &Value,
+    old: &str,
+    path: &mut String,
+    key: Option<&str>,
+    hits: &mut Vec<(String, String)>,
+) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                // Label values commonly repeat the project name, which often equals its namespace.
+                if k == "labels" || k == "matchLabels" || k == "image" {
+                    continue;
+                }
+                scan(v, old, &mut push_path(path, PathKey::Key(k)), Some(k), hits);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                scan(v, old, &mut push_path(path, PathKey::Index(i)), key, hits);
+            }
+        }
+        Value::String(s) if refers_to(s, old, key) => hits.push((path.clone(), s.clone())),
+        _ => {}
+    }
+}
+
+/// Whether string `s`, found under `key`, names namespace `old`.
+fn refers_to(s: &str, old: &str, key: Option<&str>) -> bool {
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/');
+    let qualified = s
+        .match_indices(&format!("{old}/"))
+        .any(|(i, _)| s[..i].chars().next_back().is_none_or(|c| !name_char(c)));
+    let dns = s.contains(&format!(".{old}.svc"));
+    let exact_field = matches!(key, Some("namespace" | "args" | "command" | "value"))
+        && (s == old || s.ends_with(&format!("={old}")));
+    qualified || dns || exact_field
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{err, run};
+    use super::super::{Target, Workspace};
+    use super::*;
+    use serde_json::json;
+
+    fn package() -> Vec<Value> {
+        vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "up"}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "up"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nons"}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cr"}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "crb"},
+                "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "up"},
+                             {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
+                             {"kind": "Group", "name": "g", "namespace": "up"}]}),
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "wh"},
+                "webhooks": [{"name": "a", "clientConfig": {"service": {"name": "s", "namespace": "up"}}}]}),
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                "spec": {"service": {"name": "s", "namespace": "up"}}}),
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Widget"},
+                    "conversion": {"webhook": {"clientConfig": {"service": {"name": "s", "namespace": "up"}}}}}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "up",
+                    "annotations": {"cert-manager.io/inject-ca-from": "up/cert"}, "labels": {"app": "up"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "r.io/up/c:1",
+                    "args": ["--publish-service=up/svc", "--host=svc.up.svc", "--ns=up", "--nsx=$(POD_NAMESPACE)/x", "--backup/up/x"]}]}}}}),
+        ]
+    }
+
+    #[test]
+    fn moves_every_reference() {
+        let out = run(package(), "operations:\n- namespace: {name: ingress}\n").unwrap();
+        assert_eq!(out[0]["metadata"]["name"], "ingress");
+        assert_eq!(out[1]["metadata"]["namespace"], "ingress");
+        assert_eq!(
+            out[2]["metadata"]["namespace"], "ingress",
+            "namespaced objects without a namespace get it"
+        );
+        assert!(
+            out[3]["metadata"].get("namespace").is_none(),
+            "cluster-scoped stay"
+        );
+        assert_eq!(
+            out[4]["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "ingress"},
+            {"kind": "ServiceAccount", "name": "other", "namespace": "elsewhere"},
+            {"kind": "Group", "name": "g", "namespace": "up"}])
+        );
+        assert_eq!(
+            out[5]["webhooks"][0]["clientConfig"]["service"]["namespace"],
+            "ingress"
+        );
+        assert_eq!(out[6]["spec"]["service"]["namespace"], "ingress");
+        assert_eq!(
+            out[7]["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["namespace"],
+            "ingress"
+        );
+        assert!(
+            out[8]["metadata"].get("namespace").is_none(),
+            "cluster-scoped custom kind from the CRD"
+        );
+    }
+
+    #[test]
+    fn leftovers_are_warned_with_paths() {
+        let mut ws = Workspace::new(package().into_iter().map(Object).collect(), false);
+        let overlay =
+            super::super::tests::parse("operations:\n- namespace: {name: ingress}\n").unwrap();
+        ws.apply(
+            &overlay,
+            Target {
+                package: "p",
+                version: "1",
+            },
+        )
+        .unwrap();
+        let objects: Vec<Object> = ws.objects.iter().map(|t| t.object.clone()).collect();
+        let warnings = leftover_references(&objects, &ws.moves);
+        let paths: Vec<&str> = warnings
+            .iter()
+            .map(|w| w.split(": `").next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "ClusterRoleBinding crb: subjects[2].namespace",
+                "Deployment ingress/d: metadata.annotations[\"cert-manager.io/inject-ca-from\"]",
+                "Deployment ingress/d: spec.template.spec.containers[0].args[0]",
+                "Deployment ingress/d: spec.template.spec.containers[0].args[1]",
+                "Deployment ingress/d: spec.template.spec.containers[0].args[2]",
+            ],
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[0]
+                .ends_with("which overlays/x.yaml operations[0] (namespace) moved to `ingress`")
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_only_package_is_an_error() {
+        let text = err(
+            vec![
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cr"}}),
+            ],
+            "operations:\n- namespace: {name: ingress}\n",
+        );
+        assert!(
+            text.contains("every object of pkg 1.0.0 is cluster-scoped"),
+            "{text}"
+        );
+    }
+}
