@@ -14,36 +14,39 @@ use crate::yaml;
 // Editing the version line of kpin.yaml.
 // ---------------------------------------------------------------------------------------------
 
-/// Why the version line of a package could not be edited in place.
+/// Why a value in kpin.yaml could not be edited in place.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
-    #[error("no top-level `packages:` block in block style")]
-    NoPackagesBlock,
-    #[error("package `{0}` not found under `packages:`")]
-    NoPackage(String),
-    #[error("package `{0}` is written in flow style ({{...}}), which kpin does not edit")]
+    #[error("no `{0}` written in block style")]
+    Missing(String),
+    #[error("`{0}` is written in flow style ({{...}}), which kpin does not edit")]
     FlowStyle(String),
-    #[error("package `{0}` has no `version:` line")]
-    NoVersionLine(String),
-    #[error("the `version:` of package `{0}` is not a plain or quoted scalar on one line")]
+    #[error("`{0}` is not a plain or quoted scalar on one line")]
     ComplexValue(String),
-    #[error("the edited kpin.yaml would not read back as intended (package `{0}`)")]
+    #[error("the edited file would not read back as intended (`{0}`)")]
     NotRoundTrip(String),
 }
 
-/// Set `packages.<package>.version` in kpin.yaml text to `version`, changing only that value:
-/// comments, blank lines, key order, quoting style and line endings stay as they were.
-///
-/// The result is parsed again and must equal the original document with only that version
-/// changed; otherwise nothing is returned, so a surprising layout can never corrupt the file.
+/// Set `packages.<package>.version` in kpin.yaml text to `version`; see `set_scalar`.
 pub fn set_package_version(text: &str, package: &str, version: &str) -> Result<String, EditError> {
+    set_scalar(text, &["packages", package, "version"], version)
+}
+
+/// Set the string scalar at `path` (mapping keys from the top) in YAML `text` to `value`,
+/// changing only that value: comments, blank lines, key order, quoting style and line endings
+/// stay as they were.
+///
+/// The result is parsed again and must equal the original document with only that value
+/// changed; otherwise nothing is returned, so a surprising layout can never corrupt the file.
+pub fn set_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditError> {
+    let dotted = path.join(".");
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let (line_index, value_start, value_end, quote) = locate_version(&lines, package)?;
+    let (line_index, value_start, value_end, quote) = locate_scalar(&lines, path, &dotted)?;
     let line = lines[line_index];
-    let plain_or_quoted = |q: Option<char>| match q {
-        None => version.to_owned(),
-        Some('\'') => format!("'{}'", version.replace('\'', "''")),
-        Some(_) => Value::String(version.to_owned()).to_string(),
+    let written = |q: Option<char>| match q {
+        None => value.to_owned(),
+        Some('\'') => format!("'{}'", value.replace('\'', "''")),
+        Some(_) => Value::String(value.to_owned()).to_string(),
     };
     // Keep the user's quoting; fall back to double quotes when a plain scalar would be read as
     // something else (e.g. `1.10` as a number).
@@ -51,13 +54,14 @@ pub fn set_package_version(text: &str, package: &str, version: &str) -> Result<S
         None => vec![None, Some('"')],
         q => vec![q],
     };
-    let expected = expected_document(text, package, version)?;
+    let expected = expected_document(text, path, value)
+        .ok_or_else(|| EditError::NotRoundTrip(dotted.clone()))?;
     for q in candidates {
-        let mut edited = String::with_capacity(text.len() + version.len());
+        let mut edited = String::with_capacity(text.len() + value.len());
         for (i, l) in lines.iter().enumerate() {
             if i == line_index {
                 edited.push_str(&line[..value_start]);
-                edited.push_str(&plain_or_quoted(q));
+                edited.push_str(&written(q));
                 edited.push_str(&line[value_end..]);
             } else {
                 edited.push_str(l);
@@ -68,21 +72,18 @@ pub fn set_package_version(text: &str, package: &str, version: &str) -> Result<S
             return Ok(edited);
         }
     }
-    Err(EditError::NotRoundTrip(package.to_owned()))
+    Err(EditError::NotRoundTrip(dotted))
 }
 
 /// The parsed document as it must read after the edit.
-fn expected_document(text: &str, package: &str, version: &str) -> Result<Value, EditError> {
-    let mut doc: Value = yaml::from_str(text, Path::new(MANIFEST_FILE))
-        .map_err(|_| EditError::NotRoundTrip(package.to_owned()))?;
-    match doc.pointer_mut(&format!(
-        "/packages/{}/version",
-        package.replace('~', "~0").replace('/', "~1")
-    )) {
-        Some(slot) => *slot = Value::String(version.to_owned()),
-        None => return Err(EditError::NoVersionLine(package.to_owned())),
-    }
-    Ok(doc)
+fn expected_document(text: &str, path: &[&str], value: &str) -> Option<Value> {
+    let mut doc: Value = yaml::from_str(text, Path::new(MANIFEST_FILE)).ok()?;
+    let pointer: String = path
+        .iter()
+        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+        .collect();
+    *doc.pointer_mut(&pointer)? = Value::String(value.to_owned());
+    Some(doc)
 }
 
 /// Indentation of a line, or `None` for blank and comment-only lines (which never end a block).
@@ -123,8 +124,8 @@ fn key_of(line: &str) -> Option<(String, usize)> {
     Some((key, start + after + colon + 1))
 }
 
-/// Lines `[from, to)` that belong to the block opened by the line before `from` whose
-/// indentation is `parent`: everything indented deeper, plus interleaved blank/comment lines.
+/// End (exclusive) of the block opened by the line before `from` whose indentation is
+/// `parent`: everything indented deeper, plus interleaved blank and comment lines.
 fn block_end(lines: &[&str], from: usize, parent: usize) -> usize {
     let mut end = from;
     for (i, line) in lines.iter().enumerate().skip(from) {
@@ -137,50 +138,42 @@ fn block_end(lines: &[&str], from: usize, parent: usize) -> usize {
     end
 }
 
-/// Find the version value: (line index, value start byte, value end byte, quote char).
-fn locate_version(
+/// Find the scalar at `path`: (line index, value start byte, value end byte, quote char).
+fn locate_scalar(
     lines: &[&str],
-    package: &str,
+    path: &[&str],
+    dotted: &str,
 ) -> Result<(usize, usize, usize, Option<char>), EditError> {
-    let packages_line = lines
-        .iter()
-        .position(|l| indent_of(l) == Some(0) && key_of(l).is_some_and(|(k, _)| k == "packages"))
-        .ok_or(EditError::NoPackagesBlock)?;
-    let packages_end = block_end(lines, packages_line + 1, 0);
-    let child_indent = lines[packages_line + 1..packages_end]
-        .iter()
-        .find_map(|l| indent_of(l))
-        .ok_or(EditError::NoPackagesBlock)?;
-    let pkg_line = (packages_line + 1..packages_end)
-        .find(|&i| {
-            indent_of(lines[i]) == Some(child_indent)
-                && key_of(lines[i]).is_some_and(|(k, _)| k == package)
-        })
-        .ok_or_else(|| EditError::NoPackage(package.to_owned()))?;
-    if let Some((_, after)) = key_of(lines[pkg_line]) {
-        let rest = lines[pkg_line][after..].trim();
-        if rest.starts_with('{') {
-            return Err(EditError::FlowStyle(package.to_owned()));
+    let missing = |depth: usize| EditError::Missing(path[..=depth].join("."));
+    // The block to search: lines [from, to) at indentation `indent`.
+    let (mut from, mut to, mut indent) = (0, lines.len(), Some(0));
+    let mut found = None;
+    for (depth, key) in path.iter().enumerate() {
+        let level = indent
+            .or_else(|| lines[from..to].iter().find_map(|l| indent_of(l)))
+            .ok_or_else(|| missing(depth))?;
+        let line = (from..to)
+            .find(|&i| {
+                indent_of(lines[i]) == Some(level)
+                    && key_of(lines[i]).is_some_and(|(k, _)| k == *key)
+            })
+            .ok_or_else(|| missing(depth))?;
+        let (_, after) = key_of(lines[line]).ok_or_else(|| missing(depth))?;
+        if depth + 1 < path.len() {
+            let rest = lines[line][after..].trim();
+            if rest.starts_with(['{', '[']) {
+                return Err(EditError::FlowStyle(path[..=depth].join(".")));
+            }
+            (from, to, indent) = (line + 1, block_end(lines, line + 1, level), None);
         }
+        found = Some((line, after));
     }
-    let pkg_end = block_end(lines, pkg_line + 1, child_indent);
-    let field_indent = lines[pkg_line + 1..pkg_end]
-        .iter()
-        .find_map(|l| indent_of(l))
-        .ok_or_else(|| EditError::NoVersionLine(package.to_owned()))?;
-    let version_line = (pkg_line + 1..pkg_end)
-        .find(|&i| {
-            indent_of(lines[i]) == Some(field_indent)
-                && key_of(lines[i]).is_some_and(|(k, _)| k == "version")
-        })
-        .ok_or_else(|| EditError::NoVersionLine(package.to_owned()))?;
-    let line = lines[version_line];
-    let (_, after_colon) =
-        key_of(line).ok_or_else(|| EditError::NoVersionLine(package.to_owned()))?;
+    let (index, after_colon) = found.ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
+    let line = lines[index];
     let value_start = after_colon
         + (line[after_colon..].len() - line[after_colon..].trim_start_matches(' ').len());
     let value = &line[value_start..];
-    let complex = || EditError::ComplexValue(package.to_owned());
+    let complex = || EditError::ComplexValue(dotted.to_owned());
     match value.chars().next() {
         Some(q @ ('"' | '\'')) => {
             // Find the closing quote, skipping escapes (`\"` in double, `''` in single quotes).
@@ -191,7 +184,7 @@ fn locate_version(
                     ('"', b'\\') => i += 2,
                     ('\'', b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
                     (_, b) if b == q as u8 => {
-                        return Ok((version_line, value_start, value_start + i + 1, Some(q)));
+                        return Ok((index, value_start, value_start + i + 1, Some(q)));
                     }
                     _ => i += 1,
                 }
@@ -206,7 +199,7 @@ fn locate_version(
         {
             let end = value.find(" #").unwrap_or(value.len());
             let token = value[..end].trim_end();
-            Ok((version_line, value_start, value_start + token.len(), None))
+            Ok((index, value_start, value_start + token.len(), None))
         }
         _ => Err(complex()),
     }
@@ -311,19 +304,19 @@ packages:
     #[test]
     fn unsupported_layouts_are_refused() {
         let flow = "packages:\n  a: {version: 1.0.0, url: 'https://x'}\n";
-        assert!(matches!(
-            set_package_version(flow, "a", "2"),
-            Err(EditError::FlowStyle(_))
-        ));
+        let err = set_package_version(flow, "a", "2").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`packages.a` is written in flow style ({...}), which kpin does not edit"
+        );
         let missing = "packages:\n  a:\n    url: https://x\n";
-        assert!(matches!(
-            set_package_version(missing, "a", "2"),
-            Err(EditError::NoVersionLine(_))
-        ));
-        assert!(matches!(
-            set_package_version(missing, "b", "2"),
-            Err(EditError::NoPackage(_))
-        ));
+        let err = set_package_version(missing, "a", "2").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no `packages.a.version` written in block style"
+        );
+        let err = set_package_version(missing, "b", "2").unwrap_err();
+        assert_eq!(err.to_string(), "no `packages.b` written in block style");
         let anchor = "packages:\n  a:\n    version: &v 1.0.0\n";
         assert!(matches!(
             set_package_version(anchor, "a", "2"),
@@ -331,7 +324,7 @@ packages:
         ));
         assert!(matches!(
             set_package_version("packages: {}\n", "a", "2"),
-            Err(EditError::NoPackagesBlock)
+            Err(EditError::FlowStyle(_))
         ));
         let err = edit_manifest_version(flow, Path::new("kpin.yaml"), "a", "2.0.0").unwrap_err();
         let text = crate::error::render_error(&err);
@@ -343,6 +336,16 @@ packages:
             text.contains("hint: write the package in block style"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nested_pins_are_edited_by_key_path() {
+        let text = "packages:\n  a:\n    version: 1.0.0\n    sha256:\n      # per file\n      crds.yaml: \"00\"\n      deploy.yaml: ab12 # pinned\n";
+        let out = set_scalar(text, &["packages", "a", "sha256", "deploy.yaml"], "1234").unwrap();
+        assert_eq!(out, text.replace("ab12 #", "\"1234\" #"));
+        let single = "packages:\n  a:\n    sha256: ab\n    version: 1.0.0\n";
+        let out = set_scalar(single, &["packages", "a", "sha256"], "cd").unwrap();
+        assert_eq!(out, "packages:\n  a:\n    sha256: cd\n    version: 1.0.0\n");
     }
 
     #[test]
