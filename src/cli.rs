@@ -110,6 +110,21 @@ pub struct NetArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl NetArgs {
+    /// The library's network options: these flags plus `GITHUB_TOKEN` and `SSL_CERT_FILE`.
+    pub fn to_options(&self) -> kpin::fetch::NetOptions {
+        kpin::fetch::NetOptions {
+            allow_http: self.allow_http,
+            ca_certs: self.ca_cert.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout.max(1)),
+            attempts: self.retries.max(1),
+            max_size: self.max_size.saturating_mul(1024 * 1024),
+            ..kpin::fetch::NetOptions::default()
+        }
+        .with_env()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     #[command(flatten)]

@@ -1,1 +1,694 @@
-//! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml.
+//! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml, all or nothing.
+//!
+//! Every package is first prepared (resolved, downloaded, verified, staged) without touching
+//! vendor/ or the lockfile. Only when all succeeded are the staged directories swapped in, then
+//! the lockfile written, then stale directories removed; a sync killed at any point leaves the
+//! previous lockfile and a complete vendor tree.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::error::{DriftError, HintExt};
+use crate::fetch::{self, Cache, Client, NetOptions, Origin, SourceFile};
+use crate::fsutil;
+use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
+use crate::manifest::{Manifest, Package, Pins, Source};
+use crate::progress::Reporter;
+
+/// The render-stage digests recorded per package: `overlays_digest` and `rendered` by environment.
+pub type LockDigests = (Option<String>, BTreeMap<String, String>);
+
+/// Computes the render-stage lock fields of a package once its files are vendored.
+///
+/// Sync calls it for every package after vendor/ is up to date and before the lockfile is
+/// written. Any `Fn(&Manifest, &Package) -> Result<LockDigests>` closure implements it.
+pub trait LockHook: Send + Sync {
+    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<LockDigests>;
+}
+
+impl<F> LockHook for F
+where
+    F: Fn(&Manifest, &Package) -> Result<LockDigests> + Send + Sync,
+{
+    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<LockDigests> {
+        self(manifest, package)
+    }
+}
+
+pub struct SyncOptions<'a> {
+    /// The lockfile is the truth: fail with drift if it is missing or would change.
+    pub locked: bool,
+    /// Never touch the network.
+    pub offline: bool,
+    /// Packages prepared at the same time.
+    pub jobs: usize,
+    pub net: NetOptions,
+    pub cache_dir: PathBuf,
+    /// Fills `overlays_digest` and `rendered`; without it the lockfile's values are kept for
+    /// packages whose files did not change.
+    pub hook: Option<&'a dyn LockHook>,
+}
+
+/// What a sync did, for the summary line and for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub packages: Vec<PackageReport>,
+    /// Whether kpin.lock was (re)written.
+    pub lock_written: bool,
+    /// Stale paths removed from vendor/, relative to the manifest directory.
+    pub removed: Vec<String>,
+}
+
+impl SyncReport {
+    pub fn downloaded_files(&self) -> usize {
+        self.packages.iter().map(|p| p.downloaded).sum()
+    }
+    pub fn downloaded_bytes(&self) -> u64 {
+        self.packages.iter().map(|p| p.bytes).sum()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PackageReport {
+    pub name: String,
+    pub version: String,
+    /// Files downloaded from the network.
+    pub downloaded: usize,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Files taken from the cache.
+    pub cached: usize,
+    /// Whether `vendor/<name>/<version>` was (re)written.
+    pub vendored: bool,
+}
+
+/// What a file's digest was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Lockfile,
+    Pin,
+}
+
+/// A file whose bytes are not the ones kpin.lock or a `sha256` pin expects.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "sha256 mismatch for `{file}` of package `{package}` from {url}: expected {expected} ({}), got {actual}",
+    match against { Expected::Lockfile => "kpin.lock", Expected::Pin => "sha256 pin in kpin.yaml" }
+)]
+pub struct DigestMismatch {
+    pub package: String,
+    pub file: String,
+    pub url: String,
+    pub expected: String,
+    pub actual: String,
+    pub against: Expected,
+}
+
+/// Run a sync. See the module documentation for the order of effects.
+pub async fn sync(
+    manifest: &Manifest,
+    options: &SyncOptions<'_>,
+    reporter: &dyn Reporter,
+) -> Result<SyncReport> {
+    if fs::canonicalize(&manifest.vendor_dir).ok() == fs::canonicalize(&manifest.root).ok() {
+        return Err(anyhow::anyhow!(
+            "{}: vendorDir must not be the directory of kpin.yaml",
+            manifest.path.display()
+        ))
+        .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
+    }
+    let lock_path = manifest.lock_path();
+    let old_text = match fs::read_to_string(&lock_path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", lock_path.display())),
+    };
+    let old_lock = old_text
+        .as_deref()
+        .map(|t| Lockfile::parse(t, &lock_path))
+        .transpose()?;
+    if options.locked {
+        check_locked(manifest, old_lock.as_ref())?;
+    }
+
+    let stage_root = fsutil::sibling_temp_name(&manifest.vendor_dir.join("sync"), "stage");
+    let _cleanup = RemoveOnDrop(stage_root.clone());
+    let run = Run {
+        manifest,
+        old_lock: old_lock.as_ref(),
+        offline: options.offline,
+        cache: Cache::new(options.cache_dir.clone()),
+        net: options.net.clone(),
+        client: OnceLock::new(),
+        stage_root,
+        reporter,
+    };
+
+    // Phase 1: prepare every package; nothing visible changes.
+    let task = reporter.task("Syncing", manifest.packages.len() as u64);
+    let mut results: Vec<(&Package, Result<Prepared>)> =
+        futures::stream::iter(manifest.packages.values())
+            .map(|package| {
+                let run = &run;
+                let task = &task;
+                async move {
+                    let result = run.prepare(package).await;
+                    task.advance(1);
+                    (package, result)
+                }
+            })
+            .buffer_unordered(options.jobs.max(1))
+            .collect()
+            .await;
+    task.finish();
+    results.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let mut prepared = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for (package, result) in results {
+        match result {
+            Ok(p) => prepared.push((package, p)),
+            Err(e) if first_error.is_none() => first_error = Some(e),
+            Err(e) => reporter.warn(&format!(
+                "package `{}`: {}",
+                package.name,
+                crate::error::render_error(&e).trim_end()
+            )),
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+
+    // Phase 2: the lockfile as it will be, checked before vendor/ changes in --locked mode.
+    let mut lock = Lockfile::new();
+    for (package, p) in &prepared {
+        let old = old_lock
+            .as_ref()
+            .and_then(|l| l.packages.get(&package.name));
+        let unchanged = old.filter(|o| o.version == package.version.raw && o.files == p.files);
+        lock.packages.insert(
+            package.name.clone(),
+            LockedPackage {
+                version: package.version.raw.clone(),
+                source: package.source.kind().to_owned(),
+                manifest_digest: package.manifest_digest.clone(),
+                files: p.files.clone(),
+                overlays_digest: unchanged.and_then(|o| o.overlays_digest.clone()),
+                rendered: unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
+            },
+        );
+    }
+    if options.locked && options.hook.is_none() {
+        check_unchanged(manifest, old_lock.as_ref(), &lock)?;
+    }
+
+    // Phase 3: swap staged package directories into place, one atomic rename each.
+    let mut report = SyncReport::default();
+    for (package, p) in &prepared {
+        let vendored = match &p.staged {
+            Some(staged) => {
+                fsutil::replace_dir(staged, &manifest.package_vendor_dir(package))?;
+                reporter.status("Vendored", &format!("{} {}", package.name, package.version));
+                true
+            }
+            None => false,
+        };
+        report.packages.push(PackageReport {
+            name: package.name.clone(),
+            version: package.version.raw.clone(),
+            downloaded: p.downloaded,
+            bytes: p.bytes,
+            cached: p.cached,
+            vendored,
+        });
+    }
+
+    // Phase 4: render-stage digests, computed from the vendored files.
+    if let Some(hook) = options.hook {
+        for (package, _) in &prepared {
+            let (overlays, rendered) = hook
+                .digests(manifest, package)
+                .with_context(|| format!("package `{}`", package.name))?;
+            if let Some(entry) = lock.packages.get_mut(&package.name) {
+                entry.overlays_digest = overlays;
+                entry.rendered = rendered;
+            }
+        }
+    }
+
+    // Phase 5: the lockfile.
+    if options.locked {
+        check_unchanged(manifest, old_lock.as_ref(), &lock)?;
+    } else {
+        for (name, entry) in &lock.packages {
+            if old_lock.as_ref().and_then(|l| l.packages.get(name)) != Some(entry) {
+                reporter.status("Locked", &format!("{name} {}", entry.version));
+            }
+        }
+        report.lock_written = lock.save(&lock_path)?;
+    }
+
+    // Phase 6: stale vendor directories (old versions, removed packages).
+    report.removed = remove_stale(manifest, &run.stage_root, reporter)?;
+    Ok(report)
+}
+
+/// `--locked` before any work: the lockfile exists and covers exactly the manifest's entries.
+fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
+    let path = manifest.lock_path();
+    let Some(lock) = lock else {
+        return Err(DriftError::new(format!(
+            "{} is missing (--locked)",
+            path.display()
+        )))
+        .hint("run `kpin sync` and commit kpin.lock");
+    };
+    let mut reasons = Vec::new();
+    for package in manifest.packages.values() {
+        match lock.packages.get(&package.name) {
+            None => reasons.push(format!("package `{}` is not locked", package.name)),
+            Some(entry)
+                if entry.manifest_digest != package.manifest_digest
+                    || entry.version != package.version.raw =>
+            {
+                reasons.push(format!(
+                    "package `{}` changed in kpin.yaml since it was locked (locked {}, now {})",
+                    package.name, entry.version, package.version
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in lock.packages.keys() {
+        if !manifest.packages.contains_key(name) {
+            reasons.push(format!(
+                "package `{name}` is locked but no longer in kpin.yaml"
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    Err(DriftError::new(format!(
+        "{} is out of date (--locked): {}",
+        path.display(),
+        reasons.join("; ")
+    )))
+    .hint("run `kpin sync` and commit kpin.lock")
+}
+
+/// `--locked` after resolving: the lockfile would be written with exactly its current bytes.
+fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) -> Result<()> {
+    let Some(old) = old else {
+        return check_locked(manifest, None);
+    };
+    if old.to_text() == new.to_text() {
+        return Ok(());
+    }
+    let changed: Vec<&str> = new
+        .packages
+        .iter()
+        .filter(|(name, entry)| old.packages.get(*name) != Some(*entry))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    Err(DriftError::new(format!(
+        "{} would change (--locked): package{} {}",
+        manifest.lock_path().display(),
+        if changed.len() == 1 { "" } else { "s" },
+        changed
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .hint("run `kpin sync`, review the changes and commit kpin.lock")
+}
+
+/// One package ready to be swapped in.
+struct Prepared {
+    files: Vec<LockedFile>,
+    /// The staged `vendor/<package>/<version>` replacement, or `None` when it is already right.
+    staged: Option<PathBuf>,
+    downloaded: usize,
+    bytes: u64,
+    cached: usize,
+}
+
+/// A file to obtain, and the digest it must have when one is known in advance.
+struct Wanted {
+    source: SourceFile,
+    expected: Option<(String, Expected)>,
+}
+
+/// A file obtained and verified: where its bytes are now.
+struct Obtained {
+    locked: LockedFile,
+    content: PathBuf,
+    downloaded: bool,
+    cached: bool,
+}
+
+struct Run<'a> {
+    manifest: &'a Manifest,
+    old_lock: Option<&'a Lockfile>,
+    offline: bool,
+    cache: Cache,
+    net: NetOptions,
+    /// Built on first use, so runs that need no network never load certificates.
+    client: OnceLock<Client>,
+    stage_root: PathBuf,
+    reporter: &'a dyn Reporter,
+}
+
+impl Run<'_> {
+    fn client(&self) -> Result<&Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = Client::new(self.net.clone())?;
+        Ok(self.client.get_or_init(|| client))
+    }
+
+    async fn prepare(&self, package: &Package) -> Result<Prepared> {
+        let manifest = self.manifest;
+        let vendor_dir = manifest.package_vendor_dir(package);
+        let vendored = scan_vendor(&vendor_dir)?;
+        // Local sources are re-read every time: their files can change without kpin.yaml changing.
+        let reusable = self
+            .old_lock
+            .and_then(|l| l.packages.get(&package.name))
+            .filter(|e| {
+                e.manifest_digest == package.manifest_digest && e.version == package.version.raw
+            })
+            .filter(|_| !matches!(package.source, Source::Path { .. }));
+        let wanted = match reusable {
+            Some(entry) => entry
+                .files
+                .iter()
+                .map(|f| {
+                    Ok(Wanted {
+                        source: fetch::locked_source(manifest, f)
+                            .with_context(|| format!("package `{}`", package.name))?,
+                        expected: Some((f.sha256.clone(), Expected::Lockfile)),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => {
+                let client = match self.offline {
+                    true => None,
+                    false if matches!(package.source, Source::Github(_)) => Some(self.client()?),
+                    false => None,
+                };
+                let files = fetch::resolve(manifest, package, client)
+                    .await
+                    .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+                check_pins_match(package, &files)?;
+                let count = files.len();
+                files
+                    .into_iter()
+                    .map(|source| Wanted {
+                        expected: package
+                            .pins
+                            .for_file(&source.name, count)
+                            .map(|d| (d.to_owned(), Expected::Pin)),
+                        source,
+                    })
+                    .collect()
+            }
+        };
+
+        let obtained = futures::future::try_join_all(
+            wanted
+                .iter()
+                .map(|w| self.obtain(package, w, &vendored, &vendor_dir, reusable.is_some())),
+        )
+        .await?;
+        let mut prepared = Prepared {
+            files: obtained.iter().map(|o| o.locked.clone()).collect(),
+            staged: None,
+            downloaded: obtained.iter().filter(|o| o.downloaded).count(),
+            bytes: obtained
+                .iter()
+                .filter(|o| o.downloaded)
+                .map(|o| o.locked.size)
+                .sum(),
+            cached: obtained.iter().filter(|o| o.cached).count(),
+        };
+        prepared.files.sort_by(|a, b| a.name.cmp(&b.name));
+
+        let up_to_date = vendored.clean
+            && vendored.files.len() == obtained.len()
+            && obtained.iter().all(|o| {
+                vendored
+                    .files
+                    .get(&o.locked.name)
+                    .is_some_and(|(sha, _)| *sha == o.locked.sha256)
+            });
+        if !up_to_date {
+            if prepared.downloaded == 0 && prepared.cached > 0 {
+                self.reporter
+                    .status("Cached", &format!("{} {}", package.name, package.version));
+            }
+            let staged = self.stage_root.join(&package.name);
+            fs::create_dir_all(&staged)
+                .with_context(|| format!("creating {}", staged.display()))?;
+            for o in &obtained {
+                let dest = staged.join(&o.locked.name);
+                fs::copy(&o.content, &dest).with_context(|| {
+                    format!("copying {} to {}", o.content.display(), dest.display())
+                })?;
+            }
+            prepared.staged = Some(staged);
+        }
+        Ok(prepared)
+    }
+
+    /// Get one file's verified bytes: from vendor/, the cache, the local source or the network.
+    async fn obtain(
+        &self,
+        package: &Package,
+        wanted: &Wanted,
+        vendored: &VendorScan,
+        vendor_dir: &Path,
+        locked: bool,
+    ) -> Result<Obtained> {
+        let name = &wanted.source.name;
+        let locked_file = |sha256: String, size: u64| LockedFile {
+            name: name.clone(),
+            url: wanted.source.locked_url.clone(),
+            sha256,
+            size,
+        };
+        if let Some((expected, _)) = &wanted.expected {
+            if let Some((sha, size)) = vendored.files.get(name).filter(|(sha, _)| sha == expected) {
+                return Ok(Obtained {
+                    locked: locked_file(sha.clone(), *size),
+                    content: vendor_dir.join(name),
+                    downloaded: false,
+                    cached: false,
+                });
+            }
+            if let Some(path) = self.cache.get(expected) {
+                // Re-hash: a cache entry can be damaged like any file.
+                let (sha, size) = fetch::hash_file(&path)?;
+                if sha == *expected {
+                    return Ok(Obtained {
+                        locked: locked_file(sha, size),
+                        content: path,
+                        downloaded: false,
+                        cached: true,
+                    });
+                }
+                self.cache.evict(expected);
+            }
+        }
+        let (sha, size, content, downloaded) = match &wanted.source.origin {
+            Origin::Local { path } => {
+                let (sha, size) = fetch::hash_file(path)
+                    .with_context(|| format!("package `{}`", package.name))?;
+                (sha, size, path.clone(), false)
+            }
+            Origin::Remote { url, auth } => {
+                if self.offline {
+                    let why = if locked {
+                        "is neither in vendor/ nor in the cache"
+                    } else {
+                        "is not locked yet"
+                    };
+                    return Err(anyhow::anyhow!(
+                        "package `{}` file `{name}` {why}, and --offline forbids downloading {}",
+                        package.name,
+                        wanted.source.locked_url
+                    ))
+                    .hint("run `kpin sync` once with network access, or restore vendor/ from version control");
+                }
+                let client = self.client()?;
+                self.reporter.status(
+                    "Fetching",
+                    &format!("{} {} ({name})", package.name, package.version),
+                );
+                let download = client
+                    .download(url, *auth, &self.cache.temp_dir(), &|_| {})
+                    .await
+                    .with_context(|| format!("package `{}` file `{name}`", package.name))?;
+                let (sha, size) = (download.sha256.clone(), download.size);
+                // Content-addressed: even a mismatching file is stored under its real digest.
+                let content = self.cache.insert(download.file, &sha)?;
+                (sha, size, content, true)
+            }
+        };
+        if let Some((expected, against)) = &wanted.expected {
+            if *expected != sha {
+                return Err(mismatch(package, wanted, expected, &sha, *against));
+            }
+        }
+        Ok(Obtained {
+            locked: locked_file(sha, size),
+            content,
+            downloaded,
+            cached: false,
+        })
+    }
+}
+
+fn mismatch(
+    package: &Package,
+    wanted: &Wanted,
+    expected: &str,
+    actual: &str,
+    against: Expected,
+) -> anyhow::Error {
+    let hint = match against {
+        Expected::Lockfile => {
+            "the file changed upstream since it was locked; if that is expected, delete the package's entry from kpin.lock, run `kpin sync` and review the new files"
+        }
+        Expected::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
+    };
+    anyhow::Error::new(DigestMismatch {
+        package: package.name.clone(),
+        file: wanted.source.name.clone(),
+        url: wanted.source.locked_url.clone(),
+        expected: expected.to_owned(),
+        actual: actual.to_owned(),
+        against,
+    })
+    .hint(hint)
+}
+
+/// Pins by file name must name files the source actually has.
+fn check_pins_match(package: &Package, files: &[SourceFile]) -> Result<()> {
+    if let Pins::ByFile(pins) = &package.pins {
+        for name in pins.keys() {
+            if !files.iter().any(|f| &f.name == name) {
+                let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+                return Err(anyhow::anyhow!(
+                    "package `{}`: sha256 pins file `{name}`, which the source does not have",
+                    package.name
+                ))
+                .hint(format!("its files are: {}", names.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files currently in `vendor/<package>/<version>`, hashed.
+#[derive(Default)]
+struct VendorScan {
+    files: BTreeMap<String, (String, u64)>,
+    /// No subdirectories or other non-files.
+    clean: bool,
+}
+
+fn scan_vendor(dir: &Path) -> Result<VendorScan> {
+    let mut scan = VendorScan {
+        files: BTreeMap::new(),
+        clean: true,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scan),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            scan.files.insert(name, fetch::hash_file(&entry.path())?);
+        } else {
+            scan.clean = false;
+        }
+    }
+    Ok(scan)
+}
+
+/// Remove what vendor/ holds beyond the manifest's packages at their pinned versions, and
+/// leftovers of interrupted syncs. Plain files directly in vendor/ (a README) are kept.
+fn remove_stale(
+    manifest: &Manifest,
+    stage_root: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(&manifest.vendor_dir) else {
+        return Ok(removed);
+    };
+    let mut remove = |path: &Path, announce: bool| -> Result<()> {
+        let result = if path.is_dir() {
+            fs::remove_dir_all(path)
+        } else {
+            fs::remove_file(path)
+        };
+        result.with_context(|| format!("removing {}", path.display()))?;
+        if announce {
+            let shown = fsutil::display_relative(path, &manifest.root);
+            reporter.status("Removed", &shown);
+            removed.push(shown);
+        }
+        Ok(())
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path == stage_root || !path.is_dir() {
+            continue;
+        }
+        if name.starts_with(".kpin-") {
+            remove(&path, false)?;
+            continue;
+        }
+        let Some(package) = manifest.packages.get(&name) else {
+            remove(&path, true)?;
+            continue;
+        };
+        let mut versions: Vec<_> = fs::read_dir(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok())
+            .collect();
+        versions.sort_by_key(|e| e.file_name());
+        for version in versions {
+            if version.file_name().to_string_lossy() != package.version.raw {
+                let hidden = version.file_name().to_string_lossy().starts_with(".kpin-");
+                remove(&version.path(), !hidden)?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes the staging directory however the sync ends (error, panic, or success).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

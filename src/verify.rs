@@ -1,1 +1,327 @@
-//! `kpin verify`: offline agreement check of kpin.yaml, kpin.lock and vendor/.
+//! `kpin verify`: offline agreement check of kpin.yaml, kpin.lock and vendor/, listing every
+//! problem found rather than stopping at the first.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::fetch;
+use crate::lockfile::{LockedPackage, Lockfile};
+use crate::manifest::{Manifest, Package, Source};
+
+/// One disagreement between kpin.yaml, kpin.lock and vendor/.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Problem {
+    /// There is no kpin.lock.
+    LockMissing,
+    /// A package of kpin.yaml has no lock entry.
+    PackageNotLocked { package: String },
+    /// The kpin.yaml entry changed since it was locked (version, source or pins).
+    StaleEntry {
+        package: String,
+        locked_version: String,
+        version: String,
+    },
+    /// kpin.lock has a package that kpin.yaml no longer lists.
+    NotInManifest { package: String },
+    /// A local `path:` source no longer has the locked files.
+    SourceChanged { package: String, file: String },
+    /// `vendor/<package>/<version>` does not exist.
+    VendorMissing { package: String, version: String },
+    MissingFile {
+        package: String,
+        version: String,
+        file: String,
+    },
+    ExtraFile {
+        package: String,
+        version: String,
+        file: String,
+    },
+    /// A vendored file's bytes differ from the locked digest.
+    TamperedFile {
+        package: String,
+        version: String,
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    /// A directory in vendor/ that no package at its pinned version accounts for.
+    ExtraVendorDir { path: String },
+    /// Overlay files or settings changed since the lock (reported by the render stage's hook).
+    OverlaysChanged { package: String },
+    /// The rendered output differs from the locked digest (reported by the render stage's hook).
+    RenderChanged { package: String, env: String },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::LockMissing => write!(f, "kpin.lock is missing"),
+            Problem::PackageNotLocked { package } => write!(f, "{package}: not in kpin.lock"),
+            Problem::StaleEntry {
+                package,
+                locked_version,
+                version,
+            } => {
+                write!(
+                    f,
+                    "{package}: kpin.yaml entry changed since it was locked (locked {locked_version}, now {version})"
+                )
+            }
+            Problem::NotInManifest { package } => {
+                write!(f, "{package}: locked but not in kpin.yaml")
+            }
+            Problem::SourceChanged { package, file } => write!(
+                f,
+                "{package}: local source file `{file}` changed since it was locked"
+            ),
+            Problem::VendorMissing { package, version } => {
+                write!(f, "{package}: vendor/{package}/{version} is missing")
+            }
+            Problem::MissingFile {
+                package,
+                version,
+                file,
+            } => write!(f, "{package}: vendor/{package}/{version}/{file} is missing"),
+            Problem::ExtraFile {
+                package,
+                version,
+                file,
+            } => {
+                write!(
+                    f,
+                    "{package}: vendor/{package}/{version}/{file} is not in kpin.lock"
+                )
+            }
+            Problem::TamperedFile {
+                package,
+                version,
+                file,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{package}: vendor/{package}/{version}/{file} was modified (sha256 {actual}, locked {expected})"
+            ),
+            Problem::ExtraVendorDir { path } => {
+                write!(f, "{path} belongs to no package in kpin.yaml")
+            }
+            Problem::OverlaysChanged { package } => {
+                write!(f, "{package}: overlays changed since they were locked")
+            }
+            Problem::RenderChanged { package, env } => {
+                write!(
+                    f,
+                    "{package}: rendered output for `{env}` differs from kpin.lock"
+                )
+            }
+        }
+    }
+}
+
+/// Extra checks per package once its lock entry and vendored files agree (the render stage
+/// compares overlay and render digests here).
+pub trait VerifyHook: Send + Sync {
+    fn check(
+        &self,
+        manifest: &Manifest,
+        package: &Package,
+        locked: &LockedPackage,
+    ) -> Result<Vec<Problem>>;
+}
+
+impl<F> VerifyHook for F
+where
+    F: Fn(&Manifest, &Package, &LockedPackage) -> Result<Vec<Problem>> + Send + Sync,
+{
+    fn check(
+        &self,
+        manifest: &Manifest,
+        package: &Package,
+        locked: &LockedPackage,
+    ) -> Result<Vec<Problem>> {
+        self(manifest, package, locked)
+    }
+}
+
+/// Every problem found, in a stable order (by package, then file). Errors are I/O failures
+/// and an unreadable lockfile, not disagreements.
+pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let Some(lock) = Lockfile::load(&manifest.lock_path())? else {
+        problems.push(Problem::LockMissing);
+        problems.extend(extra_vendor_dirs(manifest)?);
+        return Ok(problems);
+    };
+    for package in manifest.packages.values() {
+        let Some(entry) = lock.packages.get(&package.name) else {
+            problems.push(Problem::PackageNotLocked {
+                package: package.name.clone(),
+            });
+            continue;
+        };
+        if entry.manifest_digest != package.manifest_digest || entry.version != package.version.raw
+        {
+            problems.push(Problem::StaleEntry {
+                package: package.name.clone(),
+                locked_version: entry.version.clone(),
+                version: package.version.raw.clone(),
+            });
+            continue;
+        }
+        let before = problems.len();
+        if matches!(package.source, Source::Path { .. }) {
+            problems.extend(local_source_problems(manifest, package, entry)?);
+        }
+        problems.extend(vendor_problems(manifest, package, entry)?);
+        if problems.len() == before {
+            if let Some(hook) = hook {
+                problems.extend(
+                    hook.check(manifest, package, entry)
+                        .with_context(|| format!("package `{}`", package.name))?,
+                );
+            }
+        }
+    }
+    for name in lock.packages.keys() {
+        if !manifest.packages.contains_key(name) {
+            problems.push(Problem::NotInManifest {
+                package: name.clone(),
+            });
+        }
+    }
+    problems.extend(extra_vendor_dirs(manifest)?);
+    Ok(problems)
+}
+
+/// Files of `vendor/<package>/<version>` against the lock entry.
+fn vendor_problems(
+    manifest: &Manifest,
+    package: &Package,
+    entry: &LockedPackage,
+) -> Result<Vec<Problem>> {
+    let dir = manifest.package_vendor_dir(package);
+    let (name, version) = (&package.name, &package.version.raw);
+    if !dir.is_dir() {
+        return Ok(vec![Problem::VendorMissing {
+            package: name.clone(),
+            version: version.clone(),
+        }]);
+    }
+    let mut problems = Vec::new();
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    for item in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let item = item.with_context(|| format!("reading {}", dir.display()))?;
+        present.insert(item.file_name().to_string_lossy().into_owned());
+    }
+    for file in &entry.files {
+        let path = dir.join(&file.name);
+        if !present.remove(&file.name) || !path.is_file() {
+            problems.push(Problem::MissingFile {
+                package: name.clone(),
+                version: version.clone(),
+                file: file.name.clone(),
+            });
+            continue;
+        }
+        let (actual, _) = fetch::hash_file(&path)?;
+        if actual != file.sha256 {
+            problems.push(Problem::TamperedFile {
+                package: name.clone(),
+                version: version.clone(),
+                file: file.name.clone(),
+                expected: file.sha256.clone(),
+                actual,
+            });
+        }
+    }
+    problems.extend(present.into_iter().map(|file| Problem::ExtraFile {
+        package: name.clone(),
+        version: version.clone(),
+        file,
+    }));
+    Ok(problems)
+}
+
+/// A local `path:` source re-read: the files it has now against the locked ones.
+fn local_source_problems(
+    manifest: &Manifest,
+    package: &Package,
+    entry: &LockedPackage,
+) -> Result<Vec<Problem>> {
+    // Path sources never touch the network, so resolving them needs no runtime.
+    let files = futures::executor::block_on(fetch::resolve(manifest, package, None))?;
+    let mut problems = Vec::new();
+    for file in &files {
+        let locked = entry.files.iter().find(|f| f.name == file.name);
+        let changed = match (&file.origin, locked) {
+            (fetch::Origin::Local { path }, Some(locked)) => {
+                fetch::hash_file(path)?.0 != locked.sha256
+            }
+            _ => true,
+        };
+        if changed {
+            problems.push(Problem::SourceChanged {
+                package: package.name.clone(),
+                file: file.name.clone(),
+            });
+        }
+    }
+    for locked in &entry.files {
+        if !files.iter().any(|f| f.name == locked.name) {
+            problems.push(Problem::SourceChanged {
+                package: package.name.clone(),
+                file: locked.name.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// Directories in vendor/ other than `<package>/<pinned version>`.
+fn extra_vendor_dirs(manifest: &Manifest) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let Ok(entries) = fs::read_dir(&manifest.vendor_dir) else {
+        return Ok(problems);
+    };
+    let show = |p: &Path| format!("{}/", crate::fsutil::display_relative(p, &manifest.root));
+    let mut entries: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(package) = manifest.packages.get(&name) else {
+            problems.push(Problem::ExtraVendorDir { path: show(&path) });
+            continue;
+        };
+        let mut versions: Vec<_> = fs::read_dir(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        versions.sort();
+        for version in versions {
+            if version
+                .file_name()
+                .is_some_and(|v| v.to_string_lossy() != package.version.raw)
+            {
+                problems.push(Problem::ExtraVendorDir {
+                    path: show(&version),
+                });
+            }
+        }
+    }
+    Ok(problems)
+}

@@ -2,11 +2,42 @@
 
 use anyhow::Result;
 use kpin::error::Outcome;
+use kpin::progress::Reporter;
+use kpin::verify;
 
 use super::Ctx;
-use crate::cli::VerifyArgs;
+use crate::cli::{ReportFormat, VerifyArgs};
 
 pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
-    let _ = (ctx.manifest()?, args);
-    anyhow::bail!("`kpin verify` is not implemented yet")
+    let manifest = ctx.manifest()?;
+    let problems = verify::verify(&manifest, None)?;
+    match args.output {
+        ReportFormat::Json => {
+            let doc = serde_json::json!({ "ok": problems.is_empty(), "problems": problems });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        ReportFormat::Text => {
+            for problem in &problems {
+                println!("{problem}");
+            }
+        }
+    }
+    let count = manifest.packages.len();
+    if problems.is_empty() {
+        ctx.term.status(
+            "Verified",
+            &format!(
+                "{count} package{}: kpin.yaml, kpin.lock and vendor/ agree",
+                if count == 1 { "" } else { "s" }
+            ),
+        );
+        Ok(Outcome::Clean)
+    } else {
+        let n = problems.len();
+        ctx.term.warn(&format!(
+            "{n} problem{} found; `kpin sync` updates kpin.lock and restores vendor/",
+            if n == 1 { "" } else { "s" }
+        ));
+        Ok(Outcome::Drift)
+    }
 }
