@@ -125,7 +125,7 @@ impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} added, {} changed, {} removed ({} unchanged)",
+            "{} added, {} changed, {} removed, {} unchanged",
             self.added, self.changed, self.removed, self.unchanged
         )
     }
@@ -1014,6 +1014,10 @@ pub fn render_markdown(
                 Detail::Fields => field_lines(change, options).join("\n") + "\n",
                 Detail::Unified => change.unified_diff(options),
             };
+            if body.trim().is_empty() {
+                let _ = writeln!(out, "- `{} {}`", change.change.symbol(), change.reference);
+                continue;
+            }
             let body = cut_lines(&body, limits.max_lines_per_object);
             let summary = format!(
                 "<details><summary><code>{} {}</code></summary>\n\n",

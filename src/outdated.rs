@@ -28,6 +28,21 @@ pub trait ReleaseFeed: Sync {
     ) -> impl Future<Output = Result<Vec<UpstreamRelease>>> + Send;
 }
 
+/// The GitHub (Enterprise) releases API through kpin's HTTP client: every page of releases.
+impl ReleaseFeed for crate::fetch::Client {
+    async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
+        let releases = crate::fetch::github::list_releases(self, &feed.api_url, &feed.github_repo).await?;
+        Ok(releases
+            .into_iter()
+            .map(|r| UpstreamRelease {
+                tag: r.tag_name,
+                prerelease: r.prerelease,
+                draft: r.draft,
+            })
+            .collect())
+    }
+}
+
 /// A version available upstream: its text as it goes into kpin.yaml and its semver form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

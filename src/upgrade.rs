@@ -117,7 +117,7 @@ impl UpgradeReport {
             let mut warnings = p.render_warnings.clone();
             warnings.extend(changes::removal_warning(&p.rendered));
             let rendered = Section {
-                title: "rendered changes (after overlays)".to_owned(),
+                title: "rendered changes, after overlays".to_owned(),
                 notes: Vec::new(),
                 warnings,
                 changes: p.rendered.clone(),
@@ -273,10 +273,12 @@ pub async fn upgrade(
             let d = render::digests(&staged, new)?;
             (Some(d.overlays_digest), d.rendered)
         } else {
-            notes.entry(t.package.clone()).or_default().push(
+            if options.allow_broken_overlays {
+                notes.entry(t.package.clone()).or_default().push(
                 "kpin.lock has no render digests for this package until its overlays match again"
                     .to_owned(),
             );
+            }
             (None, BTreeMap::new())
         };
         lock.packages.insert(
@@ -489,7 +491,7 @@ fn check_overlays(
                 target,
             };
             if let Err(err) = ws.apply_op(&op.op, &ctx) {
-                match err.chain().find_map(|e| e.downcast_ref::<NoMatch>()) {
+                match crate::error::find_cause::<NoMatch>(&err) {
                     Some(miss) => {
                         broken.push((overlay.display.clone(), operation, miss.selector.clone()))
                     }
