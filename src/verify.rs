@@ -15,7 +15,11 @@ use crate::manifest::{Manifest, Package, Source};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Problem {
     /// There is no kpin.lock.
     LockMissing,
@@ -110,7 +114,7 @@ impl fmt::Display for Problem {
                 "{package}: vendor/{package}/{version}/{file} was modified (sha256 {actual}, locked {expected})"
             ),
             Problem::ExtraVendorDir { path } => {
-                write!(f, "{path} belongs to no package in kpin.yaml")
+                write!(f, "{path} is not a package version pinned in kpin.yaml")
             }
             Problem::OverlaysChanged { package } => {
                 write!(f, "{package}: overlays changed since they were locked")

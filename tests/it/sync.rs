@@ -1,1 +1,749 @@
-//! Integration tests: sync.
+//! `kpin sync` and `kpin verify` against a local HTTP(S) server: fetching, caching, the lockfile,
+//! --locked/--offline, network faults, and all-or-nothing updates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::http::{Fault, Server};
+use crate::support::{Project, filter_ports, upstream_or_skip};
+
+/// A small release file: one Namespace and one ConfigMap, distinct per package and version.
+fn release(package: &str, version: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {package}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {package}-config\n  namespace: {package}\ndata:\n  version: \"{version}\"\n"
+    )
+}
+
+fn crds(package: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{package}.example.com\nspec:\n  group: {package}.example.com\n  names: {{kind: Widget, plural: widgets}}\n  scope: Namespaced\n  versions: []\n"
+    )
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    kpin::digest::sha256_hex(bytes)
+}
+
+/// A project whose kpin.yaml is `manifest` with `{base}` replaced by the server's base URL.
+fn project(server: &Server, manifest: &str) -> Project {
+    let p = Project::new();
+    p.write("kpin.yaml", &manifest.replace("{base}", &server.base()));
+    p
+}
+
+/// Every file under the project's vendor/ and kpin.lock, with their bytes.
+fn tree(p: &Project) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.insert(
+                    format!("{}/", path.strip_prefix(root).unwrap().display()),
+                    Vec::new(),
+                );
+                walk(&path, root, out);
+            } else {
+                out.insert(
+                    path.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&p.path().join("vendor"), p.path(), &mut out);
+    if let Ok(lock) = std::fs::read(p.path().join("kpin.lock")) {
+        out.insert("kpin.lock".into(), lock);
+    }
+    out
+}
+
+const TWO_PACKAGES: &str = "\
+packages:
+  web:
+    version: 1.0.0
+    urls:
+      - {base}/web/v{version}/deploy.yaml
+      - {base}/web/v{version}/crds.yaml
+  metrics:
+    version: 0.7.2
+    github:
+      repo: example/metrics
+      assets: [components.yaml]
+      apiUrl: {base}/api
+";
+
+fn serve_two_packages(server: &Server) {
+    server
+        .file("/web/v1.0.0/deploy.yaml", release("web", "1.0.0"))
+        .file("/web/v1.0.0/crds.yaml", crds("web"))
+        .github_release(
+            "example/metrics",
+            "v0.7.2",
+            &[("components.yaml", release("metrics", "0.7.2").as_bytes())],
+        );
+}
+
+#[test]
+fn first_sync_vendors_every_file_and_writes_the_lockfile() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(
+        p.read("vendor/web/1.0.0/deploy.yaml"),
+        release("web", "1.0.0")
+    );
+    assert_eq!(p.read("vendor/web/1.0.0/crds.yaml"), crds("web"));
+    assert_eq!(
+        p.read("vendor/metrics/0.7.2/components.yaml"),
+        release("metrics", "0.7.2")
+    );
+    insta::assert_snapshot!("first_sync_lockfile", filter_ports(&p.read("kpin.lock")));
+
+    // The asset came through the API with the binary Accept header, and without a token
+    // (none is set) nothing carries credentials.
+    let asset = server
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("/releases/assets/"))
+        .unwrap();
+    assert_eq!(
+        asset.headers.get("accept").map(String::as_str),
+        Some("application/octet-stream")
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| !r.headers.contains_key("authorization"))
+    );
+    let verify = p.run(&["verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+}
+
+#[test]
+fn github_token_goes_to_the_api_only() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+    let out = p
+        .kpin()
+        .args(["sync"])
+        .env("GITHUB_TOKEN", "t0ken")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for r in server.requests() {
+        let auth = r.headers.get("authorization").map(String::as_str);
+        if r.path.starts_with("/api/") {
+            assert_eq!(auth, Some("Bearer t0ken"), "{}", r.path);
+        } else {
+            assert_eq!(auth, None, "{}", r.path);
+        }
+    }
+}
+
+#[test]
+fn second_sync_downloads_nothing_and_the_cache_restores_vendor() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let after_first = server.request_count();
+    let lock = p.read("kpin.lock");
+
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(
+        server.request_count(),
+        after_first,
+        "a second sync makes no requests"
+    );
+    assert!(run.stderr.contains("nothing downloaded"), "{}", run.stderr);
+
+    std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(
+        server.request_count(),
+        after_first,
+        "vendor/ is restored from the cache"
+    );
+    assert!(run.stderr.contains("Cached web 1.0.0"), "{}", run.stderr);
+    assert_eq!(
+        p.read("vendor/web/1.0.0/deploy.yaml"),
+        release("web", "1.0.0")
+    );
+    assert_eq!(p.read("kpin.lock"), lock);
+
+    let run = p.run(&["sync", "--locked", "--offline"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+#[test]
+fn locked_fails_with_drift_on_a_stale_or_missing_lockfile() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    server
+        .file("/web/v1.1.0/deploy.yaml", release("web", "1.1.0"))
+        .file("/web/v1.1.0/crds.yaml", crds("web"));
+    let p = project(&server, TWO_PACKAGES);
+
+    let run = p.run(&["sync", "--locked"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!("locked_missing_lockfile", run.transcript());
+    assert!(!p.path().join("kpin.lock").exists());
+
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let before = tree(&p);
+    p.write(
+        "kpin.yaml",
+        &TWO_PACKAGES
+            .replace("1.0.0", "1.1.0")
+            .replace("{base}", &server.base()),
+    );
+    let requests = server.request_count();
+    let run = p.run(&["sync", "--locked"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!("locked_stale_lockfile", run.transcript());
+    assert_eq!(tree(&p), before, "--locked never rewrites kpin.lock");
+    assert_eq!(
+        server.request_count(),
+        requests,
+        "the drift is found before any download"
+    );
+}
+
+#[test]
+fn offline_fails_clearly_when_files_are_missing() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+
+    // Not locked yet: the GitHub release cannot be looked up offline.
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(server.request_count(), 0);
+
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let requests = server.request_count();
+    std::fs::remove_dir_all(p.path().join("vendor/web")).unwrap();
+    for e in std::fs::read_dir(p.cache.path()).unwrap() {
+        std::fs::remove_dir_all(e.unwrap().path()).unwrap();
+    }
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    insta::assert_snapshot!("offline_missing_file", run.transcript());
+    assert_eq!(
+        server.request_count(),
+        requests,
+        "--offline never touches the network"
+    );
+    assert!(!p.path().join("vendor/web").exists());
+}
+
+#[test]
+fn digest_mismatch_against_the_lockfile_changes_nothing() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+    assert_eq!(p.run(&["sync"]).code, 0);
+
+    // Upstream re-published the file; the vendored copy is gone and the cache is cold.
+    server.file("/web/v1.0.0/deploy.yaml", release("web", "1.0.0-evil"));
+    std::fs::write(p.path().join("vendor/web/1.0.0/deploy.yaml"), "edited\n").unwrap();
+    std::fs::remove_dir_all(p.cache.path().join("sha256")).unwrap();
+    let before = tree(&p);
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let expected = sha256(release("web", "1.0.0").as_bytes());
+    let actual = sha256(release("web", "1.0.0-evil").as_bytes());
+    assert!(
+        run.stderr
+            .contains(&format!("expected {expected} (kpin.lock), got {actual}")),
+        "{}",
+        run.stderr
+    );
+    insta::assert_snapshot!("digest_mismatch_lockfile", run.transcript());
+    assert_eq!(tree(&p), before, "nothing in vendor/ or kpin.lock changes");
+}
+
+#[test]
+fn digest_mismatch_against_a_pin() {
+    let server = Server::http();
+    server.file("/a/1.0.0/a.yaml", release("a", "1.0.0"));
+    let p = project(
+        &server,
+        &format!(
+            "packages:\n  a:\n    version: 1.0.0\n    url: {{base}}/a/{{version}}/a.yaml\n    sha256: '{}'\n",
+            "0".repeat(64)
+        ),
+    );
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    insta::assert_snapshot!("digest_mismatch_pin", run.transcript());
+    assert!(!p.path().join("kpin.lock").exists());
+    assert!(!p.path().join("vendor/a").exists());
+
+    // The right pin is accepted.
+    p.write(
+        "kpin.yaml",
+        &p.read("kpin.yaml")
+            .replace(&"0".repeat(64), &sha256(release("a", "1.0.0").as_bytes())),
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+}
+
+#[test]
+fn not_found_is_an_error_with_a_hint() {
+    let server = Server::http();
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 9.9.9\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2);
+    insta::assert_snapshot!("not_found", run.transcript());
+    assert_eq!(server.hits("/a/9.9.9/a.yaml"), 1, "a 404 is not retried");
+}
+
+#[test]
+fn server_errors_and_429_are_retried() {
+    let server = Server::http();
+    server
+        .file("/a/1.0.0/a.yaml", release("a", "1.0.0"))
+        .fail_next("/a/1.0.0/a.yaml", Fault::Status(500))
+        .fail_next("/a/1.0.0/a.yaml", Fault::TooManyRequests(0));
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(server.hits("/a/1.0.0/a.yaml"), 3);
+    assert_eq!(p.read("vendor/a/1.0.0/a.yaml"), release("a", "1.0.0"));
+}
+
+#[test]
+fn persistent_server_errors_give_up_after_the_retries() {
+    let server = Server::http();
+    server
+        .file("/a/1.0.0/a.yaml", "x")
+        .fail_always("/a/1.0.0/a.yaml", Fault::Status(503));
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let run = p.run(&["sync", "--retries", "2"]);
+    assert_eq!(run.code, 2);
+    insta::assert_snapshot!("server_error_after_retries", run.transcript());
+    assert_eq!(server.hits("/a/1.0.0/a.yaml"), 2);
+}
+
+#[test]
+fn truncated_bodies_are_detected_and_retried() {
+    let server = Server::http();
+    let body = release("a", "1.0.0");
+    server
+        .file("/a/1.0.0/a.yaml", body.clone())
+        .fail_always("/a/1.0.0/a.yaml", Fault::Truncate);
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let run = p.run(&["sync", "--retries", "2"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "body truncated after {} of {} bytes",
+            body.len() / 2,
+            body.len()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.hits("/a/1.0.0/a.yaml"), 2);
+    assert!(!p.path().join("vendor").join("a").exists());
+
+    // A single truncated response is healed by the retry.
+    let server = Server::http();
+    server
+        .file("/a/1.0.0/a.yaml", body.clone())
+        .fail_next("/a/1.0.0/a.yaml", Fault::Truncate);
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    assert_eq!(p.read("vendor/a/1.0.0/a.yaml"), body);
+}
+
+#[test]
+fn a_slow_server_times_out() {
+    let server = Server::http();
+    server
+        .file("/a/1.0.0/a.yaml", "x")
+        .fail_always("/a/1.0.0/a.yaml", Fault::Delay(Duration::from_secs(5)));
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let started = std::time::Instant::now();
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "gave up after the timeout"
+    );
+    insta::assert_snapshot!("timeout", run.transcript());
+}
+
+#[test]
+fn https_with_an_extra_ca_certificate() {
+    let server = Server::https();
+    server.file("/a/1.0.0/a.yaml", release("a", "1.0.0"));
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let run = p.run(&["sync", "--retries", "1"]);
+    assert_eq!(
+        run.code,
+        2,
+        "an unknown CA is refused: {}",
+        run.transcript()
+    );
+    assert!(run.stderr.contains("certificate"), "{}", run.stderr);
+
+    let ca = server.ca_path();
+    let run = p.run(&["sync", "--ca-cert", ca.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(p.read("vendor/a/1.0.0/a.yaml"), release("a", "1.0.0"));
+
+    // SSL_CERT_FILE works too (cold cache and vendor).
+    std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
+    std::fs::remove_dir_all(p.cache.path().join("sha256")).unwrap();
+    let out = p
+        .kpin()
+        .args(["sync"])
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn plain_http_is_refused_for_remote_hosts() {
+    let p = Project::new();
+    p.write("kpin.yaml", "packages:\n  a:\n    version: 1.0.0\n    url: http://mirror.example.invalid/a/{version}/a.yaml\n");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2);
+    insta::assert_snapshot!("plain_http_refused", run.transcript());
+}
+
+#[test]
+fn an_interrupted_sync_leaves_the_previous_state_intact() {
+    let server = Server::http();
+    for pkg in ["a", "b", "c"] {
+        for v in ["1.0.0", "2.0.0"] {
+            server.file(&format!("/{pkg}/{v}/{pkg}.yaml"), release(pkg, v));
+        }
+    }
+    let manifest = |v: &str| {
+        ["a", "b", "c"]
+            .iter()
+            .fold("packages:\n".to_owned(), |m, pkg| {
+                m + &format!(
+                    "  {pkg}:\n    version: {v}\n    url: {{base}}/{pkg}/{{version}}/{pkg}.yaml\n"
+                )
+            })
+    };
+    let p = project(&server, &manifest("1.0.0"));
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let before = tree(&p);
+
+    // The second of three downloads fails: the other two have already been fetched.
+    server.fail_always("/b/2.0.0/b.yaml", Fault::Status(404));
+    p.write(
+        "kpin.yaml",
+        &manifest("2.0.0").replace("{base}", &server.base()),
+    );
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        server.hits("/a/2.0.0/a.yaml") + server.hits("/c/2.0.0/c.yaml"),
+        2
+    );
+    assert_eq!(
+        tree(&p),
+        before,
+        "vendor/ and kpin.lock are byte-identical to before"
+    );
+}
+
+#[test]
+fn new_versions_replace_old_directories_and_removed_packages_go() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    server
+        .file("/web/v1.1.0/deploy.yaml", release("web", "1.1.0"))
+        .file("/web/v1.1.0/crds.yaml", crds("web"));
+    let p = project(&server, TWO_PACKAGES);
+    assert_eq!(p.run(&["sync"]).code, 0);
+
+    let only_web = TWO_PACKAGES
+        .split("  metrics:")
+        .next()
+        .unwrap()
+        .replace("1.0.0", "1.1.0");
+    p.write("kpin.yaml", &only_web.replace("{base}", &server.base()));
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let files: Vec<String> = tree(&p).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "kpin.lock",
+            "vendor/web/",
+            "vendor/web/1.1.0/",
+            "vendor/web/1.1.0/crds.yaml",
+            "vendor/web/1.1.0/deploy.yaml"
+        ]
+    );
+    assert!(
+        run.stderr.contains("Removed vendor/metrics"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Removed vendor/web/1.0.0"),
+        "{}",
+        run.stderr
+    );
+    assert!(!p.read("kpin.lock").contains("metrics"));
+}
+
+#[test]
+fn local_path_and_file_url_sources() {
+    let p = Project::new();
+    p.write("mirror/web/1.0.0/deploy.yaml", &release("web", "1.0.0"))
+        .write("mirror/web/1.0.0/crds.yml", &crds("web"))
+        .write("mirror/web/1.0.0/README.md", "not vendored")
+        .write("mirror/single.yaml", &release("single", "3"));
+    let file_url = url::Url::from_file_path(p.path().join("mirror/single.yaml")).unwrap();
+    p.write(
+        "kpin.yaml",
+        &format!("packages:\n  web:\n    version: 1.0.0\n    path: mirror/web/{{version}}\n  single:\n    version: '3'\n    url: {file_url}\n"),
+    );
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let lock = p.read("kpin.lock");
+    assert!(
+        lock.contains("url: path:mirror/web/1.0.0/crds.yml"),
+        "{lock}"
+    );
+    assert!(!p.path().join("vendor/web/1.0.0/README.md").exists());
+    assert_eq!(
+        p.read("vendor/single/3/single.yaml"),
+        release("single", "3")
+    );
+
+    // Local sources are re-read each time: an edited mirror file is drift for --locked.
+    p.write("mirror/web/1.0.0/deploy.yaml", &release("web", "1.0.1"));
+    let verify = p.run(&["verify"]);
+    assert_eq!(verify.code, 1, "{}", verify.transcript());
+    assert!(
+        verify
+            .stdout
+            .contains("web: local source file `deploy.yaml` changed since it was locked")
+    );
+    let run = p.run(&["sync", "--locked"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("would change (--locked): package `web`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn manifest_errors_are_reported_with_file_and_field() {
+    let p = Project::new();
+    p.write(
+        "kpin.yaml",
+        "packages:\n  a:\n    version: 1.0.0\n    url: [unclosed\n",
+    );
+    insta::assert_snapshot!("invalid_yaml", p.run(&["sync"]).transcript());
+
+    p.write(
+        "kpin.yaml",
+        "packages:\n  a:\n    version: 1.0.0\n    url: https://example.com/a.yaml\n    sha: abc\n",
+    );
+    insta::assert_snapshot!("unknown_key", p.run(&["sync"]).transcript());
+
+    p.write(
+        "kpin.yaml",
+        "packages:\n  ../escape:\n    version: 1.0.0\n    url: https://example.com/a.yaml\n",
+    );
+    insta::assert_snapshot!("bad_package_name", p.run(&["sync"]).transcript());
+    assert!(!p.path().join("vendor").exists());
+}
+
+#[test]
+fn verify_lists_every_problem() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout, "kpin.lock is missing\n");
+
+    assert_eq!(p.run(&["sync"]).code, 0);
+    std::fs::write(p.path().join("vendor/web/1.0.0/deploy.yaml"), "tampered\n").unwrap();
+    std::fs::remove_file(p.path().join("vendor/web/1.0.0/crds.yaml")).unwrap();
+    p.write("vendor/web/1.0.0/extra.yaml", "{}\n")
+        .write("vendor/old/1.0.0/x.yaml", "{}\n");
+    p.write("kpin.yaml", &p.read("kpin.yaml").replace("0.7.2", "0.8.0"));
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!("verify_problems", run.transcript());
+    let json = p.run(&["verify", "--output", "json"]);
+    assert_eq!(json.code, 1);
+    insta::assert_snapshot!("verify_problems_json", json.stdout);
+
+    // `kpin sync` repairs everything verify complained about.
+    server.github_release(
+        "example/metrics",
+        "v0.8.0",
+        &[("components.yaml", release("metrics", "0.8.0").as_bytes())],
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+#[test]
+fn github_releases_are_listed_across_pages_and_rate_limits_are_clear() {
+    let server = Server::http();
+    let tags: Vec<String> = (0..7).map(|i| format!("v1.{i}.0")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    server.github_release_list("example/many", &tags, 3);
+    server
+        .file("/api/repos/example/limited/releases?per_page=100", "[]")
+        .fail_always(
+            "/api/repos/example/limited/releases?per_page=100",
+            Fault::RateLimit,
+        );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = kpin::fetch::Client::new(kpin::fetch::NetOptions::default()).unwrap();
+    let api = server.api_url();
+
+    let releases = runtime
+        .block_on(kpin::fetch::github::list_releases(
+            &client,
+            &api,
+            "example/many",
+        ))
+        .unwrap();
+    let listed: Vec<&str> = releases.iter().map(|r| r.tag_name.as_str()).collect();
+    assert_eq!(listed, tags);
+    assert_eq!(server.request_count(), 3, "three pages");
+
+    let err = runtime
+        .block_on(kpin::fetch::github::list_releases(
+            &client,
+            &api,
+            "example/limited",
+        ))
+        .unwrap_err();
+    let text = filter_ports(&kpin::error::render_error(&err));
+    insta::assert_snapshot!("github_rate_limit", text);
+    assert_eq!(
+        server.hits("/api/repos/example/limited/releases?per_page=100"),
+        1,
+        "a rate limit is not retried"
+    );
+}
+
+/// The real upstream releases in ../shared/upstream, served locally and synced: every file's
+/// sha256 in kpin.lock and vendor/ must match INDEX.tsv.
+#[test]
+fn real_upstream_releases_sync_with_their_published_digests() {
+    let Some(upstream) =
+        upstream_or_skip("sync::real_upstream_releases_sync_with_their_published_digests")
+    else {
+        return;
+    };
+    let index = std::fs::read_to_string(upstream.join("INDEX.tsv")).unwrap();
+    let mut lines = index.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (c_project, c_version, c_file, c_sha) =
+        (col("project"), col("version"), col("file"), col("sha256"));
+
+    let server = Server::http();
+    // package name -> (version, files)
+    let mut packages: BTreeMap<String, (String, Vec<(String, String)>)> = BTreeMap::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (project, version, file, sha) = (f[c_project], f[c_version], f[c_file], f[c_sha]);
+        let bytes = std::fs::read(upstream.join(project).join(version).join(file)).unwrap();
+        server.file(&format!("/{project}/{version}/{file}"), bytes);
+        let name = format!("{project}-{}", version.replace('.', "-"));
+        let entry = packages
+            .entry(name)
+            .or_insert_with(|| (version.to_owned(), Vec::new()));
+        entry.1.push((
+            format!("{{base}}/{project}/{{version}}/{file}"),
+            sha.to_owned(),
+        ));
+    }
+    let mut manifest = String::from("packages:\n");
+    for (name, (version, files)) in &packages {
+        manifest += &format!("  {name}:\n    version: {version}\n    urls:\n");
+        for (url, _) in files {
+            manifest += &format!("      - {url}\n");
+        }
+    }
+    let p = project(&server, &manifest);
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+
+    let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
+        .unwrap()
+        .unwrap();
+    let mut checked = 0;
+    for (name, (version, files)) in &packages {
+        let locked = &lock.packages[name];
+        for (url, sha) in files {
+            let file = url.rsplit('/').next().unwrap();
+            let entry = locked.files.iter().find(|f| f.name == file).unwrap();
+            assert_eq!(&entry.sha256, sha, "{name}/{file} in kpin.lock");
+            let vendored =
+                std::fs::read(p.path().join("vendor").join(name).join(version).join(file)).unwrap();
+            assert_eq!(&sha256(&vendored), sha, "{name}/{file} in vendor/");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} upstream files checked");
+    assert_eq!(p.run(&["verify"]).code, 0);
+}
