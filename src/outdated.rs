@@ -31,7 +31,8 @@ pub trait ReleaseFeed: Sync {
 /// The GitHub (Enterprise) releases API through kpin's HTTP client: every page of releases.
 impl ReleaseFeed for crate::fetch::Client {
     async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
-        let releases = crate::fetch::github::list_releases(self, &feed.api_url, &feed.github_repo).await?;
+        let releases =
+            crate::fetch::github::list_releases(self, &feed.api_url, &feed.github_repo).await?;
         Ok(releases
             .into_iter()
             .map(|r| UpstreamRelease {

@@ -16,7 +16,10 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     let reports = outdated::check(&packages, &client, args.prereleases, args.net.jobs).await;
     match args.output {
         ReportFormat::Text => print!("{}", outdated::render_table(&reports)),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&outdated::to_json(&reports))?),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&outdated::to_json(&reports))?
+        ),
     }
     let failed: Vec<&str> = reports
         .iter()
@@ -30,5 +33,9 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
         ))
         .hint("set GITHUB_TOKEN for rate limits and private repositories; check `versions:` in kpin.yaml");
     }
-    Ok(if outdated::any_outdated(&reports) { Outcome::Drift } else { Outcome::Clean })
+    Ok(if outdated::any_outdated(&reports) {
+        Outcome::Drift
+    } else {
+        Outcome::Clean
+    })
 }

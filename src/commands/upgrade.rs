@@ -50,7 +50,10 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         .hint("fix the overlays listed above, or pass --allow-broken-overlays to write the upgrade anyway");
     }
     if !report.written {
-        ctx.term.status("Finished", "dry run: kpin.yaml, kpin.lock and vendor/ unchanged");
+        ctx.term.status(
+            "Finished",
+            "dry run: kpin.yaml, kpin.lock and vendor/ unchanged",
+        );
     }
     Ok(Outcome::Clean)
 }
@@ -77,7 +80,8 @@ async fn choose_targets(
         if package.versions.is_some() {
             with_feed.push(package);
         } else if args.all {
-            ctx.term.warn(&format!("{}: skipped, no version source", package.name));
+            ctx.term
+                .warn(&format!("{}: skipped, no version source", package.name));
         } else {
             return Err(anyhow::anyhow!("package `{}` has no version source to find a newer version", package.name))
                 .hint("pass --to VERSION, or add `versions: {github: OWNER/REPO}` to the package in kpin.yaml");
@@ -100,9 +104,16 @@ async fn choose_targets(
             }),
             (None, Some(latest)) => ctx.term.status(
                 "Up to date",
-                &format!("{} {} (newest within {}; {latest} is outside it)", r.package, r.current, r.constraint.as_deref().unwrap_or("constraint")),
+                &format!(
+                    "{} {} (newest within {}; {latest} is outside it)",
+                    r.package,
+                    r.current,
+                    r.constraint.as_deref().unwrap_or("constraint")
+                ),
             ),
-            (None, None) => ctx.term.status("Up to date", &format!("{} {}", r.package, r.current)),
+            (None, None) => ctx
+                .term
+                .status("Up to date", &format!("{} {}", r.package, r.current)),
         }
     }
     Ok(targets)
