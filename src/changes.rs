@@ -991,6 +991,9 @@ pub fn render_markdown(
     }
     let mut omitted = 0usize;
     for s in sections {
+        if !s.counts().any() && s.notes.is_empty() && s.warnings.is_empty() {
+            continue;
+        }
         let _ = writeln!(out, "\n### {}\n", md_escape(&s.heading("→")));
         for note in &s.notes {
             let _ = writeln!(out, "- {}", md_escape(note));
@@ -1057,10 +1060,9 @@ fn cut_lines(text: &str, max: usize) -> String {
     out
 }
 
+/// Text safe in a table cell or list item: no cell breaks, no HTML tags.
 fn md_escape(text: &str) -> String {
-    text.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('|', "\\|").replace('<', "&lt;")
 }
 
 fn html_escape(text: &str) -> String {

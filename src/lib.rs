@@ -22,6 +22,7 @@ pub mod outdated;
 pub mod overlay;
 pub mod progress;
 pub mod render;
+pub mod review;
 pub mod sync;
 pub mod upgrade;
 pub mod verify;

@@ -246,6 +246,73 @@ fn a_server_error_midway_leaves_everything_as_it_was() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// diff --base
+// ---------------------------------------------------------------------------------------------
+
+fn git(p: &Project, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .current_dir(p.path())
+        .args([
+            "-c",
+            "user.email=ci@example.com",
+            "-c",
+            "user.name=ci",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn diff_base_renders_a_pull_request_comment() {
+    let server = Server::http();
+    serve_widgets(&server);
+    let p = widgets_project(&server, "");
+    // The team runs widgets in `apps`: the move leaves the upstream `--config=widgets/...` behind.
+    let moved = p
+        .read("kpin.yaml")
+        .replace("    overlays:\n", "    namespace: apps\n    overlays:\n");
+    p.write("kpin.yaml", &moved);
+    assert_eq!(p.run(&["sync"]).code, 0);
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-qm", "widgets 1.0.0"]);
+
+    let clean = p.run(&["diff", "--base", "main"]);
+    assert_eq!(clean.code, 0, "{}", clean.transcript());
+
+    assert_eq!(p.run(&["upgrade", "widgets", "--to", "2.0.0"]).code, 0);
+    let run = p.run(&["diff", "--base", "main", "--output", "markdown"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!("widgets_diff_base_markdown", run.stdout);
+    assert!(
+        !run.stdout.contains("bmV3LXRva2Vu"),
+        "secret value in the comment"
+    );
+
+    let revealed = p.run(&["diff", "--base", "main", "--show-secrets"]);
+    assert!(
+        revealed.stdout.contains("bmV3LXRva2Vu"),
+        "{}",
+        revealed.stdout
+    );
+    let bad = p.run(&["diff", "--base", "origin/nope"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`origin/nope` is not a commit"),
+        "{}",
+        bad.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // outdated
 // ---------------------------------------------------------------------------------------------
 
