@@ -582,3 +582,35 @@ fn argo_cd_2_14_to_3_0_summarises_crd_changes() {
         "secret value shown"
     );
 }
+
+#[test]
+fn the_ci_example_runs_the_documented_commands() {
+    let path = repo_root().join("examples/github-actions/kpin.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let workflow: serde_json::Value = kpin::yaml::from_str(&text, &path).unwrap();
+    let jobs = workflow["jobs"].as_object().unwrap();
+    let runs = |job: &str| -> String {
+        jobs[job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(runs("review").contains("kpin verify"));
+    assert!(
+        runs("review")
+            .contains("kpin diff --base \"origin/${{ github.base_ref }}\" --output markdown")
+    );
+    for env in ["dev", "qa", "prod"] {
+        let job = format!("deploy-{env}");
+        assert_eq!(jobs[&job]["environment"], env);
+        assert!(
+            runs(&job).contains(&format!("kpin apply --locked --env {env}")),
+            "{job}"
+        );
+    }
+    assert_eq!(jobs["deploy-prod"]["needs"], "deploy-qa");
+    assert!(runs("outdated").contains("kpin outdated"));
+}
