@@ -543,10 +543,10 @@ impl Run<'_> {
                 (sha, size, content, true)
             }
         };
-        if let Some((expected, against)) = &wanted.expected {
-            if *expected != sha {
-                return Err(mismatch(package, wanted, expected, &sha, *against));
-            }
+        if let Some((expected, against)) = &wanted.expected
+            && *expected != sha
+        {
+            return Err(mismatch(package, wanted, expected, &sha, *against));
         }
         Ok(Obtained {
             locked: locked_file(sha, size),
@@ -690,5 +690,152 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ExitCode, exit_code_for};
+    use crate::progress::{Recorder, Silent};
+
+    /// A project with one local-path package (no network needed).
+    fn project() -> (tempfile::TempDir, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("mirror")).unwrap();
+        fs::write(dir.path().join("mirror/a.yaml"), "kind: ConfigMap\n").unwrap();
+        fs::write(
+            dir.path().join("kpin.yaml"),
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n",
+        )
+        .unwrap();
+        let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
+        (dir, manifest)
+    }
+
+    fn options<'a>(dir: &Path, locked: bool, hook: Option<&'a dyn LockHook>) -> SyncOptions<'a> {
+        SyncOptions {
+            locked,
+            offline: true,
+            jobs: 2,
+            net: NetOptions::default(),
+            cache_dir: dir.join(".cache"),
+            hook,
+        }
+    }
+
+    fn run(manifest: &Manifest, options: &SyncOptions<'_>) -> Result<SyncReport> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(sync(manifest, options, &Silent))
+    }
+
+    fn digests(
+        overlays: &str,
+    ) -> impl Fn(&Manifest, &Package) -> Result<LockDigests> + Send + Sync {
+        let overlays = overlays.to_owned();
+        move |_: &Manifest, p: &Package| {
+            Ok((
+                Some(overlays.clone()),
+                BTreeMap::from([("default".to_owned(), format!("render-of-{}", p.name))]),
+            ))
+        }
+    }
+
+    #[test]
+    fn the_hook_fills_render_digests_and_they_survive_a_sync_without_it() {
+        let (dir, manifest) = project();
+        let hook = digests("sha256:o1");
+        run(&manifest, &options(dir.path(), false, Some(&hook))).unwrap();
+        let lock = Lockfile::load(&manifest.lock_path()).unwrap().unwrap();
+        assert_eq!(
+            lock.packages["a"].overlays_digest.as_deref(),
+            Some("sha256:o1")
+        );
+        assert_eq!(lock.packages["a"].rendered["default"], "render-of-a");
+
+        let report = run(&manifest, &options(dir.path(), false, None)).unwrap();
+        assert!(
+            !report.lock_written,
+            "unchanged files keep the recorded digests"
+        );
+
+        // New upstream bytes: the old render digests no longer describe anything.
+        fs::write(dir.path().join("mirror/a.yaml"), "kind: Secret\n").unwrap();
+        run(&manifest, &options(dir.path(), false, None)).unwrap();
+        let lock = Lockfile::load(&manifest.lock_path()).unwrap().unwrap();
+        assert_eq!(lock.packages["a"].overlays_digest, None);
+        assert!(lock.packages["a"].rendered.is_empty());
+    }
+
+    #[test]
+    fn locked_fails_with_drift_when_the_hook_would_change_the_lockfile() {
+        let (dir, manifest) = project();
+        run(
+            &manifest,
+            &options(dir.path(), false, Some(&digests("sha256:o1"))),
+        )
+        .unwrap();
+        let before = fs::read(manifest.lock_path()).unwrap();
+        assert!(
+            run(
+                &manifest,
+                &options(dir.path(), true, Some(&digests("sha256:o1")))
+            )
+            .is_ok()
+        );
+
+        let err = run(
+            &manifest,
+            &options(dir.path(), true, Some(&digests("sha256:o2"))),
+        )
+        .unwrap_err();
+        assert_eq!(exit_code_for(&err), ExitCode::Drift);
+        assert!(crate::error::render_error(&err).contains("would change (--locked): package `a`"));
+        assert_eq!(fs::read(manifest.lock_path()).unwrap(), before);
+    }
+
+    #[test]
+    fn status_lines_describe_what_changed() {
+        let (dir, manifest) = project();
+        let recorder = Recorder::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(sync(
+            &manifest,
+            &options(dir.path(), false, None),
+            &recorder,
+        ))
+        .unwrap();
+        assert_eq!(recorder.lines(), ["Vendored a 1.0.0", "Locked a 1.0.0"]);
+        let again = Recorder::default();
+        rt.block_on(sync(&manifest, &options(dir.path(), false, None), &again))
+            .unwrap();
+        assert!(again.lines().is_empty(), "{:?}", again.lines());
+        assert_eq!(
+            fs::read_dir(&manifest.vendor_dir).unwrap().count(),
+            1,
+            "no staging leftovers"
+        );
+    }
+
+    #[test]
+    fn vendor_dir_must_not_be_the_project_root() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.yaml"), "kind: ConfigMap\n").unwrap();
+        fs::write(
+            dir.path().join("kpin.yaml"),
+            "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a.yaml\n",
+        )
+        .unwrap();
+        let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
+        let err = run(&manifest, &options(dir.path(), false, None)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("vendorDir must not be the directory of kpin.yaml"),
+            "{err}"
+        );
     }
 }

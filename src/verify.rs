@@ -184,13 +184,13 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
             problems.extend(local_source_problems(manifest, package, entry)?);
         }
         problems.extend(vendor_problems(manifest, package, entry)?);
-        if problems.len() == before {
-            if let Some(hook) = hook {
-                problems.extend(
-                    hook.check(manifest, package, entry)
-                        .with_context(|| format!("package `{}`", package.name))?,
-                );
-            }
+        if problems.len() == before
+            && let Some(hook) = hook
+        {
+            problems.extend(
+                hook.check(manifest, package, entry)
+                    .with_context(|| format!("package `{}`", package.name))?,
+            );
         }
     }
     for name in lock.packages.keys() {
@@ -328,4 +328,58 @@ fn extra_vendor_dirs(manifest: &Manifest) -> Result<Vec<Problem>> {
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hook_runs_only_for_packages_whose_files_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("mirror")).unwrap();
+        fs::write(dir.path().join("mirror/a.yaml"), "kind: ConfigMap\n").unwrap();
+        fs::write(
+            dir.path().join("kpin.yaml"),
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n  b:\n    version: 1.0.0\n    path: mirror\n",
+        )
+        .unwrap();
+        let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
+        let options = crate::sync::SyncOptions {
+            locked: false,
+            offline: true,
+            jobs: 1,
+            net: crate::fetch::NetOptions::default(),
+            cache_dir: dir.path().join(".cache"),
+            hook: None,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(crate::sync::sync(
+            &manifest,
+            &options,
+            &crate::progress::Silent,
+        ))
+        .unwrap();
+        assert_eq!(verify(&manifest, None).unwrap(), []);
+
+        fs::write(dir.path().join("vendor/b/1.0.0/a.yaml"), "edited\n").unwrap();
+        let hook = |_: &Manifest, p: &Package, _: &LockedPackage| {
+            Ok(vec![Problem::RenderChanged {
+                package: p.name.clone(),
+                env: "default".into(),
+            }])
+        };
+        let problems = verify(&manifest, Some(&hook)).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            Problem::RenderChanged {
+                package: "a".into(),
+                env: "default".into()
+            }
+        );
+        assert!(matches!(&problems[1], Problem::TamperedFile { package, .. } if package == "b"));
+    }
 }

@@ -287,10 +287,10 @@ impl Client {
             Auth::GithubApi => req.header(ACCEPT, "application/vnd.github+json"),
             Auth::GithubAsset => req.header(ACCEPT, "application/octet-stream"),
         };
-        if auth != Auth::None {
-            if let Some(token) = &self.options.github_token {
-                req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-            }
+        if auth != Auth::None
+            && let Some(token) = &self.options.github_token
+        {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         let response = req
             .send()
