@@ -699,7 +699,7 @@ pub fn check_relative_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_dns_label(ns: &str) -> Result<()> {
+pub fn check_dns_label(ns: &str) -> Result<()> {
     let valid = !ns.is_empty()
         && ns.len() <= 63
         && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

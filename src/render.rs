@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::kinds;
 use crate::manifest::{Manifest, Package};
 use crate::object::Object;
-use crate::overlay::{self, Action, Change, Op, OpCtx, Overlay, Target, Tracked, Workspace};
+use crate::overlay::{self, Action, Change, Overlay, Target, Tracked, Workspace};
 use crate::yaml;
 
 /// One package rendered for one environment.
@@ -57,42 +57,63 @@ pub fn render_package_with(
         None => format!("rendering {} {version}", package.name),
     };
     let upstream = read_upstream(manifest, package).with_context(rendering)?;
-    let overlays = load_overlays(manifest, package, env).with_context(rendering)?;
-    let target = Target {
-        package: &package.name,
-        version,
-    };
-    let mut ws = Workspace::new(upstream, explain);
+    let mut overlays = Vec::new();
     if let Some(ns) = &package.namespace {
-        let ctx = OpCtx {
-            origin: format!(
+        overlays.push(Overlay::namespace_shorthand(
+            &format!(
                 "{} packages.{}.namespace",
                 display_manifest(manifest),
                 package.name
             ),
-            optional: false,
-            target,
-        };
-        ws.apply_op(&Op::Namespace(ns.clone()), &ctx)
-            .with_context(|| ctx.origin.clone())
-            .with_context(rendering)?;
+            ns,
+        ));
     }
-    for overlay in &overlays {
-        ws.apply(overlay, target).with_context(rendering)?;
-    }
-    let mut tracked = std::mem::take(&mut ws.objects);
-    tracked.sort_by_cached_key(|t| t.object.order_key());
-    check_duplicates(&tracked).with_context(rendering)?;
-    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
-    let warnings = overlay::leftover_references(&objects, &ws.moves);
-    let explanation = explain.then(|| {
-        tracked.extend(std::mem::take(&mut ws.removed));
-        tracked
-    });
+    overlays.extend(load_overlays(manifest, package, env).with_context(rendering)?);
+    let target = Target {
+        package: &package.name,
+        version,
+    };
+    let out = render_objects(upstream, &overlays, target, explain).with_context(rendering)?;
     Ok(RenderedPackage {
         name: package.name.clone(),
         version: version.to_owned(),
         env: env.map(str::to_owned),
+        objects: out.objects,
+        warnings: out.warnings,
+        explanation: out.explanation,
+    })
+}
+
+/// The result of `render_objects`.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub objects: Vec<Object>,
+    pub warnings: Vec<String>,
+    pub explanation: Option<Vec<Tracked>>,
+}
+
+/// The core of rendering, without files: apply `overlays` in order to `upstream`, sort, check.
+pub fn render_objects(
+    upstream: Vec<Object>,
+    overlays: &[Overlay],
+    target: Target,
+    explain: bool,
+) -> Result<Rendered> {
+    let mut ws = Workspace::new(upstream, explain);
+    for overlay in overlays {
+        ws.apply(overlay, target)?;
+    }
+    let mut tracked = std::mem::take(&mut ws.objects);
+    tracked.sort_by_cached_key(|t| t.object.order_key());
+    check_duplicates(&tracked)?;
+    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
+    let mut warnings = std::mem::take(&mut ws.warnings);
+    warnings.extend(overlay::leftover_references(&objects, &ws.moves));
+    let explanation = explain.then(|| {
+        tracked.extend(std::mem::take(&mut ws.removed));
+        tracked
+    });
+    Ok(Rendered {
         objects,
         warnings,
         explanation,
@@ -136,7 +157,25 @@ pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
                 stack.extend(items.iter().rev().filter(|i| !i.is_null()).cloned());
             }
         } else if doc.is_object() {
-            out.push(Object(doc));
+            let object = Object(doc);
+            let missing = [
+                ("apiVersion", object.api_version()),
+                ("kind", object.kind()),
+                ("metadata.name", object.name()),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_empty());
+            if let Some((field, _)) = missing {
+                return Err(anyhow::anyhow!(
+                    "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
+                    origin.display(),
+                    out.len() + 1,
+                    object.kind(),
+                    object.name()
+                ))
+                .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
+            }
+            out.push(object);
         } else {
             anyhow::bail!(
                 "{}: a List item is a {}, expected an object",
@@ -209,6 +248,28 @@ fn load_overlays(
         .into_iter()
         .map(|p| Overlay::load(&manifest.resolve_path(p), p))
         .collect()
+}
+
+/// The objects of several packages as one stream in apply order (all CRDs first, webhooks
+/// last), so `kubectl apply -f` of the whole output works. Two packages shipping the same
+/// object would overwrite each other in the cluster, so that is an error naming both.
+pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
+    let mut all: Vec<(&str, &Object)> = packages
+        .iter()
+        .flat_map(|p| p.objects.iter().map(move |o| (p.name.as_str(), o)))
+        .collect();
+    all.sort_by_cached_key(|(_, o)| o.order_key());
+    for pair in all.windows(2) {
+        let ((a_pkg, a), (b_pkg, b)) = (pair[0], pair[1]);
+        if a_pkg != b_pkg && a.reference() == b.reference() {
+            return Err(anyhow::anyhow!(
+                "{} is rendered by both {a_pkg} and {b_pkg}",
+                a.reference()
+            ))
+            .hint("remove it from one of them with a `remove` operation");
+        }
+    }
+    Ok(all.into_iter().map(|(_, o)| o.clone()).collect())
 }
 
 /// The YAML stream of rendered objects.
@@ -380,10 +441,10 @@ pub fn explain(package: &RenderedPackage) -> String {
             &t.object
         };
         let _ = writeln!(out, "\n## {}", shown.reference());
-        if let Some(up) = &t.upstream {
-            if up.reference() != t.object.reference() {
-                let _ = writeln!(out, "upstream: {}", up.reference());
-            }
+        if let Some(up) = &t.upstream
+            && up.reference() != t.object.reference()
+        {
+            let _ = writeln!(out, "upstream: {}", up.reference());
         }
         for Change { origin, action } in &t.changes {
             let what = match action {
@@ -430,6 +491,20 @@ mod tests {
             .map(|o| o.name().to_owned())
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn objects_need_identity() {
+        let err = objects_from_yaml(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("t.yaml: object 1 (kind `ConfigMap`, name ``) has no `metadata.name`"),
+            "{text}"
+        );
     }
 
     #[test]

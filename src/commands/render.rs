@@ -1,5 +1,5 @@
 //! `kpin render`: rendered YAML on stdout, a one-file-per-object directory with `--output-dir`,
-//! or the reviewer's upstream-to-rendered diff with `--explain`. Warnings go to stderr.
+//! and/or the reviewer's upstream-to-rendered diff with `--explain`. Warnings go to stderr.
 
 use anyhow::Result;
 use kpin::error::Outcome;
@@ -24,10 +24,7 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
         }
         rendered.push(out);
     }
-    if args.explain {
-        let text: Vec<String> = rendered.iter().map(render::explain).collect();
-        print!("{}", text.join("\n"));
-    } else if let Some(dir) = &args.output_dir {
+    if let Some(dir) = &args.output_dir {
         render::write_output_dir(dir, &rendered)?;
         for p in &rendered {
             ctx.term.status(
@@ -41,9 +38,12 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
                 ),
             );
         }
-    } else {
-        let all: Vec<_> = rendered.into_iter().flat_map(|p| p.objects).collect();
-        print!("{}", render::to_yaml(&all));
+    }
+    if args.explain {
+        let text: Vec<String> = rendered.iter().map(render::explain).collect();
+        print!("{}", text.join("\n"));
+    } else if args.output_dir.is_none() {
+        print!("{}", render::to_yaml(&render::combine(&rendered)?));
     }
     Ok(Outcome::Clean)
 }

@@ -153,13 +153,13 @@ impl ImageChange {
         {
             anyhow::bail!("image: nothing to change: give newName, registry, newTag and/or digest");
         }
-        if let Some(d) = &raw.digest {
-            if !d.starts_with("sha256:") || d.len() != 71 {
-                return Err(anyhow::anyhow!(
-                    "image.digest: `{d}` is not a sha256 digest"
-                ))
-                .hint("write it as sha256:<64 hex characters>");
-            }
+        if let Some(d) = &raw.digest
+            && (!d.starts_with("sha256:") || d.len() != 71)
+        {
+            return Err(anyhow::anyhow!(
+                "image.digest: `{d}` is not a sha256 digest"
+            ))
+            .hint("write it as sha256:<64 hex characters>");
         }
         let name = Glob::new(&raw.name)
             .map_err(|e| anyhow::anyhow!("image.name: `{}` is not a valid glob: {e}", raw.name))?
@@ -246,15 +246,15 @@ fn for_each_image(value: &mut Value, f: &mut dyn FnMut(&mut Value)) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                if CONTAINER_LISTS.contains(&k.as_str()) {
-                    if let Value::Array(items) = v {
-                        for item in items {
-                            if let Some(image) = item.get_mut("image") {
-                                f(image);
-                            }
+                if CONTAINER_LISTS.contains(&k.as_str())
+                    && let Value::Array(items) = v
+                {
+                    for item in items {
+                        if let Some(image) = item.get_mut("image") {
+                            f(image);
                         }
-                        continue;
                     }
+                    continue;
                 }
                 for_each_image(v, f);
             }

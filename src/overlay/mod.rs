@@ -111,6 +111,8 @@ pub struct Overlay {
     pub operations: Vec<Operation>,
     /// Every input file (the overlay itself, then files it adds) with its sha256, for the lockfile.
     pub inputs: Vec<(String, String)>,
+    /// Stands for a kpin.yaml setting rather than a file (messages name the setting alone).
+    pub shorthand: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,20 @@ impl Op {
 }
 
 impl Overlay {
+    /// The overlay that `namespace:` on a package in kpin.yaml stands for; `origin` names it.
+    pub fn namespace_shorthand(origin: &str, namespace: &str) -> Overlay {
+        Overlay {
+            display: origin.to_owned(),
+            operations: vec![Operation {
+                index: 0,
+                optional: false,
+                op: Op::Namespace(namespace.to_owned()),
+            }],
+            inputs: Vec::new(),
+            shorthand: true,
+        }
+    }
+
     /// Read and validate the overlay at `path`; `display` names it in messages.
     pub fn load(path: &Path, display: &str) -> Result<Overlay> {
         let text = std::fs::read_to_string(path)
@@ -170,12 +186,16 @@ impl Overlay {
         // `defaultMode: 0644` is octal), so a patch means what the same YAML applied by kubectl means.
         let own: Value = yaml::from_str(text, shown)?;
         let k8s: Value = yaml::from_str_flavored(text, shown, Flavor::Kubernetes)?;
+        if own.is_null() {
+            return Err(anyhow::anyhow!("{display}: the file is empty"))
+                .hint("an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)");
+        }
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner().to_string();
             let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
             if inner.contains("unknown variant") {
-                err.hint("operations are: namespace, jsonPatch, mergePatch, strategicMerge, rbac, labels, annotations, image, remove, add (see `kpin schema overlay`)")
+                err.hint("each operation is a mapping with exactly one of these keys; `kpin schema overlay` shows their fields")
             } else if inner.contains("unknown field") {
                 err.hint("see `kpin schema overlay` for every accepted key")
             } else {
@@ -186,17 +206,17 @@ impl Overlay {
         let mut inputs = vec![(display.to_owned(), digest::sha256_hex(text.as_bytes()))];
         let mut operations = Vec::with_capacity(raw.operations.len());
         for (index, raw_op) in raw.operations.iter().enumerate() {
+            let key = serde_json::to_value(raw_op)
+                .ok()
+                .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))
+                .unwrap_or_default();
             let at = |field: &str| {
-                let key = serde_json::to_value(raw_op)
-                    .ok()
-                    .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))
-                    .unwrap_or_default();
                 k8s.pointer(&format!("/operations/{index}/{key}/{field}"))
                     .cloned()
                     .unwrap_or(Value::Null)
             };
             let (op, optional) = build(raw_op, &at, base, display, &mut inputs)
-                .with_context(|| format!("{display}: operations[{index}]"))?;
+                .with_context(|| format!("{display} operations[{index}] ({key})"))?;
             operations.push(Operation {
                 index,
                 optional,
@@ -207,6 +227,7 @@ impl Overlay {
             display: display.to_owned(),
             operations,
             inputs,
+            shorthand: false,
         })
     }
 }
@@ -222,7 +243,7 @@ fn build(
 ) -> Result<(Op, bool)> {
     Ok(match raw {
         RawOperation::Namespace(n) => {
-            crate::manifest::check_name(&n.name, "namespace")?;
+            crate::manifest::check_dns_label(&n.name).context("namespace.name")?;
             (Op::Namespace(n.name.clone()), false)
         }
         RawOperation::JsonPatch(p) => {
@@ -347,6 +368,8 @@ pub struct Workspace {
     /// Objects removed by overlays (for `--explain`).
     pub removed: Vec<Tracked>,
     pub moves: Vec<NamespaceMove>,
+    /// Things found while applying that a reviewer should look at.
+    pub warnings: Vec<String>,
     /// Whether to keep upstream copies and changed paths (costs a clone per touched object).
     pub explain: bool,
 }
@@ -371,6 +394,7 @@ impl Workspace {
                 .collect(),
             removed: Vec::new(),
             moves: Vec::new(),
+            warnings: Vec::new(),
             explain,
         }
     }
@@ -388,7 +412,7 @@ impl Workspace {
         f(&mut tracked.object)?;
         if let Some(before) = before {
             let mut paths = Vec::new();
-            changed_paths(&before.0, &tracked.object.0, &mut String::new(), &mut paths);
+            changed_paths(&before.0, &tracked.object.0, "", &mut paths);
             if !paths.is_empty() {
                 tracked.changes.push(Change {
                     origin: origin.to_owned(),
@@ -418,13 +442,18 @@ impl Workspace {
     /// Apply every operation of `overlay` in order.
     pub fn apply(&mut self, overlay: &Overlay, target: Target) -> Result<()> {
         for op in &overlay.operations {
-            let ctx = OpCtx {
-                origin: format!(
+            let origin = if overlay.shorthand {
+                overlay.display.clone()
+            } else {
+                format!(
                     "{} operations[{}] ({})",
                     overlay.display,
                     op.index,
                     op.op.name()
-                ),
+                )
+            };
+            let ctx = OpCtx {
+                origin,
                 optional: op.optional,
                 target,
             };
@@ -539,26 +568,31 @@ pub enum PathKey<'a> {
     Index(usize),
 }
 
-/// The dotted paths where `a` and `b` differ (lists of different length count as one change).
-fn changed_paths(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>) {
+/// The dotted paths where `a` and `b` differ.
+fn changed_paths(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
                 let sub = push_path(path, PathKey::Key(k));
                 match (x.get(k), y.get(k)) {
-                    (Some(l), Some(r)) => changed_paths(l, r, &mut sub.clone(), out),
+                    (Some(l), Some(r)) => changed_paths(l, r, &sub, out),
                     _ => out.push(sub),
                 }
             }
         }
+        // Going into a list only helps when one item changed in place; otherwise items were
+        // added, removed or reordered, and naming the list is the honest answer.
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (l, r)) in x.iter().zip(y).enumerate() {
-                changed_paths(l, r, &mut push_path(path, PathKey::Index(i)), out);
+            let differing: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+            match differing.as_slice() {
+                [] => {}
+                [i] => changed_paths(&x[*i], &y[*i], &push_path(path, PathKey::Index(*i)), out),
+                _ => out.push(path.to_owned()),
             }
         }
         _ if a == b => {}
-        _ => out.push(path.clone()),
+        _ => out.push(path.to_owned()),
     }
 }
 
@@ -611,7 +645,7 @@ mod tests {
             text.contains("overlays/x.yaml: at `operations[0]`: unknown variant `jsonpatch`"),
             "{text}"
         );
-        assert!(text.contains("hint: operations are:"), "{text}");
+        assert!(text.contains("hint: each operation is a mapping"), "{text}");
         let e = parse("operations:\n- remove: {select: {kind: X}, optinal: true}\n").unwrap_err();
         assert!(crate::error::render_error(&e).contains("unknown field `optinal`"));
     }
@@ -634,9 +668,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "selector {kind: \"Deployment\", name: \"gone\"} matches no object in pkg 1.0.0"
-            ),
+            text.contains("selector {kind: Deployment, name: gone} matches no object in pkg 1.0.0"),
             "{text}"
         );
         assert!(text.contains("hint: upstream may have renamed"), "{text}");
@@ -674,6 +706,71 @@ mod tests {
         )
         .unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn add_reads_files_next_to_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pdb.yaml"), "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p, namespace: up}\n").unwrap();
+        std::fs::write(dir.path().join("empty.yaml"), "# nothing\n").unwrap();
+        let at = dir.path().join("o.yaml");
+        let o = Overlay::parse(
+            "operations:\n- add: {files: [pdb.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            o.inputs.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["overlays/o.yaml", "overlays/pdb.yaml"]
+        );
+        let e = Overlay::parse(
+            "operations:\n- add: {files: [empty.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            crate::error::render_error(&e)
+                .contains("add.files[0]: overlays/empty.yaml holds no objects")
+        );
+        let e = Overlay::parse(
+            "operations:\n- add: {files: [gone.yaml]}\n",
+            &at,
+            "overlays/o.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            crate::error::render_error(&e).contains("add.files[0]: reading overlays/gone.yaml")
+        );
+    }
+
+    #[test]
+    fn label_values_must_be_strings() {
+        let e = parse("operations:\n- labels: {set: {enabled: true}}\n").unwrap_err();
+        let text = crate::error::render_error(&e);
+        assert!(text.contains("at `operations[0].labels.set.enabled`: invalid type: boolean `true`, expected a string"), "{text}");
+        // YAML 1.2 for kpin's own keys: `on` stays a string.
+        assert!(parse("operations:\n- labels: {set: {enabled: on}}\n").is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_and_deep_nesting_in_overlays_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10u8 {
+            let (n, p) = ((b'a' + i) as char, (b'a' + i - 1) as char);
+            bomb.push_str(&format!(
+                "{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            ));
+        }
+        bomb.push_str("operations: []\n");
+        assert!(parse(&bomb).is_err());
+        let deep = format!(
+            "operations:\n- mergePatch: {{select: {{}}, patch: {}x: 1{}}}}}\n",
+            "{a: ".repeat(300),
+            "}".repeat(300)
+        );
+        assert!(parse(&deep).is_err());
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         .hint("remove this namespace operation (or `namespace:` from the package in kpin.yaml)");
     }
     from.remove(to);
+    warn_external_roles(ws, &from, to, ctx);
     let mut seen_namespace = false;
     let mut duplicates = Vec::new();
     for i in 0..ws.objects.len() {
@@ -104,6 +105,40 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
     Ok(())
 }
 
+/// A RoleBinding that grants a Role the package does not define (metrics-server's binding to
+/// `extension-apiserver-authentication-reader` in kube-system) stops working when moved.
+fn warn_external_roles(ws: &mut Workspace, from: &BTreeSet<String>, to: &str, ctx: &OpCtx) {
+    let roles: BTreeSet<&str> = ws
+        .objects
+        .iter()
+        .filter(|t| (t.object.group(), t.object.kind()) == kinds::RULE_KINDS[0])
+        .map(|t| t.object.name())
+        .collect();
+    let mut warnings = Vec::new();
+    for t in &ws.objects {
+        let o = &t.object;
+        let Some(ns) = o.namespace() else { continue };
+        if (o.group(), o.kind()) != kinds::BINDING_KINDS[0] || !from.contains(ns) {
+            continue;
+        }
+        let role_ref = o.0.get("roleRef");
+        let kind = role_ref.and_then(|r| r.get("kind")).and_then(Value::as_str);
+        let name = role_ref
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if kind == Some("Role") && !roles.contains(name) {
+            let mut moved = o.reference();
+            moved.namespace = Some(to.to_owned());
+            warnings.push(format!(
+                "{moved}: roleRef.name: binds Role `{name}`, which the package does not define; it exists in `{ns}`, and {} moved this binding to `{to}`",
+                ctx.origin
+            ));
+        }
+    }
+    ws.warnings.extend(warnings);
+}
+
 /// Rewrite the namespace fields of `kinds::NAMESPACE_REFS` that name one of `from`.
 fn rewrite_references(object: &mut Object, from: &BTreeSet<String>, to: &str) {
     let (group, kind) = (object.group().to_owned(), object.kind().to_owned());
@@ -130,10 +165,10 @@ fn rewrite_references(object: &mut Object, from: &BTreeSet<String>, to: &str) {
             {
                 continue;
             }
-            if let Some(ns) = parent.get_mut("namespace") {
-                if ns.as_str().is_some_and(|s| from.contains(s)) {
-                    *ns = Value::String(to.to_owned());
-                }
+            if let Some(ns) = parent.get_mut("namespace")
+                && ns.as_str().is_some_and(|s| from.contains(s))
+            {
+                *ns = Value::String(to.to_owned());
             }
         }
     }
@@ -148,7 +183,7 @@ pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<S
         for old in &m.from {
             for object in objects {
                 let mut hits = Vec::new();
-                scan(&object.0, old, &mut String::new(), None, &mut hits);
+                scan(&object.0, old, &mut Vec::new(), None, &mut hits);
                 for (path, value) in hits {
                     warnings.push(format!(
                         "{}: {path}: `{value}` still refers to namespace `{old}`, which {} moved to `{}`",
@@ -163,10 +198,12 @@ pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<S
     warnings
 }
 
-fn scan(
-    value: &Value,
+/// Walks every string once; the path is kept as a stack of segments and only formatted on a
+/// hit, since multi-MB CRD bundles make per-node allocations add up.
+fn scan<'a>(
+    value: &'a Value,
     old: &str,
-    path: &mut String,
+    path: &mut Vec<PathKey<'a>>,
     key: Option<&str>,
     hits: &mut Vec<(String, String)>,
 ) {
@@ -177,15 +214,24 @@ fn scan(
                 if k == "labels" || k == "matchLabels" || k == "image" {
                     continue;
                 }
-                scan(v, old, &mut push_path(path, PathKey::Key(k)), Some(k), hits);
+                path.push(PathKey::Key(k));
+                scan(v, old, path, Some(k), hits);
+                path.pop();
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                scan(v, old, &mut push_path(path, PathKey::Index(i)), key, hits);
+                path.push(PathKey::Index(i));
+                scan(v, old, path, key, hits);
+                path.pop();
             }
         }
-        Value::String(s) if refers_to(s, old, key) => hits.push((path.clone(), s.clone())),
+        Value::String(s) if refers_to(s, old, key) => {
+            let shown = path
+                .iter()
+                .fold(String::new(), |acc, k| push_path(&acc, *k));
+            hits.push((shown, s.clone()));
+        }
         _ => {}
     }
 }

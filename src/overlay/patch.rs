@@ -61,13 +61,13 @@ pub(super) fn parse_json_patch(value: Value) -> Result<json_patch::Patch> {
     let pointer_hint = "paths are JSON pointers such as /spec/template/spec/containers/0/args (`~1` for `/` in a key, `~0` for `~`)";
     for (i, item) in value.as_array().into_iter().flatten().enumerate() {
         for field in ["path", "from"] {
-            if let Some(p) = item.get(field).and_then(Value::as_str) {
-                if let Err(why) = check_pointer(p) {
-                    return Err(anyhow::anyhow!(
-                        "jsonPatch.patch[{i}].{field}: `{p}` is not a JSON pointer: {why}"
-                    ))
-                    .hint(pointer_hint);
-                }
+            if let Some(p) = item.get(field).and_then(Value::as_str)
+                && let Err(why) = check_pointer(p)
+            {
+                return Err(anyhow::anyhow!(
+                    "jsonPatch.patch[{i}].{field}: `{p}` is not a JSON pointer: {why}"
+                ))
+                .hint(pointer_hint);
             }
         }
     }
@@ -253,7 +253,10 @@ mod tests {
     fn invalid_pointer_is_a_parse_error() {
         let e = super::super::tests::parse("operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: add, path: spec/replicas, value: 5}]\n").unwrap_err();
         let text = crate::error::render_error(&e);
-        assert!(text.contains("overlays/x.yaml: operations[0]"), "{text}");
+        assert!(
+            text.contains("overlays/x.yaml operations[0] (jsonPatch)"),
+            "{text}"
+        );
         assert!(text.contains("jsonPatch.patch[0].path: `spec/replicas` is not a JSON pointer: it must start with `/`"), "{text}");
         assert!(text.contains("hint: paths are JSON pointers"), "{text}");
     }

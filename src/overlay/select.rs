@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use globset::{Glob, GlobMatcher};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::object::Object;
 
@@ -159,15 +160,34 @@ fn labels_match(selector: &LabelSelector, object: &Object) -> bool {
 }
 
 impl fmt::Display for Selector {
-    /// `{kind: Deployment, name: controller}`: the selector as the user wrote it.
+    /// `{kind: Deployment, name: controller}`: the selector as the user wrote it, in YAML flow style.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = serde_json::to_string(&self.raw).unwrap_or_default();
-        f.write_str(
-            &text
-                .replace("\":", ": ")
-                .replace(",\"", ", ")
-                .replace("{\"", "{"),
-        )
+        fn flow(value: &Value) -> String {
+            match value {
+                Value::Object(map) => {
+                    let items: Vec<String> = map
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", flow(v)))
+                        .collect();
+                    format!("{{{}}}", items.join(", "))
+                }
+                Value::Array(items) => {
+                    format!(
+                        "[{}]",
+                        items.iter().map(flow).collect::<Vec<_>>().join(", ")
+                    )
+                }
+                Value::String(s)
+                    if crate::yaml::is_plain_safe(s) && !s.contains([',', '{', '}', '[', ']']) =>
+                {
+                    s.clone()
+                }
+                other => other.to_string(),
+            }
+        }
+        f.write_str(&flow(
+            &serde_json::to_value(&self.raw).unwrap_or(Value::Null),
+        ))
     }
 }
 
@@ -206,8 +226,12 @@ mod tests {
     #[test]
     fn display_reads_like_yaml_flow() {
         assert_eq!(
-            sel(json!({"kind": "Deployment", "name": "x"})).to_string(),
-            "{kind: \"Deployment\", name: \"x\"}"
+            sel(json!({"kind": "Deployment", "name": "x-*"})).to_string(),
+            "{kind: Deployment, name: x-*}"
+        );
+        assert_eq!(
+            sel(json!({"group": "", "labelSelector": {"matchLabels": {"a": "on"}}})).to_string(),
+            "{group: \"\", labelSelector: {matchLabels: {a: \"on\"}}}"
         );
     }
 
