@@ -4,6 +4,7 @@ mod support;
 
 mod cluster;
 mod example;
+mod fidelity;
 mod render;
 mod sync;
 mod upgrade;
