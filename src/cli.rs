@@ -233,14 +233,14 @@ pub struct ApplyArgs {
     /// Wait until workloads are rolled out, Jobs complete, CRDs established
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub wait: bool,
-    /// Seconds to wait for readiness
+    /// Seconds to wait for readiness (`--timeout` is the network timeout of fetching)
     #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
+    pub wait_timeout: u64,
     /// Field manager name for server-side apply
     #[arg(long, default_value = "kpin")]
     pub field_manager: String,
     /// Objects applied at the same time within a stage
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
     /// Output format of the final report
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]

@@ -1,12 +1,142 @@
-//! `kpin apply`.
+//! `kpin apply`: validate everything (manifest, lock, render of every selected package), then
+//! connect, print the target cluster, apply package by package and print the report.
 
-use anyhow::Result;
-use kpin::error::Outcome;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use kpin::cluster::apply::{ApplyOptions, apply_package};
+use kpin::cluster::report::ApplyReport;
+use kpin::cluster::{self, Cluster, ConnectOptions};
+use kpin::error::{HintExt as _, Outcome};
+use kpin::manifest::Manifest;
+use kpin::progress::Reporter as _;
+use kpin::render::{RenderedPackage, render_package};
 
 use super::Ctx;
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, ClusterArgs, LockArgs, ReportFormat};
+
+/// Everything checked offline: the manifest and each selected package rendered.
+pub(super) struct Plan {
+    pub manifest: Manifest,
+    pub env: Option<String>,
+    /// Rendered packages with the namespace their ApplySet parent lives in.
+    pub packages: Vec<(RenderedPackage, Option<String>)>,
+}
+
+/// Validate before any request: an error here means the cluster was never contacted.
+pub(super) fn plan(
+    ctx: &Ctx<'_>,
+    packages: &[String],
+    env: Option<&str>,
+    lock: &LockArgs,
+) -> Result<Plan> {
+    let manifest = ctx.manifest()?;
+    if let Some(env) = env
+        && !manifest.environments.contains_key(env)
+    {
+        let known: Vec<&str> = manifest.environments.keys().map(String::as_str).collect();
+        return Err(anyhow::anyhow!(
+            "no environment named {env} in {}",
+            manifest.path.display()
+        ))
+        .hint(format!(
+            "environments: {}",
+            if known.is_empty() {
+                "(none)".into()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
+    // The lockfile/vendor freshness check (`--locked`) goes here, before anything is rendered.
+    let _ = lock;
+    let mut rendered = Vec::new();
+    for package in manifest.select(packages)? {
+        let r = render_package(&manifest, package, env)
+            .with_context(|| format!("rendering package {}", package.name))?;
+        for w in &r.warnings {
+            ctx.term.warn(&format!("{}: {w}", package.name));
+        }
+        rendered.push((r, package.namespace.clone()));
+    }
+    Ok(Plan {
+        env: env.map(str::to_owned),
+        manifest,
+        packages: rendered,
+    })
+}
+
+/// Connect to the cluster the flags and the environment select, and say which one it is.
+pub(super) async fn connect(ctx: &Ctx<'_>, args: &ClusterArgs, plan: &Plan) -> Result<Cluster> {
+    let environment = plan.env.as_ref().map(|e| {
+        (
+            e.clone(),
+            plan.manifest
+                .environments
+                .get(e)
+                .and_then(|env| env.context.clone()),
+        )
+    });
+    let cluster = cluster::connect(&ConnectOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        environment,
+    })
+    .await?;
+    ctx.term.status("Target", &cluster.target.to_string());
+    Ok(cluster)
+}
 
 pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
-    let _ = (ctx.manifest()?, args);
-    anyhow::bail!("`kpin apply` is not implemented yet")
+    let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
+    let cluster = connect(ctx, &args.cluster, &plan).await?;
+    let opts = ApplyOptions {
+        field_manager: args.field_manager.clone(),
+        force_conflicts: args.force_conflicts,
+        recreate: args.recreate,
+        dry_run: args.dry_run,
+        prune: args.prune,
+        allow_empty: args.allow_empty,
+        wait: args.wait.then(|| Duration::from_secs(args.wait_timeout)),
+        concurrency: args.concurrency,
+        poll: Duration::from_millis(if args.wait_timeout <= 5 { 200 } else { 1000 }),
+    };
+    let mut report = ApplyReport {
+        target: cluster.target.clone(),
+        dry_run: args.dry_run,
+        packages: Vec::new(),
+    };
+    for (rendered, namespace) in &plan.packages {
+        let verb = if args.dry_run {
+            "Dry-running"
+        } else {
+            "Applying"
+        };
+        ctx.term.status(
+            verb,
+            &format!(
+                "{} {} ({} objects)",
+                rendered.name,
+                rendered.version,
+                rendered.objects.len()
+            ),
+        );
+        let package = apply_package(&cluster, rendered, namespace.as_deref(), &opts, ctx.term)
+            .await
+            .with_context(|| format!("applying package {}", rendered.name))?;
+        let stop = package.failed();
+        report.packages.push(package);
+        if stop {
+            break; // Later packages may depend on this one.
+        }
+    }
+    match args.output {
+        ReportFormat::Text => print!("{}", report.table()),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+    }
+    Ok(if report.failed() {
+        Outcome::Drift
+    } else {
+        Outcome::Clean
+    })
 }

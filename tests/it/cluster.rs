@@ -1,1 +1,551 @@
-//! Integration tests: cluster.
+//! `kpin apply` and `kpin diff` end to end against the in-process fake API server, plus the same
+//! flows against a real cluster when `KPIN_TEST_KUBECONFIG` is set (see `real_cluster`).
+
+use serde_json::{Value, json};
+
+use crate::support::fake_apiserver::{FakeApiServer, Options};
+use crate::support::{Project, Run};
+
+const MANIFEST: &str = "\
+environments:
+  prod:
+    context: other
+packages:
+  demo:
+    version: 1.0.0
+    url: https://example.invalid/demo-{version}.yaml
+    namespace: demo
+";
+
+const NAMESPACE: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+";
+
+const CRD: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
+const CLUSTER_ROLE: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: demo-reader
+rules:
+- apiGroups: ['']
+  resources: [configmaps]
+  verbs: [get]
+";
+
+const SETTINGS: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+data:
+  mode: fast
+";
+
+const LEGACY: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: legacy
+  namespace: demo
+data:
+  old: 'true'
+";
+
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+";
+
+const WIDGET: &str = "\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gadget
+  namespace: demo
+spec:
+  size: 3
+";
+
+const WEBHOOK: &str = "\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: demo-webhook
+webhooks: []
+";
+
+const KEEPME: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: keepme
+  namespace: demo
+  annotations: {kpin.dev/prune: keep}
+";
+
+const SECRET: &str = "\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: demo
+data:
+  password: b2xkLXBhc3N3b3Jk
+  user: YWRtaW4=
+";
+
+fn yaml(docs: &[&str]) -> String {
+    docs.join("---\n")
+}
+
+/// The first release of `demo`: one object of each stage.
+fn v1() -> String {
+    yaml(&[
+        NAMESPACE,
+        CRD,
+        CLUSTER_ROLE,
+        SETTINGS,
+        LEGACY,
+        DEPLOYMENT,
+        WIDGET,
+        WEBHOOK,
+    ])
+}
+
+/// A project whose `demo` package vendors `yaml` as version `version`.
+fn project(version: &str, yaml: &str) -> Project {
+    let p = Project::new();
+    p.write("kpin.yaml", &MANIFEST.replace("1.0.0", version));
+    p.write(&format!("vendor/demo/{version}/demo.yaml"), yaml);
+    p
+}
+
+fn upgrade(p: &Project, version: &str, yaml: &str) {
+    p.write("kpin.yaml", &MANIFEST.replace("1.0.0", version));
+    p.write(&format!("vendor/demo/{version}/demo.yaml"), yaml);
+}
+
+struct Setup {
+    fake: FakeApiServer,
+    project: Project,
+    kubeconfig: String,
+}
+
+fn setup(yaml: &str) -> Setup {
+    let fake = FakeApiServer::start(Options::default());
+    let project = project("1.0.0", yaml);
+    let kubeconfig = fake.write_kubeconfig(project.path()).display().to_string();
+    Setup {
+        fake,
+        project,
+        kubeconfig,
+    }
+}
+
+impl Setup {
+    fn kpin(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", &self.kubeconfig]);
+        self.project.run(&all)
+    }
+}
+
+#[test]
+fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
+    let s = setup(&v1());
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    insta::assert_snapshot!("first_apply", run.transcript());
+
+    // Stage order: the CRD before the ClusterRole and the ConfigMaps, the webhook last, and the
+    // custom resource only once its CRD is established.
+    let mutations = s.fake.mutations();
+    let pos = |needle: &str| {
+        mutations
+            .iter()
+            .position(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not applied: {mutations:#?}"))
+    };
+    assert!(pos("/namespaces/demo") < pos("customresourcedefinitions"));
+    assert!(pos("customresourcedefinitions") < pos("clusterroles"));
+    assert!(pos("clusterroles") < pos("configmaps/settings"));
+    assert!(pos("deployments/web") < pos("widgets/gadget"));
+    assert!(pos("widgets/gadget") < pos("validatingwebhookconfigurations"));
+    let cm = s
+        .fake
+        .get("", "ConfigMap", Some("demo"), "settings")
+        .expect("applied");
+    assert_eq!(cm["metadata"]["managedFields"][0]["manager"], "kpin");
+    assert!(
+        cm["metadata"]["labels"]["applyset.kubernetes.io/part-of"]
+            .as_str()
+            .unwrap()
+            .starts_with("applyset-")
+    );
+    let parent = s
+        .fake
+        .get("", "ConfigMap", Some("demo"), "kpin-demo")
+        .expect("ApplySet parent");
+    insta::assert_json_snapshot!(
+        "applyset_parent_annotations",
+        parent["metadata"]["annotations"]
+    );
+
+    s.fake.clear_log();
+    let again = s.kpin(&["apply"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(again.stdout.contains("8 unchanged"), "{}", again.stdout);
+    assert_eq!(
+        s.fake.mutations(),
+        Vec::<String>::new(),
+        "an unchanged re-apply changes nothing"
+    );
+}
+
+#[test]
+fn dry_run_sends_only_dry_run_requests() {
+    let s = setup(&v1());
+    let run = s.kpin(&["apply", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("dry run: 8 created"), "{}", run.stdout);
+    assert_eq!(s.fake.mutations(), Vec::<String>::new());
+    assert_eq!(s.fake.object_count(), 0);
+}
+
+#[test]
+fn validation_failure_sends_no_request() {
+    let s = setup("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n");
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let run = s.kpin(&["apply", "--env", "staging"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("no environment named staging"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.fake.requests(), vec![]);
+}
+
+#[test]
+fn environment_context_must_match() {
+    let s = setup(&v1());
+    let run = s.kpin(&["apply", "--env", "prod", "--context", "fake"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("environment prod uses context other, but --context fake was given"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.fake.requests(), vec![]);
+}
+
+fn masked(text: &str) -> String {
+    text.replace("b2xkLXBhc3N3b3Jk", "OLD-SECRET")
+        .replace("bmV3LXBhc3N3b3Jk", "NEW-SECRET")
+}
+
+#[test]
+fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS, LEGACY, SECRET]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    let no_changes = s.kpin(&["diff"]);
+    assert_eq!(no_changes.code, 0, "{}", no_changes.transcript());
+    assert_eq!(no_changes.stdout, "");
+
+    let secret2 = SECRET.replace("b2xkLXBhc3N3b3Jk", "bmV3LXBhc3N3b3Jk");
+    upgrade(
+        &s.project,
+        "1.1.0",
+        &yaml(&[
+            NAMESPACE,
+            &SETTINGS.replace("fast", "slow"),
+            &secret2,
+            CLUSTER_ROLE,
+        ]),
+    );
+    s.fake.clear_log();
+    let run = s.kpin(&["diff"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_eq!(
+        s.fake.mutations(),
+        Vec::<String>::new(),
+        "diff changes nothing"
+    );
+    assert!(
+        !run.stdout.contains("bmV3") && !run.stdout.contains("b2xk"),
+        "{}",
+        run.stdout
+    );
+    insta::assert_snapshot!("diff_text", run.transcript());
+
+    let shown = s.kpin(&["diff", "--show-secrets"]);
+    assert!(
+        shown.stdout.contains("bmV3LXBhc3N3b3Jk"),
+        "{}",
+        shown.stdout
+    );
+
+    let md = s.kpin(&["diff", "--output", "markdown"]);
+    assert_eq!(md.code, 1);
+    insta::assert_snapshot!("diff_markdown", masked(&md.stdout));
+    let json = s.kpin(&["diff", "--output", "json"]);
+    let v: Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v["changed"], true);
+    assert_eq!(
+        v["packages"][0]["changes"].as_array().map(Vec::len),
+        Some(4)
+    );
+
+    let base = s.kpin(&["diff", "--base", "HEAD"]);
+    assert_eq!(base.code, 2);
+    assert!(base.stderr.contains("not implemented"), "{}", base.stderr);
+}
+
+#[test]
+fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
+    let s = setup(&yaml(&[NAMESPACE, CRD, SETTINGS, LEGACY, KEEPME, WIDGET]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    upgrade(&s.project, "1.1.0", &yaml(&[NAMESPACE, SETTINGS]));
+
+    // Without --prune, removed objects stay (and stay recorded).
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        s.fake
+            .get("", "ConfigMap", Some("demo"), "legacy")
+            .is_some()
+    );
+
+    s.fake.clear_log();
+    let run = s.kpin(&["apply", "--prune"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    insta::assert_snapshot!("prune", run.stdout);
+    assert!(
+        s.fake
+            .get("", "ConfigMap", Some("demo"), "legacy")
+            .is_none()
+    );
+    assert!(
+        s.fake
+            .get("", "ConfigMap", Some("demo"), "keepme")
+            .is_some()
+    );
+    assert!(
+        s.fake
+            .get(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                None,
+                "widgets.example.com"
+            )
+            .is_none()
+    );
+    // Reverse order: the custom resource goes before its CRD.
+    let deletes: Vec<String> = s
+        .fake
+        .mutations()
+        .into_iter()
+        .filter(|m| m.starts_with("DELETE"))
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![
+            "DELETE /apis/example.com/v1/namespaces/demo/widgets/gadget",
+            "DELETE /api/v1/namespaces/demo/configmaps/legacy",
+            "DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+        ]
+    );
+    let parent = s
+        .fake
+        .get("", "ConfigMap", Some("demo"), "kpin-demo")
+        .expect("parent");
+    assert_eq!(
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,Namespace"
+    );
+}
+
+#[test]
+fn prune_refuses_an_empty_package_and_a_parent_of_other_tooling() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    upgrade(&s.project, "2.0.0", "");
+    let run = s.kpin(&["apply", "--prune"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("renders no objects"), "{}", run.stderr);
+
+    let other = setup(&yaml(&[NAMESPACE, SETTINGS]));
+    other
+        .fake
+        .seed(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "kpin-demo", "namespace": "demo",
+                     "annotations": {"applyset.kubernetes.io/tooling": "kubectl/v1.32.0"}}}));
+    let run = other.kpin(&["apply"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("is managed by kubectl/v1.32.0, not kpin"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(other.fake.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn conflicts_with_another_manager_are_explained_and_can_be_forced() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "demo"}, "data": {"mode": "manual"}});
+    s.fake
+        .apply_as("helm", theirs, true)
+        .expect("other manager applies");
+
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!("conflict", run.stdout);
+
+    let run = s.kpin(&["apply", "--force-conflicts"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("configured  ConfigMap demo/settings"),
+        "{}",
+        run.stdout
+    );
+    let cm = s
+        .fake
+        .get("", "ConfigMap", Some("demo"), "settings")
+        .unwrap();
+    assert_eq!(cm["data"]["mode"], "fast");
+}
+
+#[test]
+fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
+    let s = setup(&yaml(&[NAMESPACE, DEPLOYMENT]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    upgrade(
+        &s.project,
+        "1.1.0",
+        &yaml(&[NAMESPACE, &DEPLOYMENT.replace("app: web", "app: web2")]),
+    );
+
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("an immutable field changed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("hint: pass --recreate"),
+        "{}",
+        run.stdout
+    );
+
+    s.fake.clear_log();
+    let run = s.kpin(&["apply", "--recreate"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("recreated  Deployment demo/web"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        s.fake
+            .mutations()
+            .contains(&"DELETE /apis/apps/v1/namespaces/demo/deployments/web".to_owned())
+    );
+    let d = s
+        .fake
+        .get("apps", "Deployment", Some("demo"), "web")
+        .unwrap();
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web2");
+}
+
+#[test]
+fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
+    // As `kubectl apply` (client-side) left it: an extra key upstream has since dropped.
+    s.fake.seed(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "demo",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"mode\":\"fast\",\"dropped\":\"x\"}}"},
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "v1",
+                "time": "2025-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:data": {".": {}, "f:mode": {}, "f:dropped": {}},
+                             "f:metadata": {"f:annotations": {"f:kubectl.kubernetes.io/last-applied-configuration": {}}}}}]},
+        "data": {"mode": "fast", "dropped": "x"}}));
+
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("took over the fields of client-side kubectl apply"),
+        "{}",
+        run.stdout
+    );
+    let cm = s
+        .fake
+        .get("", "ConfigMap", Some("demo"), "settings")
+        .unwrap();
+    assert_eq!(
+        cm["data"],
+        json!({"mode": "fast"}),
+        "the field dropped upstream is gone"
+    );
+    let managers: Vec<&str> = cm["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, vec!["kpin"]);
+}
+
+#[test]
+fn wait_times_out_with_a_list_of_what_is_not_ready() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS, DEPLOYMENT]));
+    s.fake.set_options(|o| o.workloads_become_ready = false);
+    let run = s.kpin(&["apply", "--wait-timeout", "1"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    insta::assert_snapshot!("wait_timeout", run.stdout);
+    let json = s.kpin(&["apply", "--wait-timeout", "1", "--output", "json"]);
+    let v: Value = serde_json::from_str(&json.stdout).expect("json report");
+    assert_eq!(v["failed"], true);
+    assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");
+}

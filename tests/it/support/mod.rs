@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod fake_apiserver;
 pub mod http;
 
 /// The repository root (where the bundled example lives).

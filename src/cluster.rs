@@ -1,1 +1,0 @@
-//! Cluster access: server-side apply, live diff, prune and wait.

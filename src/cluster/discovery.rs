@@ -1,0 +1,140 @@
+//! A lazy RESTMapper: maps `apiVersion` + `kind` to the resource URL, asking the API server only
+//! for the group versions a render uses (one request each) instead of walking all of discovery.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, Result};
+use kube::api::ApiResource;
+
+/// A resolved kind: where it lives and whether it is namespaced.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+type GroupVersionResources = Arc<Vec<Resolved>>;
+
+pub struct RestMapper {
+    client: kube::Client,
+    /// apiVersion -> resources served (empty when the group version is not served).
+    cache: Mutex<HashMap<String, GroupVersionResources>>,
+    /// group -> preferred version.
+    preferred: Mutex<Option<HashMap<String, String>>>,
+}
+
+impl RestMapper {
+    pub fn new(client: kube::Client) -> RestMapper {
+        RestMapper {
+            client,
+            cache: Mutex::new(HashMap::new()),
+            preferred: Mutex::new(None),
+        }
+    }
+
+    async fn group_version(&self, api_version: &str) -> Result<GroupVersionResources> {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(api_version).cloned())
+        {
+            return Ok(hit);
+        }
+        let listed = if api_version.contains('/') {
+            self.client.list_api_group_resources(api_version).await
+        } else {
+            self.client.list_core_api_resources(api_version).await
+        };
+        let list = match listed {
+            Ok(list) => list.resources,
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("discovering the API group version {api_version}"));
+            }
+        };
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resolved: Vec<Resolved> = list
+            .into_iter()
+            .filter(|r| !r.name.contains('/'))
+            .map(|r| Resolved {
+                resource: ApiResource {
+                    group: group.to_owned(),
+                    version: version.to_owned(),
+                    api_version: api_version.to_owned(),
+                    kind: r.kind,
+                    plural: r.name,
+                },
+                namespaced: r.namespaced,
+            })
+            .collect();
+        let resolved = Arc::new(resolved);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(api_version.to_owned(), resolved.clone());
+        }
+        Ok(resolved)
+    }
+
+    /// The resource for `apiVersion`/`kind`; `None` when the server does not serve it (yet).
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Resolved>> {
+        Ok(self
+            .group_version(api_version)
+            .await?
+            .iter()
+            .find(|r| r.resource.kind == kind)
+            .cloned())
+    }
+
+    /// The resource for a group and kind at the group's preferred version (for ApplySet members,
+    /// which are recorded without a version).
+    pub async fn resolve_group_kind(&self, group: &str, kind: &str) -> Result<Option<Resolved>> {
+        if group.is_empty() {
+            return self.resolve("v1", kind).await;
+        }
+        let known = self.preferred.lock().ok().and_then(|p| p.clone());
+        let preferred = match known {
+            Some(p) => p,
+            None => {
+                let groups = self
+                    .client
+                    .list_api_groups()
+                    .await
+                    .context("listing API groups")?;
+                let map: HashMap<String, String> = groups
+                    .groups
+                    .into_iter()
+                    .filter_map(|g| {
+                        let v = g
+                            .preferred_version
+                            .or_else(|| g.versions.first().cloned())?;
+                        Some((g.name, v.group_version))
+                    })
+                    .collect();
+                if let Ok(mut p) = self.preferred.lock() {
+                    *p = Some(map.clone());
+                }
+                map
+            }
+        };
+        match preferred.get(group) {
+            Some(gv) => self.resolve(gv, kind).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Forget what is known about `groups`, e.g. after their CRDs became established.
+    pub fn forget(&self, groups: &[String]) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.retain(|gv, _| {
+                !groups
+                    .iter()
+                    .any(|g| gv.rsplit_once('/').is_some_and(|(cg, _)| cg == g))
+            });
+        }
+        if let Ok(mut p) = self.preferred.lock() {
+            *p = None;
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Cluster access: connect, discover, staged server-side apply, live diff, ApplySet prune and
+//! readiness waits.
+//!
+//! - [`connect`]: kubeconfig/context/in-cluster to a [`Cluster`]
+//! - [`discovery`]: the lazy RESTMapper
+//! - [`apply`]: staged server-side apply of rendered packages, with recreate and prune
+//! - [`csa`]: taking over fields from client-side `kubectl apply`
+//! - [`applyset`]: the ApplySet parent that records what a package owns
+//! - [`diff`]: server-side dry-run diffs with Secret masking
+//! - [`wait`]: readiness of workloads, Jobs, CRDs and APIServices
+//! - [`report`]: what happened per object, as a table or JSON
+
+pub mod apply;
+pub mod applyset;
+pub mod connect;
+pub mod csa;
+pub mod diff;
+pub mod discovery;
+pub mod report;
+pub mod wait;
+
+use kube::api::{Api, DynamicObject};
+use serde_json::Value;
+
+pub use connect::{Cluster, ConnectOptions, Target, connect};
+
+use crate::object::{Object, ObjectRef};
+use discovery::Resolved;
+
+/// Errors callers (and tests) branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("environment {env} uses context {wanted}, but --context {given} was given")]
+    ContextMismatch {
+        env: String,
+        wanted: String,
+        given: String,
+    },
+    #[error("the kubeconfig has no current context")]
+    NoContext,
+    #[error("context {name} is not in the kubeconfig (known: {known})")]
+    UnknownContext { name: String, known: String },
+    #[error("package {package}: the ApplySet parent {parent} is managed by {tooling}, not kpin")]
+    ForeignParent {
+        package: String,
+        parent: String,
+        tooling: String,
+    },
+    #[error(
+        "package {package} renders no objects, so --prune would delete everything it applied before"
+    )]
+    EmptyPrune { package: String },
+}
+
+/// Fields the server owns; sending them makes an apply fail or take over server state.
+const SERVER_FIELDS: &[&str] = &[
+    "/metadata/managedFields",
+    "/metadata/resourceVersion",
+    "/metadata/uid",
+    "/metadata/creationTimestamp",
+    "/metadata/generation",
+    "/metadata/selfLink",
+    "/metadata/deletionTimestamp",
+    "/metadata/deletionGracePeriodSeconds",
+    "/status",
+];
+
+fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let parent = if parent.is_empty() {
+        Some(&mut *value)
+    } else {
+        value.pointer_mut(parent)
+    };
+    if let Some(map) = parent.and_then(Value::as_object_mut) {
+        map.remove(key);
+    }
+}
+
+/// The object as kpin sends it: without status and server-owned metadata.
+pub fn apply_body(object: &Object) -> Value {
+    let mut v = object.0.clone();
+    for p in SERVER_FIELDS {
+        remove_pointer(&mut v, p);
+    }
+    v
+}
+
+/// `Api` for one resolved kind in a namespace (ignored for cluster-scoped kinds).
+pub(crate) fn api_for(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match (resolved.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(cluster.client.clone(), ns, &resolved.resource),
+        (true, None) => Api::namespaced_with(
+            cluster.client.clone(),
+            &cluster.target.default_namespace,
+            &resolved.resource,
+        ),
+        (false, _) => Api::all_with(cluster.client.clone(), &resolved.resource),
+    }
+}
+
+pub(crate) fn to_value(object: DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// GET one object; `None` when it does not exist.
+pub(crate) async fn get(
+    api: &Api<DynamicObject>,
+    name: &str,
+) -> Result<Option<Value>, kube::Error> {
+    match api.get_opt(name).await {
+        Ok(o) => Ok(o.map(to_value)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The API server's failure status, if the error is one.
+pub(crate) fn api_status(err: &kube::Error) -> Option<&kube::core::Status> {
+    match err {
+        kube::Error::Api(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Strip what the server adds and changes on its own, for comparisons and diffs.
+pub fn strip_noise(value: &Value) -> Value {
+    let mut v = value.clone();
+    for p in SERVER_FIELDS {
+        remove_pointer(&mut v, p);
+    }
+    if let Some(ann) = v
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+        ann.remove("deployment.kubernetes.io/revision");
+        if ann.is_empty() {
+            remove_pointer(&mut v, "/metadata/annotations");
+        }
+    }
+    v
+}
+
+/// An object reference from an API object value.
+pub(crate) fn reference_of(value: &Value) -> ObjectRef {
+    Object(value.clone()).reference()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn apply_body_drops_server_fields_only() {
+        let o = Object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "resourceVersion": "3", "uid": "u", "managedFields": [], "labels": {"x": "y"}},
+            "data": {"k": "v"}, "status": {}}));
+        assert_eq!(
+            apply_body(&o),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}})
+        );
+    }
+}
