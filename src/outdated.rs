@@ -19,13 +19,15 @@ pub struct UpstreamRelease {
     pub draft: bool,
 }
 
-/// Lists the releases of a feed. The real one is the GitHub API client from `fetch`; tests use
-/// fakes.
+/// Lists the releases and tags of a feed. The real one is the GitHub API client from `fetch`;
+/// tests use fakes.
 pub trait ReleaseFeed: Sync {
     fn releases(
         &self,
         feed: &VersionFeed,
     ) -> impl Future<Output = Result<Vec<UpstreamRelease>>> + Send;
+    /// Tag names, consulted when no release maps to a version (projects that only tag).
+    fn tags(&self, feed: &VersionFeed) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
 /// The GitHub (Enterprise) releases API through kpin's HTTP client: every page of releases.
@@ -42,6 +44,36 @@ impl ReleaseFeed for crate::fetch::Client {
             })
             .collect())
     }
+
+    async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
+        let tags = crate::fetch::github::list_tags(self, &feed.api_url, &feed.github_repo).await?;
+        Ok(tags.into_iter().map(|t| t.name).collect())
+    }
+}
+
+/// Releases, or when none maps to a version through the tag template, plain tags (which carry
+/// no prerelease flag: their semver decides).
+async fn versions_of<F: ReleaseFeed>(
+    feed: &F,
+    source: &VersionFeed,
+    prereleases: bool,
+) -> Result<Vec<Candidate>> {
+    let releases = feed.releases(source).await?;
+    let found = candidates(&releases, &source.tag, prereleases);
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let tags: Vec<UpstreamRelease> = feed
+        .tags(source)
+        .await?
+        .into_iter()
+        .map(|tag| UpstreamRelease {
+            tag,
+            prerelease: false,
+            draft: false,
+        })
+        .collect();
+    Ok(candidates(&tags, &source.tag, prereleases))
 }
 
 /// A version available upstream: its text as it goes into kpin.yaml and its semver form.
@@ -215,13 +247,8 @@ pub async fn check<F: ReleaseFeed>(
                 report.problem = Some(Problem::NoVersionSource);
                 return report;
             };
-            match feed.releases(source).await {
-                Ok(releases) => {
-                    let found = candidates(
-                        &releases,
-                        &source.tag,
-                        include_prereleases || source.prereleases,
-                    );
+            match versions_of(feed, source, include_prereleases || source.prereleases).await {
+                Ok(found) => {
                     let mut report = assess(package, &found);
                     if found.is_empty() && report.problem.is_none() {
                         report.problem = Some(Problem::NoVersions {
@@ -366,6 +393,13 @@ mod tests {
                 .cloned()
                 .unwrap_or_default())
         }
+
+        async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
+            Ok(match feed.github_repo.as_str() {
+                "example/tags-only" => vec!["v2.1.0".into(), "v2.0.0".into(), "nightly".into()],
+                _ => Vec::new(),
+            })
+        }
     }
 
     fn fake() -> Fake {
@@ -415,6 +449,10 @@ packages:
     version: 1.0.0
     url: https://example.com/{version}/a.yaml
     versions: {github: fail/x}
+  tagged:
+    version: 2.0.0
+    url: https://example.com/{version}/a.yaml
+    versions: {github: example/tags-only}
 ";
 
     async fn run(prereleases: bool) -> Vec<PackageReport> {
@@ -453,6 +491,12 @@ packages:
         let lpp = by_name(&reports, "lpp");
         assert_eq!(lpp.wanted.as_deref(), Some("v0.0.31"));
         assert_eq!(lpp.newer, ["v0.0.31", "v0.0.30"]);
+    }
+
+    #[tokio::test]
+    async fn tags_are_used_when_no_release_maps_to_a_version() {
+        let reports = run(false).await;
+        assert_eq!(by_name(&reports, "tagged").wanted.as_deref(), Some("2.1.0"));
     }
 
     #[tokio::test]

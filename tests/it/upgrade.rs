@@ -333,6 +333,10 @@ packages:
   in-house:
     version: 0.4.1
     url: {base}/in-house/{version}/all.yaml
+  kube-state-metrics:
+    version: v2.10.1
+    url: {base}/ksm/{version}/standard.yaml
+    versions: {github: kubernetes/kube-state-metrics, tag: \"{version}\", apiUrl: {api}}
 ";
 
 fn serve_feeds(server: &Server) {
@@ -354,6 +358,15 @@ fn serve_feeds(server: &Server) {
             "rancher/local-path-provisioner",
             &["v0.0.31", "v0.0.30", "v0.0.26"],
             100,
+        )
+        // A project that tags without publishing releases.
+        .file(
+            "/api/repos/kubernetes/kube-state-metrics/releases?per_page=100",
+            "[]",
+        )
+        .github_tag_list(
+            "kubernetes/kube-state-metrics",
+            &["v2.17.0", "v2.10.1", "latest"],
         );
 }
 
