@@ -245,6 +245,62 @@ fn a_server_error_midway_leaves_everything_as_it_was() {
     );
 }
 
+const ALL: &str = "\
+packages:
+  alpha:
+    version: 1.0.0
+    url: {base}/alpha/{version}/widgets.yaml
+    constraint: \"^1.0\"
+    versions: {github: example/alpha, apiUrl: {api}}
+  gh:
+    version: 1.0.0 # pinned
+    github:
+      repo: example/gh
+      assets: [widgets.yaml]
+      apiUrl: {api}
+    sha256: {pin}
+";
+
+#[test]
+fn upgrade_all_stays_within_constraints_and_rewrites_pins() {
+    let server = Server::http();
+    let (v1, v2) = (
+        fixture("widgets/1.0.0/widgets.yaml"),
+        fixture("widgets/2.0.0/widgets.yaml"),
+    );
+    server
+        .file("/alpha/1.0.0/widgets.yaml", v1.clone())
+        .file("/alpha/1.1.0/widgets.yaml", v2.clone())
+        .github_release_list("example/alpha", &["v2.0.0", "v1.1.0", "v1.0.0"], 10)
+        .github_release_list("example/gh", &["v2.0.0", "v1.0.0"], 10)
+        .github_release("example/gh", "v1.0.0", &[("widgets.yaml", &v1)])
+        .github_release("example/gh", "v2.0.0", &[("widgets.yaml", &v2)]);
+    let p = Project::new();
+    let manifest = ALL
+        .replace("{base}", &server.base())
+        .replace("{api}", &server.api_url())
+        .replace("{pin}", &kpin::digest::sha256_hex(&v1));
+    p.write("kpin.yaml", &manifest);
+    assert_eq!(p.run(&["sync"]).code, 0);
+
+    let run = p.run(&["upgrade", "--all", "--output", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let expected = manifest
+        .replace("version: 1.0.0\n    url", "version: 1.1.0\n    url")
+        .replace("version: 1.0.0 # pinned", "version: 2.0.0 # pinned")
+        .replace(
+            &kpin::digest::sha256_hex(&v1),
+            &kpin::digest::sha256_hex(&v2),
+        );
+    assert_eq!(p.read("kpin.yaml"), expected);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["packages"].as_array().unwrap().len(), 2);
+    // The lockfile and vendor/ agree with the new kpin.yaml: CI's `sync --locked` is satisfied.
+    let locked = p.run(&["sync", "--locked", "--offline"]);
+    assert_eq!(locked.code, 0, "{}", locked.transcript());
+    assert_eq!(p.run(&["verify"]).code, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // diff --base
 // ---------------------------------------------------------------------------------------------
