@@ -603,10 +603,10 @@ impl CrdSummary {
         let storage = |m: &BTreeMap<String, CrdVersion>| {
             m.iter().find(|(_, v)| v.storage).map(|(k, _)| k.clone())
         };
-        if let (Some(a), Some(b)) = (storage(&old), storage(&new)) {
-            if a != b {
-                s.storage = Some((a, b));
-            }
+        if let (Some(a), Some(b)) = (storage(&old), storage(&new))
+            && a != b
+        {
+            s.storage = Some((a, b));
         }
         for (name, o) in &old {
             let Some(n) = new.get(name) else { continue };
