@@ -683,3 +683,44 @@ fn the_ci_example_runs_the_documented_commands() {
     assert_eq!(jobs["deploy-prod"]["needs"], "deploy-qa");
     assert!(runs("outdated").contains("kpin outdated"));
 }
+
+/// Copy the bundled example (kpin.yaml, overlays/, examples/upstream/) into a scratch project.
+fn example_project() -> Project {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(e.file_name());
+            if e.path().is_dir() {
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+    let p = Project::new();
+    let root = repo_root();
+    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
+    copy(&root.join("overlays"), &p.path().join("overlays"));
+    copy(
+        &root.join("examples/upstream"),
+        &p.path().join("examples/upstream"),
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    p
+}
+
+#[test]
+fn the_bundled_example_upgrade_flags_its_network_policy_overlay() {
+    let p = example_project();
+    let before = snapshot_files(&p);
+    let run = p.run(&["upgrade", "example-ingress", "--to", "1.3.0"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(
+            "error: overlays/example-ingress/namespace-and-rbac.yaml operations[3] (mergePatch): selector {kind: NetworkPolicy, name: example-ingress-admission} matches no object in example-ingress 1.3.0 (environments: default, dev, prod, qa)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(snapshot_files(&p), before);
+}
