@@ -20,6 +20,8 @@ use kpin::sync::{SyncOptions, sync};
 const PACKAGES: usize = 20;
 const LATENCY: Duration = Duration::from_millis(50);
 const WARM_RUNS: u32 = 20;
+/// `kpin sync --jobs` default.
+const DEFAULT_JOBS: usize = 32;
 
 fn release(i: usize) -> String {
     let mut text = String::new();
@@ -87,7 +89,7 @@ fn main() {
     println!("  slowest single fetch        {}", ms(slowest));
     println!("  sum of single fetches       {}", ms(sum));
 
-    for jobs in [8, PACKAGES] {
+    for jobs in [8, DEFAULT_JOBS] {
         let project = tempfile::tempdir().expect("tempdir");
         let cache = tempfile::tempdir().expect("tempdir");
         std::fs::write(project.path().join("kpin.yaml"), &manifest).expect("manifest");
@@ -107,7 +109,7 @@ fn main() {
             cold.as_secs_f64() / slowest.as_secs_f64(),
             cold.as_secs_f64() / sum.as_secs_f64()
         );
-        if jobs != PACKAGES {
+        if jobs != DEFAULT_JOBS {
             continue;
         }
 

@@ -99,8 +99,8 @@ pub struct NetArgs {
     /// Attempts per file on connection errors, 429 and 5xx
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
-    /// Packages fetched at the same time
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8)]
+    /// Packages fetched at the same time (release files are small: latency, not bandwidth, dominates)
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 32)]
     pub jobs: usize,
     /// Largest release file accepted, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 64)]

@@ -387,7 +387,7 @@ impl Run<'_> {
                 e.manifest_digest == package.manifest_digest && e.version == package.version.raw
             })
             .filter(|_| !matches!(package.source, Source::Path { .. }));
-        let wanted = match reusable {
+        let mut wanted = match reusable {
             Some(entry) => entry
                 .files
                 .iter()
@@ -400,10 +400,11 @@ impl Run<'_> {
                 })
                 .collect::<Result<Vec<_>>>()?,
             None => {
-                let client = match self.offline {
-                    true => None,
-                    false if matches!(package.source, Source::Github(_)) => Some(self.client()?),
-                    false => None,
+                // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
+                let client = if !self.offline && matches!(package.source, Source::Github(_)) {
+                    Some(self.client()?)
+                } else {
+                    None
                 };
                 let files = fetch::resolve(manifest, package, client)
                     .await
@@ -422,6 +423,33 @@ impl Run<'_> {
                     .collect()
             }
         };
+
+        // Assets of private repositories download only through the API: when a locked GitHub
+        // file must be downloaded again, look the release up for its current asset URLs (the
+        // bytes are still checked against the lockfile).
+        let missing = |w: &Wanted| {
+            w.expected.as_ref().is_some_and(|(sha, _)| {
+                vendored
+                    .files
+                    .get(&w.source.name)
+                    .is_none_or(|(v, _)| v != sha)
+                    && self.cache.get(sha).is_none()
+            })
+        };
+        if reusable.is_some()
+            && !self.offline
+            && matches!(package.source, Source::Github(_))
+            && wanted.iter().any(missing)
+        {
+            let fresh = fetch::resolve(manifest, package, Some(self.client()?))
+                .await
+                .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+            for w in &mut wanted {
+                if let Some(f) = fresh.iter().find(|f| f.name == w.source.name) {
+                    w.source.origin = f.origin.clone();
+                }
+            }
+        }
 
         let obtained = futures::future::try_join_all(
             wanted

@@ -114,7 +114,14 @@ impl FetchError {
     }
 
     fn hinted(self) -> anyhow::Error {
-        let hint = match &self {
+        match self.hint() {
+            Some(h) => anyhow::Error::new(self).hint(h),
+            None => anyhow::Error::new(self),
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
             FetchError::Status { status: 404, .. } => {
                 Some("check the version, the URL template and the asset names in kpin.yaml")
             }
@@ -134,12 +141,17 @@ impl FetchError {
                 Some("use https, or pass --allow-http if you trust the network")
             }
             _ => None,
-        };
-        match hint {
-            Some(h) => anyhow::Error::new(self).hint(h),
-            None => anyhow::Error::new(self),
         }
     }
+}
+
+/// A transient failure that persisted through every attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("{source} (gave up after {attempts} attempts)")]
+pub struct GaveUp {
+    pub attempts: u32,
+    #[source]
+    pub source: FetchError,
 }
 
 /// A downloaded body: its temp file (not yet persisted), sha256 and size.
@@ -405,14 +417,18 @@ impl Client {
             match attempt(n).await {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Fatal(error)) => return Err(error),
-                Err(Attempt::Retry(error, _)) if n == attempts => {
-                    let error = error.hinted();
-                    return Err(if attempts > 1 {
-                        error.context(format!("GET {url} failed after {attempts} attempts"))
-                    } else {
-                        error
+                Err(Attempt::Retry(error, _)) if n == attempts && attempts > 1 => {
+                    let hint = error.hint();
+                    let error = anyhow::Error::new(GaveUp {
+                        attempts,
+                        source: error,
+                    });
+                    return Err(match hint {
+                        Some(h) => error.hint(h),
+                        None => error,
                     });
                 }
+                Err(Attempt::Retry(error, _)) if n == attempts => return Err(error.hinted()),
                 Err(Attempt::Retry(_, retry_after)) => {
                     let wait = match retry_after {
                         Some(wait) if wait <= MAX_RETRY_AFTER => wait,

@@ -203,6 +203,76 @@ fn second_sync_downloads_nothing_and_the_cache_restores_vendor() {
 }
 
 #[test]
+fn locked_github_files_download_again_through_the_api() {
+    let server = Server::http();
+    serve_two_packages(&server);
+    let p = project(&server, TWO_PACKAGES);
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let before = tree(&p);
+    std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
+    std::fs::remove_dir_all(p.cache.path().join("sha256")).unwrap();
+    let requests = server.request_count();
+
+    let out = p
+        .kpin()
+        .args(["sync", "--locked"])
+        .env("GITHUB_TOKEN", "t0ken")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tree(&p), before);
+    let again: Vec<_> = server.requests().into_iter().skip(requests).collect();
+    let asset = again
+        .iter()
+        .find(|r| r.path.contains("/releases/assets/"))
+        .expect("asset API used");
+    assert_eq!(
+        asset.headers.get("authorization").map(String::as_str),
+        Some("Bearer t0ken")
+    );
+}
+
+#[test]
+fn the_size_limit_is_enforced() {
+    let server = Server::http();
+    server.file("/big.yaml", vec![b'#'; 4096]);
+    let url = url::Url::parse(&server.url("/big.yaml")).unwrap();
+    let options = kpin::fetch::NetOptions {
+        max_size: 1000,
+        ..Default::default()
+    };
+    let client = kpin::fetch::Client::new(options).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = runtime
+        .block_on(client.download(&url, kpin::fetch::Auth::None, dir.path(), &|_| {}))
+        .err()
+        .expect("refused");
+    let text = filter_ports(&kpin::error::render_error(&err));
+    assert!(
+        text.contains("larger than the limit of 1000 bytes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: raise the limit with --max-size"),
+        "{text}"
+    );
+    assert_eq!(server.hits("/big.yaml"), 1, "not retried");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no partial file left"
+    );
+}
+
+#[test]
 fn locked_fails_with_drift_on_a_stale_or_missing_lockfile() {
     let server = Server::http();
     serve_two_packages(&server);

@@ -4,7 +4,6 @@
 //! Deliberately a tiny hand-written HTTP/1.1 responder: faults such as a body shorter than its
 //! `Content-Length` are impossible to produce through a well-behaved server framework.
 
-
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
