@@ -14,9 +14,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::CommandFactory;
 use kpin::error::Outcome;
-use kpin::manifest::{self, Manifest};
+use kpin::fetch::cache;
+use kpin::lockfile::LockedPackage;
+use kpin::manifest::{self, Manifest, Package};
+use kpin::sync::{LockDigests, SyncOptions};
 
-use crate::cli::{Cli, Command, SchemaKind};
+use crate::cli::{Cli, Command, LockArgs, NetArgs, SchemaKind};
 use crate::ui::Terminal;
 
 /// What every command gets: where the manifest is and how to report.
@@ -34,6 +37,58 @@ impl Ctx<'_> {
         };
         Manifest::load(&path)
     }
+
+    /// Load the manifest and bring vendor/ and kpin.lock up to date first, the way `cargo build`
+    /// updates Cargo.lock: with `--locked` a stale lock is drift (exit 1), with `--offline` no
+    /// network is used. Every command that reads packages starts here, so what it renders is
+    /// always what the lockfile records.
+    pub async fn synced_manifest(&self, lock: &LockArgs, net: &NetArgs) -> Result<Manifest> {
+        let manifest = self.manifest()?;
+        kpin::sync::sync(&manifest, &sync_options(lock, net)?, self.term).await?;
+        Ok(manifest)
+    }
+}
+
+/// Sync settings from the shared flags, with the render stage filling the lock's digests.
+fn sync_options<'a>(lock: &LockArgs, net: &NetArgs) -> Result<SyncOptions<'a>> {
+    Ok(SyncOptions {
+        locked: lock.locked,
+        offline: lock.offline,
+        jobs: net.jobs,
+        net: net.to_options(),
+        cache_dir: cache::default_dir(net.cache_dir.as_deref())?,
+        hook: Some(&lock_digests),
+    })
+}
+
+/// `sync::LockHook`: the lockfile records the overlay inputs and rendered output per package.
+fn lock_digests(manifest: &Manifest, package: &Package) -> Result<LockDigests> {
+    let digests = kpin::render::digests(manifest, package)?;
+    Ok((Some(digests.overlays_digest), digests.rendered))
+}
+
+/// `verify::VerifyHook`: an overlay edit or a render change that was not re-locked is drift.
+fn verify_digests(
+    manifest: &Manifest,
+    package: &Package,
+    locked: &LockedPackage,
+) -> Result<Vec<kpin::verify::Problem>> {
+    let (overlays, rendered) = lock_digests(manifest, package)?;
+    let mut problems = Vec::new();
+    if overlays != locked.overlays_digest {
+        problems.push(kpin::verify::Problem::OverlaysChanged {
+            package: package.name.clone(),
+        });
+    }
+    for (env, digest) in &rendered {
+        if locked.rendered.get(env) != Some(digest) {
+            problems.push(kpin::verify::Problem::RenderChanged {
+                package: package.name.clone(),
+                env: env.clone(),
+            });
+        }
+    }
+    Ok(problems)
 }
 
 /// Run the parsed command. The one `match` over commands.

@@ -2,24 +2,15 @@
 
 use anyhow::Result;
 use kpin::error::Outcome;
-use kpin::fetch::cache;
 use kpin::progress::Reporter;
-use kpin::sync::{self, SyncOptions};
+use kpin::sync;
 
 use super::Ctx;
 use crate::cli::SyncArgs;
 
 pub async fn run(ctx: &Ctx<'_>, args: SyncArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
-    let options = SyncOptions {
-        locked: args.lock.locked,
-        offline: args.lock.offline,
-        jobs: args.net.jobs,
-        net: args.net.to_options(),
-        cache_dir: cache::default_dir(args.net.cache_dir.as_deref())?,
-        hook: None,
-    };
-    let report = sync::sync(&manifest, &options, ctx.term).await?;
+    let report = sync::sync(&manifest, &super::sync_options(&args.lock, &args.net)?, ctx.term).await?;
     let files = report.downloaded_files();
     let fetched = if files == 0 {
         "nothing downloaded".to_owned()

@@ -12,7 +12,9 @@ use proptest::prelude::*;
 use crate::support::{Project, Run, upstream_or_skip};
 
 fn fixture(name: &str) -> PathBuf {
-    crate::support::repo_root().join("tests/fixtures/render").join(name)
+    crate::support::repo_root()
+        .join("tests/fixtures/render")
+        .join(name)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -43,9 +45,9 @@ fn project(name: &str) -> Project {
 fn every_operation_renders_as_reviewed() {
     let p = project("app");
     for (name, args) in [
-        ("app_default", vec!["render"]),
-        ("app_dev", vec!["render", "--env", "dev"]),
-        ("app_prod", vec!["render", "app", "--env", "prod"]),
+        ("app_default", vec!["--quiet", "render"]),
+        ("app_dev", vec!["--quiet", "render", "--env", "dev"]),
+        ("app_prod", vec!["--quiet", "render", "app", "--env", "prod"]),
     ] {
         let run = p.run(&args);
         assert_eq!(run.code, 0, "{}", run.transcript());
@@ -56,7 +58,7 @@ fn every_operation_renders_as_reviewed() {
 #[test]
 fn explain_shows_which_overlay_changed_which_fields() {
     let p = project("app");
-    let run = p.run(&["render", "--env", "prod", "--explain"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--explain"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
 }
@@ -64,8 +66,8 @@ fn explain_shows_which_overlay_changed_which_fields() {
 #[test]
 fn rendering_is_byte_for_byte_repeatable() {
     let p = project("app");
-    let first = p.run(&["render", "--env", "prod"]);
-    let second = p.run(&["render", "--env", "prod"]);
+    let first = p.run(&["--quiet", "render", "--env", "prod"]);
+    let second = p.run(&["--quiet", "render", "--env", "prod"]);
     assert_eq!(first.stdout, second.stdout);
     assert_eq!(first.stderr, second.stderr);
 }
@@ -75,7 +77,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
     let p = project("app");
     p.write("out/app/stale.yaml", "old: true\n");
     p.write("out/other/keep.yaml", "kept: true\n");
-    let run = p.run(&["render", "--env", "prod", "--output-dir", "out"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--output-dir", "out"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let mut files: Vec<String> = std::fs::read_dir(p.path().join("out/app"))
         .unwrap()
@@ -83,11 +85,17 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
         .collect();
     files.sort();
     insta::assert_snapshot!(format!("{}\n{}", run.stderr, files.join("\n")));
-    assert!(p.path().join("out/other/keep.yaml").exists(), "other packages' directories are left alone");
+    assert!(
+        p.path().join("out/other/keep.yaml").exists(),
+        "other packages' directories are left alone"
+    );
     // The files hold exactly the objects of the stream (listed by stage, then kind and name).
-    let stream = p.run(&["render", "--env", "prod"]).stdout;
+    let stream = p.run(&["--quiet", "render", "--env", "prod"]).stdout;
     let mut from_stream: Vec<&str> = stream.split("---\n").collect();
-    let mut from_files: Vec<String> = files.iter().map(|f| p.read(&format!("out/app/{f}"))).collect();
+    let mut from_files: Vec<String> = files
+        .iter()
+        .map(|f| p.read(&format!("out/app/{f}")))
+        .collect();
     from_stream.sort();
     from_files.sort();
     assert_eq!(from_files, from_stream);
@@ -96,7 +104,10 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "no staging directories left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no staging directories left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -104,10 +115,10 @@ fn package_namespace_shorthand_moves_the_package() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    namespace: frontend\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    namespace: frontend\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
-    let run = p.run(&["render"]);
+    p.write("upstream/web.yaml", WEB);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
 }
@@ -115,16 +126,23 @@ fn package_namespace_shorthand_moves_the_package() {
 #[test]
 fn lock_digests_follow_overlay_edits() {
     let p = project("app");
+    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let first = render::digests(&manifest, package).unwrap();
     assert_eq!(first, render::digests(&manifest, package).unwrap());
-    assert_eq!(first.rendered.keys().collect::<Vec<_>>(), ["default", "dev", "prod"]);
+    assert_eq!(
+        first.rendered.keys().collect::<Vec<_>>(),
+        ["default", "dev", "prod"]
+    );
     assert_ne!(first.rendered["default"], first.rendered["prod"]);
 
     // An edit to a file an overlay adds changes the overlay digest and the renders.
     let pdb = p.read("overlays/app/pdb.yaml");
-    p.write("overlays/app/pdb.yaml", &pdb.replace("maxUnavailable: 1", "maxUnavailable: 2"));
+    p.write(
+        "overlays/app/pdb.yaml",
+        &pdb.replace("maxUnavailable: 1", "maxUnavailable: 2"),
+    );
     let edited = render::digests(&manifest, package).unwrap();
     assert_ne!(first.overlays_digest, edited.overlays_digest);
     assert_ne!(first.rendered["default"], edited.rendered["default"]);
@@ -163,34 +181,53 @@ fn render_web(upstream: &str, overlay: &str) -> Run {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", upstream);
+    p.write("upstream/web.yaml", upstream);
     p.write("overlays/web.yaml", overlay);
-    p.run(&["render"])
+    p.run(&["--quiet", "render"])
 }
 
 fn assert_error(name: &str, run: Run) {
     assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(run.stdout.is_empty(), "nothing rendered on error: {}", run.stdout);
+    assert!(
+        run.stdout.is_empty(),
+        "nothing rendered on error: {}",
+        run.stdout
+    );
     insta::assert_snapshot!(name, run.transcript());
 }
 
 #[test]
 fn malformed_overlay_yaml() {
-    assert_error("error_malformed_yaml", render_web(WEB, "operations:\n- jsonPatch: {select: {kind: Deployment}\n"));
+    assert_error(
+        "error_malformed_yaml",
+        render_web(
+            WEB,
+            "operations:\n- jsonPatch: {select: {kind: Deployment}\n",
+        ),
+    );
 }
 
 #[test]
 fn unknown_operation() {
-    assert_error("error_unknown_operation", render_web(WEB, "operations:\n- patchJson: {select: {kind: Deployment}}\n"));
+    assert_error(
+        "error_unknown_operation",
+        render_web(
+            WEB,
+            "operations:\n- patchJson: {select: {kind: Deployment}}\n",
+        ),
+    );
 }
 
 #[test]
 fn invalid_json_pointer() {
     assert_error(
         "error_invalid_pointer",
-        render_web(WEB, "operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: replace, path: spec/replicas, value: 2}]\n"),
+        render_web(
+            WEB,
+            "operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: replace, path: spec/replicas, value: 2}]\n",
+        ),
     );
 }
 
@@ -198,7 +235,10 @@ fn invalid_json_pointer() {
 fn json_patch_path_missing_in_object() {
     assert_error(
         "error_patch_path_missing",
-        render_web(WEB, "operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: replace, path: /spec/template/spec/containers/1/image, value: x}]\n"),
+        render_web(
+            WEB,
+            "operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: replace, path: /spec/template/spec/containers/1/image, value: x}]\n",
+        ),
     );
 }
 
@@ -206,7 +246,10 @@ fn json_patch_path_missing_in_object() {
 fn json_patch_test_fails() {
     assert_error(
         "error_test_failed",
-        render_web(WEB, "operations:\n- jsonPatch:\n    select: {kind: Deployment, name: web}\n    patch:\n    - {op: test, path: /spec/template/spec/containers/0/image, value: 'nginx:1.24'}\n    - {op: replace, path: /spec/template/spec/containers/0/image, value: 'nginx:1.24-alpine'}\n"),
+        render_web(
+            WEB,
+            "operations:\n- jsonPatch:\n    select: {kind: Deployment, name: web}\n    patch:\n    - {op: test, path: /spec/template/spec/containers/0/image, value: 'nginx:1.24'}\n    - {op: replace, path: /spec/template/spec/containers/0/image, value: 'nginx:1.24-alpine'}\n",
+        ),
     );
 }
 
@@ -214,16 +257,25 @@ fn json_patch_test_fails() {
 fn selector_matching_nothing() {
     assert_error(
         "error_selector_matches_nothing",
-        render_web(WEB, "operations:\n- mergePatch:\n    select: {kind: Deployment, name: web-frontend}\n    patch: {spec: {replicas: 3}}\n"),
+        render_web(
+            WEB,
+            "operations:\n- mergePatch:\n    select: {kind: Deployment, name: web-frontend}\n    patch: {spec: {replicas: 3}}\n",
+        ),
     );
-    let optional = render_web(WEB, "operations:\n- mergePatch:\n    select: {kind: Deployment, name: web-frontend}\n    optional: true\n    patch: {spec: {replicas: 3}}\n");
+    let optional = render_web(
+        WEB,
+        "operations:\n- mergePatch:\n    select: {kind: Deployment, name: web-frontend}\n    optional: true\n    patch: {spec: {replicas: 3}}\n",
+    );
     assert_eq!(optional.code, 0, "{}", optional.transcript());
 }
 
 #[test]
 fn namespace_on_cluster_scoped_only_package() {
     let crds_only = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: web}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec: {group: example.com, scope: Namespaced, names: {kind: Widget}}\n";
-    assert_error("error_namespace_cluster_scoped", render_web(crds_only, "operations:\n- namespace: {name: web}\n"));
+    assert_error(
+        "error_namespace_cluster_scoped",
+        render_web(crds_only, "operations:\n- namespace: {name: web}\n"),
+    );
 }
 
 #[test]
@@ -231,12 +283,16 @@ fn missing_overlay_file() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/missing.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/missing.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
-    let run = p.run(&["render"]);
+    p.write("upstream/web.yaml", WEB);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("reading overlay overlays/missing.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("reading overlay overlays/missing.yaml"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -244,26 +300,47 @@ fn added_object_that_already_exists() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
-    p.write("overlays/web.yaml", "operations:\n- add: {files: [sa.yaml]}\n");
-    p.write("overlays/sa.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: web}\n");
-    assert_error("error_add_duplicate", p.run(&["render"]));
+    p.write("upstream/web.yaml", WEB);
+    p.write(
+        "overlays/web.yaml",
+        "operations:\n- add: {files: [sa.yaml]}\n",
+    );
+    p.write(
+        "overlays/sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: web}\n",
+    );
+    assert_error("error_add_duplicate", p.run(&["--quiet", "render"]));
 }
 
 #[test]
 fn alias_bomb_in_upstream_is_refused_quickly() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..12 {
-        bomb.push_str(&format!("{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n",
-            (b'a' + i) as char, (b'a' + i) as char,
-            (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char,
-            (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char, (b'a' + i - 1) as char));
+        bomb.push_str(&format!(
+            "{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n",
+            (b'a' + i) as char,
+            (b'a' + i) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char,
+            (b'a' + i - 1) as char
+        ));
     }
     let run = render_web(&bomb, "operations: []\n");
     assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(run.stderr.contains("vendor/web/2.0.0/web.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("vendor/web/2.0.0/web.yaml"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +355,10 @@ fn arb_object() -> impl Strategy<Value = serde_json::Value> {
         ("rbac.authorization.k8s.io/v1", "ClusterRole"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("example.com/v1", "Widget"),
-        ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+        (
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+        ),
     ]);
     (kinds, "[a-z][a-z0-9-]{0,8}", prop::option::of("[a-z]{1,5}"), prop::collection::btree_map("[a-z]{1,4}", "[a-z0-9 :-]{0,6}", 0..3))
         .prop_map(|((api, kind), name, ns, labels)| {
@@ -336,7 +416,12 @@ fn upstream_files(dir: &Path, project: &str) -> Vec<(String, PathBuf)> {
         .skip(1)
         .filter_map(|line| {
             let cols: Vec<&str> = line.split('\t').collect();
-            (cols.first() == Some(&project)).then(|| (cols[1].to_owned(), dir.join(cols[0]).join(cols[1]).join(cols[2])))
+            (cols.first() == Some(&project)).then(|| {
+                (
+                    cols[1].to_owned(),
+                    dir.join(cols[0]).join(cols[1]).join(cols[2]),
+                )
+            })
         })
         .collect()
 }
@@ -344,9 +429,18 @@ fn upstream_files(dir: &Path, project: &str) -> Vec<(String, PathBuf)> {
 fn render_upstream(path: &Path, version: &str, overlay: &str) -> render::Rendered {
     let text = std::fs::read_to_string(path).unwrap();
     let objects = render::objects_from_yaml(&text, path).unwrap();
-    let overlay = Overlay::parse(overlay, Path::new("/x/overlays/o.yaml"), "overlays/o.yaml").unwrap();
-    render::render_objects(objects, &[overlay], Target { package: "upstream", version }, false)
-        .unwrap_or_else(|e| panic!("{}: {}", path.display(), kpin::error::render_error(&e)))
+    let overlay =
+        Overlay::parse(overlay, Path::new("/x/overlays/o.yaml"), "overlays/o.yaml").unwrap();
+    render::render_objects(
+        objects,
+        &[overlay],
+        Target {
+            package: "upstream",
+            version,
+        },
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{}: {}", path.display(), kpin::error::render_error(&e)))
 }
 
 /// Every string value equal to `ns` under a `namespace` key, or naming `ns/` or `.ns.svc`, with its path.
@@ -368,7 +462,11 @@ fn namespace_mentions(value: &serde_json::Value, ns: &str, path: String, out: &m
                 namespace_mentions(v, ns, format!("{path}[{i}]"), out);
             }
         }
-        serde_json::Value::String(s) if s.starts_with(&format!("{ns}/")) || s.contains(&format!("={ns}/")) || s.contains(&format!(".{ns}.svc")) => {
+        serde_json::Value::String(s)
+            if s.starts_with(&format!("{ns}/"))
+                || s.contains(&format!("={ns}/"))
+                || s.contains(&format!(".{ns}.svc")) =>
+        {
             out.push(path)
         }
         _ => {}
@@ -377,68 +475,136 @@ fn namespace_mentions(value: &serde_json::Value, ns: &str, path: String, out: &m
 
 #[test]
 fn ingress_nginx_moves_without_leftovers() {
-    let Some(dir) = upstream_or_skip("ingress_nginx_moves_without_leftovers") else { return };
+    let Some(dir) = upstream_or_skip("ingress_nginx_moves_without_leftovers") else {
+        return;
+    };
     let files = upstream_files(&dir, "ingress-nginx");
     assert!(!files.is_empty());
     for (version, path) in files {
-        let out = render_upstream(&path, &version, "operations:\n- namespace: {name: ingress}\n");
-        assert!(out.objects.iter().any(|o| o.kind() == "Namespace" && o.name() == "ingress"));
+        let out = render_upstream(
+            &path,
+            &version,
+            "operations:\n- namespace: {name: ingress}\n",
+        );
+        assert!(
+            out.objects
+                .iter()
+                .any(|o| o.kind() == "Namespace" && o.name() == "ingress")
+        );
         for o in &out.objects {
             let mut mentions = Vec::new();
             namespace_mentions(&o.0, "ingress-nginx", String::new(), &mut mentions);
             for m in mentions {
-                let warned = out.warnings.iter().any(|w| w.starts_with(&format!("{}: {}", o.reference(), m.trim_start_matches('.'))));
-                assert!(warned, "{}: {} {m} still names ingress-nginx without a warning", path.display(), o.reference());
+                let warned = out.warnings.iter().any(|w| {
+                    w.starts_with(&format!("{}: {}", o.reference(), m.trim_start_matches('.')))
+                });
+                assert!(
+                    warned,
+                    "{}: {} {m} still names ingress-nginx without a warning",
+                    path.display(),
+                    o.reference()
+                );
             }
             if let Some(ns) = o.namespace() {
                 assert_eq!(ns, "ingress", "{}", o.reference());
             }
         }
-        let webhook = out.objects.iter().find(|o| o.kind() == "ValidatingWebhookConfiguration").unwrap();
-        assert_eq!(webhook.0.pointer("/webhooks/0/clientConfig/service/namespace").unwrap(), "ingress");
+        let webhook = out
+            .objects
+            .iter()
+            .find(|o| o.kind() == "ValidatingWebhookConfiguration")
+            .unwrap();
+        assert_eq!(
+            webhook
+                .0
+                .pointer("/webhooks/0/clientConfig/service/namespace")
+                .unwrap(),
+            "ingress"
+        );
     }
 }
 
 #[test]
 fn gatekeeper_webhooks_follow_the_move() {
-    let Some(dir) = upstream_or_skip("gatekeeper_webhooks_follow_the_move") else { return };
+    let Some(dir) = upstream_or_skip("gatekeeper_webhooks_follow_the_move") else {
+        return;
+    };
     for (version, path) in upstream_files(&dir, "gatekeeper") {
-        let out = render_upstream(&path, &version, "operations:\n- namespace: {name: policy}\n");
-        let webhooks: Vec<&Object> = out.objects.iter().filter(|o| o.kind().ends_with("WebhookConfiguration")).collect();
+        let out = render_upstream(
+            &path,
+            &version,
+            "operations:\n- namespace: {name: policy}\n",
+        );
+        let webhooks: Vec<&Object> = out
+            .objects
+            .iter()
+            .filter(|o| o.kind().ends_with("WebhookConfiguration"))
+            .collect();
         assert_eq!(webhooks.len(), 2, "{}", path.display());
         for w in webhooks {
             for hook in w.0["webhooks"].as_array().unwrap() {
-                assert_eq!(hook["clientConfig"]["service"]["namespace"], "policy", "{}", w.reference());
+                assert_eq!(
+                    hook["clientConfig"]["service"]["namespace"],
+                    "policy",
+                    "{}",
+                    w.reference()
+                );
             }
         }
         // `--exempt-namespace=gatekeeper-system` cannot be rewritten blindly: it must be warned.
         assert!(
-            out.warnings.iter().any(|w| w.contains("--exempt-namespace=gatekeeper-system")),
+            out.warnings
+                .iter()
+                .any(|w| w.contains("--exempt-namespace=gatekeeper-system")),
             "{}: {:#?}",
             path.display(),
             out.warnings
         );
-        assert!(out.objects.iter().all(|o| o.kind() != "Namespace" || o.name() == "policy"));
+        assert!(
+            out.objects
+                .iter()
+                .all(|o| o.kind() != "Namespace" || o.name() == "policy")
+        );
     }
 }
 
 #[test]
 fn metrics_server_apiservice_follows_the_move() {
-    let Some(dir) = upstream_or_skip("metrics_server_apiservice_follows_the_move") else { return };
+    let Some(dir) = upstream_or_skip("metrics_server_apiservice_follows_the_move") else {
+        return;
+    };
     for (version, path) in upstream_files(&dir, "metrics-server") {
         let out = render_upstream(
             &path,
             &version,
             "operations:\n- namespace: {name: monitoring}\n- jsonPatch:\n    select: {kind: Deployment, name: metrics-server}\n    patch: [{op: add, path: /spec/template/spec/containers/0/args/-, value: --kubelet-insecure-tls}]\n",
         );
-        let api = out.objects.iter().find(|o| o.kind() == "APIService").unwrap();
-        assert_eq!(api.0.pointer("/spec/service/namespace").unwrap(), "monitoring");
-        let deploy = out.objects.iter().find(|o| o.kind() == "Deployment").unwrap();
-        let args = deploy.0.pointer("/spec/template/spec/containers/0/args").unwrap().as_array().unwrap();
+        let api = out
+            .objects
+            .iter()
+            .find(|o| o.kind() == "APIService")
+            .unwrap();
+        assert_eq!(
+            api.0.pointer("/spec/service/namespace").unwrap(),
+            "monitoring"
+        );
+        let deploy = out
+            .objects
+            .iter()
+            .find(|o| o.kind() == "Deployment")
+            .unwrap();
+        let args = deploy
+            .0
+            .pointer("/spec/template/spec/containers/0/args")
+            .unwrap()
+            .as_array()
+            .unwrap();
         assert_eq!(args.last().unwrap(), "--kubelet-insecure-tls");
         // The auth-reader binding grants a Role that only exists in kube-system: moving it is flagged.
         assert!(
-            out.warnings.iter().any(|w| w.contains("extension-apiserver-authentication-reader")),
+            out.warnings
+                .iter()
+                .any(|w| w.contains("extension-apiserver-authentication-reader")),
             "{}: {:#?}",
             path.display(),
             out.warnings
@@ -448,7 +614,9 @@ fn metrics_server_apiservice_follows_the_move() {
 
 #[test]
 fn every_upstream_release_renders_twice_the_same() {
-    let Some(dir) = upstream_or_skip("every_upstream_release_renders_twice_the_same") else { return };
+    let Some(dir) = upstream_or_skip("every_upstream_release_renders_twice_the_same") else {
+        return;
+    };
     let index = std::fs::read_to_string(dir.join("INDEX.tsv")).unwrap();
     for line in index.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -463,21 +631,14 @@ fn every_upstream_release_renders_twice_the_same() {
 // The bundled example.
 // ---------------------------------------------------------------------------------------------
 
-/// A copy of the repository's example with its releases vendored the way `kpin sync` lays
-/// them out (the example's `path:` sources point at examples/upstream/).
+/// A copy of the repository's example (its `path:` sources point at examples/upstream/; the
+/// first render vendors them).
 fn example_project() -> Project {
     let root = crate::support::repo_root();
     let p = Project::new();
     std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
     copy_dir(&root.join("overlays"), &p.path().join("overlays"));
-    copy_dir(
-        &root.join("examples/upstream/example-ingress/1.2.0"),
-        &p.path().join("vendor/example-ingress/1.2.0"),
-    );
-    copy_dir(
-        &root.join("examples/upstream/example-metrics/0.4.1"),
-        &p.path().join("vendor/example-metrics/0.4.1"),
-    );
+    copy_dir(&root.join("examples"), &p.path().join("examples"));
     p
 }
 
@@ -485,12 +646,16 @@ fn example_project() -> Project {
 fn example_renders_per_environment() {
     let p = example_project();
     for env in ["dev", "qa", "prod"] {
-        let run = p.run(&["render", "--env", env]);
+        let run = p.run(&["--quiet", "render", "--env", env]);
         assert_eq!(run.code, 0, "{}", run.transcript());
-        assert!(run.stderr.is_empty(), "the example's overlays leave nothing to warn about: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("warning"),
+            "the example's overlays leave nothing to warn about: {}",
+            run.stderr
+        );
         insta::assert_snapshot!(format!("example_{env}"), run.stdout);
     }
-    let run = p.run(&["render", "--env", "prod", "--explain"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--explain"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!("example_prod_explain", run.stdout);
 }
@@ -500,12 +665,90 @@ fn two_packages_rendering_one_object_is_an_error() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  a:\n    version: '1'\n    url: https://example.invalid/a.yaml\n  b:\n    version: '1'\n    url: https://example.invalid/b.yaml\n",
+        "packages:\n  a:\n    version: '1'\n    path: upstream/a.yaml\n  b:\n    version: '1'\n    path: upstream/b.yaml\n",
     );
-    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
-    p.write("vendor/a/1/a.yaml", role);
-    p.write("vendor/b/1/b.yaml", role);
-    assert_error("error_two_packages_one_object", p.run(&["render"]));
+    let role =
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
+    p.write("upstream/a.yaml", role);
+    p.write("upstream/b.yaml", role);
+    assert_error("error_two_packages_one_object", p.run(&["--quiet", "render"]));
     // Each package on its own is fine.
-    assert_eq!(p.run(&["render", "a"]).code, 0);
+    assert_eq!(p.run(&["--quiet", "render", "a"]).code, 0);
+}
+
+#[test]
+fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
+    let Some(dir) =
+        upstream_or_skip("argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects")
+    else {
+        return;
+    };
+    for (version, path) in upstream_files(&dir, "argo-cd") {
+        let out = render_upstream(
+            &path,
+            &version,
+            "operations:\n- namespace: {name: gitops}\n",
+        );
+        let mut subjects = 0;
+        for o in out
+            .objects
+            .iter()
+            .filter(|o| o.kind() == "ClusterRoleBinding")
+        {
+            for s in o.0["subjects"].as_array().unwrap() {
+                if s["kind"] == "ServiceAccount" {
+                    assert_eq!(
+                        s["namespace"],
+                        "gitops",
+                        "{}: {}",
+                        path.display(),
+                        o.reference()
+                    );
+                    subjects += 1;
+                }
+            }
+        }
+        assert!(subjects > 0);
+        assert!(out.warnings.is_empty(), "{:#?}", out.warnings);
+    }
+}
+
+#[test]
+fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
+    let p = project("app");
+    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
+    let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
+    let package = &manifest.packages["app"];
+    let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
+    let locked = kpin::lockfile::LockedPackage {
+        version: "1.0.0".into(),
+        source: "url".into(),
+        manifest_digest: package.manifest_digest.clone(),
+        files: Vec::new(),
+        overlays_digest,
+        rendered,
+    };
+    assert!(
+        render::verify_hook(&manifest, package, &locked)
+            .unwrap()
+            .is_empty()
+    );
+
+    let dev = p.read("overlays/app/dev.yaml");
+    p.write(
+        "overlays/app/dev.yaml",
+        &dev.replace("replicas: 2", "replicas: 4"),
+    );
+    let problems: Vec<String> = render::verify_hook(&manifest, package, &locked)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "app: overlays changed since they were locked",
+            "app: rendered output for `dev` differs from kpin.lock"
+        ]
+    );
 }
