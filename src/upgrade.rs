@@ -1114,6 +1114,19 @@ packages:
         assert_eq!(tree(dir.path()), before);
     }
 
+    proptest::proptest! {
+        /// Any version text lands in the file as exactly that string, and no other line moves.
+        #[test]
+        fn any_version_text_is_written_faithfully(version in "[0-9A-Za-z][0-9A-Za-z._+-]{0,24}") {
+            let out = set_package_version(MANIFEST, "ingress-nginx", &version).unwrap();
+            let doc: Value = yaml::from_str(&out, Path::new(MANIFEST_FILE)).unwrap();
+            proptest::prop_assert_eq!(doc["packages"]["ingress-nginx"]["version"].as_str(), Some(version.as_str()));
+            let changed: Vec<(&str, &str)> = MANIFEST.lines().zip(out.lines()).filter(|(a, b)| a != b).collect();
+            proptest::prop_assert_eq!(changed.len(), usize::from(version != "1.9.4"));
+            proptest::prop_assert_eq!(MANIFEST.lines().count(), out.lines().count());
+        }
+    }
+
     #[test]
     fn escaped_quotes_are_handled() {
         let text = "packages:\n  a:\n    version: 'it''s' # odd\n";

@@ -34,11 +34,20 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         .unwrap_or_default();
     match args.output {
         DiffFormat::Text => print!("{}", changes::render_text(&sections, &diff)),
-        DiffFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&changes::to_json(&sections, &diff))
-                .context("encoding JSON")?
-        ),
+        DiffFormat::Json => {
+            let mut report = changes::to_json(&sections, &diff);
+            if let serde_json::Value::Object(map) = &mut report {
+                map.insert("base".into(), base.into());
+                map.insert(
+                    "changed".into(),
+                    sections.iter().any(|s| s.counts().any()).into(),
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).context("encoding JSON")?
+            );
+        }
         DiffFormat::Markdown => print!(
             "{}",
             changes::render_markdown(
