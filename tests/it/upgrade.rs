@@ -355,7 +355,10 @@ fn diff_base_renders_a_pull_request_comment() {
 
     let json = p.run(&["diff", "--base", "main", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!((v["base"].as_str(), v["changed"].as_bool()), (Some("main"), Some(true)));
+    assert_eq!(
+        (v["base"].as_str(), v["changed"].as_bool()),
+        (Some("main"), Some(true))
+    );
     assert_eq!(v["sections"][0]["notes"][0], "version 1.0.0 -> 2.0.0");
 
     let revealed = p.run(&["diff", "--base", "main", "--show-secrets"]);
