@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::changes::{self, Detail, Section};
 use crate::error::HintExt;
 use crate::manifest::{MANIFEST_FILE, Manifest, Package};
+use crate::overlay::Overlay;
 use crate::render;
 
 /// A project extracted at a git revision; removed when dropped.
@@ -230,14 +231,21 @@ fn notes(
             ));
         }
     }
-    let overlays = |side: Option<(&Manifest, &Package)>| -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    // An overlay counts as changed when its file or any file it adds changed (`Overlay::inputs`).
+    type Inputs = Option<Vec<(String, String)>>;
+    let overlays = |side: Option<(&Manifest, &Package)>| -> Result<Vec<(String, Inputs)>> {
         let Some((m, p)) = side else {
             return Ok(Vec::new());
         };
         let env = env.filter(|e| m.environments.contains_key(*e));
         Ok(render::overlay_paths(m, p, env)?
             .into_iter()
-            .map(|path| (path.to_owned(), std::fs::read(m.resolve_path(path)).ok()))
+            .map(|path| {
+                let inputs = Overlay::load(&m.resolve_path(path), path)
+                    .ok()
+                    .map(|o| o.inputs);
+                (path.to_owned(), inputs)
+            })
             .collect())
     };
     let before = overlays(old)?;
@@ -256,9 +264,7 @@ fn notes(
             out.push(format!("overlay removed: {path}"));
         }
     }
-    let order = |list: &[(String, Option<Vec<u8>>)]| {
-        list.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()
-    };
+    let order = |list: &[(String, Inputs)]| list.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
     let (a, b) = (order(&before), order(&after));
     if a != b && a.len() == b.len() && a.iter().all(|p| b.contains(p)) {
         out.push("overlays reordered".to_owned());
@@ -356,6 +362,29 @@ mod tests {
         assert_eq!(changes::Counts::of(&sections[0].changes).changed, 1);
         drop(snapshot);
         assert!(!base_dir.exists(), "the extracted revision is removed");
+
+        // A file added by an overlay changes: the overlay counts as changed.
+        write(
+            &root,
+            "o.yaml",
+            "operations:\n- add: {files: [extra.yaml]}\n",
+        );
+        write(
+            &root,
+            "extra.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: e, namespace: a}\n",
+        );
+        git_in(repo.path(), &["add", "-A"]);
+        git_in(repo.path(), &["commit", "-qm", "overlay"]);
+        write(
+            &root,
+            "extra.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: e, namespace: a}\ndata: {x: y}\n",
+        );
+        let snapshot = extract(&head, "HEAD").unwrap();
+        let base = base_manifest(&snapshot, "HEAD").unwrap();
+        let sections = compare(base.as_ref(), &head, &options).unwrap();
+        assert_eq!(sections[0].notes, ["overlay changed: o.yaml"]);
 
         let err = extract(&head, "no-such-rev").err().unwrap();
         assert!(
