@@ -50,10 +50,12 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch pinned releases into vendor/ and update kpin.lock
-    #[command(long_about = "Fetch every package's pinned release files, verify their sha256, \
+    #[command(
+        long_about = "Fetch every package's pinned release files, verify their sha256, \
 store them under vendor/<package>/<version>/ and update kpin.lock.\n\n\
 A second sync downloads nothing: files come from vendor/ or the local cache. \
-In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock.")]
+In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lock."
+    )]
     Sync(SyncArgs),
     /// Check offline that kpin.yaml, kpin.lock, vendor/ and overlays agree
     Verify(VerifyArgs),
@@ -73,7 +75,7 @@ In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lo
     Completions(CompletionsArgs),
 }
 
-/// How the lockfile and the network may be used; shared by every command that reads packages.
+/// How `kpin sync` may use the lockfile and the network.
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
     /// Fail (exit 1) if kpin.lock is missing or would change; never rewrite it
@@ -82,6 +84,14 @@ pub struct LockArgs {
     /// Never use the network: work from vendor/ and the cache only
     #[arg(long)]
     pub offline: bool,
+}
+
+/// For commands that read vendor/ (render, diff, apply): they never fetch.
+#[derive(Debug, Clone, Args)]
+pub struct LockedArg {
+    /// Refuse to run (exit 1) unless kpin.yaml, kpin.lock, vendor/ and overlays agree (CI mode)
+    #[arg(long)]
+    pub locked: bool,
 }
 
 /// Network settings for fetching releases.
@@ -167,9 +177,7 @@ pub struct RenderArgs {
     #[arg(long)]
     pub explain: bool,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 /// Connection to a cluster, like kubectl.
@@ -204,9 +212,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]
@@ -233,9 +239,9 @@ pub struct ApplyArgs {
     /// Wait until workloads are rolled out, Jobs complete, CRDs established
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub wait: bool,
-    /// Seconds to wait for readiness (`--timeout` is the network timeout of fetching)
+    /// Seconds to wait for readiness
     #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub wait_timeout: u64,
+    pub timeout: u64,
     /// Field manager name for server-side apply
     #[arg(long, default_value = "kpin")]
     pub field_manager: String,
@@ -248,9 +254,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
-    pub lock: LockArgs,
-    #[command(flatten)]
-    pub net: NetArgs,
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]

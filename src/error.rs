@@ -115,7 +115,11 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
             || e.downcast_ref::<Hinted>()
                 .is_some_and(|h| h.inner.downcast_ref::<DriftError>().is_some())
     });
-    if drift { ExitCode::Drift } else { ExitCode::Error }
+    if drift {
+        ExitCode::Drift
+    } else {
+        ExitCode::Error
+    }
 }
 
 /// The first error of type `T` in the chain, also inside `Hinted` (whose `source()` skips its
@@ -185,6 +189,9 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err = anyhow::Error::new(io).context("reading kpin.yaml: no such file");
         assert_eq!(exit_code_for(&err), ExitCode::Error);
-        assert_eq!(render_error(&err), "error: reading kpin.yaml: no such file\n");
+        assert_eq!(
+            render_error(&err),
+            "error: reading kpin.yaml: no such file\n"
+        );
     }
 }

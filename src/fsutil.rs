@@ -43,11 +43,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// one removed, so at every instant `dest` is either the complete old or the complete new tree.
 pub fn replace_dir(staged: &Path, dest: &Path) -> Result<()> {
     let parent = parent_dir(dest);
-    fs::create_dir_all(parent).with_context(|| format!("creating directory {}", parent.display()))?;
+    fs::create_dir_all(parent)
+        .with_context(|| format!("creating directory {}", parent.display()))?;
     let aside = if dest.exists() {
         let aside = sibling_temp_name(dest, "old");
-        fs::rename(dest, &aside)
-            .with_context(|| format!("moving {} aside", dest.display()))?;
+        fs::rename(dest, &aside).with_context(|| format!("moving {} aside", dest.display()))?;
         Some(aside)
     } else {
         None
@@ -109,7 +109,11 @@ mod tests {
         assert!(!write_if_changed(&path, b"a").unwrap());
         assert!(write_if_changed(&path, b"b").unwrap());
         assert_eq!(fs::read(&path).unwrap(), b"b");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp files left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ pub fn lookup(group: &str, kind: &str) -> Option<&'static KindInfo> {
 /// Position of a kind in apply/render order: (stage, index in table). Unknown kinds sort in
 /// `Stage::Other` after all known ones of that stage.
 pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
-    match KINDS.iter().position(|k| k.group == group && k.kind == kind) {
+    match KINDS
+        .iter()
+        .position(|k| k.group == group && k.kind == kind)
+    {
         Some(i) => (KINDS[i].stage, i),
         None => (Stage::Other, KINDS.len()),
     }
@@ -112,8 +115,14 @@ pub fn rank(group: &str, kind: &str) -> (Stage, usize) {
 
 /// Whether a kind is namespaced: the table for built-ins, `extra` (from CRDs in the same
 /// render) for custom kinds; `None` when unknown.
-pub fn namespaced(group: &str, kind: &str, extra: &dyn Fn(&str, &str) -> Option<bool>) -> Option<bool> {
-    lookup(group, kind).map(|k| k.namespaced).or_else(|| extra(group, kind))
+pub fn namespaced(
+    group: &str,
+    kind: &str,
+    extra: &dyn Fn(&str, &str) -> Option<bool>,
+) -> Option<bool> {
+    lookup(group, kind)
+        .map(|k| k.namespaced)
+        .or_else(|| extra(group, kind))
 }
 
 /// A field outside `metadata.namespace` that names a namespace: the `namespace` key inside the
@@ -172,7 +181,10 @@ mod tests {
         let ns = rank("", "Namespace");
         let deploy = rank("apps", "Deployment");
         let custom = rank("example.com", "Widget");
-        let webhook = rank("admissionregistration.k8s.io", "ValidatingWebhookConfiguration");
+        let webhook = rank(
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration",
+        );
         assert!(crd < ns && ns < deploy && deploy < custom && custom < webhook);
         assert_eq!(group_of("apps/v1"), "apps");
         assert_eq!(group_of("v1"), "");

@@ -27,7 +27,10 @@ const VERSION_PLACEHOLDER: &str = "{version}";
 /// The `kpin.yaml` file as written.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "kpin.yaml", description = "Third-party Kubernetes YAML releases pinned, vendored, patched and applied by kpin.")]
+#[schemars(
+    title = "kpin.yaml",
+    description = "Third-party Kubernetes YAML releases pinned, vendored, patched and applied by kpin."
+)]
 pub struct RawManifest {
     /// Directory for vendored releases, relative to kpin.yaml. Default: `vendor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,7 +279,10 @@ pub fn lenient_semver(text: &str) -> Option<semver::Version> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
     let prefix = &text[..start];
     // Only a tag-like prefix (`v`, `controller-v`, `release-`), never digits inside words.
-    if !prefix.chars().all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_') {
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+    {
         return None;
     }
     let body = &text[start..];
@@ -288,7 +294,12 @@ pub fn lenient_semver(text: &str) -> Option<semver::Version> {
         None => (body, ""),
     };
     let parts: Vec<&str> = core.split('.').collect();
-    if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     let padded = match parts.len() {
@@ -336,8 +347,8 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
 impl Manifest {
     /// Read and validate the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Manifest::parse(&text, path)
     }
 
@@ -354,8 +365,12 @@ impl Manifest {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let vendor_rel = raw.vendor_dir.clone().unwrap_or_else(|| DEFAULT_VENDOR_DIR.to_owned());
-        check_relative_path(&vendor_rel).with_context(|| format!("{}: vendorDir", path.display()))?;
+        let vendor_rel = raw
+            .vendor_dir
+            .clone()
+            .unwrap_or_else(|| DEFAULT_VENDOR_DIR.to_owned());
+        check_relative_path(&vendor_rel)
+            .with_context(|| format!("{}: vendorDir", path.display()))?;
 
         let mut environments = BTreeMap::new();
         for (name, env) in &raw.environments {
@@ -401,7 +416,9 @@ impl Manifest {
 
     /// The vendored directory of one package at its pinned version.
     pub fn package_vendor_dir(&self, package: &Package) -> PathBuf {
-        self.vendor_dir.join(&package.name).join(&package.version.raw)
+        self.vendor_dir
+            .join(&package.name)
+            .join(&package.version.raw)
     }
 
     /// A path from the manifest (overlay, local source) resolved against the root.
@@ -436,7 +453,11 @@ impl Manifest {
                 } else {
                     format!(
                         "environments are: {}",
-                        self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                        self.environments
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 },
             )
@@ -449,7 +470,11 @@ fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Pa
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let at = if field == "." { String::new() } else { format!(" at `{field}`") };
+        let at = if field == "." {
+            String::new()
+        } else {
+            format!(" at `{field}`")
+        };
         let err = anyhow::anyhow!("{}{at}: {inner}", path.display());
         if inner.starts_with("unknown field") {
             err.hint("see `kpin schema` for every accepted key")
@@ -475,17 +500,26 @@ fn validate_package(
             ))
             .hint(format!("quote it: version: \"{n}\""));
         }
-        other => bail!("version: expected a string, found a {}", yaml::json_type_name(other)),
+        other => bail!(
+            "version: expected a string, found a {}",
+            yaml::json_type_name(other)
+        ),
     };
     check_path_segment(&version_text).context("version")?;
     let version = Version::parse(&version_text);
 
     let source = match (&raw.url, &raw.urls, &raw.github, &raw.path) {
-        (Some(url), None, None, None) => Source::Url { templates: vec![url.clone()] },
-        (None, Some(urls), None, None) if !urls.is_empty() => Source::Url { templates: urls.clone() },
+        (Some(url), None, None, None) => Source::Url {
+            templates: vec![url.clone()],
+        },
+        (None, Some(urls), None, None) if !urls.is_empty() => Source::Url {
+            templates: urls.clone(),
+        },
         (None, Some(_), None, None) => bail!("urls: the list is empty"),
         (None, None, Some(gh), None) => {
-            if !gh.repo.split('/').filter(|p| !p.is_empty()).count().eq(&2) || gh.repo.contains("..") {
+            if !gh.repo.split('/').filter(|p| !p.is_empty()).count().eq(&2)
+                || gh.repo.contains("..")
+            {
                 bail!("github.repo: `{}` is not of the form owner/name", gh.repo);
             }
             if gh.assets.is_empty() {
@@ -506,11 +540,17 @@ fn validate_package(
         }
         (None, None, None, Some(p)) => {
             check_relative_path(&expand(p, &version)).context("path")?;
-            Source::Path { template: p.clone() }
+            Source::Path {
+                template: p.clone(),
+            }
         }
         (None, None, None, None) => {
-            return Err(anyhow::anyhow!("no source: give one of `url`, `urls`, `github` or `path`"))
-                .hint("e.g. url: https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml");
+            return Err(anyhow::anyhow!(
+                "no source: give one of `url`, `urls`, `github` or `path`"
+            ))
+            .hint(
+                "e.g. url: https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml",
+            );
         }
         _ => bail!("more than one source: give only one of `url`, `urls`, `github` or `path`"),
     };
@@ -520,7 +560,10 @@ fn validate_package(
             let parsed = url::Url::parse(&expanded)
                 .with_context(|| format!("url: `{expanded}` is not a valid URL"))?;
             if !matches!(parsed.scheme(), "https" | "http" | "file") {
-                bail!("url: scheme `{}` is not supported (use https, http or file)", parsed.scheme());
+                bail!(
+                    "url: scheme `{}` is not supported (use https, http or file)",
+                    parsed.scheme()
+                );
             }
         }
     }
@@ -536,8 +579,10 @@ fn validate_package(
                 Source::Path { .. } => false,
             };
             if !single {
-                return Err(anyhow::anyhow!("sha256: a single digest needs a source with exactly one file"))
-                    .hint("pin each file by name: sha256: {deploy.yaml: <hex>, crds.yaml: <hex>}");
+                return Err(anyhow::anyhow!(
+                    "sha256: a single digest needs a source with exactly one file"
+                ))
+                .hint("pin each file by name: sha256: {deploy.yaml: <hex>, crds.yaml: <hex>}");
             }
             Pins::Single(d)
         }
@@ -551,7 +596,10 @@ fn validate_package(
         Some(RawPins::ByFile(map)) => {
             let mut out = BTreeMap::new();
             for (file, d) in map {
-                out.insert(file.clone(), check_digest(d).with_context(|| format!("sha256.{file}"))?);
+                out.insert(
+                    file.clone(),
+                    check_digest(d).with_context(|| format!("sha256.{file}"))?,
+                );
             }
             Pins::ByFile(out)
         }
@@ -587,7 +635,9 @@ fn validate_package(
     let versions = match (&raw.versions, &source) {
         (Some(v), _) => {
             let repo = v.github.clone().ok_or_else(|| {
-                anyhow::anyhow!("versions.github: required (the repository whose releases list versions)")
+                anyhow::anyhow!(
+                    "versions.github: required (the repository whose releases list versions)"
+                )
             })?;
             Some(VersionFeed {
                 github_repo: repo,
@@ -642,13 +692,18 @@ fn fetch_digest(entry: &Value) -> String {
 fn check_placeholders(source: &Source) -> Result<()> {
     let templates: Vec<&str> = match source {
         Source::Url { templates } => templates.iter().map(String::as_str).collect(),
-        Source::Github(gh) => std::iter::once(gh.tag.as_str()).chain(gh.assets.iter().map(String::as_str)).collect(),
+        Source::Github(gh) => std::iter::once(gh.tag.as_str())
+            .chain(gh.assets.iter().map(String::as_str))
+            .collect(),
         Source::Path { template } => vec![template.as_str()],
     };
     for t in templates {
         let stripped = t.replace(VERSION_PLACEHOLDER, "");
         if let Some(start) = stripped.find('{') {
-            let end = stripped[start..].find('}').map(|e| start + e + 1).unwrap_or(stripped.len());
+            let end = stripped[start..]
+                .find('}')
+                .map(|e| start + e + 1)
+                .unwrap_or(stripped.len());
             return Err(anyhow::anyhow!(
                 "`{t}`: unknown placeholder `{}`",
                 &stripped[start..end]
@@ -663,7 +718,9 @@ fn check_placeholders(source: &Source) -> Result<()> {
 pub fn check_name(name: &str, what: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && !name.contains("..");
     if !valid {
@@ -680,9 +737,13 @@ pub fn check_path_segment(segment: &str) -> Result<()> {
         && segment.len() <= 128
         && !segment.starts_with('.')
         && !segment.contains("..")
-        && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
     if !valid {
-        bail!("`{segment}` cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)");
+        bail!(
+            "`{segment}` cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)"
+        );
     }
     Ok(())
 }
@@ -692,7 +753,12 @@ pub fn check_relative_path(path: &str) -> Result<()> {
     let p = Path::new(path);
     if path.is_empty()
         || p.is_absolute()
-        || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        || p.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
     {
         bail!("`{path}` must be a relative path below the directory of kpin.yaml (no `..`)");
     }
@@ -702,11 +768,15 @@ pub fn check_relative_path(path: &str) -> Result<()> {
 pub fn check_dns_label(ns: &str) -> Result<()> {
     let valid = !ns.is_empty()
         && ns.len() <= 63
-        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !ns.starts_with('-')
         && !ns.ends_with('-');
     if !valid {
-        bail!("`{ns}` is not a valid namespace name (RFC 1123 label: lowercase letters, digits and '-')");
+        bail!(
+            "`{ns}` is not a valid namespace name (RFC 1123 label: lowercase letters, digits and '-')"
+        );
     }
     Ok(())
 }
@@ -745,37 +815,58 @@ mod tests {
         let p = &m.packages["ingress-nginx"];
         assert_eq!(p.version.raw, "1.9.4");
         assert_eq!(p.version.semver, Some(semver::Version::new(1, 9, 4)));
-        let Source::Url { templates } = &p.source else { panic!() };
+        let Source::Url { templates } = &p.source else {
+            panic!()
+        };
         assert!(expand(&templates[0], &p.version).contains("controller-v1.9.4/deploy"));
         assert_eq!(m.vendor_dir, Path::new("/repo/vendor"));
     }
 
     #[test]
     fn lenient_versions() {
-        assert_eq!(lenient_semver("v0.0.31"), Some(semver::Version::new(0, 0, 31)));
-        assert_eq!(lenient_semver("controller-v1.12.8"), Some(semver::Version::new(1, 12, 8)));
+        assert_eq!(
+            lenient_semver("v0.0.31"),
+            Some(semver::Version::new(0, 0, 31))
+        );
+        assert_eq!(
+            lenient_semver("controller-v1.12.8"),
+            Some(semver::Version::new(1, 12, 8))
+        );
         assert_eq!(lenient_semver("1.2"), Some(semver::Version::new(1, 2, 0)));
         assert_eq!(lenient_semver("v1.0.0-rc.1").unwrap().pre.as_str(), "rc.1");
         assert_eq!(lenient_semver("latest"), None);
-        assert_eq!(version_from_tag("controller-v{version}", "controller-v1.12.8").as_deref(), Some("1.12.8"));
+        assert_eq!(
+            version_from_tag("controller-v{version}", "controller-v1.12.8").as_deref(),
+            Some("1.12.8")
+        );
         assert_eq!(version_from_tag("v{version}", "helm-chart-4.0.0"), None);
     }
 
     #[test]
     fn unknown_keys_name_the_key_and_file() {
-        let e = err("packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}/a.yaml\n    urll: x\n");
-        assert!(e.contains("/repo/kpin.yaml at `packages.a.urll`: unknown field `urll`"), "{e}");
+        let e = err(
+            "packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}/a.yaml\n    urll: x\n",
+        );
+        assert!(
+            e.contains("/repo/kpin.yaml at `packages.a.urll`: unknown field `urll`"),
+            "{e}"
+        );
         assert!(e.contains("hint: see `kpin schema`"), "{e}");
     }
 
     #[test]
     fn package_names_cannot_escape_vendor() {
         for bad in ["../x", "a/b", "..", ".hidden", "A", "a\\b"] {
-            let e = err(&format!("packages:\n  '{bad}':\n    version: 1.0.0\n    url: https://x/a.yaml\n"));
+            let e = err(&format!(
+                "packages:\n  '{bad}':\n    version: 1.0.0\n    url: https://x/a.yaml\n"
+            ));
             assert!(e.contains("invalid package name"), "{bad}: {e}");
         }
         let e = err("packages:\n  a:\n    version: ../../etc\n    url: https://x/a.yaml\n");
-        assert!(e.contains("cannot be used as a file or directory name"), "{e}");
+        assert!(
+            e.contains("cannot be used as a file or directory name"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -789,9 +880,17 @@ mod tests {
         assert!(err("packages:\n  a:\n    version: '1'\n").contains("no source"));
         let e = err("packages:\n  a:\n    version: '1'\n    url: https://x\n    path: y\n");
         assert!(e.contains("more than one source"), "{e}");
-        assert!(err("packages:\n  a:\n    version: '1'\n    url: ftp://x/a\n").contains("scheme `ftp`"));
-        assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/{tag}/a\n").contains("unknown placeholder `{tag}`"));
-        assert!(err("packages:\n  a:\n    version: '1'\n    path: ../outside\n").contains("relative path below"));
+        assert!(
+            err("packages:\n  a:\n    version: '1'\n    url: ftp://x/a\n").contains("scheme `ftp`")
+        );
+        assert!(
+            err("packages:\n  a:\n    version: '1'\n    url: https://x/{tag}/a\n")
+                .contains("unknown placeholder `{tag}`")
+        );
+        assert!(
+            err("packages:\n  a:\n    version: '1'\n    path: ../outside\n")
+                .contains("relative path below")
+        );
         assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/a\n    environments: {prod: {}}\n").contains("environments.prod: no such environment"));
     }
 
@@ -799,19 +898,33 @@ mod tests {
     fn github_source_defaults() {
         let m = parse("packages:\n  ms:\n    version: 0.7.2\n    github:\n      repo: kubernetes-sigs/metrics-server\n      assets: [components.yaml]\n    sha256: ab00000000000000000000000000000000000000000000000000000000000000\n").unwrap();
         let p = &m.packages["ms"];
-        let Source::Github(gh) = &p.source else { panic!() };
+        let Source::Github(gh) = &p.source else {
+            panic!()
+        };
         assert_eq!(gh.tag, "v{version}");
         assert_eq!(gh.api_url, DEFAULT_GITHUB_API);
-        assert_eq!(p.versions.as_ref().unwrap().github_repo, "kubernetes-sigs/metrics-server");
+        assert_eq!(
+            p.versions.as_ref().unwrap().github_repo,
+            "kubernetes-sigs/metrics-server"
+        );
         assert!(matches!(p.pins, Pins::Single(_)));
     }
 
     #[test]
     fn fetch_digest_ignores_overlay_fields() {
         let a = parse("packages:\n  a:\n    version: '1'\n    url: https://x/a\n").unwrap();
-        let b = parse("packages:\n  a:\n    version: '1'\n    url: https://x/a\n    namespace: other\n").unwrap();
+        let b = parse(
+            "packages:\n  a:\n    version: '1'\n    url: https://x/a\n    namespace: other\n",
+        )
+        .unwrap();
         let c = parse("packages:\n  a:\n    version: '2'\n    url: https://x/a\n").unwrap();
-        assert_eq!(a.packages["a"].manifest_digest, b.packages["a"].manifest_digest);
-        assert_ne!(a.packages["a"].manifest_digest, c.packages["a"].manifest_digest);
+        assert_eq!(
+            a.packages["a"].manifest_digest,
+            b.packages["a"].manifest_digest
+        );
+        assert_ne!(
+            a.packages["a"].manifest_digest,
+            c.packages["a"].manifest_digest
+        );
     }
 }

@@ -32,7 +32,10 @@ impl fmt::Display for ObjectRef {
 
 impl Object {
     pub fn api_version(&self) -> &str {
-        self.0.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+        self.0
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
     pub fn group(&self) -> &str {
         kinds::group_of(self.api_version())
@@ -53,10 +56,14 @@ impl Object {
             .filter(|s| !s.is_empty())
     }
     pub fn labels(&self) -> Option<&Map<String, Value>> {
-        self.0.pointer("/metadata/labels").and_then(Value::as_object)
+        self.0
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
     }
     pub fn annotations(&self) -> Option<&Map<String, Value>> {
-        self.0.pointer("/metadata/annotations").and_then(Value::as_object)
+        self.0
+            .pointer("/metadata/annotations")
+            .and_then(Value::as_object)
     }
     pub fn reference(&self) -> ObjectRef {
         ObjectRef {
@@ -69,7 +76,10 @@ impl Object {
     /// The `metadata` mapping, created when missing.
     pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
         let root = ensure_object(&mut self.0);
-        ensure_object(root.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
+        ensure_object(
+            root.entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new())),
+        )
     }
     pub fn set_namespace(&mut self, namespace: &str) {
         self.metadata_mut()
@@ -98,9 +108,12 @@ mod tests {
 
     #[test]
     fn identity_and_display() {
-        let o = Object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "c", "namespace": "ingress"}}));
+        let o = Object(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "c", "namespace": "ingress"}}),
+        );
         assert_eq!(o.reference().to_string(), "Deployment ingress/c");
-        let mut cr = Object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"}));
+        let mut cr =
+            Object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"}));
         assert_eq!(cr.group(), "rbac.authorization.k8s.io");
         cr.metadata_mut().insert("name".into(), json!("x"));
         assert_eq!(cr.reference().to_string(), "ClusterRole x");

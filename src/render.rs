@@ -323,15 +323,25 @@ pub fn lock_hook(manifest: &Manifest, package: &Package) -> Result<crate::sync::
     Ok((Some(d.overlays_digest), d.rendered))
 }
 
-/// `verify::VerifyHook`: overlay edits that were not re-locked, and renders that no longer
-/// match the lock (an environment added or removed counts as changed).
+/// `verify::VerifyHook`: overlay edits that were not re-locked, renders that no longer match
+/// the lock (an environment added or removed counts as changed), and packages that no longer
+/// render at all.
 pub fn verify_hook(
     manifest: &Manifest,
     package: &Package,
     locked: &crate::lockfile::LockedPackage,
 ) -> Result<Vec<crate::verify::Problem>> {
     use crate::verify::Problem;
-    let now = digests(manifest, package)?;
+    let now = match digests(manifest, package) {
+        Ok(d) => d,
+        Err(err) => {
+            let error = crate::error::render_error(&err);
+            return Ok(vec![Problem::RenderFailed {
+                package: package.name.clone(),
+                error: error.trim_end().trim_start_matches("error: ").to_owned(),
+            }]);
+        }
+    };
     let mut problems = Vec::new();
     if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
         problems.push(Problem::OverlaysChanged {

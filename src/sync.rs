@@ -222,12 +222,23 @@ pub async fn sync(
         });
     }
 
-    // Phase 4: render-stage digests, computed from the vendored files.
+    // Phase 4: render-stage digests, computed from the vendored files. A package that does not
+    // render (e.g. an overlay that no longer matches after a version bump) is still vendored and
+    // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
     if let Some(hook) = options.hook {
         for (package, _) in &prepared {
-            let (overlays, rendered) = hook
-                .digests(manifest, package)
-                .with_context(|| format!("package `{}`", package.name))?;
+            let (overlays, rendered) =
+                match hook.digests(manifest, package) {
+                    Ok(digests) => digests,
+                    Err(err) => {
+                        reporter.warn(&format!(
+                        "{}: does not render, so kpin.lock records no render digests for it: {}",
+                        package.name,
+                        crate::error::render_error(&err).trim_end().trim_start_matches("error: ")
+                    ));
+                        (None, BTreeMap::new())
+                    }
+                };
             if let Some(entry) = lock.packages.get_mut(&package.name) {
                 entry.overlays_digest = overlays;
                 entry.rendered = rendered;

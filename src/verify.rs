@@ -61,6 +61,8 @@ pub enum Problem {
     OverlaysChanged { package: String },
     /// The rendered output differs from the locked digest (reported by the render stage's hook).
     RenderChanged { package: String, env: String },
+    /// The package does not render (an overlay error, duplicate objects...).
+    RenderFailed { package: String, error: String },
 }
 
 impl fmt::Display for Problem {
@@ -124,6 +126,9 @@ impl fmt::Display for Problem {
                     f,
                     "{package}: rendered output for `{env}` differs from kpin.lock"
                 )
+            }
+            Problem::RenderFailed { package, error } => {
+                write!(f, "{package}: does not render: {error}")
             }
         }
     }

@@ -7,13 +7,13 @@ use anyhow::{Context as _, Result};
 use kpin::cluster::apply::{ApplyOptions, apply_package};
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
-use kpin::error::{HintExt as _, Outcome};
+use kpin::error::Outcome;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
 use kpin::render::{RenderedPackage, render_package};
 
 use super::Ctx;
-use crate::cli::{ApplyArgs, ClusterArgs, LockArgs, ReportFormat};
+use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat};
 
 /// Everything checked offline: the manifest and each selected package rendered.
 pub(super) struct Plan {
@@ -28,28 +28,12 @@ pub(super) fn plan(
     ctx: &Ctx<'_>,
     packages: &[String],
     env: Option<&str>,
-    lock: &LockArgs,
+    lock: &LockedArg,
 ) -> Result<Plan> {
-    let manifest = ctx.manifest()?;
-    if let Some(env) = env
-        && !manifest.environments.contains_key(env)
-    {
-        let known: Vec<&str> = manifest.environments.keys().map(String::as_str).collect();
-        return Err(anyhow::anyhow!(
-            "no environment named {env} in {}",
-            manifest.path.display()
-        ))
-        .hint(format!(
-            "environments: {}",
-            if known.is_empty() {
-                "(none)".into()
-            } else {
-                known.join(", ")
-            }
-        ));
+    let manifest = ctx.checked_manifest(lock)?;
+    if let Some(env) = env {
+        manifest.environment(env)?;
     }
-    // The lockfile/vendor freshness check (`--locked`) goes here, before anything is rendered.
-    let _ = lock;
     let mut rendered = Vec::new();
     for package in manifest.select(packages)? {
         let r = render_package(&manifest, package, env)
@@ -97,9 +81,9 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         dry_run: args.dry_run,
         prune: args.prune,
         allow_empty: args.allow_empty,
-        wait: args.wait.then(|| Duration::from_secs(args.wait_timeout)),
+        wait: args.wait.then(|| Duration::from_secs(args.timeout)),
         concurrency: args.concurrency,
-        poll: Duration::from_millis(if args.wait_timeout <= 5 { 200 } else { 1000 }),
+        poll: Duration::from_millis(if args.timeout <= 5 { 200 } else { 1000 }),
     };
     let mut report = ApplyReport {
         target: cluster.target.clone(),

@@ -13,13 +13,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::CommandFactory;
-use kpin::error::Outcome;
+use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
 use kpin::lockfile::LockedPackage;
 use kpin::manifest::{self, Manifest, Package};
 use kpin::sync::{LockDigests, SyncOptions};
 
-use crate::cli::{Cli, Command, LockArgs, NetArgs, SchemaKind};
+use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind};
 use crate::ui::Terminal;
 
 /// What every command gets: where the manifest is and how to report.
@@ -38,13 +38,22 @@ impl Ctx<'_> {
         Manifest::load(&path)
     }
 
-    /// Load the manifest and bring vendor/ and kpin.lock up to date first, the way `cargo build`
-    /// updates Cargo.lock: with `--locked` a stale lock is drift (exit 1), with `--offline` no
-    /// network is used. Every command that reads packages starts here, so what it renders is
-    /// always what the lockfile records.
-    pub async fn synced_manifest(&self, lock: &LockArgs, net: &NetArgs) -> Result<Manifest> {
+    /// Load the manifest for a command that reads vendor/. With `--locked` (CI) everything must
+    /// agree first — kpin.yaml, kpin.lock, vendor/ and the overlays' digests — or the command
+    /// stops with drift (exit 1) before doing anything, in particular before any cluster request.
+    pub fn checked_manifest(&self, locked: &LockedArg) -> Result<Manifest> {
         let manifest = self.manifest()?;
-        kpin::sync::sync(&manifest, &sync_options(lock, net)?, self.term).await?;
+        if locked.locked {
+            let problems = kpin::verify::verify(&manifest, Some(&verify_digests))?;
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+                return Err(DriftError::new(format!(
+                    "--locked: kpin.lock and vendor/ are not up to date:\n{}",
+                    list.join("\n")
+                )))
+                .hint("run `kpin sync` and commit kpin.lock and vendor/");
+            }
+        }
         Ok(manifest)
     }
 }
@@ -73,7 +82,16 @@ fn verify_digests(
     package: &Package,
     locked: &LockedPackage,
 ) -> Result<Vec<kpin::verify::Problem>> {
-    let (overlays, rendered) = lock_digests(manifest, package)?;
+    let (overlays, rendered) = match lock_digests(manifest, package) {
+        Ok(digests) => digests,
+        Err(err) => {
+            let error = kpin::error::render_error(&err);
+            return Ok(vec![kpin::verify::Problem::RenderFailed {
+                package: package.name.clone(),
+                error: error.trim_end().trim_start_matches("error: ").to_owned(),
+            }]);
+        }
+    };
     let mut problems = Vec::new();
     if overlays != locked.overlays_digest {
         problems.push(kpin::verify::Problem::OverlaysChanged {
@@ -114,7 +132,12 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
             Ok(Outcome::Clean)
         }
         Command::Completions(args) => {
-            clap_complete::generate(args.shell, &mut Cli::command(), "kpin", &mut std::io::stdout());
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "kpin",
+                &mut std::io::stdout(),
+            );
             Ok(Outcome::Clean)
         }
     }

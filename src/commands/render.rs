@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::cli::RenderArgs;
 
 pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
-    let manifest = ctx.synced_manifest(&args.lock, &args.net).await?;
+    let manifest = ctx.checked_manifest(&args.lock)?;
     if let Some(env) = &args.env {
         manifest.environment(env)?;
     }

@@ -10,7 +10,12 @@ use crate::cli::SyncArgs;
 
 pub async fn run(ctx: &Ctx<'_>, args: SyncArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
-    let report = sync::sync(&manifest, &super::sync_options(&args.lock, &args.net)?, ctx.term).await?;
+    let report = sync::sync(
+        &manifest,
+        &super::sync_options(&args.lock, &args.net)?,
+        ctx.term,
+    )
+    .await?;
     let files = report.downloaded_files();
     let fetched = if files == 0 {
         "nothing downloaded".to_owned()

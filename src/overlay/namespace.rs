@@ -57,7 +57,12 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         }
     }
     from.extend(implied_namespaces(ws));
-    if !any_namespaced && !ws.objects.iter().any(|t| is_ns_object(&t.object)) {
+    // A package that renders nothing (everything removed) has nothing to move either; only a
+    // package made entirely of cluster-scoped objects is a mistake worth stopping for.
+    let only_cluster_scoped = !ws.objects.is_empty()
+        && !any_namespaced
+        && !ws.objects.iter().any(|t| is_ns_object(&t.object));
+    if only_cluster_scoped {
         return Err(anyhow::anyhow!(
             "every object of {} {} is cluster-scoped, so moving it to namespace `{to}` changes nothing",
             ctx.target.package,

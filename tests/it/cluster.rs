@@ -254,7 +254,7 @@ fn validation_failure_sends_no_request() {
     let run = s.kpin(&["apply", "--env", "staging"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
-        run.stderr.contains("no environment named staging"),
+        run.stderr.contains("no environment `staging`"),
         "{}",
         run.stderr
     );
@@ -542,10 +542,10 @@ fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
 fn wait_times_out_with_a_list_of_what_is_not_ready() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS, DEPLOYMENT]));
     s.fake.set_options(|o| o.workloads_become_ready = false);
-    let run = s.kpin(&["apply", "--wait-timeout", "1"]);
+    let run = s.kpin(&["apply", "--timeout", "1"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     insta::assert_snapshot!("wait_timeout", run.stdout);
-    let json = s.kpin(&["apply", "--wait-timeout", "1", "--output", "json"]);
+    let json = s.kpin(&["apply", "--timeout", "1", "--output", "json"]);
     let v: Value = serde_json::from_str(&json.stdout).expect("json report");
     assert_eq!(v["failed"], true);
     assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");

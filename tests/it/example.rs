@@ -1,32 +1,7 @@
 //! Integration tests: the repository's own example (kpin.yaml, examples/upstream, overlays/,
 //! vendor/, lockfile.example) works offline from a fresh clone.
 
-use std::path::Path;
-
-use crate::support::{Project, repo_root};
-
-/// A scratch copy of the example: the files a fresh clone has.
-fn example_project() -> Project {
-    let project = Project::new();
-    for dir in ["examples/upstream", "overlays", "vendor"] {
-        copy_tree(&repo_root().join(dir), &project.path().join(dir));
-    }
-    std::fs::copy(repo_root().join("kpin.yaml"), project.path().join("kpin.yaml")).unwrap();
-    project
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use crate::support::{example_project, repo_root};
 
 #[test]
 fn lockfile_example_is_exactly_what_sync_writes() {
@@ -44,12 +19,41 @@ fn lockfile_example_is_exactly_what_sync_writes() {
 #[test]
 fn fresh_clone_renders_offline_and_verifies_clean() {
     let project = example_project();
-    let run = project.run(&["render", "--env", "prod", "--offline"]);
+    // Render needs only kpin.yaml, vendor/ and overlays/: no lockfile, no network.
+    let run = project.run(&["render", "--env", "prod"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("namespace: ingress"), "{}", run.stdout);
+
+    let vendored = snapshot_tree(&project.path().join("vendor"));
+    let sync = project.run(&["sync", "--offline"]);
+    assert_eq!(sync.code, 0, "{}", sync.transcript());
+    assert_eq!(
+        snapshot_tree(&project.path().join("vendor")),
+        vendored,
+        "the committed vendor/ is exactly what sync produces"
+    );
     let verify = project.run(&["verify"]);
     assert_eq!(verify.code, 0, "{}", verify.transcript());
-    // The committed vendor tree is exactly what sync produces: nothing was rewritten.
-    let again = project.run(&["sync", "--locked", "--offline"]);
-    assert_eq!(again.code, 0, "{}", again.transcript());
+    let locked = project.run(&["render", "--env", "prod", "--locked"]);
+    assert_eq!(locked.code, 0, "{}", locked.transcript());
+    assert_eq!(locked.stdout, run.stdout);
+}
+
+/// Every file below `dir` with its bytes, for before/after comparisons.
+fn snapshot_tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -9,7 +9,7 @@ use kpin::overlay::{Overlay, Target};
 use kpin::render;
 use proptest::prelude::*;
 
-use crate::support::{Project, Run, upstream_or_skip};
+use crate::support::{Project, Run, copy_dir, upstream_or_skip};
 
 fn fixture(name: &str) -> PathBuf {
     crate::support::repo_root()
@@ -17,23 +17,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
+/// Vendor a scratch project's `path:` sources (render itself never fetches).
+fn sync(p: &Project) {
+    let run = p.run(&["--quiet", "sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
-/// A scratch copy of a fixture project.
+/// A scratch copy of a fixture project, synced.
 fn project(name: &str) -> Project {
     let p = Project::new();
     copy_dir(&fixture(name), p.path());
+    sync(&p);
     p
 }
 
@@ -47,7 +41,10 @@ fn every_operation_renders_as_reviewed() {
     for (name, args) in [
         ("app_default", vec!["--quiet", "render"]),
         ("app_dev", vec!["--quiet", "render", "--env", "dev"]),
-        ("app_prod", vec!["--quiet", "render", "app", "--env", "prod"]),
+        (
+            "app_prod",
+            vec!["--quiet", "render", "app", "--env", "prod"],
+        ),
     ] {
         let run = p.run(&args);
         assert_eq!(run.code, 0, "{}", run.transcript());
@@ -118,6 +115,7 @@ fn package_namespace_shorthand_moves_the_package() {
         "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    namespace: frontend\n",
     );
     p.write("upstream/web.yaml", WEB);
+    sync(&p);
     let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
@@ -126,7 +124,6 @@ fn package_namespace_shorthand_moves_the_package() {
 #[test]
 fn lock_digests_follow_overlay_edits() {
     let p = project("app");
-    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let first = render::digests(&manifest, package).unwrap();
@@ -185,6 +182,7 @@ fn render_web(upstream: &str, overlay: &str) -> Run {
     );
     p.write("upstream/web.yaml", upstream);
     p.write("overlays/web.yaml", overlay);
+    sync(&p);
     p.run(&["--quiet", "render"])
 }
 
@@ -286,6 +284,7 @@ fn missing_overlay_file() {
         "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/missing.yaml]\n",
     );
     p.write("upstream/web.yaml", WEB);
+    sync(&p);
     let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 2);
     assert!(
@@ -311,6 +310,7 @@ fn added_object_that_already_exists() {
         "overlays/sa.yaml",
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: web}\n",
     );
+    sync(&p);
     assert_error("error_add_duplicate", p.run(&["--quiet", "render"]));
 }
 
@@ -639,6 +639,7 @@ fn example_project() -> Project {
     std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
     copy_dir(&root.join("overlays"), &p.path().join("overlays"));
     copy_dir(&root.join("examples"), &p.path().join("examples"));
+    sync(&p);
     p
 }
 
@@ -671,7 +672,11 @@ fn two_packages_rendering_one_object_is_an_error() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
     p.write("upstream/a.yaml", role);
     p.write("upstream/b.yaml", role);
-    assert_error("error_two_packages_one_object", p.run(&["--quiet", "render"]));
+    sync(&p);
+    assert_error(
+        "error_two_packages_one_object",
+        p.run(&["--quiet", "render"]),
+    );
     // Each package on its own is fine.
     assert_eq!(p.run(&["--quiet", "render", "a"]).code, 0);
 }
@@ -716,7 +721,6 @@ fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
 #[test]
 fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
     let p = project("app");
-    assert_eq!(p.run(&["--quiet", "sync"]).code, 0);
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
@@ -750,5 +754,19 @@ fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
             "app: overlays changed since they were locked",
             "app: rendered output for `dev` differs from kpin.lock"
         ]
+    );
+
+    p.write(
+        "overlays/app/dev.yaml",
+        "operations:\n- remove: {select: {name: gone}}\n",
+    );
+    let problems = render::verify_hook(&manifest, package, &locked).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("app: does not render: rendering app 1.0.0 for environment `dev`"),
+        "{}",
+        problems[0]
     );
 }

@@ -789,7 +789,10 @@ fn real_upstream_releases_sync_with_their_published_digests() {
         let (project, version, file, sha) = (f[c_project], f[c_version], f[c_file], f[c_sha]);
         let bytes = std::fs::read(upstream.join(project).join(version).join(file)).unwrap();
         server.file(&format!("/{project}/{version}/{file}"), bytes);
-        let name = format!("{project}-{}", version.replace('.', "-"));
+        // One package per release file: ingress-nginx's cloud and aws variants are
+        // alternatives (the same objects twice), not parts of one install.
+        let stem = file.trim_end_matches(".yaml");
+        let name = format!("{project}-{}-{stem}", version.replace('.', "-"));
         let entry = packages
             .entry(name)
             .or_insert_with(|| (version.to_owned(), Vec::new()));

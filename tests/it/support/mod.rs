@@ -25,9 +25,39 @@ pub fn upstream_dir() -> Option<PathBuf> {
 pub fn upstream_or_skip(test: &str) -> Option<PathBuf> {
     let dir = upstream_dir();
     if dir.is_none() {
-        eprintln!("SKIPPED {test}: ../shared/upstream/ is absent (set KPIN_UPSTREAM_DIR to run it)");
+        eprintln!(
+            "SKIPPED {test}: ../shared/upstream/ is absent (set KPIN_UPSTREAM_DIR to run it)"
+        );
     }
     dir
+}
+
+/// A scratch copy of the repository's example: the files a fresh clone has.
+pub fn example_project() -> Project {
+    let project = Project::new();
+    for dir in ["examples/upstream", "overlays", "vendor"] {
+        copy_dir(&repo_root().join(dir), &project.path().join(dir));
+    }
+    std::fs::copy(
+        repo_root().join("kpin.yaml"),
+        project.path().join("kpin.yaml"),
+    )
+    .unwrap();
+    project
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// A scratch project directory with its own cache dir.
@@ -122,7 +152,11 @@ pub fn filter_ports(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("127.0.0.1:").or_else(|| rest.find("localhost:")) {
-        let prefix_len = if rest[i..].starts_with("127.0.0.1:") { 10 } else { 10 };
+        let prefix_len = if rest[i..].starts_with("127.0.0.1:") {
+            10
+        } else {
+            10
+        };
         out.push_str(&rest[..i]);
         let after = &rest[i + prefix_len..];
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
