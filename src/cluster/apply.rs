@@ -98,10 +98,14 @@ pub fn prepare(
         .map(|o| {
             let mut o = Object(apply_body(o));
             let extra = |g: &str, k: &str| crds.get(&(g.to_owned(), k.to_owned())).copied();
-            if o.namespace().is_none()
-                && kinds::namespaced(o.group(), o.kind(), &extra) == Some(true)
-            {
-                o.set_namespace(default_namespace);
+            match kinds::namespaced(o.group(), o.kind(), &extra) {
+                Some(true) if o.namespace().is_none() => o.set_namespace(default_namespace),
+                // Upstream YAML sometimes gives cluster-scoped objects a namespace; the server
+                // ignores it, and keeping it would make the object look foreign to prune.
+                Some(false) if o.namespace().is_some() => {
+                    o.metadata_mut().remove("namespace");
+                }
+                _ => {}
             }
             if let Some(id) = applyset_id {
                 applyset::label_member(&mut o, id);
@@ -164,6 +168,8 @@ struct Ctx<'a> {
     cluster: &'a Cluster,
     opts: &'a ApplyOptions,
     crds: HashMap<(String, String), bool>,
+    /// Namespaces the render creates: a dry run cannot create objects in them yet.
+    namespaces: HashSet<String>,
 }
 
 impl Ctx<'_> {
@@ -271,6 +277,16 @@ impl Ctx<'_> {
                 .await
             {
                 Ok(_) => ObjectResult::new(r, Action::Created),
+                Err(e)
+                    if self.opts.dry_run
+                        && api_status(&e).is_some_and(|s| s.code == 404)
+                        && object
+                            .namespace()
+                            .is_some_and(|ns| self.namespaces.contains(ns)) =>
+                {
+                    ObjectResult::new(r, Action::Created)
+                        .with_message("its namespace is created by this apply")
+                }
                 Err(e) => failure(r, &e),
             },
             Some(live) => match api
@@ -460,6 +476,11 @@ pub async fn apply_package(
         cluster,
         opts,
         crds: render_crds(&objects),
+        namespaces: objects
+            .iter()
+            .filter(|o| o.group().is_empty() && o.kind() == "Namespace")
+            .map(|o| o.name().to_owned())
+            .collect(),
     };
     let ParentState {
         api: parent_api,
@@ -732,4 +753,53 @@ async fn prune(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prepare_defaults_namespaces_drops_them_from_cluster_objects_and_labels_members() {
+        let rendered = RenderedPackage {
+            name: "demo".into(),
+            version: "1".into(),
+            env: None,
+            objects: vec![
+                Object(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}}),
+                ),
+                Object(
+                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r", "namespace": "x"}}),
+                ),
+                Object(
+                    json!({"apiVersion": "example.com/v1", "kind": "Mystery", "metadata": {"name": "m"}}),
+                ),
+            ],
+            warnings: vec![],
+        };
+        let out = prepare(&rendered, "demo", Some("applyset-x-v1"));
+        assert_eq!(out[0].namespace(), Some("demo"));
+        assert!(out[0].0.pointer("/metadata/resourceVersion").is_none());
+        assert_eq!(out[1].namespace(), None);
+        assert_eq!(
+            out[2].namespace(),
+            None,
+            "unknown scope is left to the server"
+        );
+        assert_eq!(
+            out[1].labels().unwrap()[applyset::PART_OF_LABEL],
+            "applyset-x-v1"
+        );
+    }
+
+    #[test]
+    fn unchanged_ignores_resource_version_and_managed_field_times() {
+        let live = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "v"}});
+        let same = json!({"metadata": {"resourceVersion": "2", "managedFields": [{"manager": "kpin", "time": "b"}]}, "data": {"k": "v"}});
+        let changed = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "w"}});
+        assert!(same_as_live(&same, &live));
+        assert!(!same_as_live(&changed, &live));
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -52,6 +53,8 @@ pub struct PackageDiff {
 pub struct DiffOptions {
     pub field_manager: String,
     pub show_secrets: bool,
+    /// Objects compared at the same time.
+    pub concurrency: usize,
 }
 
 const MASK: &str = "***";
@@ -138,12 +141,11 @@ pub async fn diff_package(
     let objects = prepare(rendered, &parent_ns, Some(&id));
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(&opts.field_manager).force().dry_run();
-    let diffs = futures::future::join_all(
-        objects
-            .iter()
-            .map(|o| diff_object(cluster, o, &pp, opts.show_secrets)),
-    )
-    .await;
+    let diffs: Vec<Result<Option<ObjectDiff>>> = futures::stream::iter(&objects)
+        .map(|o| diff_object(cluster, o, &pp, opts.show_secrets))
+        .buffered(opts.concurrency.max(1))
+        .collect()
+        .await;
     let mut changes = Vec::new();
     for d in diffs {
         changes.extend(d?);
