@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::applyset::{self, Contents, Parent};
@@ -16,7 +16,7 @@ use super::discovery::Resolved;
 use super::report::{Action, NotReady, ObjectResult, PackageReport};
 use super::wait::{self, Rule, Watched};
 use super::{
-    Cluster, ClusterError, api_for, api_status, apply_body, csa, get, reference_of, to_value,
+    Cluster, ClusterError, ResourceApi, api_for, api_status, apply_body, csa, get, reference_of,
 };
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
@@ -256,17 +256,15 @@ impl Ctx<'_> {
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(updated) => live = Some(to_value(updated)),
+                    Ok(updated) => live = Some(updated),
                     Err(e) => return (failure(r, &e), None),
                 }
                 note = Some("took over the fields of client-side kubectl apply");
             }
         }
-        let watched = wait::rule_for(&r.group, &r.kind).map(|rule: Rule| Watched {
-            object: r.clone(),
-            resolved: resolved.clone(),
-            rule,
-        });
+        // The object as the server now has it, when a response showed it: if that is already
+        // ready (an unchanged, rolled-out Deployment; an established CRD) there is nothing to wait for.
+        let mut now: Option<Value> = None;
         let result = match live {
             None => match api
                 .patch(
@@ -276,7 +274,10 @@ impl Ctx<'_> {
                 )
                 .await
             {
-                Ok(_) => ObjectResult::new(r, Action::Created),
+                Ok(v) => {
+                    now = Some(v);
+                    ObjectResult::new(r.clone(), Action::Created)
+                }
                 Err(e)
                     if self.opts.dry_run
                         && api_status(&e).is_some_and(|s| s.code == 404)
@@ -284,31 +285,43 @@ impl Ctx<'_> {
                             .namespace()
                             .is_some_and(|ns| self.namespaces.contains(ns)) =>
                 {
-                    ObjectResult::new(r, Action::Created)
+                    ObjectResult::new(r.clone(), Action::Created)
                         .with_message("its namespace is created by this apply")
                 }
-                Err(e) => failure(r, &e),
+                Err(e) => failure(r.clone(), &e),
             },
             Some(live) => match api
                 .patch(name, &self.params(true), &Patch::Apply(&object.0))
                 .await
-                .map(to_value)
             {
-                Ok(dry) if same_as_live(&dry, &live) => ObjectResult::new(r, Action::Unchanged),
-                Ok(_) if self.opts.dry_run => ObjectResult::new(r, Action::Configured),
+                Ok(dry) if same_as_live(&dry, &live) => {
+                    now = Some(live);
+                    ObjectResult::new(r.clone(), Action::Unchanged)
+                }
+                Ok(_) if self.opts.dry_run => ObjectResult::new(r.clone(), Action::Configured),
                 Ok(_) => match api
                     .patch(name, &self.params(false), &Patch::Apply(&object.0))
                     .await
                 {
-                    Ok(_) => ObjectResult::new(r, Action::Configured),
-                    Err(e) => failure(r, &e),
+                    Ok(v) => {
+                        now = Some(v);
+                        ObjectResult::new(r.clone(), Action::Configured)
+                    }
+                    Err(e) => failure(r.clone(), &e),
                 },
                 Err(e) if is_immutable(&e) && (self.opts.recreate || wants_recreate(object)) => {
                     self.recreate(&api, object, &e).await
                 }
-                Err(e) => failure(r, &e),
+                Err(e) => failure(r.clone(), &e),
             },
         };
+        let watched = wait::rule_for(&r.group, &r.kind)
+            .filter(|rule| !now.as_ref().is_some_and(|v| wait::check(*rule, v).is_ok()))
+            .map(|rule: Rule| Watched {
+                object: r,
+                resolved,
+                rule,
+            });
         let result = match (note, result.message.is_none()) {
             (Some(n), true) => result.with_message(n),
             _ => result,
@@ -319,7 +332,7 @@ impl Ctx<'_> {
     /// Delete, wait until gone, apply again.
     async fn recreate(
         &self,
-        api: &Api<DynamicObject>,
+        api: &ResourceApi,
         object: &Object,
         why: &kube::Error,
     ) -> ObjectResult {
@@ -388,9 +401,16 @@ impl Ctx<'_> {
                 continue;
             };
             let mut live: HashMap<String, Value> = list
-                .items
                 .into_iter()
-                .map(|o| (o.metadata.name.clone().unwrap_or_default(), to_value(o)))
+                .map(|o| {
+                    (
+                        o.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                        o,
+                    )
+                })
                 .collect();
             for m in members {
                 out.insert(m.reference(), live.remove(m.name()));
@@ -410,7 +430,7 @@ fn wants_recreate(object: &Object) -> bool {
 
 /// A package's ApplySet parent as it is in the cluster.
 pub(crate) struct ParentState {
-    pub api: Api<DynamicObject>,
+    pub api: ResourceApi,
     pub live: Option<Value>,
     /// What the live parent records (empty when there is none).
     pub recorded: Contents,
@@ -427,8 +447,7 @@ pub(crate) async fn read_parent(
         .resolve("v1", "ConfigMap")
         .await?
         .context("the cluster does not serve v1 ConfigMap")?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(cluster.client.clone(), &parent.namespace, &cm.resource);
+    let api = api_for(cluster, &cm, Some(&parent.namespace));
     let live = get(&api, &parent.name).await.with_context(|| {
         format!(
             "reading the ApplySet parent ConfigMap {}/{}",
@@ -577,7 +596,7 @@ pub async fn apply_package(
             if !crds.is_empty() {
                 reporter.status(
                     "Waiting",
-                    &format!("for {} CRDs to be established", crds.len()),
+                    &format!("for CRDs to be established ({})", crds.len()),
                 );
                 let not_ready = wait::wait_ready(
                     cluster,
@@ -639,9 +658,9 @@ pub async fn apply_package(
             reporter.status(
                 "Waiting",
                 &format!(
-                    "for {} objects of {} to be ready",
-                    workloads.len(),
-                    rendered.name
+                    "for {} to be ready ({} objects)",
+                    rendered.name,
+                    workloads.len()
                 ),
             );
             not_ready = wait::wait_ready(cluster, &workloads, timeout, opts.poll).await?;
@@ -697,8 +716,7 @@ pub(crate) async fn stale_members(
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .with_context(|| format!("listing {gk} members of the ApplySet"))?;
-            for item in list.items {
-                let live = to_value(item);
+            for live in list {
                 let object = reference_of(&live);
                 if !wanted.contains(&object) {
                     stale.push(Stale {

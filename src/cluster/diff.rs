@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::apply::{Stale, prepare, read_parent, stale_members};
 use super::applyset::Parent;
-use super::{Cluster, api_for, api_status, get, strip_noise, to_value};
+use super::{Cluster, api_for, api_status, get, strip_noise};
 use crate::object::{Object, ObjectRef};
 use crate::render::RenderedPackage;
 use crate::yaml;
@@ -195,7 +195,7 @@ async fn diff_object(
         .await
         .with_context(|| format!("reading {r}"))?;
     let result = match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
-        Ok(v) => to_value(v),
+        Ok(v) => v,
         // A namespace created by the same apply does not exist yet: show the object as rendered.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
             object.0.clone()
