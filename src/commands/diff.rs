@@ -41,6 +41,7 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
     let opts = DiffOptions {
         field_manager: args.field_manager.clone(),
         show_secrets: args.show_secrets,
+        concurrency: 16,
     };
     let mut packages = Vec::new();
     for (rendered, namespace) in &plan.packages {
