@@ -796,6 +796,8 @@ mod tests {
                 ),
             ],
             warnings: vec![],
+            explanation: None,
+            inputs: vec![],
         };
         let out = prepare(&rendered, "demo", Some("applyset-x-v1"));
         assert_eq!(out[0].namespace(), Some("demo"));
