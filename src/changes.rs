@@ -510,8 +510,8 @@ pub struct CrdSummary {
     pub versions_removed: Vec<String>,
     /// `(before, after)` when the storage version moved.
     pub storage: Option<(String, String)>,
-    /// Versions whose `served` flag flipped, e.g. `v1beta1 no longer served`.
-    pub served: Vec<String>,
+    /// Versions whose `served` or `deprecated` flag flipped, e.g. `v1beta1 no longer served`.
+    pub status: Vec<String>,
     /// Schema fields added per version that exists on both sides (`v1alpha1 spec.sourceHydrator`);
     /// only the outermost new field is listed, not everything beneath it.
     pub fields_added: Vec<String>,
@@ -521,6 +521,7 @@ pub struct CrdSummary {
 #[derive(Debug, Default)]
 struct CrdVersion {
     served: bool,
+    deprecated: bool,
     storage: bool,
     fields: BTreeSet<String>,
 }
@@ -542,6 +543,10 @@ fn crd_versions(crd: Option<&Value>) -> BTreeMap<String, CrdVersion> {
             name.to_owned(),
             CrdVersion {
                 served: v.get("served").and_then(Value::as_bool).unwrap_or(false),
+                deprecated: v
+                    .get("deprecated")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 storage: v.get("storage").and_then(Value::as_bool).unwrap_or(false),
                 fields,
             },
@@ -611,14 +616,20 @@ impl CrdSummary {
         for (name, o) in &old {
             let Some(n) = new.get(name) else { continue };
             if o.served != n.served {
-                s.served.push(format!(
-                    "{name} {}",
-                    if n.served {
-                        "now served"
-                    } else {
-                        "no longer served"
-                    }
-                ));
+                let now = if n.served {
+                    "now served"
+                } else {
+                    "no longer served"
+                };
+                s.status.push(format!("{name} {now}"));
+            }
+            if o.deprecated != n.deprecated {
+                let now = if n.deprecated {
+                    "now deprecated"
+                } else {
+                    "no longer deprecated"
+                };
+                s.status.push(format!("{name} {now}"));
             }
             let added: BTreeSet<String> = n.fields.difference(&o.fields).cloned().collect();
             let removed: BTreeSet<String> = o.fields.difference(&n.fields).cloned().collect();
@@ -655,7 +666,7 @@ impl CrdSummary {
         if let Some((a, b)) = &self.storage {
             out.push(format!("CRD storage version: {a} -> {b}"));
         }
-        for s in &self.served {
+        for s in &self.status {
             out.push(format!("CRD version {s}"));
         }
         for (sign, what, fields) in [
@@ -681,7 +692,7 @@ impl CrdSummary {
             "versionsAdded": self.versions_added,
             "versionsRemoved": self.versions_removed,
             "storage": self.storage.as_ref().map(|(a, b)| json!({"before": a, "after": b})),
-            "served": self.served,
+            "status": self.status,
             "fieldsAdded": self.fields_added,
             "fieldsRemoved": self.fields_removed,
         })
