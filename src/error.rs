@@ -168,6 +168,19 @@ pub fn render_error(err: &anyhow::Error) -> String {
     out
 }
 
+/// An error on one line, causes joined by `: ` (for warnings and problem lists that report
+/// several errors together).
+pub fn summary(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

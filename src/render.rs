@@ -335,10 +335,9 @@ pub fn verify_hook(
     let now = match digests(manifest, package) {
         Ok(d) => d,
         Err(err) => {
-            let error = crate::error::render_error(&err);
             return Ok(vec![Problem::RenderFailed {
                 package: package.name.clone(),
-                error: error.trim_end().trim_start_matches("error: ").to_owned(),
+                error: crate::error::summary(&err),
             }]);
         }
     };

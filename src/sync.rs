@@ -166,12 +166,8 @@ pub async fn sync(
         match result {
             Ok(p) => prepared.push((package, p)),
             Err(e) if first_error.is_none() => first_error = Some(e),
-            // Only one error can be returned; the others must not go unseen.
-            Err(e) => reporter.warn(
-                crate::error::render_error(&e)
-                    .trim_end()
-                    .trim_start_matches("error: "),
-            ),
+            // The first error is returned; the others must not be lost.
+            Err(e) => reporter.warn(&crate::error::summary(&e)),
         }
     }
     if let Some(error) = first_error {
@@ -227,18 +223,17 @@ pub async fn sync(
     // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
     if let Some(hook) = options.hook {
         for (package, _) in &prepared {
-            let (overlays, rendered) =
-                match hook.digests(manifest, package) {
-                    Ok(digests) => digests,
-                    Err(err) => {
-                        reporter.warn(&format!(
+            let (overlays, rendered) = match hook.digests(manifest, package) {
+                Ok(digests) => digests,
+                Err(err) => {
+                    reporter.warn(&format!(
                         "{}: does not render, so kpin.lock records no render digests for it: {}",
                         package.name,
-                        crate::error::render_error(&err).trim_end().trim_start_matches("error: ")
+                        crate::error::summary(&err)
                     ));
-                        (None, BTreeMap::new())
-                    }
-                };
+                    (None, BTreeMap::new())
+                }
+            };
             if let Some(entry) = lock.packages.get_mut(&package.name) {
                 entry.overlays_digest = overlays;
                 entry.rendered = rendered;

@@ -406,7 +406,7 @@ impl Client {
 
     /// Run `attempt` until it succeeds, fails fatally, or the attempts are used up, sleeping
     /// with exponential backoff (or the server's `Retry-After`) in between.
-    async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T>
+    async fn with_retries<T, F, Fut>(&self, _url: &Url, mut attempt: F) -> Result<T>
     where
         F: FnMut(u32) -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
