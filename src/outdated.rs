@@ -272,15 +272,8 @@ pub async fn check<F: ReleaseFeed>(
 }
 
 fn feed_problem(err: &anyhow::Error) -> Problem {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
     Problem::Feed {
-        message: parts.join(": "),
+        message: crate::error::summary(err),
         hint: crate::error::hint_of(err).map(str::to_owned),
     }
 }

@@ -116,7 +116,10 @@ fn upgrade_reports_upstream_and_rendered_changes_and_writes_everything() {
     );
     assert!(p.path().join("vendor/widgets/2.0.0/widgets.yaml").is_file());
     assert!(!p.path().join("vendor/widgets/1.0.0").exists());
-    assert!(p.read("kpin.lock").contains("version: \"2.0.0\""));
+    let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(lock.packages["widgets"].version, "2.0.0");
     assert!(
         !run.stdout.contains("b2xkLXRva2Vu") && !run.stdout.contains("bmV3LXRva2Vu"),
         "secrets leaked"
