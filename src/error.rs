@@ -122,6 +122,18 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// The first error of type `T` in the chain, also inside `Hinted` (whose `source()` skips its
+/// inner error), so callers can branch on typed errors that carry a hint.
+pub fn find_cause<T: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> Option<&T> {
+    if let Some(found) = err.downcast_ref::<T>() {
+        return Some(found);
+    }
+    err.chain().find_map(|e| {
+        e.downcast_ref::<T>()
+            .or_else(|| e.downcast_ref::<Hinted>().and_then(|h| find_cause(&h.inner)))
+    })
+}
+
 /// The hint attached anywhere in an error's chain, if any.
 pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
     err.chain()

@@ -2,6 +2,7 @@
 
 mod apply;
 mod diff;
+mod diff_base;
 mod outdated;
 mod render;
 mod sync;
