@@ -129,8 +129,10 @@ pub fn find_cause<T: std::error::Error + Send + Sync + 'static>(err: &anyhow::Er
         return Some(found);
     }
     err.chain().find_map(|e| {
-        e.downcast_ref::<T>()
-            .or_else(|| e.downcast_ref::<Hinted>().and_then(|h| find_cause(&h.inner)))
+        e.downcast_ref::<T>().or_else(|| {
+            e.downcast_ref::<Hinted>()
+                .and_then(|h| find_cause(&h.inner))
+        })
     })
 }
 

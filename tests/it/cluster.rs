@@ -336,7 +336,11 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
     // `--base` compares with a git revision instead (tests/it/upgrade.rs); here there is no repository.
     let base = s.kpin(&["diff", "--base", "HEAD"]);
     assert_eq!(base.code, 2);
-    assert!(base.stderr.contains("not in a git repository"), "{}", base.stderr);
+    assert!(
+        base.stderr.contains("not in a git repository"),
+        "{}",
+        base.stderr
+    );
 }
 
 #[test]
