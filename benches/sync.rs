@@ -89,6 +89,25 @@ fn main() {
     println!("  slowest single fetch        {}", ms(slowest));
     println!("  sum of single fetches       {}", ms(sum));
 
+    // The same cold sync without the added latency: kpin's own overhead.
+    server.set_latency(Duration::ZERO);
+    {
+        let project = tempfile::tempdir().expect("tempdir");
+        let cache = tempfile::tempdir().expect("tempdir");
+        std::fs::write(project.path().join("kpin.yaml"), &manifest).expect("manifest");
+        let m = Manifest::load(&project.path().join("kpin.yaml")).expect("manifest");
+        let started = Instant::now();
+        runtime
+            .block_on(sync(
+                &m,
+                &options(cache.path(), DEFAULT_JOBS, false, false),
+                &Silent,
+            ))
+            .expect("cold sync");
+        println!("  cold sync, no added latency {}", ms(started.elapsed()));
+    }
+    server.set_latency(LATENCY);
+
     for jobs in [8, DEFAULT_JOBS] {
         let project = tempfile::tempdir().expect("tempdir");
         let cache = tempfile::tempdir().expect("tempdir");

@@ -236,7 +236,8 @@ pub struct ApplyArgs {
     /// Delete and re-create objects whose immutable fields changed
     #[arg(long)]
     pub recreate: bool,
-    /// Wait until workloads are rolled out, Jobs complete, CRDs established
+    /// Wait until workloads are rolled out, Jobs complete, CRDs established and APIServices
+    /// available [default: on; `--wait=false` to skip]
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub wait: bool,
     /// Seconds to wait for readiness

@@ -122,6 +122,20 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// The first error of type `T` in the chain, also inside `Hinted` (whose `source()` skips its
+/// inner error), so callers can branch on typed errors that carry a hint.
+pub fn find_cause<T: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> Option<&T> {
+    if let Some(found) = err.downcast_ref::<T>() {
+        return Some(found);
+    }
+    err.chain().find_map(|e| {
+        e.downcast_ref::<T>().or_else(|| {
+            e.downcast_ref::<Hinted>()
+                .and_then(|h| find_cause(&h.inner))
+        })
+    })
+}
+
 /// The hint attached anywhere in an error's chain, if any.
 pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
     err.chain()
@@ -154,6 +168,19 @@ pub fn render_error(err: &anyhow::Error) -> String {
         out.push_str(&format!("  hint: {hint}\n"));
     }
     out
+}
+
+/// An error on one line, causes joined by `: ` (for warnings and problem lists that report
+/// several errors together).
+pub fn summary(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

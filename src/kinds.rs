@@ -22,6 +22,22 @@ pub enum Stage {
     Admission = 7,
 }
 
+impl Stage {
+    /// Short name used in `kpin render --output-dir` file names.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Stage::Crds => "crds",
+            Stage::Namespaces => "namespaces",
+            Stage::ClusterSetup => "cluster",
+            Stage::NamespacedSetup => "setup",
+            Stage::Networking => "networking",
+            Stage::Workloads => "workloads",
+            Stage::Other => "other",
+            Stage::Admission => "admission",
+        }
+    }
+}
+
 pub struct KindInfo {
     pub group: &'static str,
     pub kind: &'static str,
@@ -145,6 +161,9 @@ pub static BINDING_KINDS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "RoleBinding"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
 ];
+
+/// `ServiceAccount`, the subject kind a namespace move rewrites.
+pub const SERVICE_ACCOUNT_KIND: (&str, &str) = ("", "ServiceAccount");
 
 /// The `Namespace` kind itself, renamed when a package moves.
 pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");

@@ -8,6 +8,7 @@
 //! - cluster: [`cluster`]
 //! - upgrade workflow: [`outdated`], [`upgrade`]
 
+pub mod changes;
 pub mod cluster;
 pub mod digest;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod outdated;
 pub mod overlay;
 pub mod progress;
 pub mod render;
+pub mod review;
 pub mod sync;
 pub mod upgrade;
 pub mod verify;

@@ -1,1 +1,554 @@
-//! `kpin outdated`: newer upstream versions per package.
+//! `kpin outdated`: newer upstream versions per package, from GitHub releases mapped to
+//! versions through the package's tag template, within and beyond its semver constraint.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::future::Future;
+
+use anyhow::Result;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::manifest::{Package, VersionFeed, lenient_semver, version_from_tag};
+
+/// One upstream release as the version feed reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRelease {
+    pub tag: String,
+    pub prerelease: bool,
+    pub draft: bool,
+}
+
+/// Lists the releases and tags of a feed. The real one is the GitHub API client from `fetch`;
+/// tests use fakes.
+pub trait ReleaseFeed: Sync {
+    fn releases(
+        &self,
+        feed: &VersionFeed,
+    ) -> impl Future<Output = Result<Vec<UpstreamRelease>>> + Send;
+    /// Tag names, consulted when no release maps to a version (projects that only tag).
+    fn tags(&self, feed: &VersionFeed) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// The GitHub (Enterprise) releases API through kpin's HTTP client: every page of releases.
+impl ReleaseFeed for crate::fetch::Client {
+    async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
+        let releases =
+            crate::fetch::github::list_releases(self, &feed.api_url, &feed.github_repo).await?;
+        Ok(releases
+            .into_iter()
+            .map(|r| UpstreamRelease {
+                tag: r.tag_name,
+                prerelease: r.prerelease,
+                draft: r.draft,
+            })
+            .collect())
+    }
+
+    async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
+        let tags = crate::fetch::github::list_tags(self, &feed.api_url, &feed.github_repo).await?;
+        Ok(tags.into_iter().map(|t| t.name).collect())
+    }
+}
+
+/// Releases, or when none maps to a version through the tag template, plain tags (which carry
+/// no prerelease flag: their semver decides).
+async fn versions_of<F: ReleaseFeed>(
+    feed: &F,
+    source: &VersionFeed,
+    prereleases: bool,
+) -> Result<Vec<Candidate>> {
+    let releases = feed.releases(source).await?;
+    let found = candidates(&releases, &source.tag, prereleases);
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let tags: Vec<UpstreamRelease> = feed
+        .tags(source)
+        .await?
+        .into_iter()
+        .map(|tag| UpstreamRelease {
+            tag,
+            prerelease: false,
+            draft: false,
+        })
+        .collect();
+    Ok(candidates(&tags, &source.tag, prereleases))
+}
+
+/// A version available upstream: its text as it goes into kpin.yaml and its semver form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub version: String,
+    pub semver: semver::Version,
+}
+
+/// The versions a feed offers, newest first: drafts, tags the template does not match, tags that
+/// are not versions and (unless asked) prereleases are dropped.
+pub fn candidates(
+    releases: &[UpstreamRelease],
+    tag_template: &str,
+    prereleases: bool,
+) -> Vec<Candidate> {
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<Candidate> = releases
+        .iter()
+        .filter(|r| !r.draft && (prereleases || !r.prerelease))
+        .filter_map(|r| {
+            let version = version_from_tag(tag_template, &r.tag)?;
+            let semver = lenient_semver(&version)?;
+            (prereleases || semver.pre.is_empty()).then_some(Candidate { version, semver })
+        })
+        .filter(|c| seen.insert(c.semver.clone()))
+        .collect();
+    out.sort_by(|a, b| b.semver.cmp(&a.semver));
+    out
+}
+
+/// Why a package could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A `url` or `path` source without `versions:`.
+    NoVersionSource,
+    /// The pinned version does not read as a semantic version, so nothing compares to it.
+    CurrentNotSemver,
+    /// The feed answered, but no release maps to a version through the tag template.
+    NoVersions { tag_template: String },
+    /// The feed failed (network, HTTP status, rate limit); the rendered error chain and hint.
+    Feed {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl Problem {
+    pub fn message(&self) -> String {
+        match self {
+            Problem::NoVersionSource => "no version source".to_owned(),
+            Problem::CurrentNotSemver => "current version is not a semantic version".to_owned(),
+            Problem::NoVersions { tag_template } => {
+                format!("no release tag matches `{tag_template}`")
+            }
+            Problem::Feed { message, .. } => message.clone(),
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Problem::NoVersionSource => Some(
+                "add `versions: {github: OWNER/REPO, tag: \"v{version}\"}` to the package in kpin.yaml".to_owned(),
+            ),
+            Problem::CurrentNotSemver => Some("pin a version such as 1.2.3 or v1.2.3".to_owned()),
+            Problem::NoVersions { .. } => {
+                Some("check `tag:` (e.g. \"controller-v{version}\") under `versions:` or `github:`".to_owned())
+            }
+            Problem::Feed { hint, .. } => hint.clone(),
+        }
+    }
+
+    /// A feed error stops the command with exit 2; the other problems are configuration notes.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Problem::Feed { .. })
+    }
+}
+
+/// The outcome for one package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageReport {
+    pub package: String,
+    pub current: String,
+    pub constraint: Option<String>,
+    /// `owner/name` of the feed, when there is one.
+    pub source: Option<String>,
+    /// Newest version allowed by the constraint (the newest overall without one), when newer
+    /// than the current one.
+    pub wanted: Option<String>,
+    /// Newest version overall, when newer than the current one.
+    pub latest: Option<String>,
+    /// Every newer version, newest first.
+    pub newer: Vec<String>,
+    pub problem: Option<Problem>,
+}
+
+impl PackageReport {
+    /// Outdated means `kpin upgrade` (within the constraint) would move it.
+    pub fn is_outdated(&self) -> bool {
+        self.wanted.is_some()
+    }
+
+    pub fn status(&self) -> &'static str {
+        match (&self.problem, &self.wanted, &self.latest) {
+            (Some(p), _, _) if p.is_error() => "error",
+            (Some(_), _, _) => "unknown",
+            (None, Some(_), _) => "outdated",
+            (None, None, Some(_)) => "newer outside constraint",
+            (None, None, None) => "up to date",
+        }
+    }
+}
+
+/// Compare a package's pin with the candidates offered upstream.
+pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageReport {
+    let mut report = PackageReport {
+        package: package.name.clone(),
+        current: package.version.raw.clone(),
+        constraint: package.constraint.as_ref().map(ToString::to_string),
+        source: package.versions.as_ref().map(|f| f.github_repo.clone()),
+        wanted: None,
+        latest: None,
+        newer: Vec::new(),
+        problem: None,
+    };
+    let Some(current) = &package.version.semver else {
+        report.problem = Some(Problem::CurrentNotSemver);
+        return report;
+    };
+    let newer: Vec<&Candidate> = candidates.iter().filter(|c| c.semver > *current).collect();
+    report.newer = newer.iter().map(|c| c.version.clone()).collect();
+    report.latest = newer.first().map(|c| c.version.clone());
+    report.wanted = newer
+        .iter()
+        .find(|c| {
+            package
+                .constraint
+                .as_ref()
+                .is_none_or(|req| matches_constraint(req, &c.semver))
+        })
+        .map(|c| c.version.clone());
+    report
+}
+
+/// `req.matches` that also admits prereleases when the user asked for them: semver's rule only
+/// admits a prerelease if a comparator names the same major.minor.patch.
+fn matches_constraint(req: &semver::VersionReq, version: &semver::Version) -> bool {
+    if req.matches(version) {
+        return true;
+    }
+    if version.pre.is_empty() {
+        return false;
+    }
+    let mut release = version.clone();
+    release.pre = semver::Prerelease::EMPTY;
+    req.matches(&release)
+}
+
+/// Check every package against its feed, `jobs` feeds at a time. The result is sorted by
+/// package name; feed failures are recorded per package, not returned as errors.
+pub async fn check<F: ReleaseFeed>(
+    packages: &[&Package],
+    feed: &F,
+    include_prereleases: bool,
+    jobs: usize,
+) -> Vec<PackageReport> {
+    let mut reports: Vec<PackageReport> = futures::stream::iter(packages.iter().copied())
+        .map(|package| async move {
+            let Some(source) = &package.versions else {
+                let mut report = assess(package, &[]);
+                report.problem = Some(Problem::NoVersionSource);
+                return report;
+            };
+            match versions_of(feed, source, include_prereleases || source.prereleases).await {
+                Ok(found) => {
+                    let mut report = assess(package, &found);
+                    if found.is_empty() && report.problem.is_none() {
+                        report.problem = Some(Problem::NoVersions {
+                            tag_template: source.tag.clone(),
+                        });
+                    }
+                    report
+                }
+                Err(err) => {
+                    let mut report = assess(package, &[]);
+                    report.problem = Some(feed_problem(&err));
+                    report
+                }
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    reports.sort_by(|a, b| a.package.cmp(&b.package));
+    reports
+}
+
+fn feed_problem(err: &anyhow::Error) -> Problem {
+    Problem::Feed {
+        message: crate::error::summary(err),
+        hint: crate::error::hint_of(err).map(str::to_owned),
+    }
+}
+
+/// Whether any package is outdated within its constraint (exit 1 for scheduled CI jobs).
+pub fn any_outdated(reports: &[PackageReport]) -> bool {
+    reports.iter().any(PackageReport::is_outdated)
+}
+
+/// Aligned table for the terminal, followed by notes for packages with problems.
+pub fn render_table(reports: &[PackageReport]) -> String {
+    let dash = || "-".to_owned();
+    let mut rows = vec![[
+        "PACKAGE".to_owned(),
+        "CURRENT".to_owned(),
+        "CONSTRAINT".to_owned(),
+        "WANTED".to_owned(),
+        "LATEST".to_owned(),
+        "STATUS".to_owned(),
+    ]];
+    for r in reports {
+        rows.push([
+            r.package.clone(),
+            r.current.clone(),
+            r.constraint.clone().unwrap_or_else(dash),
+            r.wanted.clone().unwrap_or_else(dash),
+            r.latest.clone().unwrap_or_else(dash),
+            r.status().to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let problems: Vec<&PackageReport> = reports.iter().filter(|r| r.problem.is_some()).collect();
+    if !problems.is_empty() {
+        out.push('\n');
+    }
+    for r in problems {
+        if let Some(p) = &r.problem {
+            let _ = writeln!(out, "{}: {}", r.package, p.message());
+            if let Some(h) = p.hint() {
+                let _ = writeln!(out, "  hint: {h}");
+            }
+        }
+    }
+    out
+}
+
+/// The report as JSON for machines.
+pub fn to_json(reports: &[PackageReport]) -> Value {
+    let packages: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "package": r.package,
+                "current": r.current,
+                "constraint": r.constraint,
+                "source": r.source,
+                "wanted": r.wanted,
+                "latest": r.latest,
+                "newer": r.newer,
+                "status": r.status(),
+                "outdated": r.is_outdated(),
+                "problem": r.problem.as_ref().map(|p| json!({"message": p.message(), "hint": p.hint()})),
+            })
+        })
+        .collect();
+    json!({ "outdated": any_outdated(reports), "packages": packages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn release(tag: &str) -> UpstreamRelease {
+        UpstreamRelease {
+            tag: tag.into(),
+            prerelease: tag.contains("beta"),
+            draft: false,
+        }
+    }
+
+    /// Releases by repository; a repository named `fail/*` errors like a rate-limited API.
+    struct Fake(BTreeMap<&'static str, Vec<UpstreamRelease>>);
+
+    impl ReleaseFeed for Fake {
+        async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
+            if feed.github_repo.starts_with("fail/") {
+                return Err(crate::error::HintExt::hint(
+                    anyhow::anyhow!("GET /repos/fail/x/releases: GitHub API rate limit exceeded"),
+                    "set GITHUB_TOKEN to raise the limit, or wait for the reset",
+                )
+                .context("listing releases of fail/x"));
+            }
+            Ok(self
+                .0
+                .get(feed.github_repo.as_str())
+                .cloned()
+                .unwrap_or_default())
+        }
+
+        async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
+            Ok(match feed.github_repo.as_str() {
+                "example/tags-only" => vec!["v2.1.0".into(), "v2.0.0".into(), "nightly".into()],
+                _ => Vec::new(),
+            })
+        }
+    }
+
+    fn fake() -> Fake {
+        let ingress = [
+            "controller-v1.12.8",
+            "controller-v1.11.8",
+            "controller-v1.10.6",
+            "controller-v1.9.6",
+            "controller-v1.9.4",
+            "helm-chart-4.0.0",
+            "controller-v1.13.0-beta.0",
+        ]
+        .map(release)
+        .to_vec();
+        let lpp = ["v0.0.31", "v0.0.26", "v0.0.30", "latest"]
+            .map(release)
+            .to_vec();
+        Fake(BTreeMap::from([
+            ("kubernetes/ingress-nginx", ingress),
+            ("rancher/local-path-provisioner", lpp),
+        ]))
+    }
+
+    const MANIFEST: &str = "\
+packages:
+  ingress:
+    version: 1.9.4
+    url: https://example.com/controller-v{version}/deploy.yaml
+    constraint: \"~1.9\"
+    versions: {github: kubernetes/ingress-nginx, tag: \"controller-v{version}\"}
+  ingress-free:
+    version: 1.9.4
+    url: https://example.com/controller-v{version}/deploy.yaml
+    versions: {github: kubernetes/ingress-nginx, tag: \"controller-v{version}\"}
+  pinned-major:
+    version: 1.11.8
+    url: https://example.com/controller-v{version}/deploy.yaml
+    constraint: \"~1.11\"
+    versions: {github: kubernetes/ingress-nginx, tag: \"controller-v{version}\"}
+  lpp:
+    version: v0.0.26
+    github: {repo: rancher/local-path-provisioner, tag: \"{version}\", assets: [a.yaml]}
+  local:
+    version: 1.0.0
+    path: vendored/{version}
+  limited:
+    version: 1.0.0
+    url: https://example.com/{version}/a.yaml
+    versions: {github: fail/x}
+  tagged:
+    version: 2.0.0
+    url: https://example.com/{version}/a.yaml
+    versions: {github: example/tags-only}
+";
+
+    async fn run(prereleases: bool) -> Vec<PackageReport> {
+        let m = Manifest::parse(MANIFEST, Path::new("/r/kpin.yaml")).unwrap();
+        let pkgs: Vec<&Package> = m.packages.values().collect();
+        check(&pkgs, &fake(), prereleases, 4).await
+    }
+
+    fn by_name<'a>(reports: &'a [PackageReport], name: &str) -> &'a PackageReport {
+        reports.iter().find(|r| r.package == name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn constraint_wanted_and_latest() {
+        let reports = run(false).await;
+        let r = by_name(&reports, "ingress");
+        assert_eq!(
+            (r.wanted.as_deref(), r.latest.as_deref()),
+            (Some("1.9.6"), Some("1.12.8"))
+        );
+        assert_eq!(r.newer, ["1.12.8", "1.11.8", "1.10.6", "1.9.6"]);
+        let free = by_name(&reports, "ingress-free");
+        assert_eq!(free.wanted.as_deref(), Some("1.12.8"));
+        let pinned = by_name(&reports, "pinned-major");
+        assert_eq!(
+            (pinned.wanted.as_deref(), pinned.latest.as_deref()),
+            (None, Some("1.12.8"))
+        );
+        assert_eq!(pinned.status(), "newer outside constraint");
+        assert!(any_outdated(&reports));
+    }
+
+    #[tokio::test]
+    async fn non_semver_tags_and_versions_with_prefixes() {
+        let reports = run(false).await;
+        let lpp = by_name(&reports, "lpp");
+        assert_eq!(lpp.wanted.as_deref(), Some("v0.0.31"));
+        assert_eq!(lpp.newer, ["v0.0.31", "v0.0.30"]);
+    }
+
+    #[tokio::test]
+    async fn tags_are_used_when_no_release_maps_to_a_version() {
+        let reports = run(false).await;
+        assert_eq!(by_name(&reports, "tagged").wanted.as_deref(), Some("2.1.0"));
+    }
+
+    #[tokio::test]
+    async fn prereleases_only_when_asked() {
+        let reports = run(true).await;
+        assert_eq!(
+            by_name(&reports, "ingress-free").latest.as_deref(),
+            Some("1.13.0-beta.0")
+        );
+        assert_eq!(
+            by_name(&reports, "ingress").wanted.as_deref(),
+            Some("1.9.6")
+        );
+    }
+
+    #[tokio::test]
+    async fn problems_are_reported_per_package() {
+        let reports = run(false).await;
+        assert_eq!(
+            by_name(&reports, "local").problem,
+            Some(Problem::NoVersionSource)
+        );
+        let limited = by_name(&reports, "limited");
+        assert_eq!(limited.status(), "error");
+        let Some(Problem::Feed { message, hint }) = &limited.problem else {
+            panic!()
+        };
+        assert_eq!(
+            message,
+            "listing releases of fail/x: GET /repos/fail/x/releases: GitHub API rate limit exceeded"
+        );
+        assert!(hint.as_deref().unwrap().contains("GITHUB_TOKEN"));
+        let table = render_table(&reports);
+        assert!(
+            table.starts_with("PACKAGE       CURRENT  CONSTRAINT  WANTED   LATEST   STATUS\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("local: no version source\n  hint: add `versions:"),
+            "{table}"
+        );
+        let json = to_json(&reports);
+        assert_eq!(json["outdated"], true);
+    }
+
+    #[test]
+    fn up_to_date_is_not_outdated() {
+        let m = Manifest::parse(
+            "packages:\n  a:\n    version: 1.12.8\n    url: https://x/{version}\n    versions: {github: kubernetes/ingress-nginx, tag: \"controller-v{version}\"}\n",
+            Path::new("/r/kpin.yaml"),
+        )
+        .unwrap();
+        let found = candidates(
+            &fake().0["kubernetes/ingress-nginx"],
+            "controller-v{version}",
+            false,
+        );
+        let r = assess(&m.packages["a"], &found);
+        assert_eq!(r.status(), "up to date");
+        assert!(!any_outdated(&[r]));
+    }
+}

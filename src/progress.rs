@@ -8,6 +8,8 @@ pub trait Reporter: Send + Sync {
     fn status(&self, verb: &str, message: &str);
     /// Something the user should look at that does not stop the command.
     fn warn(&self, message: &str);
+    /// Detail shown only with `-v`: requests, retries, cache hits.
+    fn debug(&self, _message: &str) {}
     /// Start a task with `total` steps (bytes, objects, files). The CLI shows a bar on a terminal.
     fn task(&self, label: &str, total: u64) -> Box<dyn Task>;
 }

@@ -33,6 +33,8 @@ pub struct RenderedPackage {
     pub warnings: Vec<String>,
     /// Per-object history from upstream, present when rendered with `explain`.
     pub explanation: Option<Vec<Tracked>>,
+    /// Every overlay input (overlay files and the files they add) with its sha256.
+    pub inputs: Vec<(String, String)>,
 }
 
 /// Render one package from `vendor/` with its overlays (and the environment's).
@@ -81,6 +83,10 @@ pub fn render_package_with(
         objects: out.objects,
         warnings: out.warnings,
         explanation: out.explanation,
+        inputs: overlays
+            .iter()
+            .flat_map(|o| o.inputs.iter().cloned())
+            .collect(),
     })
 }
 
@@ -106,13 +112,16 @@ pub fn render_objects(
     let mut tracked = std::mem::take(&mut ws.objects);
     tracked.sort_by_cached_key(|t| t.object.order_key());
     check_duplicates(&tracked)?;
-    let objects: Vec<Object> = tracked.iter().map(|t| t.object.clone()).collect();
+    // Multi-MB CRD bundles make a second copy of every object costly: copy only to explain.
+    let (objects, explanation): (Vec<Object>, _) = if explain {
+        let objects = tracked.iter().map(|t| t.object.clone()).collect();
+        tracked.extend(std::mem::take(&mut ws.removed));
+        (objects, Some(tracked))
+    } else {
+        (tracked.into_iter().map(|t| t.object).collect(), None)
+    };
     let mut warnings = std::mem::take(&mut ws.warnings);
     warnings.extend(overlay::leftover_references(&objects, &ws.moves));
-    let explanation = explain.then(|| {
-        tracked.extend(std::mem::take(&mut ws.removed));
-        tracked
-    });
     Ok(Rendered {
         objects,
         warnings,
@@ -140,51 +149,30 @@ fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
     Ok(())
 }
 
-/// Objects of a YAML stream, with `List` kinds (`v1/List`, `ConfigMapList`, ...) flattened into
-/// their items the way `kubectl apply -f` does.
+/// Objects of a YAML stream (`List` kinds flattened by `yaml::objects_from_stream`), each
+/// checked to have the identity kpin sorts, selects and applies by.
 pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<Value> = yaml::documents(text, origin)?;
-    stack.reverse();
-    while let Some(doc) = stack.pop() {
-        let is_list = doc
-            .get("kind")
-            .and_then(Value::as_str)
-            .is_some_and(|k| k.ends_with("List"))
-            && doc.get("items").is_some_and(Value::is_array);
-        if is_list {
-            if let Some(Value::Array(items)) = doc.get("items") {
-                stack.extend(items.iter().rev().filter(|i| !i.is_null()).cloned());
-            }
-        } else if doc.is_object() {
-            let object = Object(doc);
-            let missing = [
-                ("apiVersion", object.api_version()),
-                ("kind", object.kind()),
-                ("metadata.name", object.name()),
-            ]
-            .into_iter()
-            .find(|(_, v)| v.is_empty());
-            if let Some((field, _)) = missing {
-                return Err(anyhow::anyhow!(
-                    "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
-                    origin.display(),
-                    out.len() + 1,
-                    object.kind(),
-                    object.name()
-                ))
-                .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
-            }
-            out.push(object);
-        } else {
-            anyhow::bail!(
-                "{}: a List item is a {}, expected an object",
+    let objects = yaml::objects_from_stream(text, origin)?;
+    for (index, object) in objects.iter().enumerate() {
+        let missing = [
+            ("apiVersion", object.api_version()),
+            ("kind", object.kind()),
+            ("metadata.name", object.name()),
+        ]
+        .into_iter()
+        .find(|(_, v)| v.is_empty());
+        if let Some((field, _)) = missing {
+            return Err(anyhow::anyhow!(
+                "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
                 origin.display(),
-                yaml::json_type_name(&doc)
-            );
+                index + 1,
+                object.kind(),
+                object.name()
+            ))
+            .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
         }
     }
-    Ok(out)
+    Ok(objects)
 }
 
 /// The vendored objects of a package, files in name order.
@@ -253,7 +241,7 @@ fn load_overlays(
 /// The objects of several packages as one stream in apply order (all CRDs first, webhooks
 /// last), so `kubectl apply -f` of the whole output works. Two packages shipping the same
 /// object would overwrite each other in the cluster, so that is an error naming both.
-pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
+pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<&Object>> {
     let mut all: Vec<(&str, &Object)> = packages
         .iter()
         .flat_map(|p| p.objects.iter().map(move |o| (p.name.as_str(), o)))
@@ -269,7 +257,7 @@ pub fn combine(packages: &[RenderedPackage]) -> Result<Vec<Object>> {
             .hint("remove it from one of them with a `remove` operation");
         }
     }
-    Ok(all.into_iter().map(|(_, o)| o.clone()).collect())
+    Ok(all.into_iter().map(|(_, o)| o).collect())
 }
 
 /// The YAML stream of rendered objects.
@@ -304,15 +292,12 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
         let key = env.unwrap_or(DEFAULT_ENV);
         let paths = overlay_paths(manifest, package, env)?;
         chains.insert(key.to_owned(), Value::from(paths.clone()));
-        for overlay in load_overlays(manifest, package, env)? {
-            files.extend(
-                overlay
-                    .inputs
-                    .iter()
-                    .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
-            );
-        }
         let out = render_package(manifest, package, env)?;
+        files.extend(
+            out.inputs
+                .iter()
+                .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
+        );
         rendered.insert(
             key.to_owned(),
             format!(
@@ -332,6 +317,48 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
     })
 }
 
+/// `sync::LockHook`: the render-stage fields of a package's lock entry.
+pub fn lock_hook(manifest: &Manifest, package: &Package) -> Result<crate::sync::LockDigests> {
+    let d = digests(manifest, package)?;
+    Ok((Some(d.overlays_digest), d.rendered))
+}
+
+/// `verify::VerifyHook`: overlay edits that were not re-locked, renders that no longer match
+/// the lock (an environment added or removed counts as changed), and packages that no longer
+/// render at all.
+pub fn verify_hook(
+    manifest: &Manifest,
+    package: &Package,
+    locked: &crate::lockfile::LockedPackage,
+) -> Result<Vec<crate::verify::Problem>> {
+    use crate::verify::Problem;
+    let now = match digests(manifest, package) {
+        Ok(d) => d,
+        Err(err) => {
+            return Ok(vec![Problem::RenderFailed {
+                package: package.name.clone(),
+                error: crate::error::summary(&err),
+            }]);
+        }
+    };
+    let mut problems = Vec::new();
+    if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
+        problems.push(Problem::OverlaysChanged {
+            package: package.name.clone(),
+        });
+    }
+    let envs: BTreeSet<&String> = now.rendered.keys().chain(locked.rendered.keys()).collect();
+    for env in envs {
+        if now.rendered.get(env) != locked.rendered.get(env) {
+            problems.push(Problem::RenderChanged {
+                package: package.name.clone(),
+                env: env.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output directory.
 // ---------------------------------------------------------------------------------------------
@@ -345,7 +372,7 @@ pub fn object_file_name(object: &Object) -> String {
         // Custom kinds may share a name across groups.
         None => format!("{}.{}", object.kind().to_ascii_lowercase(), object.group()),
     };
-    let mut name = format!("{:02}-{}_{kind}", stage as u8, stage_slug(stage));
+    let mut name = format!("{:02}-{}_{kind}", stage as u8, stage.slug());
     if let Some(ns) = object.namespace() {
         name.push('_');
         name.push_str(ns);
@@ -363,20 +390,6 @@ pub fn object_file_name(object: &Object) -> String {
         })
         .collect();
     format!("{safe}.yaml")
-}
-
-fn stage_slug(stage: kinds::Stage) -> &'static str {
-    use kinds::Stage as S;
-    match stage {
-        S::Crds => "crds",
-        S::Namespaces => "namespaces",
-        S::ClusterSetup => "cluster",
-        S::NamespacedSetup => "setup",
-        S::Networking => "networking",
-        S::Workloads => "workloads",
-        S::Other => "other",
-        S::Admission => "admission",
-    }
 }
 
 /// Write `<dir>/<package>/<file per object>`, each package directory replaced whole.

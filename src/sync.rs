@@ -124,15 +124,7 @@ pub async fn sync(
         .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
     }
     let lock_path = manifest.lock_path();
-    let old_text = match fs::read_to_string(&lock_path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", lock_path.display())),
-    };
-    let old_lock = old_text
-        .as_deref()
-        .map(|t| Lockfile::parse(t, &lock_path))
-        .transpose()?;
+    let old_lock = Lockfile::load(&lock_path)?;
     if options.locked {
         check_locked(manifest, old_lock.as_ref())?;
     }
@@ -174,11 +166,8 @@ pub async fn sync(
         match result {
             Ok(p) => prepared.push((package, p)),
             Err(e) if first_error.is_none() => first_error = Some(e),
-            Err(e) => reporter.warn(&format!(
-                "package `{}`: {}",
-                package.name,
-                crate::error::render_error(&e).trim_end()
-            )),
+            // The first error is returned; the others must not be lost.
+            Err(e) => reporter.warn(&crate::error::summary(&e)),
         }
     }
     if let Some(error) = first_error {
@@ -234,18 +223,17 @@ pub async fn sync(
     // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
     if let Some(hook) = options.hook {
         for (package, _) in &prepared {
-            let (overlays, rendered) =
-                match hook.digests(manifest, package) {
-                    Ok(digests) => digests,
-                    Err(err) => {
-                        reporter.warn(&format!(
+            let (overlays, rendered) = match hook.digests(manifest, package) {
+                Ok(digests) => digests,
+                Err(err) => {
+                    reporter.warn(&format!(
                         "{}: does not render, so kpin.lock records no render digests for it: {}",
                         package.name,
-                        crate::error::render_error(&err).trim_end().trim_start_matches("error: ")
+                        crate::error::summary(&err)
                     ));
-                        (None, BTreeMap::new())
-                    }
-                };
+                    (None, BTreeMap::new())
+                }
+            };
             if let Some(entry) = lock.packages.get_mut(&package.name) {
                 entry.overlays_digest = overlays;
                 entry.rendered = rendered;

@@ -27,10 +27,6 @@ impl Terminal {
         self.color
     }
 
-    pub fn verbose(&self) -> u8 {
-        self.verbose
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -61,6 +57,12 @@ impl Reporter for Terminal {
     fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
             eprintln!("{} {message}", self.paint("1;32", &format!("{verb:>12}")));
+        }
+    }
+
+    fn debug(&self, message: &str) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{} {message}", self.paint("2", &format!("{:>12}", "debug")));
         }
     }
 

@@ -1,1 +1,1138 @@
-//! `kpin upgrade`: move a package to a new version with an upstream and rendered diff.
+//! `kpin upgrade`: move packages to newer versions, report what changes upstream and after
+//! overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
+//!
+//! Order of effects: every new version is fetched into a staging directory under vendor/ and
+//! analysed (upstream diff, overlay check, rendered diff) while nothing visible changes. Only
+//! then, and only when allowed, a journal swaps the staged directories in, moves the old ones
+//! aside, writes kpin.lock and kpin.yaml; any failure replays the journal backwards.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Section};
+use crate::error::HintExt;
+use crate::fetch::{self, Cache, Client, Origin};
+use crate::fsutil;
+use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
+use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins};
+use crate::object::Object;
+use crate::overlay::{self, NoMatch, Op, OpCtx, Overlay, Target as OverlayTarget, Workspace};
+use crate::progress::Reporter;
+use crate::render;
+use crate::yaml;
+
+/// One package to move, and where to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub package: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeOptions {
+    /// Write the upgrade even when overlay operations no longer match anything.
+    pub allow_broken_overlays: bool,
+    /// Analyse and report; change nothing.
+    pub dry_run: bool,
+}
+
+/// An overlay operation whose selector matches nothing in the new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenOverlay {
+    pub package: String,
+    /// The overlay file as written in kpin.yaml.
+    pub file: String,
+    /// `operations[2] (jsonPatch)`.
+    pub operation: String,
+    pub selector: String,
+    /// Environments whose render hits it (`default` is the render without `--env`).
+    pub environments: Vec<String>,
+}
+
+impl BrokenOverlay {
+    pub fn message(&self) -> String {
+        format!(
+            "{} {}: selector {} matches no object in {} (environments: {})",
+            self.file,
+            self.operation,
+            self.selector,
+            self.package,
+            self.environments.join(", ")
+        )
+    }
+
+    pub fn hint(&self) -> &'static str {
+        "upstream may have renamed or removed the object: fix the selector, or add `optional: true` to the operation if it should apply only when the object exists"
+    }
+}
+
+/// What one package's upgrade changes.
+#[derive(Debug, Clone)]
+pub struct PackageUpgrade {
+    pub package: String,
+    pub from: String,
+    pub to: String,
+    /// Upstream objects, old release vs new release, before overlays.
+    pub upstream: Vec<ObjectChange>,
+    /// Rendered objects (default environment), old vs new, after overlays.
+    pub rendered: Vec<ObjectChange>,
+    /// Warnings of the new render (e.g. leftover references to a moved namespace).
+    pub render_warnings: Vec<String>,
+    pub broken_overlays: Vec<BrokenOverlay>,
+    /// Facts about the edit: pins rewritten, directories removed.
+    pub notes: Vec<String>,
+}
+
+/// The result of `upgrade`.
+#[derive(Debug, Clone)]
+pub struct UpgradeReport {
+    pub packages: Vec<PackageUpgrade>,
+    /// Whether kpin.yaml, kpin.lock and vendor/ were changed.
+    pub written: bool,
+}
+
+impl UpgradeReport {
+    pub fn broken_overlays(&self) -> impl Iterator<Item = &BrokenOverlay> {
+        self.packages.iter().flat_map(|p| &p.broken_overlays)
+    }
+
+    /// Two sections per package: upstream changes (field level) and rendered changes (unified).
+    pub fn sections(&self) -> Vec<Section> {
+        let mut out = Vec::new();
+        for p in &self.packages {
+            let base = Section {
+                package: p.package.clone(),
+                title: "upstream changes".to_owned(),
+                version_before: Some(p.from.clone()),
+                version_after: Some(p.to.clone()),
+                notes: p.notes.clone(),
+                warnings: Vec::new(),
+                changes: p.upstream.clone(),
+                detail: Detail::Fields,
+            };
+            let mut warnings = p.render_warnings.clone();
+            warnings.extend(changes::removal_warning(&p.rendered));
+            let rendered = Section {
+                title: "rendered changes, after overlays".to_owned(),
+                notes: Vec::new(),
+                warnings,
+                changes: p.rendered.clone(),
+                detail: Detail::Unified,
+                ..base.clone()
+            };
+            out.push(base);
+            out.push(rendered);
+        }
+        out
+    }
+
+    pub fn to_text(&self, options: &DiffOptions) -> String {
+        let mut out = changes::render_text(&self.sections(), options);
+        for b in self.broken_overlays() {
+            out.push_str(&format!("\nerror: {}\n  hint: {}\n", b.message(), b.hint()));
+        }
+        out
+    }
+
+    pub fn to_markdown(&self, options: &DiffOptions) -> String {
+        let title = match self.packages.as_slice() {
+            [one] => format!("kpin upgrade {} {} → {}", one.package, one.from, one.to),
+            _ => "kpin upgrade".to_owned(),
+        };
+        let mut out = changes::render_markdown(
+            &title,
+            &self.sections(),
+            options,
+            MarkdownLimits::default(),
+            "kpin upgrade --dry-run",
+        );
+        let broken: Vec<&BrokenOverlay> = self.broken_overlays().collect();
+        if !broken.is_empty() {
+            out.push_str("\n> [!CAUTION]\n> Overlays that no longer match:\n");
+            for b in broken {
+                out.push_str(&format!(
+                    "> - `{}` {}: selector `{}` matches nothing ({})\n",
+                    b.file,
+                    b.operation,
+                    b.selector,
+                    b.environments.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn to_json(&self, options: &DiffOptions) -> Value {
+        let broken: Vec<Value> = self
+            .broken_overlays()
+            .map(|b| {
+                json!({"package": b.package, "file": b.file, "operation": b.operation, "selector": b.selector,
+                       "environments": b.environments, "hint": b.hint()})
+            })
+            .collect();
+        let packages: Vec<Value> = self
+            .packages
+            .iter()
+            .map(|p| json!({"package": p.package, "from": p.from, "to": p.to}))
+            .collect();
+        let mut v = changes::to_json(&self.sections(), options);
+        if let Value::Object(map) = &mut v {
+            map.insert("packages".into(), Value::Array(packages));
+            map.insert("brokenOverlays".into(), Value::Array(broken));
+            map.insert("written".into(), Value::Bool(self.written));
+        }
+        v
+    }
+}
+
+/// Where new files come from and go.
+pub struct Fetcher<'a> {
+    /// `None` offline: only local (`path:`, `file://`) sources can be upgraded.
+    pub client: Option<&'a Client>,
+    pub cache: Cache,
+}
+
+/// Upgrade `targets` (see the module documentation for the order of effects).
+pub async fn upgrade(
+    manifest: &Manifest,
+    targets: &[Target],
+    fetcher: &Fetcher<'_>,
+    options: &UpgradeOptions,
+    reporter: &dyn Reporter,
+) -> Result<UpgradeReport> {
+    let manifest_text = fs::read_to_string(&manifest.path)
+        .with_context(|| format!("reading {}", manifest.path.display()))?;
+    let lock_path = manifest.lock_path();
+    let old_lock = Lockfile::load(&lock_path)?;
+
+    // 1. kpin.yaml with the new versions (pins follow once the new files are known).
+    let mut text = manifest_text.clone();
+    for t in targets {
+        let package = manifest.select(std::slice::from_ref(&t.package))?[0];
+        if package.version.raw == t.version {
+            return Err(anyhow::anyhow!(
+                "package `{}` is already at version {}",
+                t.package,
+                t.version
+            ))
+            .hint("pass a different version with --to");
+        }
+        text = edit_manifest_version(&text, &manifest.path, &t.package, &t.version)?;
+    }
+
+    // 2. Fetch the new versions into a staging vendor tree.
+    fs::create_dir_all(&manifest.vendor_dir)
+        .with_context(|| format!("creating {}", manifest.vendor_dir.display()))?;
+    let stage = tempfile::Builder::new()
+        .prefix(".kpin-upgrade-")
+        .tempdir_in(&manifest.vendor_dir)
+        .with_context(|| {
+            format!(
+                "creating a staging directory in {}",
+                manifest.vendor_dir.display()
+            )
+        })?;
+    let versioned = staged_manifest(&text, manifest, stage.path())?;
+    let mut files_by_package = BTreeMap::new();
+    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in targets {
+        let package = &versioned.packages[&t.package];
+        reporter.status("Fetching", &format!("{} {}", package.name, package.version));
+        let files = stage_package(&versioned, package, fetcher)
+            .await
+            .with_context(|| format!("fetching {} {}", package.name, package.version))?;
+        let (new_text, pin_notes) = update_pins(&text, manifest, package, &files)?;
+        text = new_text;
+        notes
+            .entry(t.package.clone())
+            .or_default()
+            .extend(pin_notes);
+        files_by_package.insert(t.package.clone(), files);
+    }
+    let staged = staged_manifest(&text, manifest, stage.path())?;
+
+    // 3. Analyse: upstream diff, overlay check in every environment, rendered diff.
+    let mut report = UpgradeReport {
+        packages: Vec::new(),
+        written: false,
+    };
+    let mut lock = old_lock.clone().unwrap_or_else(Lockfile::new);
+    for t in targets {
+        let old = &manifest.packages[&t.package];
+        let new = &staged.packages[&t.package];
+        reporter.status(
+            "Comparing",
+            &format!("{} {} -> {}", old.name, old.version, new.version),
+        );
+        let analysis = analyse(manifest, old, &staged, new)?;
+        let digests = if analysis.broken_overlays.is_empty() {
+            let d = render::digests(&staged, new)?;
+            (Some(d.overlays_digest), d.rendered)
+        } else {
+            if options.allow_broken_overlays {
+                notes.entry(t.package.clone()).or_default().push(
+                "kpin.lock has no render digests for this package until its overlays match again"
+                    .to_owned(),
+            );
+            }
+            (None, BTreeMap::new())
+        };
+        lock.packages.insert(
+            new.name.clone(),
+            LockedPackage {
+                version: new.version.raw.clone(),
+                source: new.source.kind().to_owned(),
+                manifest_digest: new.manifest_digest.clone(),
+                files: files_by_package.remove(&t.package).unwrap_or_default(),
+                overlays_digest: digests.0,
+                rendered: digests.1,
+            },
+        );
+        report.packages.push(PackageUpgrade {
+            package: t.package.clone(),
+            from: old.version.raw.clone(),
+            to: new.version.raw.clone(),
+            notes: notes.remove(&t.package).unwrap_or_default(),
+            ..analysis
+        });
+    }
+
+    let broken = report.broken_overlays().count();
+    if options.dry_run || (broken > 0 && !options.allow_broken_overlays) {
+        return Ok(report);
+    }
+
+    // 4. Commit through the journal.
+    let mut plan = CommitPlan {
+        moves: Vec::new(),
+        writes: vec![
+            (lock_path, lock.to_text().into_bytes()),
+            (manifest.path.clone(), text.into_bytes()),
+        ],
+    };
+    for t in targets {
+        let old = &manifest.packages[&t.package];
+        let new = &staged.packages[&t.package];
+        plan.moves.push(VendorMove {
+            staged: staged.package_vendor_dir(new),
+            dest: manifest.vendor_dir.join(&new.name).join(&new.version.raw),
+            old: manifest.package_vendor_dir(old),
+        });
+    }
+    commit(&plan, reporter)?;
+    for p in &mut report.packages {
+        p.notes
+            .push(format!("removed vendor/{}/{}", p.package, p.from));
+        reporter.status("Upgraded", &format!("{} {} -> {}", p.package, p.from, p.to));
+    }
+    report.written = true;
+    Ok(report)
+}
+
+/// `text` parsed as the manifest, with vendor/ redirected to the staging tree.
+fn staged_manifest(text: &str, manifest: &Manifest, stage: &Path) -> Result<Manifest> {
+    let mut m = Manifest::parse(text, &manifest.path).context("the upgraded kpin.yaml")?;
+    m.vendor_dir = stage.to_path_buf();
+    Ok(m)
+}
+
+/// Obtain every file of `package` into its (staging) vendor directory; the lock entries.
+async fn stage_package(
+    manifest: &Manifest,
+    package: &Package,
+    fetcher: &Fetcher<'_>,
+) -> Result<Vec<LockedFile>> {
+    let dir = manifest.package_vendor_dir(package);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sources = fetch::resolve(manifest, package, fetcher.client).await?;
+    let mut locked = Vec::with_capacity(sources.len());
+    for source in sources {
+        let (sha256, size, content) = match &source.origin {
+            Origin::Local { path } => {
+                let (sha, size) = fetch::hash_file(path)?;
+                (sha, size, path.clone())
+            }
+            Origin::Remote { url, auth } => {
+                let client = fetcher.client.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{}` must be downloaded, and the network is off",
+                        source.locked_url
+                    )
+                })?;
+                let download = client
+                    .download(url, *auth, &fetcher.cache.temp_dir(), &|_| {})
+                    .await
+                    .with_context(|| format!("file `{}`", source.name))?;
+                let (sha, size) = (download.sha256.clone(), download.size);
+                let content = fetcher.cache.insert(download.file, &sha)?;
+                (sha, size, content)
+            }
+        };
+        let dest = dir.join(&source.name);
+        fs::copy(&content, &dest)
+            .with_context(|| format!("copying {} to {}", content.display(), dest.display()))?;
+        locked.push(LockedFile {
+            name: source.name,
+            url: source.locked_url,
+            sha256,
+            size,
+        });
+    }
+    locked.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(locked)
+}
+
+/// Rewrite the package's `sha256` pins to the new files' digests: pins name the old version's
+/// bytes and would refuse the upgrade otherwise. Returns the new text and notes for the report.
+fn update_pins(
+    text: &str,
+    manifest: &Manifest,
+    package: &Package,
+    files: &[LockedFile],
+) -> Result<(String, Vec<String>)> {
+    let mut text = text.to_owned();
+    let mut notes = Vec::new();
+    match &package.pins {
+        Pins::None => {}
+        Pins::Single(_) => {
+            let [file] = files else {
+                return Err(anyhow::anyhow!(
+                    "package `{}` pins one sha256, but version {} has {} files",
+                    package.name,
+                    package.version,
+                    files.len()
+                ))
+                .hint("pin each file by name in kpin.yaml: sha256: {file.yaml: <hex>}");
+            };
+            text = set_scalar(&text, &["packages", &package.name, "sha256"], &file.sha256)
+                .map_err(anyhow::Error::new)
+                .with_context(|| {
+                    format!(
+                        "{}: updating the sha256 pin of `{}`",
+                        manifest.path.display(),
+                        package.name
+                    )
+                })?;
+            notes.push(format!("sha256 pin updated to {} (review it)", file.sha256));
+        }
+        Pins::ByFile(pins) => {
+            for name in pins.keys() {
+                let file = files.iter().find(|f| &f.name == name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "package `{}` pins file `{name}`, which version {} does not have",
+                        package.name,
+                        package.version
+                    )
+                    .hint("update the sha256 pins in kpin.yaml by hand")
+                })?;
+                text = set_scalar(
+                    &text,
+                    &["packages", &package.name, "sha256", name],
+                    &file.sha256,
+                )
+                .map_err(anyhow::Error::new)
+                .with_context(|| {
+                    format!(
+                        "{}: updating the sha256 pin of `{}`",
+                        manifest.path.display(),
+                        package.name
+                    )
+                })?;
+                notes.push(format!(
+                    "sha256 pin of {name} updated to {} (review it)",
+                    file.sha256
+                ));
+            }
+        }
+    }
+    Ok((text, notes))
+}
+
+/// The overlay check of one render: objects with broken operations skipped, and those operations.
+struct OverlayCheck {
+    objects: Vec<Object>,
+    warnings: Vec<String>,
+    broken: Vec<(String, String, String)>,
+}
+
+/// Render like `render::render_package`, but record operations whose selector matches nothing
+/// and carry on, so one run lists every overlay the new version breaks.
+fn check_overlays(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+) -> Result<OverlayCheck> {
+    let target = OverlayTarget {
+        package: &package.name,
+        version: &package.version.raw,
+    };
+    let mut ws = Workspace::new(render::read_upstream(manifest, package)?, false);
+    if let Some(ns) = &package.namespace {
+        let ctx = OpCtx {
+            origin: format!("{MANIFEST_FILE} packages.{}.namespace", package.name),
+            optional: false,
+            target,
+        };
+        ws.apply_op(&Op::Namespace(ns.clone()), &ctx)
+            .with_context(|| ctx.origin.clone())?;
+    }
+    let mut broken = Vec::new();
+    for path in render::overlay_paths(manifest, package, env)? {
+        let overlay = Overlay::load(&manifest.resolve_path(path), path)?;
+        for op in &overlay.operations {
+            let operation = format!("operations[{}] ({})", op.index, op.op.name());
+            let ctx = OpCtx {
+                origin: format!("{} {operation}", overlay.display),
+                optional: op.optional,
+                target,
+            };
+            if let Err(err) = ws.apply_op(&op.op, &ctx) {
+                match crate::error::find_cause::<NoMatch>(&err) {
+                    Some(miss) => {
+                        broken.push((overlay.display.clone(), operation, miss.selector.clone()))
+                    }
+                    None => return Err(err.context(ctx.origin)),
+                }
+            }
+        }
+    }
+    let moves = std::mem::take(&mut ws.moves);
+    let mut objects = ws.into_objects();
+    objects.sort_by_cached_key(Object::order_key);
+    let warnings = overlay::leftover_references(&objects, &moves);
+    Ok(OverlayCheck {
+        objects,
+        warnings,
+        broken,
+    })
+}
+
+/// Upstream diff, overlay check in every environment, and the rendered diff of one package.
+fn analyse(
+    manifest: &Manifest,
+    old: &Package,
+    staged: &Manifest,
+    new: &Package,
+) -> Result<PackageUpgrade> {
+    let old_upstream = render::read_upstream(manifest, old)?;
+    let new_upstream = render::read_upstream(staged, new)?;
+    let old_rendered = render::render_package(manifest, old, None)
+        .with_context(|| format!("the current version of `{}` does not render", old.name))?;
+
+    let mut envs: Vec<Option<&str>> = vec![None];
+    envs.extend(staged.environments.keys().map(|e| Some(e.as_str())));
+    let mut broken: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    let mut default_check = None;
+    for env in envs {
+        let check = check_overlays(staged, new, env)?;
+        for key in &check.broken {
+            broken
+                .entry(key.clone())
+                .or_default()
+                .push(env.unwrap_or(render::DEFAULT_ENV).to_owned());
+        }
+        if env.is_none() {
+            default_check = Some(check);
+        }
+    }
+    let (new_objects, warnings) = match default_check {
+        Some(check) if !check.broken.is_empty() => (check.objects, check.warnings),
+        _ => {
+            let r = render::render_package(staged, new, None)?;
+            (r.objects, r.warnings)
+        }
+    };
+    Ok(PackageUpgrade {
+        package: new.name.clone(),
+        from: old.version.raw.clone(),
+        to: new.version.raw.clone(),
+        upstream: changes::compare(&old_upstream, &new_upstream),
+        rendered: changes::compare(&old_rendered.objects, &new_objects),
+        render_warnings: warnings,
+        broken_overlays: broken
+            .into_iter()
+            .map(
+                |((file, operation, selector), environments)| BrokenOverlay {
+                    package: format!("{} {}", new.name, new.version),
+                    file,
+                    operation,
+                    selector,
+                    environments,
+                },
+            )
+            .collect(),
+        notes: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commit journal.
+// ---------------------------------------------------------------------------------------------
+
+/// One package's vendor directories: the staged new one, where it goes, and the old one.
+#[derive(Debug, Clone)]
+struct VendorMove {
+    staged: PathBuf,
+    dest: PathBuf,
+    old: PathBuf,
+}
+
+/// Everything the commit changes: vendor directories, then files written in order.
+#[derive(Debug, Clone)]
+struct CommitPlan {
+    moves: Vec<VendorMove>,
+    writes: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// What to do to undo one step.
+enum Undo {
+    /// Rename `from` back to `to`.
+    Rename { from: PathBuf, to: PathBuf },
+    /// Put back the previous bytes of `path` (remove it when it did not exist).
+    Restore {
+        path: PathBuf,
+        bytes: Option<Vec<u8>>,
+    },
+}
+
+#[derive(Default)]
+struct Journal {
+    undo: Vec<Undo>,
+    /// Old directories moved aside, deleted once everything succeeded.
+    aside: Vec<PathBuf>,
+}
+
+impl Journal {
+    fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::rename(from, to)
+            .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+        self.undo.push(Undo::Rename {
+            from: to.to_path_buf(),
+            to: from.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    fn move_aside(&mut self, path: &Path) -> Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let aside = fsutil::sibling_temp_name(path, "old");
+        self.rename(path, &aside)?;
+        self.aside.push(aside);
+        Ok(())
+    }
+
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let previous = match fs::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        fsutil::write_atomic(path, bytes)?;
+        self.undo.push(Undo::Restore {
+            path: path.to_path_buf(),
+            bytes: previous,
+        });
+        Ok(())
+    }
+
+    /// Undo every step, newest first; the errors of steps that could not be undone.
+    fn rollback(self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for step in self.undo.into_iter().rev() {
+            let result = match &step {
+                Undo::Rename { from, to } => fs::rename(from, to)
+                    .with_context(|| format!("moving {} back to {}", from.display(), to.display())),
+                Undo::Restore {
+                    path,
+                    bytes: Some(b),
+                } => fsutil::write_atomic(path, b),
+                Undo::Restore { path, bytes: None } => {
+                    fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
+                }
+            };
+            if let Err(e) = result {
+                failures.push(crate::error::render_error(&e).trim_end().to_owned());
+            }
+        }
+        failures
+    }
+}
+
+fn commit(plan: &CommitPlan, reporter: &dyn Reporter) -> Result<()> {
+    let mut journal = Journal::default();
+    let result = (|| -> Result<()> {
+        for m in &plan.moves {
+            journal.move_aside(&m.dest)?;
+            journal.rename(&m.staged, &m.dest)?;
+            journal.move_aside(&m.old)?;
+        }
+        for (path, bytes) in &plan.writes {
+            journal.write(path, bytes)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            for aside in &journal.aside {
+                if let Err(e) = fs::remove_dir_all(aside) {
+                    reporter.warn(&format!("could not remove {}: {e}", aside.display()));
+                }
+            }
+            Ok(())
+        }
+        Err(err) => {
+            let failures = journal.rollback();
+            if failures.is_empty() {
+                Err(err.context(
+                    "the upgrade was rolled back; kpin.yaml, kpin.lock and vendor/ are unchanged",
+                ))
+            } else {
+                Err(err.context(format!(
+                    "the upgrade failed and could not be fully rolled back: {}",
+                    failures.join("; ")
+                )))
+                .hint("restore kpin.yaml, kpin.lock and vendor/ from version control")
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Editing the version line of kpin.yaml.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a value in kpin.yaml could not be edited in place.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no `{0}` written in block style")]
+    Missing(String),
+    #[error("`{0}` is written in flow style ({{...}}), which kpin does not edit")]
+    FlowStyle(String),
+    #[error("`{0}` is not a plain or quoted scalar on one line")]
+    ComplexValue(String),
+    #[error("the edited file would not read back as intended (`{0}`)")]
+    NotRoundTrip(String),
+}
+
+/// Set `packages.<package>.version` in kpin.yaml text to `version`; see `set_scalar`.
+pub fn set_package_version(text: &str, package: &str, version: &str) -> Result<String, EditError> {
+    set_scalar(text, &["packages", package, "version"], version)
+}
+
+/// Set the string scalar at `path` (mapping keys from the top) in YAML `text` to `value`,
+/// changing only that value: comments, blank lines, key order, quoting style and line endings
+/// stay as they were.
+///
+/// The result is parsed again and must equal the original document with only that value
+/// changed; otherwise nothing is returned, so a surprising layout can never corrupt the file.
+pub fn set_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditError> {
+    let dotted = path.join(".");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (line_index, value_start, value_end, quote) = locate_scalar(&lines, path, &dotted)?;
+    let line = lines[line_index];
+    let written = |q: Option<char>| match q {
+        None => value.to_owned(),
+        Some('\'') => format!("'{}'", value.replace('\'', "''")),
+        Some(_) => Value::String(value.to_owned()).to_string(),
+    };
+    // Keep the user's quoting; fall back to double quotes when a plain scalar would be read as
+    // something else (e.g. `1.10` as a number).
+    let candidates = match quote {
+        None => vec![None, Some('"')],
+        q => vec![q],
+    };
+    let expected = expected_document(text, path, value)
+        .ok_or_else(|| EditError::NotRoundTrip(dotted.clone()))?;
+    for q in candidates {
+        let mut edited = String::with_capacity(text.len() + value.len());
+        for (i, l) in lines.iter().enumerate() {
+            if i == line_index {
+                edited.push_str(&line[..value_start]);
+                edited.push_str(&written(q));
+                edited.push_str(&line[value_end..]);
+            } else {
+                edited.push_str(l);
+            }
+        }
+        let reread: Option<Value> = yaml::from_str(&edited, Path::new(MANIFEST_FILE)).ok();
+        if reread.as_ref() == Some(&expected) {
+            return Ok(edited);
+        }
+    }
+    Err(EditError::NotRoundTrip(dotted))
+}
+
+/// The parsed document as it must read after the edit.
+fn expected_document(text: &str, path: &[&str], value: &str) -> Option<Value> {
+    let mut doc: Value = yaml::from_str(text, Path::new(MANIFEST_FILE)).ok()?;
+    let pointer: String = path
+        .iter()
+        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+        .collect();
+    *doc.pointer_mut(&pointer)? = Value::String(value.to_owned());
+    Some(doc)
+}
+
+/// Indentation of a line, or `None` for blank and comment-only lines (which never end a block).
+fn indent_of(line: &str) -> Option<usize> {
+    let trimmed = line.trim_start_matches(' ');
+    let body = trimmed.trim_end_matches(['\n', '\r']);
+    if body.trim().is_empty() || body.starts_with('#') {
+        None
+    } else {
+        Some(line.len() - trimmed.len())
+    }
+}
+
+/// The key of a `key: value` / `key:` line (unquoted), and the byte offset after the colon.
+fn key_of(line: &str) -> Option<(String, usize)> {
+    let start = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[start..];
+    let (key, after) = match rest.chars().next()? {
+        q @ ('"' | '\'') => {
+            let end = rest[1..].find(q)? + 1;
+            (rest[1..end].to_owned(), end + 1)
+        }
+        _ => {
+            let colon = rest.find(':')?;
+            (rest[..colon].trim_end().to_owned(), colon)
+        }
+    };
+    let tail = &rest[after..];
+    let colon = tail.find(':')?;
+    if !tail[..colon].trim().is_empty() {
+        return None;
+    }
+    let after_colon = &tail[colon + 1..];
+    // `key:value` is a plain scalar, not a mapping entry.
+    if !(after_colon.is_empty() || after_colon.starts_with([' ', '\n', '\r'])) {
+        return None;
+    }
+    Some((key, start + after + colon + 1))
+}
+
+/// End (exclusive) of the block opened by the line before `from` whose indentation is
+/// `parent`: everything indented deeper, plus interleaved blank and comment lines.
+fn block_end(lines: &[&str], from: usize, parent: usize) -> usize {
+    let mut end = from;
+    for (i, line) in lines.iter().enumerate().skip(from) {
+        match indent_of(line) {
+            Some(n) if n <= parent => break,
+            Some(_) => end = i + 1,
+            None => {}
+        }
+    }
+    end
+}
+
+/// Find the scalar at `path`: (line index, value start byte, value end byte, quote char).
+fn locate_scalar(
+    lines: &[&str],
+    path: &[&str],
+    dotted: &str,
+) -> Result<(usize, usize, usize, Option<char>), EditError> {
+    let missing = |depth: usize| EditError::Missing(path[..=depth].join("."));
+    // The block to search: lines [from, to) at indentation `indent`.
+    let (mut from, mut to, mut indent) = (0, lines.len(), Some(0));
+    let mut found = None;
+    for (depth, key) in path.iter().enumerate() {
+        let level = indent
+            .or_else(|| lines[from..to].iter().find_map(|l| indent_of(l)))
+            .ok_or_else(|| missing(depth))?;
+        let line = (from..to)
+            .find(|&i| {
+                indent_of(lines[i]) == Some(level)
+                    && key_of(lines[i]).is_some_and(|(k, _)| k == *key)
+            })
+            .ok_or_else(|| missing(depth))?;
+        let (_, after) = key_of(lines[line]).ok_or_else(|| missing(depth))?;
+        if depth + 1 < path.len() {
+            let rest = lines[line][after..].trim();
+            if rest.starts_with(['{', '[']) {
+                return Err(EditError::FlowStyle(path[..=depth].join(".")));
+            }
+            (from, to, indent) = (line + 1, block_end(lines, line + 1, level), None);
+        }
+        found = Some((line, after));
+    }
+    let (index, after_colon) = found.ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
+    let line = lines[index];
+    let value_start = after_colon
+        + (line[after_colon..].len() - line[after_colon..].trim_start_matches(' ').len());
+    let value = &line[value_start..];
+    let complex = || EditError::ComplexValue(dotted.to_owned());
+    match value.chars().next() {
+        Some(q @ ('"' | '\'')) => {
+            // Find the closing quote, skipping escapes (`\"` in double, `''` in single quotes).
+            let bytes = value.as_bytes();
+            let mut i = 1;
+            while i < bytes.len() {
+                match (q, bytes[i]) {
+                    ('"', b'\\') => i += 2,
+                    ('\'', b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                    (_, b) if b == q as u8 => {
+                        return Ok((index, value_start, value_start + i + 1, Some(q)));
+                    }
+                    _ => i += 1,
+                }
+            }
+            Err(complex())
+        }
+        Some(c)
+            if !matches!(
+                c,
+                '\n' | '\r' | '#' | '|' | '>' | '&' | '*' | '!' | '[' | '{'
+            ) =>
+        {
+            let end = value.find(" #").unwrap_or(value.len());
+            let token = value[..end].trim_end();
+            Ok((index, value_start, value_start + token.len(), None))
+        }
+        _ => Err(complex()),
+    }
+}
+
+/// `set_package_version` with the error mapped for users: names the file and gives a hint.
+pub fn edit_manifest_version(
+    text: &str,
+    manifest_path: &Path,
+    package: &str,
+    version: &str,
+) -> Result<String> {
+    match set_package_version(text, package, version) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let err = anyhow::Error::new(e).context(format!(
+                "{}: cannot update the version of `{package}` in place",
+                manifest_path.display()
+            ));
+            Err(err).hint(format!(
+                "write the package in block style with a one-line `version:` (e.g. `version: \"{version}\"`), or edit it by hand"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "\
+# Our pinned packages.
+environments:
+  dev: {}
+
+packages:
+  # The ingress controller; see the runbook before upgrading.
+  ingress-nginx:
+    # pinned until the new admission webhook is tested
+    version: 1.9.4   # keep in sync with the dashboard
+    url: https://example.com/controller-v{version}/deploy.yaml
+    versions:
+      github: kubernetes/ingress-nginx
+      version: nested-not-this-one
+  \"metrics\":
+    overlays: [overlays/m.yaml]
+    version: 'v0.7.2'
+    url: https://example.com/v{version}/components.yaml
+  float:
+    version: \"1.10\"
+    url: https://example.com/{version}/a.yaml
+";
+
+    #[test]
+    fn edits_only_the_version_value_keeping_comments() {
+        let out = set_package_version(MANIFEST, "ingress-nginx", "1.10.6").unwrap();
+        assert_eq!(
+            out,
+            MANIFEST.replace("version: 1.9.4   #", "version: 1.10.6   #")
+        );
+        let out = set_package_version(MANIFEST, "metrics", "v0.8.1").unwrap();
+        assert_eq!(out, MANIFEST.replace("'v0.7.2'", "'v0.8.1'"));
+        let out = set_package_version(MANIFEST, "float", "1.11").unwrap();
+        assert_eq!(out, MANIFEST.replace("\"1.10\"", "\"1.11\""));
+    }
+
+    #[test]
+    fn plain_values_that_would_read_as_numbers_get_quoted() {
+        let text = "packages:\n  a:\n    version: 1.9.4\n    url: https://x/{version}\n";
+        assert_eq!(
+            set_package_version(text, "a", "1.10").unwrap(),
+            "packages:\n  a:\n    version: \"1.10\"\n    url: https://x/{version}\n"
+        );
+        assert_eq!(
+            set_package_version(text, "a", "2.0.0").unwrap(),
+            "packages:\n  a:\n    version: 2.0.0\n    url: https://x/{version}\n"
+        );
+    }
+
+    #[test]
+    fn crlf_and_odd_indentation_survive() {
+        let text = "packages:\r\n    a:\r\n          url: https://x\r\n          version: \"1.0.0\"\r\n    b:\r\n          version: 1.0.0\r\n";
+        let out = set_package_version(text, "b", "1.1.0").unwrap();
+        assert_eq!(
+            out,
+            text.replace("version: 1.0.0\r\n", "version: 1.1.0\r\n")
+        );
+        let out = set_package_version(text, "a", "2.0.0").unwrap();
+        assert_eq!(out, text.replace("\"1.0.0\"", "\"2.0.0\""));
+    }
+
+    #[test]
+    fn same_named_package_in_another_block_is_not_touched() {
+        let text = "environments:\n  a:\n    version: 9\npackages:\n  a:\n    version: 1.0.0\n";
+        let out = set_package_version(text, "a", "1.1.0").unwrap();
+        assert_eq!(
+            out,
+            "environments:\n  a:\n    version: 9\npackages:\n  a:\n    version: 1.1.0\n"
+        );
+    }
+
+    #[test]
+    fn unsupported_layouts_are_refused() {
+        let flow = "packages:\n  a: {version: 1.0.0, url: 'https://x'}\n";
+        let err = set_package_version(flow, "a", "2").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`packages.a` is written in flow style ({...}), which kpin does not edit"
+        );
+        let missing = "packages:\n  a:\n    url: https://x\n";
+        let err = set_package_version(missing, "a", "2").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no `packages.a.version` written in block style"
+        );
+        let err = set_package_version(missing, "b", "2").unwrap_err();
+        assert_eq!(err.to_string(), "no `packages.b` written in block style");
+        let anchor = "packages:\n  a:\n    version: &v 1.0.0\n";
+        assert!(matches!(
+            set_package_version(anchor, "a", "2"),
+            Err(EditError::ComplexValue(_))
+        ));
+        assert!(matches!(
+            set_package_version("packages: {}\n", "a", "2"),
+            Err(EditError::FlowStyle(_))
+        ));
+        let err = edit_manifest_version(flow, Path::new("kpin.yaml"), "a", "2.0.0").unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("kpin.yaml: cannot update the version of `a` in place"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hint: write the package in block style"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nested_pins_are_edited_by_key_path() {
+        let text = "packages:\n  a:\n    version: 1.0.0\n    sha256:\n      # per file\n      crds.yaml: \"00\"\n      deploy.yaml: ab12 # pinned\n";
+        let out = set_scalar(text, &["packages", "a", "sha256", "deploy.yaml"], "1234").unwrap();
+        assert_eq!(out, text.replace("ab12 #", "\"1234\" #"));
+        let single = "packages:\n  a:\n    sha256: ab\n    version: 1.0.0\n";
+        let out = set_scalar(single, &["packages", "a", "sha256"], "cd").unwrap();
+        assert_eq!(out, "packages:\n  a:\n    sha256: cd\n    version: 1.0.0\n");
+    }
+
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(format!("{rel}={}", fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn commit_fixture(dir: &Path) -> CommitPlan {
+        fs::create_dir_all(dir.join("vendor/p/1.0")).unwrap();
+        fs::write(dir.join("vendor/p/1.0/a.yaml"), "old").unwrap();
+        fs::create_dir_all(dir.join("vendor/.stage/p/2.0")).unwrap();
+        fs::write(dir.join("vendor/.stage/p/2.0/a.yaml"), "new").unwrap();
+        fs::write(dir.join("kpin.lock"), "old lock").unwrap();
+        fs::write(dir.join("kpin.yaml"), "old manifest").unwrap();
+        CommitPlan {
+            moves: vec![VendorMove {
+                staged: dir.join("vendor/.stage/p/2.0"),
+                dest: dir.join("vendor/p/2.0"),
+                old: dir.join("vendor/p/1.0"),
+            }],
+            writes: vec![
+                (dir.join("kpin.lock"), b"new lock".to_vec()),
+                (dir.join("kpin.yaml"), b"new manifest".to_vec()),
+            ],
+        }
+    }
+
+    #[test]
+    fn commit_swaps_vendor_and_writes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = commit_fixture(dir.path());
+        commit(&plan, &crate::progress::Silent).unwrap();
+        assert_eq!(
+            tree(dir.path()),
+            [
+                "kpin.lock=new lock",
+                "kpin.yaml=new manifest",
+                "vendor/p/2.0/a.yaml=new"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_step_rolls_everything_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = commit_fixture(dir.path());
+        let before = tree(dir.path());
+        // The last write fails: its parent directory is a regular file.
+        fs::write(dir.path().join("blocker"), "").unwrap();
+        plan.writes[1].0 = dir.path().join("blocker/kpin.yaml");
+        let err = commit(&plan, &crate::progress::Silent).unwrap_err();
+        assert!(
+            crate::error::render_error(&err).contains("the upgrade was rolled back"),
+            "{err:#}"
+        );
+        fs::remove_file(dir.path().join("blocker")).unwrap();
+        assert_eq!(tree(dir.path()), before);
+    }
+
+    proptest::proptest! {
+        /// Any version text lands in the file as exactly that string, and no other line moves.
+        #[test]
+        fn any_version_text_is_written_faithfully(version in "[0-9A-Za-z][0-9A-Za-z._+-]{0,24}") {
+            let out = set_package_version(MANIFEST, "ingress-nginx", &version).unwrap();
+            let doc: Value = yaml::from_str(&out, Path::new(MANIFEST_FILE)).unwrap();
+            proptest::prop_assert_eq!(doc["packages"]["ingress-nginx"]["version"].as_str(), Some(version.as_str()));
+            let changed: Vec<(&str, &str)> = MANIFEST.lines().zip(out.lines()).filter(|(a, b)| a != b).collect();
+            proptest::prop_assert_eq!(changed.len(), usize::from(version != "1.9.4"));
+            proptest::prop_assert_eq!(MANIFEST.lines().count(), out.lines().count());
+        }
+    }
+
+    #[test]
+    fn escaped_quotes_are_handled() {
+        let text = "packages:\n  a:\n    version: 'it''s' # odd\n";
+        assert_eq!(
+            set_package_version(text, "a", "x").unwrap(),
+            "packages:\n  a:\n    version: 'x' # odd\n"
+        );
+    }
+}

@@ -976,19 +976,43 @@ fn is_reserved_word(s: &str) -> bool {
 /// a needlessly quoted string costs nothing, a misread one breaks a deployment).
 fn looks_numeric(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let Some(first) = body.chars().next() else {
-        return false;
-    };
-    if !(first.is_ascii_digit() || first == '.') {
+    let all = |t: &str, ok: fn(u8) -> bool| !t.is_empty() && t.bytes().all(|b| ok(b) || b == b'_');
+    let decimal = |t: &str| all(t, |b| b.is_ascii_digit());
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return false;
     }
-    body.chars().all(|c| {
-        c.is_ascii_hexdigit()
-            || matches!(
-                c,
-                '.' | '_' | ':' | '-' | '+' | 'x' | 'X' | 'o' | 'O' | 't' | 'T' | 'z' | 'Z' | ' '
-            )
-    })
+    // Radix integers: 0x1F (both), 0o17 (1.2), 0b101 (1.1); 017 is covered as a decimal below.
+    for (prefix, ok) in [
+        ("0x", (|b: u8| b.is_ascii_hexdigit()) as fn(u8) -> bool),
+        ("0X", |b| b.is_ascii_hexdigit()),
+        ("0o", |b| (b'0'..=b'7').contains(&b)),
+        ("0b", |b| b == b'0' || b == b'1'),
+    ] {
+        if let Some(rest) = body.strip_prefix(prefix) {
+            return all(rest, ok);
+        }
+    }
+    // Dates: go-yaml turns `2024-01-01` into a timestamp, which JSON conversion rewrites.
+    let bytes = body.as_bytes();
+    if bytes.len() >= 8 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
+        return true;
+    }
+    // YAML 1.1 sexagesimal numbers (`1:30`), which Kubernetes reads as 90.
+    if body.contains(':') {
+        return body
+            .split(':')
+            .all(|part| decimal(part) || all(part, |b| b.is_ascii_digit() || b == b'.'));
+    }
+    // Decimal and float: digits with at most one dot, then an optional exponent.
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = mantissa.bytes().filter(|&b| b == b'.').count() <= 1
+        && mantissa.bytes().any(|b| b.is_ascii_digit())
+        && all(mantissa, |b| b.is_ascii_digit() || b == b'.');
+    let exponent_ok = exponent.is_none_or(|e| decimal(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
 }
 
 fn literal_block_ok(s: &str) -> bool {
@@ -1045,6 +1069,50 @@ fn write_double_quoted(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+#[cfg(test)]
+mod numeric_tests {
+    use super::looks_numeric;
+
+    #[test]
+    fn numbers_dates_and_sexagesimals_are_numeric_versions_and_digests_are_not() {
+        for yes in [
+            "1",
+            "-1",
+            "+1.5",
+            ".5",
+            "1e3",
+            "1E-3",
+            "0x1F",
+            "0o17",
+            "0b101",
+            "0755",
+            "1_000",
+            "1:30",
+            "2024-01-01",
+            "2024-01-01T00:00:00Z",
+            "1.",
+            "6.02e+23",
+        ] {
+            assert!(looks_numeric(yes), "{yes}");
+        }
+        for no in [
+            "1.2.0",
+            "v1",
+            "08260f92d2ce",
+            "1.2.3-rc.1",
+            "1e",
+            "10Mi",
+            "100m",
+            "0x",
+            "e3",
+            "1:a",
+            ".",
+        ] {
+            assert!(!looks_numeric(no), "{no}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::applyset::{self, Contents, Parent};
@@ -16,7 +16,7 @@ use super::discovery::Resolved;
 use super::report::{Action, NotReady, ObjectResult, PackageReport};
 use super::wait::{self, Rule, Watched};
 use super::{
-    Cluster, ClusterError, api_for, api_status, apply_body, csa, get, reference_of, to_value,
+    Cluster, ClusterError, ResourceApi, api_for, api_status, apply_body, csa, get, reference_of,
 };
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
@@ -98,10 +98,14 @@ pub fn prepare(
         .map(|o| {
             let mut o = Object(apply_body(o));
             let extra = |g: &str, k: &str| crds.get(&(g.to_owned(), k.to_owned())).copied();
-            if o.namespace().is_none()
-                && kinds::namespaced(o.group(), o.kind(), &extra) == Some(true)
-            {
-                o.set_namespace(default_namespace);
+            match kinds::namespaced(o.group(), o.kind(), &extra) {
+                Some(true) if o.namespace().is_none() => o.set_namespace(default_namespace),
+                // Upstream YAML sometimes gives cluster-scoped objects a namespace; the server
+                // ignores it, and keeping it would make the object look foreign to prune.
+                Some(false) if o.namespace().is_some() => {
+                    o.metadata_mut().remove("namespace");
+                }
+                _ => {}
             }
             if let Some(id) = applyset_id {
                 applyset::label_member(&mut o, id);
@@ -164,6 +168,8 @@ struct Ctx<'a> {
     cluster: &'a Cluster,
     opts: &'a ApplyOptions,
     crds: HashMap<(String, String), bool>,
+    /// Namespaces the render creates: a dry run cannot create objects in them yet.
+    namespaces: HashSet<String>,
 }
 
 impl Ctx<'_> {
@@ -250,17 +256,15 @@ impl Ctx<'_> {
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(updated) => live = Some(to_value(updated)),
+                    Ok(updated) => live = Some(updated),
                     Err(e) => return (failure(r, &e), None),
                 }
                 note = Some("took over the fields of client-side kubectl apply");
             }
         }
-        let watched = wait::rule_for(&r.group, &r.kind).map(|rule: Rule| Watched {
-            object: r.clone(),
-            resolved: resolved.clone(),
-            rule,
-        });
+        // The object as the server now has it, when a response showed it: if that is already
+        // ready (an unchanged, rolled-out Deployment; an established CRD) there is nothing to wait for.
+        let mut now: Option<Value> = None;
         let result = match live {
             None => match api
                 .patch(
@@ -270,29 +274,54 @@ impl Ctx<'_> {
                 )
                 .await
             {
-                Ok(_) => ObjectResult::new(r, Action::Created),
-                Err(e) => failure(r, &e),
+                Ok(v) => {
+                    now = Some(v);
+                    ObjectResult::new(r.clone(), Action::Created)
+                }
+                Err(e)
+                    if self.opts.dry_run
+                        && api_status(&e).is_some_and(|s| s.code == 404)
+                        && object
+                            .namespace()
+                            .is_some_and(|ns| self.namespaces.contains(ns)) =>
+                {
+                    ObjectResult::new(r.clone(), Action::Created)
+                        .with_message("its namespace is created by this apply")
+                }
+                Err(e) => failure(r.clone(), &e),
             },
             Some(live) => match api
                 .patch(name, &self.params(true), &Patch::Apply(&object.0))
                 .await
-                .map(to_value)
             {
-                Ok(dry) if same_as_live(&dry, &live) => ObjectResult::new(r, Action::Unchanged),
-                Ok(_) if self.opts.dry_run => ObjectResult::new(r, Action::Configured),
+                Ok(dry) if same_as_live(&dry, &live) => {
+                    now = Some(live);
+                    ObjectResult::new(r.clone(), Action::Unchanged)
+                }
+                Ok(_) if self.opts.dry_run => ObjectResult::new(r.clone(), Action::Configured),
                 Ok(_) => match api
                     .patch(name, &self.params(false), &Patch::Apply(&object.0))
                     .await
                 {
-                    Ok(_) => ObjectResult::new(r, Action::Configured),
-                    Err(e) => failure(r, &e),
+                    Ok(v) => {
+                        now = Some(v);
+                        ObjectResult::new(r.clone(), Action::Configured)
+                    }
+                    Err(e) => failure(r.clone(), &e),
                 },
                 Err(e) if is_immutable(&e) && (self.opts.recreate || wants_recreate(object)) => {
                     self.recreate(&api, object, &e).await
                 }
-                Err(e) => failure(r, &e),
+                Err(e) => failure(r.clone(), &e),
             },
         };
+        let watched = wait::rule_for(&r.group, &r.kind)
+            .filter(|rule| !now.as_ref().is_some_and(|v| wait::check(*rule, v).is_ok()))
+            .map(|rule: Rule| Watched {
+                object: r,
+                resolved,
+                rule,
+            });
         let result = match (note, result.message.is_none()) {
             (Some(n), true) => result.with_message(n),
             _ => result,
@@ -303,7 +332,7 @@ impl Ctx<'_> {
     /// Delete, wait until gone, apply again.
     async fn recreate(
         &self,
-        api: &Api<DynamicObject>,
+        api: &ResourceApi,
         object: &Object,
         why: &kube::Error,
     ) -> ObjectResult {
@@ -372,9 +401,16 @@ impl Ctx<'_> {
                 continue;
             };
             let mut live: HashMap<String, Value> = list
-                .items
                 .into_iter()
-                .map(|o| (o.metadata.name.clone().unwrap_or_default(), to_value(o)))
+                .map(|o| {
+                    (
+                        o.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
+                        o,
+                    )
+                })
                 .collect();
             for m in members {
                 out.insert(m.reference(), live.remove(m.name()));
@@ -394,7 +430,7 @@ fn wants_recreate(object: &Object) -> bool {
 
 /// A package's ApplySet parent as it is in the cluster.
 pub(crate) struct ParentState {
-    pub api: Api<DynamicObject>,
+    pub api: ResourceApi,
     pub live: Option<Value>,
     /// What the live parent records (empty when there is none).
     pub recorded: Contents,
@@ -411,8 +447,7 @@ pub(crate) async fn read_parent(
         .resolve("v1", "ConfigMap")
         .await?
         .context("the cluster does not serve v1 ConfigMap")?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(cluster.client.clone(), &parent.namespace, &cm.resource);
+    let api = api_for(cluster, &cm, Some(&parent.namespace));
     let live = get(&api, &parent.name).await.with_context(|| {
         format!(
             "reading the ApplySet parent ConfigMap {}/{}",
@@ -460,6 +495,11 @@ pub async fn apply_package(
         cluster,
         opts,
         crds: render_crds(&objects),
+        namespaces: objects
+            .iter()
+            .filter(|o| o.group().is_empty() && o.kind() == "Namespace")
+            .map(|o| o.name().to_owned())
+            .collect(),
     };
     let ParentState {
         api: parent_api,
@@ -556,7 +596,7 @@ pub async fn apply_package(
             if !crds.is_empty() {
                 reporter.status(
                     "Waiting",
-                    &format!("for {} CRDs to be established", crds.len()),
+                    &format!("for CRDs to be established ({})", crds.len()),
                 );
                 let not_ready = wait::wait_ready(
                     cluster,
@@ -618,9 +658,9 @@ pub async fn apply_package(
             reporter.status(
                 "Waiting",
                 &format!(
-                    "for {} objects of {} to be ready",
-                    workloads.len(),
-                    rendered.name
+                    "for {} to be ready ({} objects)",
+                    rendered.name,
+                    workloads.len()
                 ),
             );
             not_ready = wait::wait_ready(cluster, &workloads, timeout, opts.poll).await?;
@@ -676,8 +716,7 @@ pub(crate) async fn stale_members(
                 .list(&ListParams::default().labels(&selector))
                 .await
                 .with_context(|| format!("listing {gk} members of the ApplySet"))?;
-            for item in list.items {
-                let live = to_value(item);
+            for live in list {
                 let object = reference_of(&live);
                 if !wanted.contains(&object) {
                     stale.push(Stale {
@@ -732,4 +771,55 @@ async fn prune(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prepare_defaults_namespaces_drops_them_from_cluster_objects_and_labels_members() {
+        let rendered = RenderedPackage {
+            name: "demo".into(),
+            version: "1".into(),
+            env: None,
+            objects: vec![
+                Object(
+                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}}),
+                ),
+                Object(
+                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r", "namespace": "x"}}),
+                ),
+                Object(
+                    json!({"apiVersion": "example.com/v1", "kind": "Mystery", "metadata": {"name": "m"}}),
+                ),
+            ],
+            warnings: vec![],
+            explanation: None,
+            inputs: vec![],
+        };
+        let out = prepare(&rendered, "demo", Some("applyset-x-v1"));
+        assert_eq!(out[0].namespace(), Some("demo"));
+        assert!(out[0].0.pointer("/metadata/resourceVersion").is_none());
+        assert_eq!(out[1].namespace(), None);
+        assert_eq!(
+            out[2].namespace(),
+            None,
+            "unknown scope is left to the server"
+        );
+        assert_eq!(
+            out[1].labels().unwrap()[applyset::PART_OF_LABEL],
+            "applyset-x-v1"
+        );
+    }
+
+    #[test]
+    fn unchanged_ignores_resource_version_and_managed_field_times() {
+        let live = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "v"}});
+        let same = json!({"metadata": {"resourceVersion": "2", "managedFields": [{"manager": "kpin", "time": "b"}]}, "data": {"k": "v"}});
+        let changed = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "w"}});
+        assert!(same_as_live(&same, &live));
+        assert!(!same_as_live(&changed, &live));
+    }
 }

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::apply::{Stale, prepare, read_parent, stale_members};
 use super::applyset::Parent;
-use super::{Cluster, api_for, api_status, get, strip_noise, to_value};
+use super::{Cluster, api_for, api_status, get, strip_noise};
 use crate::object::{Object, ObjectRef};
 use crate::render::RenderedPackage;
 use crate::yaml;
@@ -52,6 +53,8 @@ pub struct PackageDiff {
 pub struct DiffOptions {
     pub field_manager: String,
     pub show_secrets: bool,
+    /// Objects compared at the same time.
+    pub concurrency: usize,
 }
 
 const MASK: &str = "***";
@@ -138,12 +141,11 @@ pub async fn diff_package(
     let objects = prepare(rendered, &parent_ns, Some(&id));
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(&opts.field_manager).force().dry_run();
-    let diffs = futures::future::join_all(
-        objects
-            .iter()
-            .map(|o| diff_object(cluster, o, &pp, opts.show_secrets)),
-    )
-    .await;
+    let diffs: Vec<Result<Option<ObjectDiff>>> = futures::stream::iter(&objects)
+        .map(|o| diff_object(cluster, o, &pp, opts.show_secrets))
+        .buffered(opts.concurrency.max(1))
+        .collect()
+        .await;
     let mut changes = Vec::new();
     for d in diffs {
         changes.extend(d?);
@@ -193,7 +195,7 @@ async fn diff_object(
         .await
         .with_context(|| format!("reading {r}"))?;
     let result = match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
-        Ok(v) => to_value(v),
+        Ok(v) => v,
         // A namespace created by the same apply does not exist yet: show the object as rendered.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
             object.0.clone()

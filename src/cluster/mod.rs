@@ -19,7 +19,7 @@ pub mod discovery;
 pub mod report;
 pub mod wait;
 
-use kube::api::{Api, DynamicObject};
+use kube::api::{DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 pub use connect::{Cluster, ConnectOptions, Target, connect};
@@ -88,36 +88,84 @@ pub fn apply_body(object: &Object) -> Value {
     v
 }
 
-/// `Api` for one resolved kind in a namespace (ignored for cluster-scoped kinds).
+/// Requests for one kind in one namespace, answered as plain JSON. Like `kube::Api`, minus the
+/// typed `DynamicObject` round trip, which costs more than the request on large CRDs.
+pub(crate) struct ResourceApi {
+    client: kube::Client,
+    request: kube::core::Request,
+}
+
+impl ResourceApi {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<T, kube::Error> {
+        self.client
+            .request(req.map_err(kube::Error::BuildRequest)?)
+            .await
+    }
+
+    pub async fn get_opt(&self, name: &str) -> Result<Option<Value>, kube::Error> {
+        match self
+            .send(self.request.get(name, &GetParams::default()))
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn patch<P: serde::Serialize + std::fmt::Debug>(
+        &self,
+        name: &str,
+        pp: &PatchParams,
+        patch: &Patch<P>,
+    ) -> Result<Value, kube::Error> {
+        self.send(self.request.patch(name, pp, patch)).await
+    }
+
+    pub async fn list(&self, lp: &ListParams) -> Result<Vec<Value>, kube::Error> {
+        let list: Value = self.send(self.request.list(lp)).await?;
+        Ok(match list {
+            Value::Object(mut m) => match m.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
+    }
+
+    pub async fn delete(&self, name: &str, dp: &DeleteParams) -> Result<(), kube::Error> {
+        self.send::<Value>(self.request.delete(name, dp))
+            .await
+            .map(drop)
+    }
+}
+
+/// Requests for one resolved kind in a namespace (ignored for cluster-scoped kinds).
 pub(crate) fn api_for(
     cluster: &Cluster,
     resolved: &Resolved,
     namespace: Option<&str>,
-) -> Api<DynamicObject> {
-    match (resolved.namespaced, namespace) {
-        (true, Some(ns)) => Api::namespaced_with(cluster.client.clone(), ns, &resolved.resource),
-        (true, None) => Api::namespaced_with(
-            cluster.client.clone(),
-            &cluster.target.default_namespace,
+) -> ResourceApi {
+    let ns = match (resolved.namespaced, namespace) {
+        (true, Some(ns)) => Some(ns),
+        (true, None) => Some(cluster.target.default_namespace.as_str()),
+        (false, _) => None,
+    };
+    ResourceApi {
+        client: cluster.client.clone(),
+        request: kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(
             &resolved.resource,
-        ),
-        (false, _) => Api::all_with(cluster.client.clone(), &resolved.resource),
+            ns,
+        )),
     }
-}
-
-pub(crate) fn to_value(object: DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
 /// GET one object; `None` when it does not exist.
-pub(crate) async fn get(
-    api: &Api<DynamicObject>,
-    name: &str,
-) -> Result<Option<Value>, kube::Error> {
-    match api.get_opt(name).await {
-        Ok(o) => Ok(o.map(to_value)),
-        Err(e) => Err(e),
-    }
+pub(crate) async fn get(api: &ResourceApi, name: &str) -> Result<Option<Value>, kube::Error> {
+    api.get_opt(name).await
 }
 
 /// The API server's failure status, if the error is one.

@@ -129,6 +129,8 @@ pub async fn wait_ready(
     poll: Duration,
 ) -> Result<Vec<NotReady>> {
     let deadline = Instant::now() + timeout;
+    // Start fast (CRDs are usually established within a second) and back off to `poll`.
+    let mut interval = poll.min(Duration::from_millis(25));
     let mut pending: Vec<(&Watched, String)> = objects
         .iter()
         .map(|w| (w, "not checked".to_owned()))
@@ -151,7 +153,7 @@ pub async fn wait_ready(
         if pending.is_empty() {
             return Ok(Vec::new());
         }
-        if Instant::now() + poll > deadline {
+        if Instant::now() + interval > deadline {
             let mut out: Vec<NotReady> = pending
                 .into_iter()
                 .map(|(w, reason)| NotReady {
@@ -162,7 +164,8 @@ pub async fn wait_ready(
             out.sort_by(|a, b| a.object.cmp(&b.object));
             return Ok(out);
         }
-        tokio::time::sleep(poll).await;
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(poll);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use kpin::cluster::diff::{self, Change, DiffOptions, diff_package};
-use kpin::error::{HintExt as _, Outcome};
+use kpin::error::Outcome;
 use kpin::progress::Reporter as _;
 
 use super::Ctx;
@@ -33,17 +33,15 @@ fn paint(diff: &str, color: bool) -> String {
 }
 
 pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
-    if let Some(rev) = &args.base {
-        return Err(anyhow::anyhow!(
-            "`kpin diff --base {rev}` is not implemented yet"
-        ))
-        .hint("run `kpin diff` without --base to compare with the cluster");
+    if let Some(base) = args.base.clone() {
+        return super::diff_base::run(ctx, &args, &base);
     }
     let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
     let cluster = connect(ctx, &args.cluster, &plan).await?;
     let opts = DiffOptions {
         field_manager: args.field_manager.clone(),
         show_secrets: args.show_secrets,
+        concurrency: 16,
     };
     let mut packages = Vec::new();
     for (rendered, namespace) in &plan.packages {

@@ -2,6 +2,7 @@
 
 mod apply;
 mod diff;
+mod diff_base;
 mod outdated;
 mod render;
 mod sync;
@@ -14,9 +15,8 @@ use anyhow::Result;
 use clap::CommandFactory;
 use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
-use kpin::lockfile::LockedPackage;
-use kpin::manifest::{self, Manifest, Package};
-use kpin::sync::{LockDigests, SyncOptions};
+use kpin::manifest::{self, Manifest};
+use kpin::sync::SyncOptions;
 
 use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind};
 use crate::ui::Terminal;
@@ -43,7 +43,7 @@ impl Ctx<'_> {
     pub fn checked_manifest(&self, locked: &LockedArg) -> Result<Manifest> {
         let manifest = self.manifest()?;
         if locked.locked {
-            let problems = kpin::verify::verify(&manifest, Some(&verify_digests))?;
+            let problems = kpin::verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
                 return Err(DriftError::new(format!(
@@ -65,47 +65,8 @@ fn sync_options<'a>(lock: &LockArgs, net: &NetArgs) -> Result<SyncOptions<'a>> {
         jobs: net.jobs,
         net: net.to_options(),
         cache_dir: cache::default_dir(net.cache_dir.as_deref())?,
-        hook: Some(&lock_digests),
+        hook: Some(&kpin::render::lock_hook),
     })
-}
-
-/// `sync::LockHook`: the lockfile records the overlay inputs and rendered output per package.
-fn lock_digests(manifest: &Manifest, package: &Package) -> Result<LockDigests> {
-    let digests = kpin::render::digests(manifest, package)?;
-    Ok((Some(digests.overlays_digest), digests.rendered))
-}
-
-/// `verify::VerifyHook`: an overlay edit or a render change that was not re-locked is drift.
-fn verify_digests(
-    manifest: &Manifest,
-    package: &Package,
-    locked: &LockedPackage,
-) -> Result<Vec<kpin::verify::Problem>> {
-    let (overlays, rendered) = match lock_digests(manifest, package) {
-        Ok(digests) => digests,
-        Err(err) => {
-            let error = kpin::error::render_error(&err);
-            return Ok(vec![kpin::verify::Problem::RenderFailed {
-                package: package.name.clone(),
-                error: error.trim_end().trim_start_matches("error: ").to_owned(),
-            }]);
-        }
-    };
-    let mut problems = Vec::new();
-    if overlays != locked.overlays_digest {
-        problems.push(kpin::verify::Problem::OverlaysChanged {
-            package: package.name.clone(),
-        });
-    }
-    for (env, digest) in &rendered {
-        if locked.rendered.get(env) != Some(digest) {
-            problems.push(kpin::verify::Problem::RenderChanged {
-                package: package.name.clone(),
-                env: env.clone(),
-            });
-        }
-    }
-    Ok(problems)
 }
 
 /// Run the parsed command. The one `match` over commands.

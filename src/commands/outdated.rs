@@ -1,12 +1,41 @@
-//! `kpin outdated`.
+//! `kpin outdated`: the table (or JSON) of newer upstream versions; exit 1 when a package can
+//! be upgraded within its constraint, 2 when a version feed failed.
 
 use anyhow::Result;
-use kpin::error::Outcome;
+use kpin::error::{HintExt, Outcome};
+use kpin::fetch::Client;
+use kpin::outdated;
 
 use super::Ctx;
-use crate::cli::OutdatedArgs;
+use crate::cli::{OutdatedArgs, ReportFormat};
 
 pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
-    let _ = (ctx.manifest()?, args);
-    anyhow::bail!("`kpin outdated` is not implemented yet")
+    let manifest = ctx.manifest()?;
+    let packages = manifest.select(&args.packages)?;
+    let client = Client::new(args.net.to_options())?;
+    let reports = outdated::check(&packages, &client, args.prereleases, args.net.jobs).await;
+    match args.output {
+        ReportFormat::Text => print!("{}", outdated::render_table(&reports)),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&outdated::to_json(&reports))?
+        ),
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.problem.as_ref().is_some_and(|p| p.is_error()))
+        .map(|r| r.package.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(anyhow::anyhow!(
+            "could not list upstream versions of {} (see above)",
+            failed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ))
+        .hint("set GITHUB_TOKEN for rate limits and private repositories; check `versions:` in kpin.yaml");
+    }
+    Ok(if outdated::any_outdated(&reports) {
+        Outcome::Drift
+    } else {
+        Outcome::Clean
+    })
 }

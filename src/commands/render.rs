@@ -5,6 +5,7 @@ use anyhow::Result;
 use kpin::error::Outcome;
 use kpin::progress::Reporter;
 use kpin::render::{self, RenderedPackage};
+use kpin::yaml;
 
 use super::Ctx;
 use crate::cli::RenderArgs;
@@ -14,7 +15,10 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
     if let Some(env) = &args.env {
         manifest.environment(env)?;
     }
-    let packages = manifest.select(&args.packages)?;
+    let mut packages = manifest.select(&args.packages)?;
+    // `kpin render a a` renders `a` once; output order is the manifest's, not the argument's.
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    packages.dedup_by(|a, b| a.name == b.name);
     let mut rendered: Vec<RenderedPackage> = Vec::with_capacity(packages.len());
     for package in packages {
         let out =
@@ -43,7 +47,8 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
         let text: Vec<String> = rendered.iter().map(render::explain).collect();
         print!("{}", text.join("\n"));
     } else if args.output_dir.is_none() {
-        print!("{}", render::to_yaml(&render::combine(&rendered)?));
+        let all = render::combine(&rendered)?;
+        print!("{}", yaml::emit_documents(all.iter().map(|o| &o.0)));
     }
     Ok(Outcome::Clean)
 }

@@ -1,12 +1,120 @@
-//! `kpin upgrade`.
+//! `kpin upgrade`: pick target versions (from `--to` or the version feed within constraints),
+//! run the upgrade and print its report; refused upgrades exit 2 after the report.
+
+use std::io::IsTerminal;
 
 use anyhow::Result;
-use kpin::error::Outcome;
+use kpin::changes::DiffOptions;
+use kpin::error::{HintExt, Outcome};
+use kpin::fetch::{Cache, Client, cache};
+use kpin::manifest::{Manifest, Package};
+use kpin::outdated;
+use kpin::progress::Reporter;
+use kpin::upgrade::{self, Fetcher, Target, UpgradeOptions};
 
 use super::Ctx;
-use crate::cli::UpgradeArgs;
+use crate::cli::{DiffFormat, UpgradeArgs};
 
 pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
-    let _ = (ctx.manifest()?, args);
-    anyhow::bail!("`kpin upgrade` is not implemented yet")
+    let manifest = ctx.manifest()?;
+    let client = Client::new(args.net.to_options())?;
+    let targets = choose_targets(ctx, &manifest, &args, &client).await?;
+    if targets.is_empty() {
+        ctx.term.status("Finished", "nothing to upgrade");
+        return Ok(Outcome::Clean);
+    }
+    let fetcher = Fetcher {
+        client: Some(&client),
+        cache: Cache::new(cache::default_dir(args.net.cache_dir.as_deref())?),
+    };
+    let options = UpgradeOptions {
+        allow_broken_overlays: args.allow_broken_overlays,
+        dry_run: args.dry_run,
+    };
+    let report = upgrade::upgrade(&manifest, &targets, &fetcher, &options, ctx.term).await?;
+    let diff = DiffOptions {
+        color: ctx.term.color() && std::io::stdout().is_terminal(),
+        labels: ("current".to_owned(), "upgraded".to_owned()),
+        ..DiffOptions::default()
+    };
+    match args.output {
+        DiffFormat::Text => print!("{}", report.to_text(&diff)),
+        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json(&diff))?),
+        DiffFormat::Markdown => print!("{}", report.to_markdown(&diff)),
+    }
+    let broken = report.broken_overlays().count();
+    if broken > 0 && !args.allow_broken_overlays {
+        return Err(anyhow::anyhow!(
+            "upgrade not written: {broken} overlay operation(s) match nothing in the new version"
+        ))
+        .hint("fix the overlays listed above, or pass --allow-broken-overlays to write the upgrade anyway");
+    }
+    if !report.written {
+        ctx.term.status(
+            "Finished",
+            "dry run: kpin.yaml, kpin.lock and vendor/ unchanged",
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `--to` for one package, else the newest version within each package's constraint.
+async fn choose_targets(
+    ctx: &Ctx<'_>,
+    manifest: &Manifest,
+    args: &UpgradeArgs,
+    client: &Client,
+) -> Result<Vec<Target>> {
+    let selected: Vec<&Package> = match &args.package {
+        Some(name) => manifest.select(std::slice::from_ref(name))?,
+        None => manifest.packages.values().collect(),
+    };
+    if let (Some(to), [package]) = (&args.to, selected.as_slice()) {
+        return Ok(vec![Target {
+            package: package.name.clone(),
+            version: to.clone(),
+        }]);
+    }
+    let mut with_feed = Vec::new();
+    for package in selected {
+        if package.versions.is_some() {
+            with_feed.push(package);
+        } else if args.all {
+            ctx.term
+                .warn(&format!("{}: skipped, no version source", package.name));
+        } else {
+            return Err(anyhow::anyhow!("package `{}` has no version source to find a newer version", package.name))
+                .hint("pass --to VERSION, or add `versions: {github: OWNER/REPO}` to the package in kpin.yaml");
+        }
+    }
+    let reports = outdated::check(&with_feed, client, false, args.net.jobs).await;
+    let mut targets = Vec::new();
+    for r in reports {
+        if let Some(problem) = r.problem.as_ref().filter(|p| p.is_error()) {
+            let err = anyhow::anyhow!("listing versions of `{}`: {}", r.package, problem.message());
+            return Err(match problem.hint() {
+                Some(h) => err.hint(h),
+                None => err,
+            });
+        }
+        match (&r.wanted, &r.latest) {
+            (Some(v), _) => targets.push(Target {
+                package: r.package.clone(),
+                version: v.clone(),
+            }),
+            (None, Some(latest)) => ctx.term.status(
+                "Up to date",
+                &format!(
+                    "{} {} (newest within {}; {latest} is outside it)",
+                    r.package,
+                    r.current,
+                    r.constraint.as_deref().unwrap_or("constraint")
+                ),
+            ),
+            (None, None) => ctx
+                .term
+                .status("Up to date", &format!("{} {}", r.package, r.current)),
+        }
+    }
+    Ok(targets)
 }

@@ -10,7 +10,7 @@ use crate::cli::{ReportFormat, VerifyArgs};
 
 pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
-    let problems = verify::verify(&manifest, Some(&super::verify_digests))?;
+    let problems = verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
     match args.output {
         ReportFormat::Json => {
             let doc = serde_json::json!({ "ok": problems.is_empty(), "problems": problems });

@@ -58,22 +58,55 @@ pub async fn release_by_tag(
 
 /// Every release of `repo`, newest first as GitHub orders them, following `Link: rel="next"`.
 pub async fn list_releases(client: &Client, api_url: &str, repo: &str) -> Result<Vec<Release>> {
-    let mut url = Some(api(api_url, repo, "releases?per_page=100")?);
-    let mut releases = Vec::new();
+    list_pages(
+        client,
+        api(api_url, repo, "releases?per_page=100")?,
+        "releases",
+        repo,
+    )
+    .await
+}
+
+/// A tag of a repository (`GET /repos/{repo}/tags`), for projects that tag without releases.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Tag {
+    pub name: String,
+}
+
+/// Every tag of `repo`, following `Link: rel="next"`.
+pub async fn list_tags(client: &Client, api_url: &str, repo: &str) -> Result<Vec<Tag>> {
+    list_pages(
+        client,
+        api(api_url, repo, "tags?per_page=100")?,
+        "tags",
+        repo,
+    )
+    .await
+}
+
+/// Every item of a paginated API list starting at `first`.
+async fn list_pages<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    first: Url,
+    what: &str,
+    repo: &str,
+) -> Result<Vec<T>> {
+    let mut url = Some(first);
+    let mut items = Vec::new();
     let mut pages = 0;
     while let Some(page) = url.take() {
         pages += 1;
         if pages > MAX_PAGES {
-            anyhow::bail!("listing releases of {repo}: more than {MAX_PAGES} pages");
+            anyhow::bail!("listing {what} of {repo}: more than {MAX_PAGES} pages");
         }
         let (batch, headers) = client
-            .get_json::<Vec<Release>>(&page, Auth::GithubApi)
+            .get_json::<Vec<T>>(&page, Auth::GithubApi)
             .await
-            .with_context(|| format!("listing releases of {repo}"))?;
-        releases.extend(batch);
+            .with_context(|| format!("listing {what} of {repo}"))?;
+        items.extend(batch);
         url = next_page(&headers);
     }
-    Ok(releases)
+    Ok(items)
 }
 
 /// The `rel="next"` target of a `Link` header.

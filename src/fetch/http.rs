@@ -224,7 +224,7 @@ impl Client {
         auth: Auth,
     ) -> Result<(T, HeaderMap)> {
         let (bytes, headers) = self
-            .with_retries(url, |_| async move {
+            .with_retries(|| async move {
                 let response = self.request(url, auth).await?;
                 let headers = response.headers().clone();
                 let mut body = Vec::new();
@@ -251,7 +251,7 @@ impl Client {
     ) -> Result<Download> {
         std::fs::create_dir_all(temp_dir)
             .with_context(|| format!("creating {}", temp_dir.display()))?;
-        self.with_retries(url, |_| async move {
+        self.with_retries(|| async move {
             let mut file = tempfile::Builder::new()
                 .prefix(".kpin-download-")
                 .tempfile_in(temp_dir)
@@ -275,9 +275,7 @@ impl Client {
                     })
                 })
                 .await?;
-            file.as_file()
-                .sync_all()
-                .map_err(|e| Attempt::Fatal(e.into()))?;
+            // No fsync: the cache re-hashes entries before use, so a torn write is caught.
             Ok(Download {
                 file,
                 sha256: hasher.finish_hex(),
@@ -406,15 +404,15 @@ impl Client {
 
     /// Run `attempt` until it succeeds, fails fatally, or the attempts are used up, sleeping
     /// with exponential backoff (or the server's `Retry-After`) in between.
-    async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T>
+    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
-        F: FnMut(u32) -> Fut,
+        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
     {
         let attempts = self.options.attempts.max(1);
         let mut delay = self.options.backoff;
         for n in 1..=attempts {
-            match attempt(n).await {
+            match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Fatal(error)) => return Err(error),
                 Err(Attempt::Retry(error, _)) if n == attempts && attempts > 1 => {

@@ -136,6 +136,9 @@ pub async fn resolve(
 
 /// A file recorded in the lockfile, to fetch again without resolving the source.
 pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFile> {
+    // The lockfile is input too: a crafted name must not write outside vendor/.
+    manifest::check_path_segment(&file.name)
+        .with_context(|| format!("{}: file `{}`", manifest.lock_path().display(), file.name))?;
     let origin = match file.url.strip_prefix(PATH_PREFIX) {
         Some(rel) => {
             manifest::check_relative_path(rel)
@@ -309,6 +312,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again.origin, files[0].origin);
+        let crafted = LockedFile {
+            name: "../../escape.yaml".into(),
+            url: "https://h/a.yaml".into(),
+            sha256: String::new(),
+            size: 0,
+        };
+        assert!(locked_source(&m, &crafted).is_err());
     }
 
     #[test]

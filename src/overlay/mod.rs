@@ -206,6 +206,8 @@ impl Overlay {
         let mut inputs = vec![(display.to_owned(), digest::sha256_hex(text.as_bytes()))];
         let mut operations = Vec::with_capacity(raw.operations.len());
         for (index, raw_op) in raw.operations.iter().enumerate() {
+            // The key as serde spells it (`jsonPatch`), so messages and lookups never drift
+            // from the file format.
             let key = serde_json::to_value(raw_op)
                 .ok()
                 .and_then(|v| v.as_object().and_then(|m| m.keys().next().cloned()))

@@ -56,6 +56,7 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
             from.extend(t.object.namespace().map(str::to_owned));
         }
     }
+    from.extend(implied_namespaces(ws));
     // A package that renders nothing (everything removed) has nothing to move either; only a
     // package made entirely of cluster-scoped objects is a mistake worth stopping for.
     let only_cluster_scoped = !ws.objects.is_empty()
@@ -100,7 +101,14 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         })?;
     }
     for i in duplicates.into_iter().rev() {
-        ws.objects.remove(i);
+        let mut dropped = ws.objects.remove(i);
+        if ws.explain {
+            dropped.changes.push(super::Change {
+                origin: ctx.origin.clone(),
+                action: super::Action::Removed,
+            });
+            ws.removed.push(dropped);
+        }
     }
     ws.moves.push(NamespaceMove {
         from,
@@ -108,6 +116,42 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
         origin: ctx.origin.clone(),
     });
     Ok(())
+}
+
+/// Namespaces a package assumes without writing them on its objects: releases such as Argo CD
+/// leave `metadata.namespace` out (to be installed with `kubectl -n argocd`) yet bind their
+/// ServiceAccounts as `{kind: ServiceAccount, name: x, namespace: argocd}`. A subject naming a
+/// ServiceAccount the package defines without a namespace reveals that namespace.
+fn implied_namespaces(ws: &Workspace) -> BTreeSet<String> {
+    let unplaced_accounts: BTreeSet<&str> = ws
+        .objects
+        .iter()
+        .map(|t| &t.object)
+        .filter(|o| (o.group(), o.kind()) == kinds::SERVICE_ACCOUNT_KIND && o.namespace().is_none())
+        .map(Object::name)
+        .collect();
+    let mut implied = BTreeSet::new();
+    for t in &ws.objects {
+        if !kinds::BINDING_KINDS.contains(&(t.object.group(), t.object.kind())) {
+            continue;
+        }
+        for subject in t
+            .object
+            .0
+            .get("subjects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| subject.get(k).and_then(Value::as_str);
+            if field("kind") == Some("ServiceAccount")
+                && field("name").is_some_and(|n| unplaced_accounts.contains(n))
+            {
+                implied.extend(field("namespace").map(str::to_owned));
+            }
+        }
+    }
+    implied
 }
 
 /// A RoleBinding that grants a Role the package does not define (metrics-server's binding to
@@ -188,7 +232,7 @@ pub fn leftover_references(objects: &[Object], moves: &[NamespaceMove]) -> Vec<S
         for old in &m.from {
             for object in objects {
                 let mut hits = Vec::new();
-                scan(&object.0, old, &mut Vec::new(), None, &mut hits);
+                scan(&object.0, old, &mut Vec::new(), None, None, &mut hits);
                 for (path, value) in hits {
                     warnings.push(format!(
                         "{}: {path}: `{value}` still refers to namespace `{old}`, which {} moved to `{}`",
@@ -210,6 +254,7 @@ fn scan<'a>(
     old: &str,
     path: &mut Vec<PathKey<'a>>,
     key: Option<&str>,
+    previous: Option<&str>,
     hits: &mut Vec<(String, String)>,
 ) {
     match value {
@@ -220,18 +265,19 @@ fn scan<'a>(
                     continue;
                 }
                 path.push(PathKey::Key(k));
-                scan(v, old, path, Some(k), hits);
+                scan(v, old, path, Some(k), None, hits);
                 path.pop();
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
+                let previous = i.checked_sub(1).and_then(|p| items[p].as_str());
                 path.push(PathKey::Index(i));
-                scan(v, old, path, key, hits);
+                scan(v, old, path, key, previous, hits);
                 path.pop();
             }
         }
-        Value::String(s) if refers_to(s, old, key) => {
+        Value::String(s) if refers_to(s, old, key, previous) => {
             let shown = path
                 .iter()
                 .fold(String::new(), |acc, k| push_path(&acc, *k));
@@ -241,16 +287,25 @@ fn scan<'a>(
     }
 }
 
-/// Whether string `s`, found under `key`, names namespace `old`.
-fn refers_to(s: &str, old: &str, key: Option<&str>) -> bool {
+/// Whether string `s`, found under `key` (after list item `previous`), names namespace `old`.
+/// A bare `old` counts only where it must be a namespace: a `namespace` field, an env `value`,
+/// or the argument after a `--namespace`-like flag (`argocd` alone is also a command name).
+fn refers_to(s: &str, old: &str, key: Option<&str>, previous: Option<&str>) -> bool {
     let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/');
     let qualified = s
         .match_indices(&format!("{old}/"))
         .any(|(i, _)| s[..i].chars().next_back().is_none_or(|c| !name_char(c)));
     let dns = s.contains(&format!(".{old}.svc"));
-    let exact_field = matches!(key, Some("namespace" | "args" | "command" | "value"))
-        && (s == old || s.ends_with(&format!("={old}")));
-    qualified || dns || exact_field
+    let argument = matches!(key, Some("args" | "command")) && s.ends_with(&format!("={old}"));
+    let bare = s == old
+        && match key {
+            Some("namespace" | "value") => true,
+            Some("args" | "command") => {
+                previous.is_some_and(|p| p.starts_with('-') && p.contains("namespace"))
+            }
+            _ => false,
+        };
+    qualified || dns || argument || bare
 }
 
 #[cfg(test)]
@@ -281,7 +336,8 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "up",
                     "annotations": {"cert-manager.io/inject-ca-from": "up/cert"}, "labels": {"app": "up"}},
                 "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "r.io/up/c:1",
-                    "args": ["--publish-service=up/svc", "--host=svc.up.svc", "--ns=up", "--nsx=$(POD_NAMESPACE)/x", "--backup/up/x"]}]}}}}),
+                    "command": ["up"],
+                    "args": ["--publish-service=up/svc", "--host=svc.up.svc", "--ns=up", "--nsx=$(POD_NAMESPACE)/x", "--backup/up/x", "--namespace", "up"]}]}}}}),
         ]
     }
 
@@ -346,6 +402,7 @@ mod tests {
                 "Deployment ingress/d: spec.template.spec.containers[0].args[0]",
                 "Deployment ingress/d: spec.template.spec.containers[0].args[1]",
                 "Deployment ingress/d: spec.template.spec.containers[0].args[2]",
+                "Deployment ingress/d: spec.template.spec.containers[0].args[6]",
             ],
             "{warnings:#?}"
         );
@@ -353,6 +410,37 @@ mod tests {
             warnings[0]
                 .ends_with("which overlays/x.yaml operations[0] (namespace) moved to `ingress`")
         );
+    }
+
+    #[test]
+    fn namespace_implied_by_bindings_moves_too() {
+        let out = run(
+            vec![
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ctrl"}}),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "ctrl", "namespace": "argocd"}]}),
+            ],
+            "operations:\n- namespace: {name: gitops}\n",
+        )
+        .unwrap();
+        assert_eq!(out[0]["metadata"]["namespace"], "gitops");
+        assert_eq!(out[1]["subjects"][0]["namespace"], "gitops");
+    }
+
+    #[test]
+    fn several_upstream_namespaces_collapse_into_one() {
+        let out = run(
+            vec![
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "b"}}),
+            ],
+            "operations:\n- namespace: {name: one}\n",
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["metadata"]["name"], "one");
+        assert_eq!(out[1]["metadata"]["namespace"], "one");
     }
 
     #[test]

@@ -239,11 +239,12 @@ fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
 #[test]
 fn dry_run_sends_only_dry_run_requests() {
     let s = setup(&v1());
+    let before = s.fake.object_count();
     let run = s.kpin(&["apply", "--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("dry run: 8 created"), "{}", run.stdout);
     assert_eq!(s.fake.mutations(), Vec::<String>::new());
-    assert_eq!(s.fake.object_count(), 0);
+    assert_eq!(s.fake.object_count(), before);
 }
 
 #[test]
@@ -332,9 +333,14 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
         Some(4)
     );
 
+    // `--base` compares with a git revision instead (tests/it/upgrade.rs); here there is no repository.
     let base = s.kpin(&["diff", "--base", "HEAD"]);
     assert_eq!(base.code, 2);
-    assert!(base.stderr.contains("not implemented"), "{}", base.stderr);
+    assert!(
+        base.stderr.contains("not in a git repository"),
+        "{}",
+        base.stderr
+    );
 }
 
 #[test]
@@ -499,6 +505,36 @@ fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
 }
 
 #[test]
+fn the_recreate_annotation_allows_recreation_without_the_flag() {
+    let s = setup(&yaml(&[NAMESPACE, DEPLOYMENT]));
+    assert_eq!(s.kpin(&["apply"]).code, 0);
+    let annotated = DEPLOYMENT.replace("app: web", "app: web2").replace(
+        "  namespace: demo\nspec:",
+        "  namespace: demo\n  annotations: {kpin.dev/recreate: 'true'}\nspec:",
+    );
+    upgrade(&s.project, "1.1.0", &yaml(&[NAMESPACE, &annotated]));
+    let run = s.kpin(&["apply", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("would delete and re-create"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        s.fake
+            .get("apps", "Deployment", Some("demo"), "web")
+            .is_some()
+    );
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("recreated  Deployment demo/web"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
     // As `kubectl apply` (client-side) left it: an extra key upstream has since dropped.
@@ -548,4 +584,268 @@ fn wait_times_out_with_a_list_of_what_is_not_ready() {
     let v: Value = serde_json::from_str(&json.stdout).expect("json report");
     assert_eq!(v["failed"], true);
     assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");
+}
+
+/// The same flows against a real cluster. Ignored by default and skipped unless
+/// `KPIN_TEST_KUBECONFIG` names a kubeconfig whose current context may be written to; each test
+/// works in its own namespace `kpin-it-<pid>-<n>` and deletes it afterwards. With kind:
+///
+/// ```text
+/// kind create cluster --name kpin-it
+/// kind get kubeconfig --name kpin-it > /tmp/kpin-it.kubeconfig
+/// KPIN_TEST_KUBECONFIG=/tmp/kpin-it.kubeconfig cargo test --test it cluster::real -- --ignored --test-threads 2
+/// ```
+mod real {
+    use std::process::Command;
+
+    use crate::support::{Project, Run};
+
+    struct Real {
+        kubeconfig: String,
+        namespace: String,
+        project: Project,
+    }
+
+    impl Drop for Real {
+        fn drop(&mut self) {
+            let _ = self.kubectl(&[
+                "delete",
+                "namespace",
+                &self.namespace,
+                "--wait=false",
+                "--ignore-not-found",
+            ]);
+        }
+    }
+
+    impl Real {
+        fn new(test: &str, n: u32) -> Option<Real> {
+            let Some(kubeconfig) = std::env::var_os("KPIN_TEST_KUBECONFIG") else {
+                eprintln!("SKIPPED {test}: KPIN_TEST_KUBECONFIG is not set");
+                return None;
+            };
+            Some(Real {
+                kubeconfig: kubeconfig.to_string_lossy().into_owned(),
+                namespace: format!("kpin-it-{}-{n}", std::process::id()),
+                project: Project::new(),
+            })
+        }
+
+        /// Vendor `yaml` (with `NS` replaced by the test namespace) as the package `demo`.
+        fn vendor(&self, version: &str, yaml: &str) {
+            self.project.write(
+                "kpin.yaml",
+                &format!(
+                    "packages:\n  demo:\n    version: {version}\n    url: https://example.invalid/demo.yaml\n    namespace: {}\n",
+                    self.namespace
+                ),
+            );
+            self.project.write(
+                &format!("vendor/demo/{version}/demo.yaml"),
+                &yaml.replace("NS", &self.namespace),
+            );
+        }
+
+        fn kpin(&self, args: &[&str]) -> Run {
+            let mut all = args.to_vec();
+            all.extend(["--kubeconfig", &self.kubeconfig, "--wait-timeout", "180"]);
+            self.project.run(&all)
+        }
+
+        fn kubectl(&self, args: &[&str]) -> String {
+            let out = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args)
+                .output()
+                .expect("running kubectl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        fn kubectl_stdin(&self, args: &[&str], input: &str) {
+            use std::io::Write as _;
+            let mut child = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("running kubectl");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.replace("NS", &self.namespace).as_bytes())
+                .expect("writing to kubectl");
+            assert!(child.wait().expect("kubectl").success());
+        }
+    }
+
+    const BASE: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: NS
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: NS
+data:
+  mode: fast
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+  namespace: NS
+stringData:
+  password: old-password
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: NS
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: pause
+        image: registry.k8s.io/pause:3.10
+";
+
+    const LEGACY: &str = "---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: legacy
+  namespace: NS
+data:
+  old: 'true'
+";
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_apply_reapply_diff_and_prune() {
+        let Some(r) = Real::new("real_apply_reapply_diff_and_prune", 1) else {
+            return;
+        };
+        r.vendor("1.0.0", &format!("{BASE}{LEGACY}"));
+        let first = r.kpin(&["apply"]);
+        assert_eq!(first.code, 0, "{}", first.transcript());
+        let again = r.kpin(&["apply"]);
+        assert_eq!(again.code, 0, "{}", again.transcript());
+        assert!(again.stdout.contains("5 unchanged"), "{}", again.stdout);
+        assert_eq!(r.kpin(&["diff"]).code, 0);
+
+        r.vendor("1.1.0", &BASE.replace("old-password", "new-password"));
+        let diff = r.kpin(&["diff"]);
+        assert_eq!(diff.code, 1, "{}", diff.transcript());
+        assert!(diff.stdout.contains("*** (after)"), "{}", diff.stdout);
+        assert!(
+            !diff.stdout.contains("bmV3LXBhc3N3b3Jk") && !diff.stdout.contains("new-password"),
+            "{}",
+            diff.stdout
+        );
+        let pruned = r.kpin(&["apply", "--prune"]);
+        assert_eq!(pruned.code, 0, "{}", pruned.transcript());
+        assert!(
+            pruned
+                .stdout
+                .lines()
+                .any(|l| l.contains("pruned") && l.contains("/legacy")),
+            "{}",
+            pruned.stdout
+        );
+        assert_eq!(
+            r.kubectl(&[
+                "get",
+                "configmap",
+                "legacy",
+                "-n",
+                &r.namespace,
+                "--ignore-not-found",
+                "-o",
+                "name"
+            ]),
+            ""
+        );
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_conflict_immutable_and_csa_migration() {
+        let Some(r) = Real::new("real_conflict_immutable_and_csa_migration", 2) else {
+            return;
+        };
+        r.vendor("1.0.0", BASE);
+        // Client-side kubectl apply first, with a key upstream later dropped.
+        r.kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n",
+        );
+        r.kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: NS\ndata:\n  mode: fast\n  dropped: x\n",
+        );
+        let run = r.kpin(&["apply"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let data = r.kubectl(&[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            &r.namespace,
+            "-o",
+            "jsonpath={.data}",
+        ]);
+        assert!(!data.contains("dropped"), "{data}");
+
+        // Another manager takes a field.
+        r.kubectl_stdin(
+            &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: NS\ndata:\n  mode: manual\n",
+        );
+        let run = r.kpin(&["apply"]);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        assert!(run.stdout.contains("conflict"), "{}", run.stdout);
+        assert_eq!(r.kpin(&["apply", "--force-conflicts"]).code, 0);
+
+        // An immutable selector change.
+        r.vendor("1.1.0", &BASE.replace("app: web", "app: web2"));
+        let run = r.kpin(&["apply"]);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        assert!(run.stdout.contains("immutable"), "{}", run.stdout);
+        let run = r.kpin(&["apply", "--recreate"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        assert!(run.stdout.contains("recreated"), "{}", run.stdout);
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_wait_times_out_on_an_image_that_never_starts() {
+        let Some(r) = Real::new("real_wait_times_out_on_an_image_that_never_starts", 3) else {
+            return;
+        };
+        r.vendor(
+            "1.0.0",
+            &BASE.replace("registry.k8s.io/pause:3.10", "registry.invalid/none:0"),
+        );
+        let run = r.project.run(&[
+            "apply",
+            "--wait-timeout",
+            "20",
+            "--kubeconfig",
+            &r.kubeconfig,
+        ]);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        assert!(run.stdout.contains("not ready"), "{}", run.stdout);
+    }
 }

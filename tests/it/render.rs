@@ -17,10 +17,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A scratch copy of a fixture project.
+/// Vendor a scratch project's `path:` sources (render itself never fetches).
+fn sync(p: &Project) {
+    let run = p.run(&["--quiet", "sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+/// A scratch copy of a fixture project, synced.
 fn project(name: &str) -> Project {
     let p = Project::new();
     copy_dir(&fixture(name), p.path());
+    sync(&p);
     p
 }
 
@@ -32,9 +39,12 @@ fn project(name: &str) -> Project {
 fn every_operation_renders_as_reviewed() {
     let p = project("app");
     for (name, args) in [
-        ("app_default", vec!["render"]),
-        ("app_dev", vec!["render", "--env", "dev"]),
-        ("app_prod", vec!["render", "app", "--env", "prod"]),
+        ("app_default", vec!["--quiet", "render"]),
+        ("app_dev", vec!["--quiet", "render", "--env", "dev"]),
+        (
+            "app_prod",
+            vec!["--quiet", "render", "app", "--env", "prod"],
+        ),
     ] {
         let run = p.run(&args);
         assert_eq!(run.code, 0, "{}", run.transcript());
@@ -53,8 +63,8 @@ fn explain_shows_which_overlay_changed_which_fields() {
 #[test]
 fn rendering_is_byte_for_byte_repeatable() {
     let p = project("app");
-    let first = p.run(&["render", "--env", "prod"]);
-    let second = p.run(&["render", "--env", "prod"]);
+    let first = p.run(&["--quiet", "render", "--env", "prod"]);
+    let second = p.run(&["--quiet", "render", "--env", "prod"]);
     assert_eq!(first.stdout, second.stdout);
     assert_eq!(first.stderr, second.stderr);
 }
@@ -64,7 +74,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
     let p = project("app");
     p.write("out/app/stale.yaml", "old: true\n");
     p.write("out/other/keep.yaml", "kept: true\n");
-    let run = p.run(&["render", "--env", "prod", "--output-dir", "out"]);
+    let run = p.run(&["--quiet", "render", "--env", "prod", "--output-dir", "out"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let mut files: Vec<String> = std::fs::read_dir(p.path().join("out/app"))
         .unwrap()
@@ -77,7 +87,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
         "other packages' directories are left alone"
     );
     // The files hold exactly the objects of the stream (listed by stage, then kind and name).
-    let stream = p.run(&["render", "--env", "prod"]).stdout;
+    let stream = p.run(&["--quiet", "render", "--env", "prod"]).stdout;
     let mut from_stream: Vec<&str> = stream.split("---\n").collect();
     let mut from_files: Vec<String> = files
         .iter()
@@ -102,10 +112,11 @@ fn package_namespace_shorthand_moves_the_package() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    namespace: frontend\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    namespace: frontend\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
-    let run = p.run(&["render"]);
+    p.write("upstream/web.yaml", WEB);
+    sync(&p);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     insta::assert_snapshot!(run.transcript());
 }
@@ -167,11 +178,12 @@ fn render_web(upstream: &str, overlay: &str) -> Run {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", upstream);
+    p.write("upstream/web.yaml", upstream);
     p.write("overlays/web.yaml", overlay);
-    p.run(&["render"])
+    sync(&p);
+    p.run(&["--quiet", "render"])
 }
 
 fn assert_error(name: &str, run: Run) {
@@ -269,10 +281,11 @@ fn missing_overlay_file() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/missing.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/missing.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
-    let run = p.run(&["render"]);
+    p.write("upstream/web.yaml", WEB);
+    sync(&p);
+    let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("reading overlay overlays/missing.yaml"),
@@ -286,9 +299,9 @@ fn added_object_that_already_exists() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    url: https://example.invalid/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("vendor/web/2.0.0/web.yaml", WEB);
+    p.write("upstream/web.yaml", WEB);
     p.write(
         "overlays/web.yaml",
         "operations:\n- add: {files: [sa.yaml]}\n",
@@ -297,7 +310,8 @@ fn added_object_that_already_exists() {
         "overlays/sa.yaml",
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web, namespace: web}\n",
     );
-    assert_error("error_add_duplicate", p.run(&["render"]));
+    sync(&p);
+    assert_error("error_add_duplicate", p.run(&["--quiet", "render"]));
 }
 
 #[test]
@@ -617,14 +631,26 @@ fn every_upstream_release_renders_twice_the_same() {
 // The bundled example.
 // ---------------------------------------------------------------------------------------------
 
+/// A copy of the repository's example (its `path:` sources point at examples/upstream/; the
+/// first render vendors them).
+fn example_project() -> Project {
+    let root = crate::support::repo_root();
+    let p = Project::new();
+    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
+    copy_dir(&root.join("overlays"), &p.path().join("overlays"));
+    copy_dir(&root.join("examples"), &p.path().join("examples"));
+    sync(&p);
+    p
+}
+
 #[test]
 fn example_renders_per_environment() {
-    let p = crate::support::example_project();
+    let p = example_project();
     for env in ["dev", "qa", "prod"] {
         let run = p.run(&["--quiet", "render", "--env", env]);
         assert_eq!(run.code, 0, "{}", run.transcript());
         assert!(
-            run.stderr.is_empty(),
+            !run.stderr.contains("warning"),
             "the example's overlays leave nothing to warn about: {}",
             run.stderr
         );
@@ -640,13 +666,107 @@ fn two_packages_rendering_one_object_is_an_error() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  a:\n    version: '1'\n    url: https://example.invalid/a.yaml\n  b:\n    version: '1'\n    url: https://example.invalid/b.yaml\n",
+        "packages:\n  a:\n    version: '1'\n    path: upstream/a.yaml\n  b:\n    version: '1'\n    path: upstream/b.yaml\n",
     );
     let role =
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
-    p.write("vendor/a/1/a.yaml", role);
-    p.write("vendor/b/1/b.yaml", role);
-    assert_error("error_two_packages_one_object", p.run(&["render"]));
+    p.write("upstream/a.yaml", role);
+    p.write("upstream/b.yaml", role);
+    sync(&p);
+    assert_error(
+        "error_two_packages_one_object",
+        p.run(&["--quiet", "render"]),
+    );
     // Each package on its own is fine.
-    assert_eq!(p.run(&["render", "a"]).code, 0);
+    assert_eq!(p.run(&["--quiet", "render", "a"]).code, 0);
+}
+
+#[test]
+fn argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects() {
+    let Some(dir) =
+        upstream_or_skip("argo_cd_bindings_follow_a_namespace_it_never_writes_on_objects")
+    else {
+        return;
+    };
+    for (version, path) in upstream_files(&dir, "argo-cd") {
+        let out = render_upstream(
+            &path,
+            &version,
+            "operations:\n- namespace: {name: gitops}\n",
+        );
+        let mut subjects = 0;
+        for o in out
+            .objects
+            .iter()
+            .filter(|o| o.kind() == "ClusterRoleBinding")
+        {
+            for s in o.0["subjects"].as_array().unwrap() {
+                if s["kind"] == "ServiceAccount" {
+                    assert_eq!(
+                        s["namespace"],
+                        "gitops",
+                        "{}: {}",
+                        path.display(),
+                        o.reference()
+                    );
+                    subjects += 1;
+                }
+            }
+        }
+        assert!(subjects > 0);
+        assert!(out.warnings.is_empty(), "{:#?}", out.warnings);
+    }
+}
+
+#[test]
+fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
+    let p = project("app");
+    let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
+    let package = &manifest.packages["app"];
+    let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
+    let locked = kpin::lockfile::LockedPackage {
+        version: "1.0.0".into(),
+        source: "url".into(),
+        manifest_digest: package.manifest_digest.clone(),
+        files: Vec::new(),
+        overlays_digest,
+        rendered,
+    };
+    assert!(
+        render::verify_hook(&manifest, package, &locked)
+            .unwrap()
+            .is_empty()
+    );
+
+    let dev = p.read("overlays/app/dev.yaml");
+    p.write(
+        "overlays/app/dev.yaml",
+        &dev.replace("replicas: 2", "replicas: 4"),
+    );
+    let problems: Vec<String> = render::verify_hook(&manifest, package, &locked)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "app: overlays changed since they were locked",
+            "app: rendered output for `dev` differs from kpin.lock"
+        ]
+    );
+
+    p.write(
+        "overlays/app/dev.yaml",
+        "operations:\n- remove: {select: {name: gone}}\n",
+    );
+    let problems = render::verify_hook(&manifest, package, &locked).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("app: does not render: rendering app 1.0.0 for environment `dev`"),
+        "{}",
+        problems[0]
+    );
 }

@@ -237,6 +237,67 @@ fn locked_github_files_download_again_through_the_api() {
 }
 
 #[test]
+fn the_cache_defaults_to_the_xdg_cache_dir_then_home() {
+    let server = Server::http();
+    server.file("/a/1.0.0/a.yaml", release("a", "1.0.0"));
+    let p = project(
+        &server,
+        "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
+    );
+    let digest = sha256(release("a", "1.0.0").as_bytes());
+    let entry = format!("sha256/{}/{digest}", &digest[..2]);
+
+    let xdg = tempfile::tempdir().unwrap();
+    let out = p
+        .kpin()
+        .args(["sync"])
+        .env_remove("KPIN_CACHE_DIR")
+        .env("XDG_CACHE_HOME", xdg.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(xdg.path().join("kpin").join(&entry).is_file());
+
+    std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = p
+        .kpin()
+        .args(["sync", "--cache-dir", p.cache.path().to_str().unwrap()])
+        .env_remove("KPIN_CACHE_DIR")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.cache.path().join(&entry).is_file(), "--cache-dir wins");
+    assert!(!home.path().join(".cache").exists());
+
+    std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
+    let out = p
+        .kpin()
+        .args(["sync"])
+        .env_remove("KPIN_CACHE_DIR")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(home.path().join(".cache/kpin").join(&entry).is_file());
+}
+
+#[test]
 fn the_size_limit_is_enforced() {
     let server = Server::http();
     server.file("/big.yaml", vec![b'#'; 4096]);
@@ -384,6 +445,26 @@ fn digest_mismatch_against_a_pin() {
             .replace(&"0".repeat(64), &sha256(release("a", "1.0.0").as_bytes())),
     );
     assert_eq!(p.run(&["sync"]).code, 0);
+}
+
+#[test]
+fn pinned_files_come_from_the_shared_cache_even_before_they_are_locked() {
+    let server = Server::http();
+    server.file("/a/1.0.0/a.yaml", release("a", "1.0.0"));
+    let manifest = format!(
+        "packages:\n  a:\n    version: 1.0.0\n    url: {{base}}/a/{{version}}/a.yaml\n    sha256: '{}'\n",
+        sha256(release("a", "1.0.0").as_bytes())
+    );
+    let first = project(&server, &manifest);
+    assert_eq!(first.run(&["sync"]).code, 0);
+
+    // Another checkout sharing the cache: no lockfile yet, offline, and still complete.
+    let second = project(&server, &manifest);
+    let cache = first.cache.path().to_str().unwrap();
+    let run = second.run(&["sync", "--offline", "--cache-dir", cache]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(server.request_count(), 1);
+    assert_eq!(second.read("kpin.lock"), first.read("kpin.lock"));
 }
 
 #[test]
@@ -574,6 +655,65 @@ fn an_interrupted_sync_leaves_the_previous_state_intact() {
         tree(&p),
         before,
         "vendor/ and kpin.lock are byte-identical to before"
+    );
+}
+
+#[test]
+fn a_killed_sync_leaves_the_previous_state_intact() {
+    let server = Server::http();
+    for v in ["1.0.0", "2.0.0"] {
+        server
+            .file(&format!("/a/{v}/a.yaml"), release("a", v))
+            .file(&format!("/b/{v}/b.yaml"), release("b", v));
+    }
+    let manifest = |v: &str| {
+        format!(
+            "packages:\n  a:\n    version: {v}\n    url: {{base}}/a/{{version}}/a.yaml\n  b:\n    version: {v}\n    url: {{base}}/b/{{version}}/b.yaml\n"
+        )
+    };
+    let p = project(&server, &manifest("1.0.0"));
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let before = tree(&p);
+
+    // `a` arrives at once, `b` hangs: kill the sync while it waits.
+    server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::from_secs(30)));
+    p.write(
+        "kpin.yaml",
+        &manifest("2.0.0").replace("{base}", &server.base()),
+    );
+    let mut child = p
+        .kpin()
+        .args(["sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.hits("/b/2.0.0/b.yaml") == 0 || server.hits("/a/2.0.0/a.yaml") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sync never reached the slow download"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut after = tree(&p);
+    after.retain(|path, _| !path.starts_with("vendor/.kpin-"));
+    assert_eq!(
+        after, before,
+        "only a hidden staging directory may be left behind"
+    );
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    assert_eq!(run.code, 2, "b still hangs: {}", run.transcript());
+    server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::ZERO));
+    assert_eq!(p.run(&["sync"]).code, 0);
+    assert!(
+        tree(&p)
+            .keys()
+            .all(|path| !path.starts_with("vendor/.kpin-")),
+        "leftovers are cleaned up"
     );
 }
 

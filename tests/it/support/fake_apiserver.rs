@@ -44,6 +44,8 @@ pub struct Logged {
     pub path: String,
     pub query: String,
     pub content_type: String,
+    /// When the request arrived, since the server started.
+    pub at: Duration,
 }
 
 impl Logged {
@@ -78,6 +80,7 @@ struct ResourceType {
 type Key = (String, String, String, String); // group, plural, namespace, name
 
 struct Inner {
+    started: Instant,
     options: Options,
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
@@ -230,6 +233,7 @@ impl FakeApiServer {
             })
             .collect();
         let state = Arc::new(Mutex::new(Inner {
+            started: Instant::now(),
             options,
             types,
             objects: BTreeMap::new(),
@@ -260,11 +264,16 @@ impl FakeApiServer {
                     .await;
             });
         });
-        FakeApiServer {
+        let server = FakeApiServer {
             addr,
             state,
             _shutdown: tx,
+        };
+        // Every cluster has these.
+        for ns in ["default", "kube-system"] {
+            server.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
+        server
     }
 
     pub fn url(&self) -> String {
@@ -439,11 +448,13 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         .unwrap_or_default();
     let latency = {
         let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+        let at = inner.started.elapsed();
         inner.log.push(Logged {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or("").to_owned(),
             content_type: header(&parts.headers, "content-type"),
+            at,
         });
         inner.options.latency
     };
@@ -727,6 +738,15 @@ impl Inner {
                             );
                         }
                     };
+                    let ns_key = (
+                        String::new(),
+                        "namespaces".to_owned(),
+                        String::new(),
+                        key.2.clone(),
+                    );
+                    if t.namespaced && !self.objects.contains_key(&ns_key) {
+                        return not_found("namespaces", &key.2);
+                    }
                     let force = query.get("force").map(String::as_str) == Some("true");
                     match self.server_side_apply(&t, key, config, &manager.clone(), force, dry_run)
                     {

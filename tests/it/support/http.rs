@@ -259,6 +259,19 @@ impl Server {
         self
     }
 
+    /// `GET /api/repos/{repo}/tags?per_page=100` (one page), for projects that tag without
+    /// publishing releases.
+    pub fn github_tag_list(&self, repo: &str, tags: &[&str]) -> &Self {
+        let body: Vec<_> = tags
+            .iter()
+            .map(|t| serde_json::json!({ "name": t }))
+            .collect();
+        self.file(
+            &format!("/api/repos/{repo}/tags?per_page=100"),
+            serde_json::Value::Array(body).to_string(),
+        )
+    }
+
     /// The GitHub API base URL to put in `github.api_url`.
     pub fn api_url(&self) -> String {
         self.url("/api")
