@@ -431,3 +431,40 @@ fn bad_yaml_fails_with_clear_errors() {
     }
     insta::assert_snapshot!("bad_yaml_errors", report);
 }
+
+/// `kpin render` without overlays changes nothing: every release comes out as kpin reads it
+/// (which the tests above prove equal to kubectl and kustomize), only reordered.
+#[test]
+fn every_release_renders_unchanged_without_overlays() {
+    let fixtures =
+        fixtures_or_skip("every_release_renders_unchanged_without_overlays (upstream part)");
+    let project = tempfile::tempdir().expect("tempdir");
+    let mut manifest = String::from("packages:\n");
+    let mut packages = Vec::new();
+    for (i, (label, path)) in fixtures.iter().enumerate() {
+        let name = format!("p{i:02}");
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let vendor = project.path().join("vendor").join(&name).join("1.0.0");
+        std::fs::create_dir_all(&vendor).expect("creating vendor dir");
+        std::fs::copy(path, vendor.join(&file)).expect("copying fixture to the temp project");
+        manifest.push_str(&format!(
+            "  {name}:\n    version: 1.0.0\n    path: upstream/{file}\n"
+        ));
+        packages.push((name, label.clone(), path.clone()));
+    }
+    let manifest_path = project.path().join("kpin.yaml");
+    std::fs::write(&manifest_path, manifest).expect("writing kpin.yaml");
+    let manifest = kpin::manifest::Manifest::load(&manifest_path).expect("loading kpin.yaml");
+    let mut problems = Vec::new();
+    for (name, label, path) in packages {
+        let package = &manifest.packages[&name];
+        match kpin::render::render_package(&manifest, package, None) {
+            Ok(rendered) => {
+                let objects = rendered.objects.into_iter().map(|o| o.0).collect();
+                problems.extend(compare(&label, "render", kpin_read(&path), objects, exact));
+            }
+            Err(e) => problems.push(format!("{label}: render failed: {e:#}")),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
