@@ -47,7 +47,8 @@ pub struct DriftError {
 }
 
 impl DriftError {
-    pub fn new(message: impl Into<String>) -> anyhow::Error {
+    /// The `anyhow::Error` for drift described by `message`.
+    pub fn error(message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(DriftError {
             message: message.into(),
         })
@@ -189,7 +190,7 @@ mod tests {
 
     #[test]
     fn drift_survives_context_and_hint() {
-        let err = DriftError::new("kpin.lock is out of date")
+        let err = DriftError::error("kpin.lock is out of date")
             .hint("run `kpin sync`")
             .context("in CI");
         assert_eq!(exit_code_for(&err), ExitCode::Drift);

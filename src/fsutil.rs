@@ -11,10 +11,8 @@ use anyhow::{Context, Result};
 /// Returns `false` (and touches nothing) when the file already holds exactly these bytes, so
 /// generated files keep their timestamps and never show up as spurious changes.
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if let Ok(existing) = fs::read(path) {
-        if existing == bytes {
-            return Ok(false);
-        }
+    if fs::read(path).is_ok_and(|existing| existing == bytes) {
+        return Ok(false);
     }
     write_atomic(path, bytes)?;
     Ok(true)

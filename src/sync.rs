@@ -262,7 +262,7 @@ pub async fn sync(
 fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
     let path = manifest.lock_path();
     let Some(lock) = lock else {
-        return Err(DriftError::new(format!(
+        return Err(DriftError::error(format!(
             "{} is missing (--locked)",
             path.display()
         )))
@@ -294,7 +294,7 @@ fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
     if reasons.is_empty() {
         return Ok(());
     }
-    Err(DriftError::new(format!(
+    Err(DriftError::error(format!(
         "{} is out of date (--locked): {}",
         path.display(),
         reasons.join("; ")
@@ -316,7 +316,7 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
         .filter(|(name, entry)| old.packages.get(*name) != Some(*entry))
         .map(|(name, _)| name.as_str())
         .collect();
-    Err(DriftError::new(format!(
+    Err(DriftError::error(format!(
         "{} would change (--locked): package{} {}",
         manifest.lock_path().display(),
         if changed.len() == 1 { "" } else { "s" },

@@ -46,7 +46,7 @@ impl Ctx<'_> {
             let problems = kpin::verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-                return Err(DriftError::new(format!(
+                return Err(DriftError::error(format!(
                     "--locked: kpin.lock and vendor/ are not up to date:\n{}",
                     list.join("\n")
                 )))

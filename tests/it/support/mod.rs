@@ -151,12 +151,15 @@ impl Run {
 pub fn filter_ports(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(i) = rest.find("127.0.0.1:").or_else(|| rest.find("localhost:")) {
-        let prefix_len = if rest[i..].starts_with("127.0.0.1:") {
-            10
-        } else {
-            10
-        };
+    // Both prefixes are ten bytes long; take whichever comes first.
+    let next = |t: &str| {
+        [t.find("127.0.0.1:"), t.find("localhost:")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    while let Some(i) = next(rest) {
+        let prefix_len = "127.0.0.1:".len();
         out.push_str(&rest[..i]);
         let after = &rest[i + prefix_len..];
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
