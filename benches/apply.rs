@@ -131,6 +131,28 @@ fn main() {
     let (argo, prometheus, configmaps) =
         project(work.path(), &upstream).expect("writing the bench project");
 
+    // For profiling by hand: serve until killed, with the project and kubeconfig in a known place.
+    if let Some(dir) = std::env::var_os("KPIN_BENCH_SERVE") {
+        let dir = PathBuf::from(dir);
+        let server = FakeApiServer::start(options());
+        for ns in ["argocd", "bench"] {
+            server.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        }
+        let kubeconfig = server.write_kubeconfig(&dir);
+        eprintln!(
+            "serving; project {}, kubeconfig {}",
+            work.path().display(),
+            kubeconfig.display()
+        );
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            for r in server.requests() {
+                eprintln!("{:>8.1} {}", r.at.as_secs_f64() * 1000.0, r.line());
+            }
+            server.clear_log();
+        }
+    }
+
     // kpin
     let server = FakeApiServer::start(options());
     let kubeconfig = server.write_kubeconfig(work.path());

@@ -274,6 +274,15 @@ fn environment_context_must_match() {
         run.stderr
     );
     assert_eq!(s.fake.requests(), vec![]);
+
+    // Without --context, the environment's context is used and named before anything changes.
+    let run = s.kpin(&["apply", "--env", "prod", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Target context other (http://[HOST])"),
+        "{}",
+        run.stderr
+    );
 }
 
 fn masked(text: &str) -> String {
