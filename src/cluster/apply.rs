@@ -491,6 +491,10 @@ pub async fn apply_package(
     let parent = Parent::for_package(&rendered.name, &parent_ns);
     let id = parent.id();
     let objects = prepare(rendered, &parent_ns, Some(&id));
+    cluster
+        .mapper
+        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
+        .await;
     let ctx = Ctx {
         cluster,
         opts,
