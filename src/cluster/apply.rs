@@ -316,7 +316,7 @@ impl Ctx<'_> {
             },
         };
         let watched = wait::rule_for(&r.group, &r.kind)
-            .filter(|rule| !now.as_ref().is_some_and(|v| wait::check(*rule, v).is_ok()))
+            .filter(|rule| now.as_ref().is_none_or(|v| wait::check(*rule, v).is_err()))
             .map(|rule: Rule| Watched {
                 object: r,
                 resolved,
@@ -346,7 +346,7 @@ impl Ctx<'_> {
         }
         let name = object.name();
         if let Err(e) = api.delete(name, &DeleteParams::foreground()).await
-            && !api_status(&e).is_some_and(|s| s.code == 404)
+            && api_status(&e).is_none_or(|s| s.code != 404)
         {
             return failure(r, &e);
         }

@@ -285,6 +285,38 @@ fn environment_context_must_match() {
     );
 }
 
+#[test]
+fn the_fake_serves_aggregated_discovery_to_clients_that_ask() {
+    let fake = FakeApiServer::start(Options::default());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (content_type, body) = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/apis", fake.url()))
+            .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;q=0.9")
+            .send()
+            .await
+            .expect("request");
+        let ct = resp.headers()["content-type"].to_str().unwrap_or("").to_owned();
+        let text = resp.text().await.expect("body");
+        (ct, serde_json::from_str::<Value>(&text).expect("json"))
+    });
+    assert!(
+        content_type.contains("as=APIGroupDiscoveryList"),
+        "{content_type}"
+    );
+    let apps = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .expect("apps");
+    assert_eq!(
+        apps["versions"][0]["resources"][0]["responseKind"]["kind"],
+        "Deployment"
+    );
+}
+
 fn masked(text: &str) -> String {
     text.replace("b2xkLXBhc3N3b3Jk", "OLD-SECRET")
         .replace("bmV3LXBhc3N3b3Jk", "NEW-SECRET")

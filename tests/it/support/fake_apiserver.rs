@@ -427,6 +427,8 @@ fn now() -> String {
 
 type Reply = (StatusCode, Value);
 
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
 fn status(code: StatusCode, reason: &str, message: String, details: Value) -> Reply {
     (
         code,
@@ -467,13 +469,19 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
     inner.tick();
     let query = parse_query(parts.uri.query().unwrap_or(""));
-    let (code, value) = inner.route(
-        &parts.method,
-        parts.uri.path(),
-        &query,
-        &parts.headers,
-        &body,
-    );
+    // Aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
+    let path = parts.uri.path();
+    if parts.method == Method::GET
+        && (path == "/api" || path == "/apis")
+        && header(&parts.headers, "accept").contains("as=APIGroupDiscoveryList")
+    {
+        let body = inner.aggregated_discovery(path == "/api").to_string();
+        let mut resp = (StatusCode::OK, body).into_response();
+        resp.headers_mut()
+            .insert("content-type", AGGREGATED.parse().expect("static header"));
+        return resp;
+    }
+    let (code, value) = inner.route(&parts.method, path, &query, &parts.headers, &body);
     let mut resp = (code, value.to_string()).into_response();
     resp.headers_mut().insert(
         "content-type",
@@ -615,6 +623,43 @@ impl Inner {
             }
             _ => not_found("path", path),
         }
+    }
+
+    /// `/api` (core only) or `/apis` (every other group) as an APIGroupDiscoveryList.
+    fn aggregated_discovery(&self, core: bool) -> Value {
+        let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<&ResourceType>>> = BTreeMap::new();
+        for t in self.types.iter().filter(|t| t.group.is_empty() == core) {
+            groups
+                .entry(&t.group)
+                .or_default()
+                .entry(&t.version)
+                .or_default()
+                .push(t);
+        }
+        let items: Vec<Value> = groups
+            .into_iter()
+            .map(|(g, versions)| {
+                let versions: Vec<Value> = versions
+                    .into_iter()
+                    .rev()
+                    .map(|(v, types)| {
+                        let resources: Vec<Value> = types
+                            .iter()
+                            .map(|t| {
+                                json!({"resource": t.plural, "singularResource": t.kind.to_lowercase(),
+                                       "responseKind": {"group": g, "version": v, "kind": t.kind},
+                                       "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                       "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+                            })
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g}, "versions": versions})
+            })
+            .collect();
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+               "metadata": {}, "items": items})
     }
 
     fn group_list(&self) -> Value {
