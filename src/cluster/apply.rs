@@ -761,12 +761,13 @@ async fn prune(
             );
             continue;
         }
-        if ctx.opts.dry_run {
-            out.push(ObjectResult::new(r, Action::Pruned));
-            continue;
-        }
         let api = api_for(ctx.cluster, &resolved, r.namespace.as_deref());
-        match api.delete(&r.name, &DeleteParams::background()).await {
+        let params = if ctx.opts.dry_run {
+            DeleteParams::background().dry_run()
+        } else {
+            DeleteParams::background()
+        };
+        match api.delete(&r.name, &params).await {
             Ok(_) => out.push(ObjectResult::new(r, Action::Pruned)),
             Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => {
                 out.push(ObjectResult::new(r, Action::Pruned))

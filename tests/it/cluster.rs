@@ -394,6 +394,29 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
             .is_some()
     );
 
+    // A dry run reports the same prune and only sends dry-run requests.
+    s.fake.clear_log();
+    let dry = s.kpin(&["apply", "--prune", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.transcript());
+    assert!(
+        dry.stdout
+            .contains("dry run: 2 unchanged, 3 pruned, 1 kept"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(s.fake.mutations(), Vec::<String>::new());
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.dry_run())
+    );
+    assert!(
+        s.fake
+            .get("", "ConfigMap", Some("demo"), "legacy")
+            .is_some()
+    );
+
     s.fake.clear_log();
     let run = s.kpin(&["apply", "--prune"]);
     assert_eq!(run.code, 0, "{}", run.transcript());

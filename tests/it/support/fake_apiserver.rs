@@ -46,11 +46,13 @@ pub struct Logged {
     pub content_type: String,
     /// When the request arrived, since the server started.
     pub at: Duration,
+    /// DELETE sends `dryRun` in its DeleteOptions body rather than the query.
+    pub body_dry_run: bool,
 }
 
 impl Logged {
     pub fn dry_run(&self) -> bool {
-        self.query.contains("dryRun=All")
+        self.query.contains("dryRun=All") || self.body_dry_run
     }
     /// `PATCH /api/v1/namespaces/x/configmaps/y` style summary.
     pub fn line(&self) -> String {
@@ -460,6 +462,7 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
             query: parts.uri.query().unwrap_or("").to_owned(),
             content_type: header(&parts.headers, "content-type"),
             at,
+            body_dry_run: body_dry_run(&body),
         });
         inner.options.latency
     };
@@ -488,6 +491,14 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         "application/json".parse().expect("static header"),
     );
     resp
+}
+
+/// Whether a DeleteOptions body asks for `dryRun: ["All"]`.
+fn body_dry_run(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("dryRun").cloned())
+        .is_some_and(|d| d == json!(["All"]))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> String {
@@ -740,7 +751,7 @@ impl Inner {
                 (ns, name)
             };
         let name = name.map(str::to_owned);
-        let dry_run = query.get("dryRun").map(String::as_str) == Some("All");
+        let dry_run = query.get("dryRun").map(String::as_str) == Some("All") || body_dry_run(body);
         match (method.as_str(), name) {
             ("GET", None) => self.list(&t, &ns, query.get("labelSelector").map(String::as_str)),
             ("GET", Some(name)) => {
