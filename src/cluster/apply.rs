@@ -395,6 +395,11 @@ impl Ctx<'_> {
             let Ok(Some(resolved)) = self.cluster.mapper.resolve(&api_version, &kind).await else {
                 continue;
             };
+            // Only within a namespace: a cluster-wide LIST (all CRDs of a big cluster) can be
+            // far larger than the objects kpin needs.
+            if !resolved.namespaced {
+                continue;
+            }
             let api = api_for(self.cluster, &resolved, ns.as_deref());
             // A failed LIST (e.g. no list permission) just falls back to one GET per object.
             let Ok(list) = api.list(&ListParams::default()).await else {
