@@ -7,11 +7,11 @@
 //! `KPIN_BENCH_TRACE=1` prints every request of the first runs with its arrival time;
 //! `KPIN_BENCH_SERVE=DIR` only starts the server (kubeconfig in DIR) for profiling by hand.
 //!
-//! On the 2-core development VM (shared with other builds), kubectl v1.32: first apply
-//! 1.2-1.3 s vs 4.6-4.9 s (3.7-3.9x), unchanged re-apply 1.0-1.1 s vs 4.6-4.9 s (4.3-4.7x);
-//! kpin's time includes rendering the 6 MB of YAML. kpin wins by applying each stage in
-//! parallel and by sending no PATCH for unchanged objects; both tools send about one request
-//! per object.
+//! On the 2-core development VM (shared with other builds), kpin vs kubectl v1.32:
+//! first apply 1.2-1.3 s vs 4.6-5.2 s (3.7-4.2x), unchanged re-apply 1.0-1.4 s vs 4.6-5.7 s
+//! (3.9-4.7x); kpin's time includes rendering the 6 MB of YAML. kpin wins by discovering only
+//! what it needs, applying each stage in parallel and sending no PATCH for unchanged objects;
+//! both tools send about one request per object.
 
 #[path = "../tests/it/support/fake_apiserver.rs"]
 mod fake;

@@ -18,6 +18,7 @@ use super::wait::{self, Rule, Watched};
 use super::{
     Cluster, ClusterError, ResourceApi, api_for, api_status, apply_body, csa, get, reference_of,
 };
+use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
 use crate::progress::Reporter;
@@ -537,19 +538,27 @@ pub async fn apply_package(
         let superset = recorded.union(&desired);
         if !failed && (live_parent.is_none() || superset != recorded) {
             let body = parent.object(&superset);
-            parent_api
+            let written = parent_api
                 .patch(
                     &parent.name,
                     &PatchParams::apply(&opts.field_manager).force(),
                     &Patch::Apply(&body),
                 )
-                .await
-                .with_context(|| {
-                    format!(
-                        "writing the ApplySet parent ConfigMap {parent_ns}/{}",
-                        parent.name
-                    )
-                })?;
+                .await;
+            if let Err(e) = &written
+                && api_status(e).is_some_and(|s| s.code == 404)
+            {
+                return Err(anyhow::anyhow!("namespace {parent_ns} does not exist")).hint(format!(
+                    "create it first, or add a Namespace {parent_ns} object to package {} (an overlay)",
+                    rendered.name
+                ));
+            }
+            written.with_context(|| {
+                format!(
+                    "writing the ApplySet parent ConfigMap {parent_ns}/{}",
+                    parent.name
+                )
+            })?;
         }
     }
 

@@ -493,6 +493,24 @@ fn prune_refuses_an_empty_package_and_a_parent_of_other_tooling() {
 }
 
 #[test]
+fn a_missing_package_namespace_is_reported_with_a_hint() {
+    let s = setup(SETTINGS);
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("namespace demo does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: create it first"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.fake.object_count(), 2, "only the built-in namespaces");
+}
+
+#[test]
 fn conflicts_with_another_manager_are_explained_and_can_be_forced() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
     assert_eq!(s.kpin(&["apply"]).code, 0);
