@@ -926,3 +926,76 @@ data:
         assert!(run.stdout.contains("not ready"), "{}", run.stdout);
     }
 }
+
+/// A real upstream upgrade through the fake server: ingress-nginx's admission Jobs change their
+/// pod template between releases, which only `--recreate` can apply.
+#[test]
+fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
+    let Some(upstream) = crate::support::upstream_or_skip(
+        "ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs",
+    ) else {
+        return;
+    };
+    let fake = FakeApiServer::start(Options::default());
+    let project = Project::new();
+    let kubeconfig = fake.write_kubeconfig(project.path()).display().to_string();
+    let use_version = |version: &str| {
+        project.write(
+            "kpin.yaml",
+            &format!(
+                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/deploy.yaml\n    namespace: ingress-nginx\n"
+            ),
+        );
+        let dir = project
+            .path()
+            .join(format!("vendor/ingress-nginx/{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A link, not a copy: upstream releases are read in place.
+        let source = upstream.join(format!(
+            "ingress-nginx/controller-{version}/deploy-cloud.yaml"
+        ));
+        let _ = std::os::unix::fs::symlink(source, dir.join("deploy.yaml"));
+    };
+    let kpin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        project.run(&all)
+    };
+
+    use_version("v1.9.4");
+    let first = kpin(&["apply"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(
+        first
+            .stdout
+            .contains("created  Job ingress-nginx/ingress-nginx-admission-create"),
+        "{}",
+        first.stdout
+    );
+
+    use_version("v1.10.6");
+    let blocked = kpin(&["apply"]);
+    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    assert!(
+        blocked.stdout.contains("an immutable field changed"),
+        "{}",
+        blocked.stdout
+    );
+
+    let recreated = kpin(&["apply", "--recreate", "--prune"]);
+    assert_eq!(recreated.code, 0, "{}", recreated.transcript());
+    assert!(
+        recreated
+            .stdout
+            .contains("recreated   Job ingress-nginx/ingress-nginx-admission-create"),
+        "{}",
+        recreated.stdout
+    );
+    let again = kpin(&["apply"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(
+        !again.stdout.contains("configured") && !again.stdout.contains("created"),
+        "{}",
+        again.stdout
+    );
+}
