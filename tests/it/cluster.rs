@@ -658,6 +658,7 @@ fn wait_times_out_with_a_list_of_what_is_not_ready() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     insta::assert_snapshot!("wait_timeout", run.stdout);
     let json = s.kpin(&["apply", "--wait-timeout", "1", "--output", "json"]);
+    insta::assert_snapshot!("wait_timeout_json", json.stdout);
     let v: Value = serde_json::from_str(&json.stdout).expect("json report");
     assert_eq!(v["failed"], true);
     assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");
