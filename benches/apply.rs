@@ -4,6 +4,14 @@
 //! unchanged re-apply. Prints times, request counts and the kubectl/kpin ratios.
 //!
 //! Run: `cargo bench --bench apply` (set KPIN_UPSTREAM_DIR if ../shared/upstream is elsewhere).
+//! `KPIN_BENCH_TRACE=1` prints every request of the first runs with its arrival time;
+//! `KPIN_BENCH_SERVE=DIR` only starts the server (kubeconfig in DIR) for profiling by hand.
+//!
+//! On the 2-core development VM (shared with other builds), kpin vs kubectl v1.32:
+//! first apply 1.2-1.3 s vs 4.6-5.2 s (3.7-4.2x), unchanged re-apply 1.0-1.4 s vs 4.6-5.7 s
+//! (3.9-4.7x); kpin's time includes rendering the 6 MB of YAML. kpin wins by discovering only
+//! what it needs, applying each stage in parallel and sending no PATCH for unchanged objects;
+//! both tools send about one request per object.
 
 #[path = "../tests/it/support/fake_apiserver.rs"]
 mod fake;
@@ -130,6 +138,28 @@ fn main() {
     let work = tempfile::tempdir().expect("tempdir");
     let (argo, prometheus, configmaps) =
         project(work.path(), &upstream).expect("writing the bench project");
+
+    // For profiling by hand: serve until killed, with the project and kubeconfig in a known place.
+    if let Some(dir) = std::env::var_os("KPIN_BENCH_SERVE") {
+        let dir = PathBuf::from(dir);
+        let server = FakeApiServer::start(options());
+        for ns in ["argocd", "bench"] {
+            server.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        }
+        let kubeconfig = server.write_kubeconfig(&dir);
+        eprintln!(
+            "serving; project {}, kubeconfig {}",
+            work.path().display(),
+            kubeconfig.display()
+        );
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            for r in server.requests() {
+                eprintln!("{:>8.1} {}", r.at.as_secs_f64() * 1000.0, r.line());
+            }
+            server.clear_log();
+        }
+    }
 
     // kpin
     let server = FakeApiServer::start(options());

@@ -195,6 +195,7 @@ pub struct ClusterArgs {
 pub struct DiffArgs {
     /// Packages to diff [default: all]
     pub packages: Vec<String>,
+    /// Environment whose overlays and kubeconfig context to use
     #[arg(long, short)]
     pub env: Option<String>,
     /// Compare with the render at this git revision instead of the cluster (no cluster needed)
@@ -219,6 +220,7 @@ pub struct DiffArgs {
 pub struct ApplyArgs {
     /// Packages to apply [default: all]
     pub packages: Vec<String>,
+    /// Environment whose overlays and kubeconfig context to use
     #[arg(long, short)]
     pub env: Option<String>,
     /// Server-side dry run (dryRun=All): report, change nothing
@@ -237,7 +239,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub recreate: bool,
     /// Wait until workloads are rolled out, Jobs complete, CRDs established and APIServices
-    /// available [default: on; `--wait=false` to skip]
+    /// available (`--wait=false` to skip)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub wait: bool,
     /// Seconds to wait for readiness

@@ -18,6 +18,7 @@ use super::wait::{self, Rule, Watched};
 use super::{
     Cluster, ClusterError, ResourceApi, api_for, api_status, apply_body, csa, get, reference_of,
 };
+use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
 use crate::progress::Reporter;
@@ -316,7 +317,7 @@ impl Ctx<'_> {
             },
         };
         let watched = wait::rule_for(&r.group, &r.kind)
-            .filter(|rule| !now.as_ref().is_some_and(|v| wait::check(*rule, v).is_ok()))
+            .filter(|rule| now.as_ref().is_none_or(|v| wait::check(*rule, v).is_err()))
             .map(|rule: Rule| Watched {
                 object: r,
                 resolved,
@@ -346,7 +347,7 @@ impl Ctx<'_> {
         }
         let name = object.name();
         if let Err(e) = api.delete(name, &DeleteParams::foreground()).await
-            && !api_status(&e).is_some_and(|s| s.code == 404)
+            && api_status(&e).is_none_or(|s| s.code != 404)
         {
             return failure(r, &e);
         }
@@ -395,6 +396,11 @@ impl Ctx<'_> {
             let Ok(Some(resolved)) = self.cluster.mapper.resolve(&api_version, &kind).await else {
                 continue;
             };
+            // Only within a namespace: a cluster-wide LIST (all CRDs of a big cluster) can be
+            // far larger than the objects kpin needs.
+            if !resolved.namespaced {
+                continue;
+            }
             let api = api_for(self.cluster, &resolved, ns.as_deref());
             // A failed LIST (e.g. no list permission) just falls back to one GET per object.
             let Ok(list) = api.list(&ListParams::default()).await else {
@@ -491,6 +497,10 @@ pub async fn apply_package(
     let parent = Parent::for_package(&rendered.name, &parent_ns);
     let id = parent.id();
     let objects = prepare(rendered, &parent_ns, Some(&id));
+    cluster
+        .mapper
+        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
+        .await;
     let ctx = Ctx {
         cluster,
         opts,
@@ -528,19 +538,27 @@ pub async fn apply_package(
         let superset = recorded.union(&desired);
         if !failed && (live_parent.is_none() || superset != recorded) {
             let body = parent.object(&superset);
-            parent_api
+            let written = parent_api
                 .patch(
                     &parent.name,
                     &PatchParams::apply(&opts.field_manager).force(),
                     &Patch::Apply(&body),
                 )
-                .await
-                .with_context(|| {
-                    format!(
-                        "writing the ApplySet parent ConfigMap {parent_ns}/{}",
-                        parent.name
-                    )
-                })?;
+                .await;
+            if let Err(e) = &written
+                && api_status(e).is_some_and(|s| s.code == 404)
+            {
+                return Err(anyhow::anyhow!("namespace {parent_ns} does not exist")).hint(format!(
+                    "create it first, or add a Namespace {parent_ns} object to package {} (an overlay)",
+                    rendered.name
+                ));
+            }
+            written.with_context(|| {
+                format!(
+                    "writing the ApplySet parent ConfigMap {parent_ns}/{}",
+                    parent.name
+                )
+            })?;
         }
     }
 
@@ -757,12 +775,13 @@ async fn prune(
             );
             continue;
         }
-        if ctx.opts.dry_run {
-            out.push(ObjectResult::new(r, Action::Pruned));
-            continue;
-        }
         let api = api_for(ctx.cluster, &resolved, r.namespace.as_deref());
-        match api.delete(&r.name, &DeleteParams::background()).await {
+        let params = if ctx.opts.dry_run {
+            DeleteParams::background().dry_run()
+        } else {
+            DeleteParams::background()
+        };
+        match api.delete(&r.name, &params).await {
             Ok(_) => out.push(ObjectResult::new(r, Action::Pruned)),
             Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => {
                 out.push(ObjectResult::new(r, Action::Pruned))

@@ -23,6 +23,7 @@ pub struct ConnectOptions {
 
 /// The cluster kpin talks to, printed before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Target {
     /// The kubeconfig context, `None` for in-cluster config.
     pub context: Option<String>,

@@ -72,7 +72,7 @@ pub fn migrated_managed_fields(live: &Value, manager: &str) -> Option<Vec<Value>
     }
     let mut out: Vec<Value> = all
         .into_iter()
-        .filter(|e| !is_client_side(e) && !(e["manager"] == manager && e["operation"] == "Apply"))
+        .filter(|e| !is_client_side(e) && (e["manager"] != manager || e["operation"] != "Apply"))
         .collect();
     let mut entry = json!({"manager": manager, "operation": "Apply", "apiVersion": api_version,
                            "fieldsType": "FieldsV1", "fieldsV1": fields});

@@ -139,6 +139,10 @@ pub async fn diff_package(
     let parent = Parent::for_package(&rendered.name, &parent_ns);
     let id = parent.id();
     let objects = prepare(rendered, &parent_ns, Some(&id));
+    cluster
+        .mapper
+        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
+        .await;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(&opts.field_manager).force().dry_run();
     let diffs: Vec<Result<Option<ObjectDiff>>> = futures::stream::iter(&objects)

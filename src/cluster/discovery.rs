@@ -77,6 +77,13 @@ impl RestMapper {
         Ok(resolved)
     }
 
+    /// Discover all of `api_versions` at once (one round trip instead of one per apply stage).
+    /// Errors are left for `resolve` to report with the object that needs the kind.
+    pub async fn preload<'a>(&self, api_versions: impl IntoIterator<Item = &'a str>) {
+        let unique: std::collections::BTreeSet<&str> = api_versions.into_iter().collect();
+        futures::future::join_all(unique.into_iter().map(|av| self.group_version(av))).await;
+    }
+
     /// The resource for `apiVersion`/`kind`; `None` when the server does not serve it (yet).
     pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Resolved>> {
         Ok(self

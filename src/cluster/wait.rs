@@ -193,6 +193,23 @@ mod tests {
         assert!(check(Rule::Rollout, &d(2, 2)).is_ok());
         let crd = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert!(check(Rule::Condition("Established"), &crd).is_ok());
+        let job = |t: &str| json!({"status": {"conditions": [{"type": t, "status": "True"}]}});
+        assert!(check(Rule::JobComplete, &job("Complete")).is_ok());
+        assert_eq!(
+            check(Rule::JobComplete, &job("Failed")).unwrap_err(),
+            "job failed"
+        );
+        let ds = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+            "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}});
+        assert!(
+            check(Rule::DaemonSetRollout, &ds)
+                .unwrap_err()
+                .contains("2/3 available")
+        );
+        assert_eq!(
+            rule_for("apiregistration.k8s.io", "APIService"),
+            Some(Rule::Condition("Available"))
+        );
         assert_eq!(rule_for("apps", "Deployment"), Some(Rule::Rollout));
         assert_eq!(rule_for("", "ConfigMap"), None);
     }

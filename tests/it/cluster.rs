@@ -274,6 +274,47 @@ fn environment_context_must_match() {
         run.stderr
     );
     assert_eq!(s.fake.requests(), vec![]);
+
+    // Without --context, the environment's context is used and named before anything changes.
+    let run = s.kpin(&["apply", "--env", "prod", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Target context other (http://[HOST])"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_fake_serves_aggregated_discovery_to_clients_that_ask() {
+    let fake = FakeApiServer::start(Options::default());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (content_type, body) = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/apis", fake.url()))
+            .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;q=0.9")
+            .send()
+            .await
+            .expect("request");
+        let ct = resp.headers()["content-type"].to_str().unwrap_or("").to_owned();
+        let text = resp.text().await.expect("body");
+        (ct, serde_json::from_str::<Value>(&text).expect("json"))
+    });
+    assert!(
+        content_type.contains("as=APIGroupDiscoveryList"),
+        "{content_type}"
+    );
+    let apps = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .expect("apps");
+    assert_eq!(
+        apps["versions"][0]["resources"][0]["responseKind"]["kind"],
+        "Deployment"
+    );
 }
 
 fn masked(text: &str) -> String {
@@ -358,6 +399,29 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
             .is_some()
     );
 
+    // A dry run reports the same prune and only sends dry-run requests.
+    s.fake.clear_log();
+    let dry = s.kpin(&["apply", "--prune", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.transcript());
+    assert!(
+        dry.stdout
+            .contains("dry run: 2 unchanged, 3 pruned, 1 kept"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(s.fake.mutations(), Vec::<String>::new());
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.dry_run())
+    );
+    assert!(
+        s.fake
+            .get("", "ConfigMap", Some("demo"), "legacy")
+            .is_some()
+    );
+
     s.fake.clear_log();
     let run = s.kpin(&["apply", "--prune"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -431,6 +495,24 @@ fn prune_refuses_an_empty_package_and_a_parent_of_other_tooling() {
         run.stderr
     );
     assert_eq!(other.fake.mutations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_package_namespace_is_reported_with_a_hint() {
+    let s = setup(SETTINGS);
+    let run = s.kpin(&["apply"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("namespace demo does not exist"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: create it first"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.fake.object_count(), 2, "only the built-in namespaces");
 }
 
 #[test]
@@ -581,6 +663,7 @@ fn wait_times_out_with_a_list_of_what_is_not_ready() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     insta::assert_snapshot!("wait_timeout", run.stdout);
     let json = s.kpin(&["apply", "--timeout", "1", "--output", "json"]);
+    insta::assert_snapshot!("wait_timeout_json", json.stdout);
     let v: Value = serde_json::from_str(&json.stdout).expect("json report");
     assert_eq!(v["failed"], true);
     assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");
@@ -648,7 +731,7 @@ mod real {
 
         fn kpin(&self, args: &[&str]) -> Run {
             let mut all = args.to_vec();
-            all.extend(["--kubeconfig", &self.kubeconfig, "--wait-timeout", "180"]);
+            all.extend(["--kubeconfig", &self.kubeconfig, "--timeout", "180"]);
             self.project.run(&all)
         }
 
@@ -840,7 +923,7 @@ data:
         );
         let run = r.project.run(&[
             "apply",
-            "--wait-timeout",
+            "--timeout",
             "20",
             "--kubeconfig",
             &r.kubeconfig,
@@ -848,4 +931,77 @@ data:
         assert_eq!(run.code, 1, "{}", run.transcript());
         assert!(run.stdout.contains("not ready"), "{}", run.stdout);
     }
+}
+
+/// A real upstream upgrade through the fake server: ingress-nginx's admission Jobs change their
+/// pod template between releases, which only `--recreate` can apply.
+#[test]
+fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
+    let Some(upstream) = crate::support::upstream_or_skip(
+        "ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs",
+    ) else {
+        return;
+    };
+    let fake = FakeApiServer::start(Options::default());
+    let project = Project::new();
+    let kubeconfig = fake.write_kubeconfig(project.path()).display().to_string();
+    let use_version = |version: &str| {
+        project.write(
+            "kpin.yaml",
+            &format!(
+                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/deploy.yaml\n    namespace: ingress-nginx\n"
+            ),
+        );
+        let dir = project
+            .path()
+            .join(format!("vendor/ingress-nginx/{version}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A link, not a copy: upstream releases are read in place.
+        let source = upstream.join(format!(
+            "ingress-nginx/controller-{version}/deploy-cloud.yaml"
+        ));
+        let _ = std::os::unix::fs::symlink(source, dir.join("deploy.yaml"));
+    };
+    let kpin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        project.run(&all)
+    };
+
+    use_version("v1.9.4");
+    let first = kpin(&["apply"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert!(
+        first
+            .stdout
+            .contains("created  Job ingress-nginx/ingress-nginx-admission-create"),
+        "{}",
+        first.stdout
+    );
+
+    use_version("v1.10.6");
+    let blocked = kpin(&["apply"]);
+    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    assert!(
+        blocked.stdout.contains("an immutable field changed"),
+        "{}",
+        blocked.stdout
+    );
+
+    let recreated = kpin(&["apply", "--recreate", "--prune"]);
+    assert_eq!(recreated.code, 0, "{}", recreated.transcript());
+    assert!(
+        recreated
+            .stdout
+            .contains("recreated   Job ingress-nginx/ingress-nginx-admission-create"),
+        "{}",
+        recreated.stdout
+    );
+    let again = kpin(&["apply"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(
+        !again.stdout.contains("configured") && !again.stdout.contains("created"),
+        "{}",
+        again.stdout
+    );
 }

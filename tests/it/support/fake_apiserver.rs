@@ -46,11 +46,13 @@ pub struct Logged {
     pub content_type: String,
     /// When the request arrived, since the server started.
     pub at: Duration,
+    /// DELETE sends `dryRun` in its DeleteOptions body rather than the query.
+    pub body_dry_run: bool,
 }
 
 impl Logged {
     pub fn dry_run(&self) -> bool {
-        self.query.contains("dryRun=All")
+        self.query.contains("dryRun=All") || self.body_dry_run
     }
     /// `PATCH /api/v1/namespaces/x/configmaps/y` style summary.
     pub fn line(&self) -> String {
@@ -88,6 +90,8 @@ struct Inner {
     next_rv: u64,
     /// CRD name -> when it becomes Established.
     pending_crds: BTreeMap<String, Instant>,
+    /// (object, manager) -> (last applied configuration, resourceVersion it produced).
+    memo: std::collections::HashMap<(Key, String), (String, Value)>,
 }
 
 /// The running fake server. Dropping it stops the server thread's runtime.
@@ -240,6 +244,7 @@ impl FakeApiServer {
             log: Vec::new(),
             next_rv: 1000,
             pending_crds: BTreeMap::new(),
+            memo: std::collections::HashMap::new(),
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding loopback");
         listener
@@ -424,6 +429,8 @@ fn now() -> String {
 
 type Reply = (StatusCode, Value);
 
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
 fn status(code: StatusCode, reason: &str, message: String, details: Value) -> Reply {
     (
         code,
@@ -455,6 +462,7 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
             query: parts.uri.query().unwrap_or("").to_owned(),
             content_type: header(&parts.headers, "content-type"),
             at,
+            body_dry_run: body_dry_run(&body),
         });
         inner.options.latency
     };
@@ -464,19 +472,33 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
     inner.tick();
     let query = parse_query(parts.uri.query().unwrap_or(""));
-    let (code, value) = inner.route(
-        &parts.method,
-        parts.uri.path(),
-        &query,
-        &parts.headers,
-        &body,
-    );
+    // Aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
+    let path = parts.uri.path();
+    if parts.method == Method::GET
+        && (path == "/api" || path == "/apis")
+        && header(&parts.headers, "accept").contains("as=APIGroupDiscoveryList")
+    {
+        let body = inner.aggregated_discovery(path == "/api").to_string();
+        let mut resp = (StatusCode::OK, body).into_response();
+        resp.headers_mut()
+            .insert("content-type", AGGREGATED.parse().expect("static header"));
+        return resp;
+    }
+    let (code, value) = inner.route(&parts.method, path, &query, &parts.headers, &body);
     let mut resp = (code, value.to_string()).into_response();
     resp.headers_mut().insert(
         "content-type",
         "application/json".parse().expect("static header"),
     );
     resp
+}
+
+/// Whether a DeleteOptions body asks for `dryRun: ["All"]`.
+fn body_dry_run(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("dryRun").cloned())
+        .is_some_and(|d| d == json!(["All"]))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> String {
@@ -516,9 +538,11 @@ impl Inner {
                 String::new(),
                 name,
             );
+            let rv = self.bump();
             let Some(crd) = self.objects.get_mut(&key) else {
                 continue;
             };
+            crd["metadata"]["resourceVersion"] = json!(rv);
             crd["status"] = json!({"conditions": [
                 {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
                 {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}
@@ -612,6 +636,43 @@ impl Inner {
         }
     }
 
+    /// `/api` (core only) or `/apis` (every other group) as an APIGroupDiscoveryList.
+    fn aggregated_discovery(&self, core: bool) -> Value {
+        let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<&ResourceType>>> = BTreeMap::new();
+        for t in self.types.iter().filter(|t| t.group.is_empty() == core) {
+            groups
+                .entry(&t.group)
+                .or_default()
+                .entry(&t.version)
+                .or_default()
+                .push(t);
+        }
+        let items: Vec<Value> = groups
+            .into_iter()
+            .map(|(g, versions)| {
+                let versions: Vec<Value> = versions
+                    .into_iter()
+                    .rev()
+                    .map(|(v, types)| {
+                        let resources: Vec<Value> = types
+                            .iter()
+                            .map(|t| {
+                                json!({"resource": t.plural, "singularResource": t.kind.to_lowercase(),
+                                       "responseKind": {"group": g, "version": v, "kind": t.kind},
+                                       "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                       "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+                            })
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                json!({"metadata": {"name": g}, "versions": versions})
+            })
+            .collect();
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+               "metadata": {}, "items": items})
+    }
+
     fn group_list(&self) -> Value {
         let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for t in self.types.iter().filter(|t| !t.group.is_empty()) {
@@ -690,7 +751,7 @@ impl Inner {
                 (ns, name)
             };
         let name = name.map(str::to_owned);
-        let dry_run = query.get("dryRun").map(String::as_str) == Some("All");
+        let dry_run = query.get("dryRun").map(String::as_str) == Some("All") || body_dry_run(body);
         match (method.as_str(), name) {
             ("GET", None) => self.list(&t, &ns, query.get("labelSelector").map(String::as_str)),
             ("GET", Some(name)) => {
@@ -881,6 +942,40 @@ impl Inner {
 
     /// Server-side apply with managed-field bookkeeping (lists are atomic, unlike a real server).
     fn server_side_apply(
+        &mut self,
+        t: &ResourceType,
+        key: Key,
+        config: Value,
+        manager: &str,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Value, Reply> {
+        // Server-side apply is deterministic: the same manager applying the same configuration
+        // to an unchanged object is a no-op. Remembering that keeps the fake's own work on
+        // megabyte-sized CRDs from dominating benchmarks of re-applies.
+        let rv_of = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
+        let memo_key = (key.clone(), manager.to_owned());
+        let text = config.to_string();
+        if let (Some(live), Some((seen, rv))) = (self.objects.get(&key), self.memo.get(&memo_key))
+            && *seen == text
+            && rv_of(live).as_ref() == Some(rv)
+        {
+            return Ok(live.clone());
+        }
+        let result =
+            self.server_side_apply_full(t, key.clone(), config, manager, force, dry_run)?;
+        // Only when the result is what is stored: a dry run that would change something is not
+        // a no-op to remember.
+        if let Some(live) = self.objects.get(&key)
+            && *live == result
+            && let Some(rv) = rv_of(live)
+        {
+            self.memo.insert(memo_key, (text, rv));
+        }
+        Ok(result)
+    }
+
+    fn server_side_apply_full(
         &mut self,
         t: &ResourceType,
         key: Key,
