@@ -116,6 +116,41 @@ pub fn prepare(
         .collect()
 }
 
+/// A package ready to send: its ApplySet parent and its objects as they will be applied.
+pub(crate) struct Prepared {
+    /// Where the parent lives, and the default for namespaced objects that name none.
+    pub parent_ns: String,
+    pub parent: Parent,
+    /// The ApplySet id every member is labelled with.
+    pub id: String,
+    pub objects: Vec<Object>,
+}
+
+/// Prepare a package for `apply` or `diff` (see [`prepare`]) and warm discovery for the API
+/// versions it uses, so the per-object requests that follow do not each wait for it.
+pub(crate) async fn prepare_package(
+    cluster: &Cluster,
+    rendered: &RenderedPackage,
+    namespace: Option<&str>,
+) -> Prepared {
+    let parent_ns = namespace
+        .unwrap_or(&cluster.target.default_namespace)
+        .to_owned();
+    let parent = Parent::for_package(&rendered.name, &parent_ns);
+    let id = parent.id();
+    let objects = prepare(rendered, &parent_ns, Some(&id));
+    cluster
+        .mapper
+        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
+        .await;
+    Prepared {
+        parent_ns,
+        parent,
+        id,
+        objects,
+    }
+}
+
 /// Compare what the server would store with what it has, ignoring bookkeeping that moves on
 /// its own (resourceVersion, managed-field timestamps).
 fn same_as_live(dry_run: &Value, live: &Value) -> bool {
@@ -491,16 +526,12 @@ pub async fn apply_package(
         }
         .into());
     }
-    let parent_ns = namespace
-        .unwrap_or(&cluster.target.default_namespace)
-        .to_owned();
-    let parent = Parent::for_package(&rendered.name, &parent_ns);
-    let id = parent.id();
-    let objects = prepare(rendered, &parent_ns, Some(&id));
-    cluster
-        .mapper
-        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
-        .await;
+    let Prepared {
+        parent_ns,
+        parent,
+        id,
+        objects,
+    } = prepare_package(cluster, rendered, namespace).await;
     let ctx = Ctx {
         cluster,
         opts,

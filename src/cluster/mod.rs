@@ -6,7 +6,7 @@
 //! - [`apply`]: staged server-side apply of rendered packages, with recreate and prune
 //! - [`csa`]: taking over fields from client-side `kubectl apply`
 //! - [`applyset`]: the ApplySet parent that records what a package owns
-//! - [`diff`]: server-side dry-run diffs with Secret masking
+//! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
 //! - [`wait`]: readiness of workloads, Jobs, CRDs and APIServices
 //! - [`report`]: what happened per object, as a table or JSON
 

@@ -369,10 +369,12 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
     let json = s.kpin(&["diff", "--output", "json"]);
     let v: Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(v["changed"], true);
+    assert_eq!(v["target"]["context"], "fake");
     assert_eq!(
-        v["packages"][0]["changes"].as_array().map(Vec::len),
+        v["sections"][0]["objects"].as_array().map(Vec::len),
         Some(4)
     );
+    assert_eq!(v["sections"][0]["summary"]["unchanged"], 1);
 
     // `--base` compares with a git revision instead (tests/it/upgrade.rs); here there is no repository.
     let base = s.kpin(&["diff", "--base", "HEAD"]);
@@ -397,6 +399,29 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
         s.fake
             .get("", "ConfigMap", Some("demo"), "legacy")
             .is_some()
+    );
+
+    // The live diff lists what --prune would delete and names the kept object instead.
+    let diff = s.kpin(&["diff"]);
+    assert_eq!(diff.code, 1, "{}", diff.transcript());
+    let listed: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "  no longer rendered but kept by kpin.dev/prune: keep: ConfigMap demo/keepme",
+            "  warning: 3 object(s) no longer rendered; `kpin apply --prune` would delete them: \
+             CustomResourceDefinition widgets.example.com, ConfigMap demo/legacy, Widget demo/gadget \
+             (deleting a CustomResourceDefinition deletes every resource of that kind)",
+            "  - CustomResourceDefinition widgets.example.com",
+            "  - ConfigMap demo/legacy",
+            "  - Widget demo/gadget",
+        ],
+        "{}",
+        diff.stdout
     );
 
     // A dry run reports the same prune and only sends dry-run requests.
@@ -921,13 +946,9 @@ data:
             "1.0.0",
             &BASE.replace("registry.k8s.io/pause:3.10", "registry.invalid/none:0"),
         );
-        let run = r.project.run(&[
-            "apply",
-            "--timeout",
-            "20",
-            "--kubeconfig",
-            &r.kubeconfig,
-        ]);
+        let run = r
+            .project
+            .run(&["apply", "--timeout", "20", "--kubeconfig", &r.kubeconfig]);
         assert_eq!(run.code, 1, "{}", run.transcript());
         assert!(run.stdout.contains("not ready"), "{}", run.stdout);
     }
