@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
-use super::apply::{Prepared, Stale, prepare_package, read_parent, stale_members};
+use super::apply::{Stale, prepare_package, read_parent, stale_members};
 use super::{Cluster, api_for, api_status, applyset, get, strip_noise};
 use crate::changes::{self, Detail, Section};
 use crate::object::Object;
@@ -28,15 +28,11 @@ pub async fn diff_package(
     namespace: Option<&str>,
     field_manager: &str,
 ) -> Result<Section> {
-    let Prepared {
-        parent_ns,
-        parent,
-        id,
-        objects,
-    } = prepare_package(cluster, rendered, namespace).await;
+    let package = prepare_package(cluster, rendered, namespace).await;
+    let objects = &package.objects;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(field_manager).force().dry_run();
-    let sides: Vec<(Option<Object>, Object)> = futures::stream::iter(&objects)
+    let sides: Vec<(Option<Object>, Object)> = futures::stream::iter(objects)
         .map(|o| live_and_dry_run(cluster, o, &pp))
         .buffered(CONCURRENCY)
         .try_collect()
@@ -48,11 +44,17 @@ pub async fn diff_package(
         after.push(dry_run);
     }
     let mut kept = Vec::new();
-    let state = read_parent(cluster, &rendered.name, &parent).await?;
+    let state = read_parent(cluster, &rendered.name, &package.parent).await?;
     if state.live.is_some() {
-        for Stale { object, live, .. } in
-            stale_members(cluster, &state.recorded, &parent_ns, &id, &objects).await?
-        {
+        let stale = stale_members(
+            cluster,
+            &state.recorded,
+            &package.parent_ns,
+            &package.id,
+            objects,
+        )
+        .await?;
+        for Stale { object, live, .. } in stale {
             if applyset::keep(&live) {
                 kept.push(object.to_string());
             } else {
