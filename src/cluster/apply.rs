@@ -64,7 +64,7 @@ impl Default for ApplyOptions {
 
 const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
 (an overlay that removes them) so the other manager keeps them; or set kpin's value to the live one";
-const HINT_IMMUTABLE: &str =
+pub(crate) const HINT_IMMUTABLE: &str =
     "pass --recreate to delete and re-create it, or annotate it with kpin.dev/recreate: \"true\"";
 /// Groups larger than this are read with one LIST instead of one GET per object.
 const LIST_THRESHOLD: usize = 4;
@@ -169,7 +169,8 @@ fn same_as_live(dry_run: &Value, live: &Value) -> bool {
     norm(dry_run) == norm(live)
 }
 
-fn is_immutable(err: &kube::Error) -> bool {
+/// Whether the server refused a change to an immutable field (the way out is `--recreate`).
+pub(crate) fn is_immutable(err: &kube::Error) -> bool {
     api_status(err).is_some_and(|s| s.code == 422 && s.message.contains("field is immutable"))
 }
 

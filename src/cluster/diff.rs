@@ -6,7 +6,9 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
-use super::apply::{Stale, prepare_package, read_parent, stale_members};
+use super::apply::{
+    HINT_IMMUTABLE, Stale, is_immutable, prepare_package, read_parent, stale_members,
+};
 use super::{Cluster, api_for, api_status, applyset, get, strip_noise};
 use crate::changes::{self, Detail, Section};
 use crate::object::Object;
@@ -32,16 +34,20 @@ pub async fn diff_package(
     let objects = &package.objects;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(field_manager).force().dry_run();
-    let sides: Vec<(Option<Object>, Object)> = futures::stream::iter(objects)
+    let sides: Vec<Sides> = futures::stream::iter(objects)
         .map(|o| live_and_dry_run(cluster, o, &pp))
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
     let mut before = Vec::with_capacity(sides.len());
     let mut after = Vec::with_capacity(sides.len());
-    for (live, dry_run) in sides {
-        before.extend(live);
-        after.push(dry_run);
+    let mut immutable = Vec::new();
+    for sides in sides {
+        if sides.immutable {
+            immutable.push(sides.after.reference().to_string());
+        }
+        before.extend(sides.live);
+        after.push(sides.after);
     }
     let mut kept = Vec::new();
     let state = read_parent(cluster, &rendered.name, &package.parent).await?;
@@ -72,6 +78,14 @@ pub async fn diff_package(
             kept.join(", ")
         )]
     };
+    let mut warnings: Vec<String> = changes::removal_warning(&changes).into_iter().collect();
+    if !immutable.is_empty() {
+        warnings.push(format!(
+            "immutable fields change, so applying needs a delete and re-create: {} \
+             ({HINT_IMMUTABLE}); their diffs compare with the render, not a server dry run",
+            immutable.join(", ")
+        ));
+    }
     Ok(Section {
         package: rendered.name.clone(),
         title: String::new(),
@@ -79,40 +93,54 @@ pub async fn diff_package(
         version_before: Some(rendered.version.clone()),
         version_after: Some(rendered.version.clone()),
         notes,
-        warnings: changes::removal_warning(&changes).into_iter().collect(),
+        warnings,
         changes,
         detail: Detail::Unified,
     })
 }
 
-/// The live object (if any) and what the server would store after applying `object`, both
-/// without server noise.
-async fn live_and_dry_run(
-    cluster: &Cluster,
-    object: &Object,
-    pp: &PatchParams,
-) -> Result<(Option<Object>, Object)> {
+/// One object's two sides, without server noise.
+struct Sides {
+    live: Option<Object>,
+    /// What the server would store after applying; the object as rendered where the server
+    /// cannot say (its CRD or namespace does not exist yet, or an immutable field changes).
+    after: Object,
+    /// The dry run was refused because an immutable field changes.
+    immutable: bool,
+}
+
+/// The live object (if any) and what the server would store after applying `object`.
+async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) -> Result<Sides> {
     let clean = |v: &serde_json::Value| Object(strip_noise(v));
+    let rendered = |live: Option<serde_json::Value>, immutable| Sides {
+        live: live.as_ref().map(clean),
+        after: clean(&object.0),
+        immutable,
+    };
     let Some(resolved) = cluster
         .mapper
         .resolve(object.api_version(), object.kind())
         .await?
     else {
         // Its CRD is not installed yet (it may be in this same package).
-        return Ok((None, clean(&object.0)));
+        return Ok(rendered(None, false));
     };
     let r = object.reference();
     let api = api_for(cluster, &resolved, object.namespace());
     let live = get(&api, object.name())
         .await
         .with_context(|| format!("reading {r}"))?;
-    let result = match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
-        Ok(v) => v,
-        // A namespace created by the same apply does not exist yet: show the object as rendered.
+    match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
+        Ok(result) => Ok(Sides {
+            live: live.as_ref().map(clean),
+            after: clean(&result),
+            immutable: false,
+        }),
+        // A namespace created by the same apply does not exist yet.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
-            object.0.clone()
+            Ok(rendered(None, false))
         }
-        Err(e) => return Err(e).with_context(|| format!("server-side dry run of {r}")),
-    };
-    Ok((live.as_ref().map(clean), clean(&result)))
+        Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, true)),
+        Err(e) => Err(e).with_context(|| format!("server-side dry run of {r}")),
+    }
 }

@@ -578,6 +578,17 @@ fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
         &yaml(&[NAMESPACE, &DEPLOYMENT.replace("app: web", "app: web2")]),
     );
 
+    // The diff shows the change and warns that apply needs --recreate, instead of failing.
+    let diff = s.kpin(&["diff"]);
+    assert_eq!(diff.code, 1, "{}", diff.transcript());
+    assert!(
+        diff.stdout.contains(
+            "warning: immutable fields change, so applying needs a delete and re-create: Deployment demo/web"
+        ) && diff.stdout.contains("+        app: web2"),
+        "{}",
+        diff.stdout
+    );
+
     let run = s.kpin(&["apply"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(
