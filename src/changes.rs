@@ -1038,7 +1038,8 @@ pub fn render_markdown(
                 change.change.symbol(),
                 html_escape(&change.reference.to_string())
             );
-            let block = format!("{summary}```diff\n{body}```\n\n</details>\n");
+            let fence = fence_for(&body);
+            let block = format!("{summary}{fence}diff\n{body}{fence}\n\n</details>\n");
             if out.len() + block.len() > limits.max_chars {
                 omitted += 1;
                 let _ = writeln!(
@@ -1059,6 +1060,13 @@ pub fn render_markdown(
         );
     }
     out
+}
+
+/// A code fence longer than any run of backticks in `body` (at least three), so an object that
+/// carries markdown itself (a README in a ConfigMap) cannot end the block early.
+fn fence_for(body: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
 }
 
 fn cut_lines(text: &str, max: usize) -> String {
@@ -1326,6 +1334,35 @@ mod tests {
             md.contains("(diff omitted)") && md.contains("run `kpin diff --base main`"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn markdown_fences_outlast_backticks_in_objects() {
+        let cm = |text: &str| {
+            obj(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "readme", "namespace": "docs"}, "data": {"README.md": text}}),
+            )
+        };
+        let section = Section {
+            package: "docs".into(),
+            title: String::new(),
+            version_before: Some("1".into()),
+            version_after: Some("1".into()),
+            notes: vec![],
+            warnings: vec![],
+            changes: compare(&[cm("a\n```sh\nls\n```\n")], &[cm("b\n```sh\nls\n```\n")]),
+            detail: Detail::Unified,
+        };
+        let md = render_markdown(
+            "kpin diff",
+            &[section],
+            &DiffOptions::default(),
+            MarkdownLimits::default(),
+            "kpin diff",
+        );
+        assert!(md.contains("````diff\n"), "{md}");
+        assert!(md.contains("\n````\n\n</details>"), "{md}");
+        assert_eq!(fence_for("no ticks"), "```");
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Default for ApplyOptions {
 
 const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
 (an overlay that removes them) so the other manager keeps them; or set kpin's value to the live one";
-const HINT_IMMUTABLE: &str =
+pub(crate) const HINT_IMMUTABLE: &str =
     "pass --recreate to delete and re-create it, or annotate it with kpin.dev/recreate: \"true\"";
 /// Groups larger than this are read with one LIST instead of one GET per object.
 const LIST_THRESHOLD: usize = 4;
@@ -116,6 +116,41 @@ pub fn prepare(
         .collect()
 }
 
+/// A package ready to send: its ApplySet parent and its objects as they will be applied.
+pub(crate) struct Prepared {
+    /// Where the parent lives, and the default for namespaced objects that name none.
+    pub parent_ns: String,
+    pub parent: Parent,
+    /// The ApplySet id every member is labelled with.
+    pub id: String,
+    pub objects: Vec<Object>,
+}
+
+/// Prepare a package for `apply` or `diff` (see [`prepare`]) and warm discovery for the API
+/// versions it uses, so the per-object requests that follow do not each wait for it.
+pub(crate) async fn prepare_package(
+    cluster: &Cluster,
+    rendered: &RenderedPackage,
+    namespace: Option<&str>,
+) -> Prepared {
+    let parent_ns = namespace
+        .unwrap_or(&cluster.target.default_namespace)
+        .to_owned();
+    let parent = Parent::for_package(&rendered.name, &parent_ns);
+    let id = parent.id();
+    let objects = prepare(rendered, &parent_ns, Some(&id));
+    cluster
+        .mapper
+        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
+        .await;
+    Prepared {
+        parent_ns,
+        parent,
+        id,
+        objects,
+    }
+}
+
 /// Compare what the server would store with what it has, ignoring bookkeeping that moves on
 /// its own (resourceVersion, managed-field timestamps).
 fn same_as_live(dry_run: &Value, live: &Value) -> bool {
@@ -134,7 +169,8 @@ fn same_as_live(dry_run: &Value, live: &Value) -> bool {
     norm(dry_run) == norm(live)
 }
 
-fn is_immutable(err: &kube::Error) -> bool {
+/// Whether the server refused a change to an immutable field (the way out is `--recreate`).
+pub(crate) fn is_immutable(err: &kube::Error) -> bool {
     api_status(err).is_some_and(|s| s.code == 422 && s.message.contains("field is immutable"))
 }
 
@@ -491,16 +527,12 @@ pub async fn apply_package(
         }
         .into());
     }
-    let parent_ns = namespace
-        .unwrap_or(&cluster.target.default_namespace)
-        .to_owned();
-    let parent = Parent::for_package(&rendered.name, &parent_ns);
-    let id = parent.id();
-    let objects = prepare(rendered, &parent_ns, Some(&id));
-    cluster
-        .mapper
-        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
-        .await;
+    let Prepared {
+        parent_ns,
+        parent,
+        id,
+        objects,
+    } = prepare_package(cluster, rendered, namespace).await;
     let ctx = Ctx {
         cluster,
         opts,

@@ -1,315 +1,146 @@
-//! Live diff: what a server-side apply would change, from dry-run results against the live
-//! objects, with server noise stripped and Secret values masked the way `kubectl diff` does.
-
-use std::collections::BTreeMap;
+//! Live diff: what `kpin apply` would change, as a [`changes::Section`] per package whose
+//! `before` side is the live objects and whose `after` side is the server's dry-run result, both
+//! stripped of server noise. Comparison, Secret masking and rendering are `crate::changes`'s.
 
 use anyhow::{Context as _, Result};
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
-use serde_json::{Value, json};
 
-use super::apply::{Stale, prepare, read_parent, stale_members};
-use super::applyset::Parent;
-use super::{Cluster, api_for, api_status, get, strip_noise};
-use crate::object::{Object, ObjectRef};
+use super::apply::{
+    HINT_IMMUTABLE, Stale, is_immutable, prepare_package, read_parent, stale_members,
+};
+use super::{Cluster, api_for, api_status, applyset, get, strip_noise};
+use crate::changes::{self, Detail, Section};
+use crate::object::Object;
 use crate::render::RenderedPackage;
-use crate::yaml;
 
-/// How an object would change. A closed set shown in every output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
-    Create,
-    Update,
-    /// Deleted by `kpin apply --prune`: an ApplySet member that is no longer rendered.
-    Prune,
-}
+/// What the two sides of a live diff are called in diff headers.
+pub const LABELS: (&str, &str) = ("live", "after apply");
 
-impl Change {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::Create => "create",
-            Change::Update => "update",
-            Change::Prune => "prune",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ObjectDiff {
-    pub object: ObjectRef,
-    pub change: Change,
-    /// Unified diff, uncoloured, with `live/...` and `desired/...` headers.
-    pub diff: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct PackageDiff {
-    pub package: String,
-    pub version: String,
-    pub changes: Vec<ObjectDiff>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DiffOptions {
-    pub field_manager: String,
-    pub show_secrets: bool,
-    /// Objects compared at the same time.
-    pub concurrency: usize,
-}
-
-const MASK: &str = "***";
-
-/// Mask Secret `data` and `stringData` values like kubectl: equal values become `***` on both
-/// sides, changed ones `*** (before)` and `*** (after)`.
-pub fn mask_secret(before: &mut Value, after: &mut Value) {
-    for field in ["data", "stringData"] {
-        let old = before
-            .get(field)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let new = after
-            .get(field)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let masked = |side: &serde_json::Map<String, Value>,
-                      other: &serde_json::Map<String, Value>,
-                      label: &str| {
-            side.iter()
-                .map(|(k, v)| {
-                    let text = match other.get(k) {
-                        Some(o) if o != v => format!("{MASK} ({label})"),
-                        _ => MASK.to_owned(),
-                    };
-                    (k.clone(), Value::String(text))
-                })
-                .collect::<serde_json::Map<_, _>>()
-        };
-        if let Some(b) = before.get_mut(field).filter(|v| v.is_object()) {
-            *b = Value::Object(masked(&old, &new, "before"));
-        }
-        if let Some(a) = after.get_mut(field).filter(|v| v.is_object()) {
-            *a = Value::Object(masked(&new, &old, "after"));
-        }
-    }
-}
-
-fn is_secret(r: &ObjectRef) -> bool {
-    r.group.is_empty() && r.kind == "Secret"
-}
-
-/// The unified diff of two objects (either may be absent).
-pub fn unified(
-    object: &ObjectRef,
-    before: Option<&Value>,
-    after: Option<&Value>,
-    show_secrets: bool,
-) -> String {
-    let mut before = before.map(strip_noise);
-    let mut after = after.map(strip_noise);
-    if is_secret(object) && !show_secrets {
-        let mut empty_b = json!({});
-        let mut empty_a = json!({});
-        mask_secret(
-            before.as_mut().unwrap_or(&mut empty_b),
-            after.as_mut().unwrap_or(&mut empty_a),
-        );
-    }
-    let text = |v: &Option<Value>| v.as_ref().map(yaml::emit).unwrap_or_default();
-    let (a, b) = (text(&before), text(&after));
-    let name = object.to_string().replace(' ', "/");
-    similar::TextDiff::from_lines(&a, &b)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("live/{name}"), &format!("desired/{name}"))
-        .to_string()
-}
+/// Objects compared at the same time.
+const CONCURRENCY: usize = 16;
 
 /// Diff one rendered package against the cluster. Sends only GET/LIST and dryRun=All PATCH.
+///
+/// ApplySet members that are no longer rendered are `Removed` (what `kpin apply --prune` would
+/// delete), except those marked `kpin.dev/prune: keep`, which are named in a note instead.
 pub async fn diff_package(
     cluster: &Cluster,
     rendered: &RenderedPackage,
     namespace: Option<&str>,
-    opts: &DiffOptions,
-) -> Result<PackageDiff> {
-    let parent_ns = namespace
-        .unwrap_or(&cluster.target.default_namespace)
-        .to_owned();
-    let parent = Parent::for_package(&rendered.name, &parent_ns);
-    let id = parent.id();
-    let objects = prepare(rendered, &parent_ns, Some(&id));
-    cluster
-        .mapper
-        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
-        .await;
+    field_manager: &str,
+) -> Result<Section> {
+    let package = prepare_package(cluster, rendered, namespace).await;
+    let objects = &package.objects;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
-    let pp = PatchParams::apply(&opts.field_manager).force().dry_run();
-    let diffs: Vec<Result<Option<ObjectDiff>>> = futures::stream::iter(&objects)
-        .map(|o| diff_object(cluster, o, &pp, opts.show_secrets))
-        .buffered(opts.concurrency.max(1))
-        .collect()
-        .await;
-    let mut changes = Vec::new();
-    for d in diffs {
-        changes.extend(d?);
+    let pp = PatchParams::apply(field_manager).force().dry_run();
+    let sides: Vec<Sides> = futures::stream::iter(objects)
+        .map(|o| live_and_dry_run(cluster, o, &pp))
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut before = Vec::with_capacity(sides.len());
+    let mut after = Vec::with_capacity(sides.len());
+    let mut immutable = Vec::new();
+    for sides in sides {
+        if sides.immutable {
+            immutable.push(sides.after.reference().to_string());
+        }
+        before.extend(sides.live);
+        after.push(sides.after);
     }
-    let state = read_parent(cluster, &rendered.name, &parent).await?;
+    let mut kept = Vec::new();
+    let state = read_parent(cluster, &rendered.name, &package.parent).await?;
     if state.live.is_some() {
-        for Stale { object, live, .. } in
-            stale_members(cluster, &state.recorded, &parent_ns, &id, &objects).await?
-        {
-            let diff = unified(&object, Some(&live), None, opts.show_secrets);
-            changes.push(ObjectDiff {
-                object,
-                change: Change::Prune,
-                diff,
-            });
+        let stale = stale_members(
+            cluster,
+            &state.recorded,
+            &package.parent_ns,
+            &package.id,
+            objects,
+        )
+        .await?;
+        for Stale { object, live, .. } in stale {
+            if applyset::keep(&live) {
+                kept.push(object.to_string());
+            } else {
+                before.push(Object(strip_noise(&live)));
+            }
         }
     }
-    Ok(PackageDiff {
+    let changes = changes::compare(&before, &after);
+    let notes = if kept.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "no longer rendered but kept by {}: keep: {}",
+            applyset::KEEP_ANNOTATION,
+            kept.join(", ")
+        )]
+    };
+    let mut warnings: Vec<String> = changes::removal_warning(&changes).into_iter().collect();
+    if !immutable.is_empty() {
+        warnings.push(format!(
+            "immutable fields change, so applying needs a delete and re-create: {} \
+             ({HINT_IMMUTABLE}); their diffs compare with the render, not a server dry run",
+            immutable.join(", ")
+        ));
+    }
+    Ok(Section {
         package: rendered.name.clone(),
-        version: rendered.version.clone(),
+        title: String::new(),
+        // The cluster does not record which version was applied; both sides name the render's.
+        version_before: Some(rendered.version.clone()),
+        version_after: Some(rendered.version.clone()),
+        notes,
+        warnings,
         changes,
+        detail: Detail::Unified,
     })
 }
 
-async fn diff_object(
-    cluster: &Cluster,
-    object: &Object,
-    pp: &PatchParams,
-    show_secrets: bool,
-) -> Result<Option<ObjectDiff>> {
-    let r = object.reference();
+/// One object's two sides, without server noise.
+struct Sides {
+    live: Option<Object>,
+    /// What the server would store after applying; the object as rendered where the server
+    /// cannot say (its CRD or namespace does not exist yet, or an immutable field changes).
+    after: Object,
+    /// The dry run was refused because an immutable field changes.
+    immutable: bool,
+}
+
+/// The live object (if any) and what the server would store after applying `object`.
+async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) -> Result<Sides> {
+    let clean = |v: &serde_json::Value| Object(strip_noise(v));
+    let rendered = |live: Option<serde_json::Value>, immutable| Sides {
+        live: live.as_ref().map(clean),
+        after: clean(&object.0),
+        immutable,
+    };
     let Some(resolved) = cluster
         .mapper
         .resolve(object.api_version(), object.kind())
         .await?
     else {
         // Its CRD is not installed yet (it may be in this same package).
-        let diff = unified(&r, None, Some(&object.0), show_secrets);
-        return Ok(Some(ObjectDiff {
-            object: r,
-            change: Change::Create,
-            diff,
-        }));
+        return Ok(rendered(None, false));
     };
+    let r = object.reference();
     let api = api_for(cluster, &resolved, object.namespace());
     let live = get(&api, object.name())
         .await
         .with_context(|| format!("reading {r}"))?;
-    let result = match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
-        Ok(v) => v,
-        // A namespace created by the same apply does not exist yet: show the object as rendered.
+    match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
+        Ok(result) => Ok(Sides {
+            live: live.as_ref().map(clean),
+            after: clean(&result),
+            immutable: false,
+        }),
+        // A namespace created by the same apply does not exist yet.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
-            object.0.clone()
+            Ok(rendered(None, false))
         }
-        Err(e) => return Err(e).with_context(|| format!("server-side dry run of {r}")),
-    };
-    let change = match &live {
-        None => Change::Create,
-        Some(l) if strip_noise(l) == strip_noise(&result) => return Ok(None),
-        Some(_) => Change::Update,
-    };
-    let diff = unified(&r, live.as_ref(), Some(&result), show_secrets);
-    Ok(Some(ObjectDiff {
-        object: r,
-        change,
-        diff,
-    }))
-}
-
-fn ref_json(r: &ObjectRef) -> Value {
-    json!({"group": r.group, "kind": r.kind, "namespace": r.namespace, "name": r.name})
-}
-
-/// Machine-readable form of a diff run.
-pub fn to_json(packages: &[PackageDiff]) -> Value {
-    json!({
-        "changed": packages.iter().any(|p| !p.changes.is_empty()),
-        "packages": packages.iter().map(|p| json!({
-            "name": p.package,
-            "version": p.version,
-            "changes": p.changes.iter().map(|c| json!({
-                "object": ref_json(&c.object), "change": c.change.as_str(), "diff": c.diff,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Markdown for pull request comments: per package a table of changes, diffs collapsed.
-pub fn to_markdown(packages: &[PackageDiff]) -> String {
-    let mut out = String::new();
-    for p in packages {
-        out.push_str(&format!("### {} {}\n\n", p.package, p.version));
-        if p.changes.is_empty() {
-            out.push_str("No changes.\n\n");
-            continue;
-        }
-        let mut counts: BTreeMap<Change, usize> = BTreeMap::new();
-        for c in &p.changes {
-            *counts.entry(c.change).or_default() += 1;
-        }
-        let summary: Vec<String> = counts
-            .iter()
-            .map(|(c, n)| format!("{n} to {}", c.as_str()))
-            .collect();
-        out.push_str(&format!(
-            "{}\n\n| Change | Object |\n| --- | --- |\n",
-            summary.join(", ")
-        ));
-        for c in &p.changes {
-            out.push_str(&format!("| {} | `{}` |\n", c.change.as_str(), c.object));
-        }
-        out.push('\n');
-        for c in &p.changes {
-            out.push_str(&format!(
-                "<details><summary>{} <code>{}</code></summary>\n\n```diff\n{}```\n\n</details>\n\n",
-                c.change.as_str(),
-                c.object,
-                c.diff.replace("```", "`\u{200b}``")
-            ));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_masked_like_kubectl() {
-        let mut before = json!({"data": {"same": "YQ==", "changed": "Yg==", "gone": "Yw=="}});
-        let mut after = json!({"data": {"same": "YQ==", "changed": "ZA==", "new": "ZQ=="}, "stringData": {"p": "x"}});
-        mask_secret(&mut before, &mut after);
-        assert_eq!(
-            before,
-            json!({"data": {"same": "***", "changed": "*** (before)", "gone": "***"}})
-        );
-        assert_eq!(
-            after,
-            json!({"data": {"same": "***", "changed": "*** (after)", "new": "***"}, "stringData": {"p": "***"}})
-        );
-    }
-
-    #[test]
-    fn unified_diff_strips_noise_and_masks() {
-        let r = ObjectRef {
-            group: String::new(),
-            kind: "Secret".into(),
-            namespace: Some("demo".into()),
-            name: "creds".into(),
-        };
-        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "resourceVersion": "9", "uid": "u"}, "data": {"password": "b2xk"}});
-        let want = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "data": {"password": "bmV3"}});
-        let d = unified(&r, Some(&live), Some(&want), false);
-        assert!(
-            d.contains("-  password: '*** (before)'")
-                || d.contains("-  password: \"*** (before)\""),
-            "{d}"
-        );
-        assert!(!d.contains("b2xk") && !d.contains("resourceVersion"), "{d}");
-        assert!(unified(&r, Some(&live), Some(&want), true).contains("bmV3"));
+        Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, true)),
+        Err(e) => Err(e).with_context(|| format!("server-side dry run of {r}")),
     }
 }

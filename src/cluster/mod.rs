@@ -6,7 +6,7 @@
 //! - [`apply`]: staged server-side apply of rendered packages, with recreate and prune
 //! - [`csa`]: taking over fields from client-side `kubectl apply`
 //! - [`applyset`]: the ApplySet parent that records what a package owns
-//! - [`diff`]: server-side dry-run diffs with Secret masking
+//! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
 //! - [`wait`]: readiness of workloads, Jobs, CRDs and APIServices
 //! - [`report`]: what happened per object, as a table or JSON
 
@@ -213,6 +213,27 @@ mod tests {
         assert_eq!(
             apply_body(&o),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn strip_noise_leaves_only_what_a_diff_should_show() {
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "uid": "u", "resourceVersion": "7", "generation": 3,
+                "creationTimestamp": "2025-01-01T00:00:00Z", "managedFields": [{"manager": "kpin"}],
+                "annotations": {"deployment.kubernetes.io/revision": "3",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"replicas": 2}, "status": {"readyReplicas": 2}});
+        assert_eq!(
+            strip_noise(&live),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "demo"}, "spec": {"replicas": 2}})
+        );
+        let mut annotated = live.clone();
+        annotated["metadata"]["annotations"]["team"] = json!("platform");
+        assert_eq!(
+            strip_noise(&annotated)["metadata"]["annotations"],
+            json!({"team": "platform"})
         );
     }
 }

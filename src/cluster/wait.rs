@@ -61,46 +61,60 @@ fn condition(v: &Value, kind: &str) -> Option<String> {
         .map(|c| c["status"].as_str().unwrap_or("").to_owned())
 }
 
-/// `Ok(())` when ready, else why not.
-pub fn check(rule: Rule, live: &Value) -> Result<(), String> {
+/// Where a workload kind keeps its rollout counters.
+struct Counters {
+    /// How many are wanted, and the default when the field is absent.
+    want: (&'static str, i64),
+    updated: &'static str,
+    available: &'static str,
+    /// What is counted, for the message.
+    unit: &'static str,
+}
+
+const REPLICAS: Counters = Counters {
+    want: ("/spec/replicas", 1),
+    updated: "/status/updatedReplicas",
+    available: "/status/availableReplicas",
+    unit: "replicas",
+};
+
+const DAEMON_PODS: Counters = Counters {
+    want: ("/status/desiredNumberScheduled", 0),
+    updated: "/status/updatedNumberScheduled",
+    available: "/status/numberAvailable",
+    unit: "pods",
+};
+
+/// Rolled out: the controller saw the latest generation and every wanted copy is updated and
+/// available.
+fn rolled_out(live: &Value, c: &Counters) -> Result<(), String> {
     let generation = int(live, "/metadata/generation");
     let observed = int(live, "/status/observedGeneration");
+    let want = live
+        .pointer(c.want.0)
+        .and_then(Value::as_i64)
+        .unwrap_or(c.want.1);
+    let updated = int(live, c.updated);
+    let available = int(live, c.available);
+    let unit = c.unit;
+    if observed < generation {
+        Err(format!(
+            "generation {generation} not observed yet (observed {observed})"
+        ))
+    } else if updated < want || available < want {
+        Err(format!(
+            "{updated}/{want} {unit} updated, {available}/{want} available"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// `Ok(())` when ready, else why not.
+pub fn check(rule: Rule, live: &Value) -> Result<(), String> {
     match rule {
-        Rule::Rollout => {
-            let want = live
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let updated = int(live, "/status/updatedReplicas");
-            let available = int(live, "/status/availableReplicas");
-            if observed < generation {
-                Err(format!(
-                    "generation {generation} not observed yet (observed {observed})"
-                ))
-            } else if updated < want || available < want {
-                Err(format!(
-                    "{updated}/{want} replicas updated, {available}/{want} available"
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Rule::DaemonSetRollout => {
-            let want = int(live, "/status/desiredNumberScheduled");
-            let updated = int(live, "/status/updatedNumberScheduled");
-            let available = int(live, "/status/numberAvailable");
-            if observed < generation {
-                Err(format!(
-                    "generation {generation} not observed yet (observed {observed})"
-                ))
-            } else if updated < want || available < want {
-                Err(format!(
-                    "{updated}/{want} pods updated, {available}/{want} available"
-                ))
-            } else {
-                Ok(())
-            }
-        }
+        Rule::Rollout => rolled_out(live, &REPLICAS),
+        Rule::DaemonSetRollout => rolled_out(live, &DAEMON_PODS),
         Rule::JobComplete => match (condition(live, "Complete"), condition(live, "Failed")) {
             (Some(s), _) if s == "True" => Ok(()),
             (_, Some(s)) if s == "True" => Err("job failed".into()),

@@ -1,36 +1,18 @@
 //! `kpin diff`: validate and render like `apply`, then show what a server-side apply would
 //! change in the cluster (exit 1 when something would change, as `kubectl diff`).
 
+use std::io::IsTerminal as _;
+
 use anyhow::{Context as _, Result};
-use kpin::cluster::diff::{self, Change, DiffOptions, diff_package};
+use kpin::changes::{self, DiffOptions, MarkdownLimits, Section};
+use kpin::cluster::diff::{LABELS, diff_package};
 use kpin::error::Outcome;
 use kpin::progress::Reporter as _;
+use serde_json::Value;
 
 use super::Ctx;
 use super::apply::{connect, plan};
 use crate::cli::{DiffArgs, DiffFormat};
-
-fn paint(diff: &str, color: bool) -> String {
-    if !color {
-        return diff.to_owned();
-    }
-    diff.lines()
-        .map(|l| {
-            let code = if l.starts_with("+++") || l.starts_with("---") {
-                "1"
-            } else if l.starts_with('+') {
-                "32"
-            } else if l.starts_with('-') {
-                "31"
-            } else if l.starts_with("@@") {
-                "36"
-            } else {
-                return format!("{l}\n");
-            };
-            format!("\x1b[{code}m{l}\x1b[0m\n")
-        })
-        .collect()
-}
 
 pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
     if let Some(base) = args.base.clone() {
@@ -38,48 +20,111 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
     }
     let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
     let cluster = connect(ctx, &args.cluster, &plan).await?;
-    let opts = DiffOptions {
-        field_manager: args.field_manager.clone(),
-        show_secrets: args.show_secrets,
-        concurrency: 16,
-    };
-    let mut packages = Vec::new();
+    let mut sections = Vec::new();
     for (rendered, namespace) in &plan.packages {
-        let d = diff_package(&cluster, rendered, namespace.as_deref(), &opts)
-            .await
-            .with_context(|| format!("diffing package {}", rendered.name))?;
-        packages.push(d);
+        let section = diff_package(
+            &cluster,
+            rendered,
+            namespace.as_deref(),
+            &args.field_manager,
+        )
+        .await
+        .with_context(|| format!("diffing package {}", rendered.name))?;
+        ctx.term.status(
+            "Compared",
+            &format!(
+                "{} {}: {}",
+                rendered.name,
+                rendered.version,
+                section.counts()
+            ),
+        );
+        sections.push(section);
     }
-    match args.output {
-        DiffFormat::Text => {
-            for p in &packages {
-                for c in &p.changes {
-                    print!("{}", paint(&c.diff, ctx.term.color()));
-                }
-                let count = |k: Change| p.changes.iter().filter(|c| c.change == k).count();
-                ctx.term.status(
-                    "Compared",
-                    &format!(
-                        "{} {}: {} to create, {} to update, {} to prune",
-                        p.package,
-                        p.version,
-                        count(Change::Create),
-                        count(Change::Update),
-                        count(Change::Prune)
-                    ),
-                );
-            }
-        }
-        DiffFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&diff::to_json(&packages))?
-        ),
-        DiffFormat::Markdown => print!("{}", diff::to_markdown(&packages)),
+    let changed = sections.iter().any(|s| s.counts().any());
+    let options = DiffOptions {
+        reveal_secrets: args.show_secrets,
+        color: ctx.term.color() && std::io::stdout().is_terminal(),
+        labels: (LABELS.0.to_owned(), LABELS.1.to_owned()),
+        ..DiffOptions::default()
+    };
+    if args.output == DiffFormat::Text {
+        // Like `kubectl diff`: nothing on stdout when nothing would change (the counts of every
+        // package are on stderr already).
+        sections.retain(|s| s.counts().any());
     }
-    let changed = packages.iter().any(|p| !p.changes.is_empty());
+    let env = args
+        .env
+        .as_deref()
+        .map(|e| format!(" --env {e}"))
+        .unwrap_or_default();
+    let target = match &cluster.target.context {
+        Some(c) => format!("context `{c}`"),
+        None => "the in-cluster API server".to_owned(),
+    };
+    print_report(
+        &sections,
+        &options,
+        args.output,
+        &Report {
+            title: format!("kpin diff against {target}{env}"),
+            rerun: format!("kpin diff{env}"),
+            json_fields: vec![("target", serde_json::to_value(&cluster.target)?)],
+        },
+    )?;
     Ok(if changed {
         Outcome::Drift
     } else {
         Outcome::Clean
     })
+}
+
+/// What a report says beyond its sections.
+pub(super) struct Report {
+    /// The markdown heading.
+    pub title: String,
+    /// The command that shows the diffs a markdown comment had to leave out.
+    pub rerun: String,
+    /// Extra top-level JSON fields, e.g. the target cluster or the base revision.
+    pub json_fields: Vec<(&'static str, Value)>,
+}
+
+/// Print sections as text, JSON (with `changed` and the report's fields) or markdown: the one
+/// printer for every flavour of `kpin diff`.
+pub(super) fn print_report(
+    sections: &[Section],
+    options: &DiffOptions,
+    format: DiffFormat,
+    report: &Report,
+) -> Result<()> {
+    match format {
+        DiffFormat::Text => print!("{}", changes::render_text(sections, options)),
+        DiffFormat::Json => {
+            let mut json = changes::to_json(sections, options);
+            if let Value::Object(map) = &mut json {
+                for (key, value) in &report.json_fields {
+                    map.insert((*key).to_owned(), value.clone());
+                }
+                map.insert(
+                    "changed".into(),
+                    sections.iter().any(|s| s.counts().any()).into(),
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).context("encoding JSON")?
+            );
+        }
+        DiffFormat::Markdown => print!(
+            "{}",
+            changes::render_markdown(
+                &report.title,
+                sections,
+                options,
+                MarkdownLimits::default(),
+                &report.rerun,
+            )
+        ),
+    }
+    Ok(())
 }

@@ -182,13 +182,30 @@ impl Setup {
         all.extend(["--kubeconfig", &self.kubeconfig]);
         self.project.run(&all)
     }
+
+    /// Run kpin and check its exit code, showing the whole transcript when it differs.
+    #[track_caller]
+    fn expect(&self, code: i32, args: &[&str]) -> Run {
+        expect_code(self.kpin(args), code)
+    }
+}
+
+#[track_caller]
+fn expect_code(run: Run, code: i32) -> Run {
+    assert_eq!(run.code, code, "{}", run.transcript());
+    run
+}
+
+/// Assert that `text` contains `needle`, showing all of `text` when it does not.
+#[track_caller]
+fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no {needle:?} in:\n{text}");
 }
 
 #[test]
 fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
     let s = setup(&v1());
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
+    let run = s.expect(0, &["apply"]);
     insta::assert_snapshot!("first_apply", run.transcript());
 
     // Stage order: the CRD before the ClusterRole and the ConfigMaps, the webhook last, and the
@@ -226,9 +243,8 @@ fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
     );
 
     s.fake.clear_log();
-    let again = s.kpin(&["apply"]);
-    assert_eq!(again.code, 0, "{}", again.transcript());
-    assert!(again.stdout.contains("8 unchanged"), "{}", again.stdout);
+    let again = s.expect(0, &["apply"]);
+    assert_contains(&again.stdout, "8 unchanged");
     assert_eq!(
         s.fake.mutations(),
         Vec::<String>::new(),
@@ -240,9 +256,8 @@ fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
 fn dry_run_sends_only_dry_run_requests() {
     let s = setup(&v1());
     let before = s.fake.object_count();
-    let run = s.kpin(&["apply", "--dry-run"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stdout.contains("dry run: 8 created"), "{}", run.stdout);
+    let run = s.expect(0, &["apply", "--dry-run"]);
+    assert_contains(&run.stdout, "dry run: 8 created");
     assert_eq!(s.fake.mutations(), Vec::<String>::new());
     assert_eq!(s.fake.object_count(), before);
 }
@@ -250,39 +265,25 @@ fn dry_run_sends_only_dry_run_requests() {
 #[test]
 fn validation_failure_sends_no_request() {
     let s = setup("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n");
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    let run = s.kpin(&["apply", "--env", "staging"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("no environment `staging`"),
-        "{}",
-        run.stderr
-    );
+    s.expect(2, &["apply"]);
+    let run = s.expect(2, &["apply", "--env", "staging"]);
+    assert_contains(&run.stderr, "no environment `staging`");
     assert_eq!(s.fake.requests(), vec![]);
 }
 
 #[test]
 fn environment_context_must_match() {
     let s = setup(&v1());
-    let run = s.kpin(&["apply", "--env", "prod", "--context", "fake"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr
-            .contains("environment prod uses context other, but --context fake was given"),
-        "{}",
-        run.stderr
+    let run = s.expect(2, &["apply", "--env", "prod", "--context", "fake"]);
+    assert_contains(
+        &run.stderr,
+        "environment prod uses context other, but --context fake was given",
     );
     assert_eq!(s.fake.requests(), vec![]);
 
     // Without --context, the environment's context is used and named before anything changes.
-    let run = s.kpin(&["apply", "--env", "prod", "--dry-run"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("Target context other (http://[HOST])"),
-        "{}",
-        run.stderr
-    );
+    let run = s.expect(0, &["apply", "--env", "prod", "--dry-run"]);
+    assert_contains(&run.stderr, "Target context other (http://[HOST])");
 }
 
 #[test]
@@ -325,9 +326,8 @@ fn masked(text: &str) -> String {
 #[test]
 fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS, LEGACY, SECRET]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
-    let no_changes = s.kpin(&["diff"]);
-    assert_eq!(no_changes.code, 0, "{}", no_changes.transcript());
+    s.expect(0, &["apply"]);
+    let no_changes = s.expect(0, &["diff"]);
     assert_eq!(no_changes.stdout, "");
 
     let secret2 = SECRET.replace("b2xkLXBhc3N3b3Jk", "bmV3LXBhc3N3b3Jk");
@@ -342,8 +342,7 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
         ]),
     );
     s.fake.clear_log();
-    let run = s.kpin(&["diff"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
+    let run = s.expect(1, &["diff"]);
     assert_eq!(
         s.fake.mutations(),
         Vec::<String>::new(),
@@ -357,11 +356,7 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
     insta::assert_snapshot!("diff_text", run.transcript());
 
     let shown = s.kpin(&["diff", "--show-secrets"]);
-    assert!(
-        shown.stdout.contains("bmV3LXBhc3N3b3Jk"),
-        "{}",
-        shown.stdout
-    );
+    assert_contains(&shown.stdout, "bmV3LXBhc3N3b3Jk");
 
     let md = s.kpin(&["diff", "--output", "markdown"]);
     assert_eq!(md.code, 1);
@@ -369,46 +364,59 @@ fn diff_shows_updates_creations_and_prunes_and_masks_secrets() {
     let json = s.kpin(&["diff", "--output", "json"]);
     let v: Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(v["changed"], true);
+    assert_eq!(v["target"]["context"], "fake");
     assert_eq!(
-        v["packages"][0]["changes"].as_array().map(Vec::len),
+        v["sections"][0]["objects"].as_array().map(Vec::len),
         Some(4)
     );
+    assert_eq!(v["sections"][0]["summary"]["unchanged"], 1);
 
     // `--base` compares with a git revision instead (tests/it/upgrade.rs); here there is no repository.
     let base = s.kpin(&["diff", "--base", "HEAD"]);
     assert_eq!(base.code, 2);
-    assert!(
-        base.stderr.contains("not in a git repository"),
-        "{}",
-        base.stderr
-    );
+    assert_contains(&base.stderr, "not in a git repository");
 }
 
 #[test]
 fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
     let s = setup(&yaml(&[NAMESPACE, CRD, SETTINGS, LEGACY, KEEPME, WIDGET]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
+    s.expect(0, &["apply"]);
     upgrade(&s.project, "1.1.0", &yaml(&[NAMESPACE, SETTINGS]));
 
     // Without --prune, removed objects stay (and stay recorded).
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
+    s.expect(0, &["apply"]);
     assert!(
         s.fake
             .get("", "ConfigMap", Some("demo"), "legacy")
             .is_some()
     );
 
+    // The live diff lists what --prune would delete and names the kept object instead.
+    let diff = s.expect(1, &["diff"]);
+    let listed: Vec<&str> = diff
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "  no longer rendered but kept by kpin.dev/prune: keep: ConfigMap demo/keepme",
+            "  warning: 3 object(s) no longer rendered; `kpin apply --prune` would delete them: \
+             CustomResourceDefinition widgets.example.com, ConfigMap demo/legacy, Widget demo/gadget \
+             (deleting a CustomResourceDefinition deletes every resource of that kind)",
+            "  - CustomResourceDefinition widgets.example.com",
+            "  - ConfigMap demo/legacy",
+            "  - Widget demo/gadget",
+        ],
+        "{}",
+        diff.stdout
+    );
+
     // A dry run reports the same prune and only sends dry-run requests.
     s.fake.clear_log();
-    let dry = s.kpin(&["apply", "--prune", "--dry-run"]);
-    assert_eq!(dry.code, 0, "{}", dry.transcript());
-    assert!(
-        dry.stdout
-            .contains("dry run: 2 unchanged, 3 pruned, 1 kept"),
-        "{}",
-        dry.stdout
-    );
+    let dry = s.expect(0, &["apply", "--prune", "--dry-run"]);
+    assert_contains(&dry.stdout, "dry run: 2 unchanged, 3 pruned, 1 kept");
     assert_eq!(s.fake.mutations(), Vec::<String>::new());
     assert!(
         s.fake
@@ -423,8 +431,7 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
     );
 
     s.fake.clear_log();
-    let run = s.kpin(&["apply", "--prune"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
+    let run = s.expect(0, &["apply", "--prune"]);
     insta::assert_snapshot!("prune", run.stdout);
     assert!(
         s.fake
@@ -474,11 +481,10 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
 #[test]
 fn prune_refuses_an_empty_package_and_a_parent_of_other_tooling() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
+    s.expect(0, &["apply"]);
     upgrade(&s.project, "2.0.0", "");
-    let run = s.kpin(&["apply", "--prune"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(run.stderr.contains("renders no objects"), "{}", run.stderr);
+    let run = s.expect(2, &["apply", "--prune"]);
+    assert_contains(&run.stderr, "renders no objects");
 
     let other = setup(&yaml(&[NAMESPACE, SETTINGS]));
     other
@@ -486,56 +492,35 @@ fn prune_refuses_an_empty_package_and_a_parent_of_other_tooling() {
         .seed(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "kpin-demo", "namespace": "demo",
                      "annotations": {"applyset.kubernetes.io/tooling": "kubectl/v1.32.0"}}}));
-    let run = other.kpin(&["apply"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr
-            .contains("is managed by kubectl/v1.32.0, not kpin"),
-        "{}",
-        run.stderr
-    );
+    let run = other.expect(2, &["apply"]);
+    assert_contains(&run.stderr, "is managed by kubectl/v1.32.0, not kpin");
     assert_eq!(other.fake.mutations(), Vec::<String>::new());
 }
 
 #[test]
 fn a_missing_package_namespace_is_reported_with_a_hint() {
     let s = setup(SETTINGS);
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("namespace demo does not exist"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: create it first"),
-        "{}",
-        run.stderr
-    );
+    let run = s.expect(2, &["apply"]);
+    assert_contains(&run.stderr, "namespace demo does not exist");
+    assert_contains(&run.stderr, "hint: create it first");
     assert_eq!(s.fake.object_count(), 2, "only the built-in namespaces");
 }
 
 #[test]
 fn conflicts_with_another_manager_are_explained_and_can_be_forced() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
+    s.expect(0, &["apply"]);
     let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "settings", "namespace": "demo"}, "data": {"mode": "manual"}});
     s.fake
         .apply_as("helm", theirs, true)
         .expect("other manager applies");
 
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
+    let run = s.expect(1, &["apply"]);
     insta::assert_snapshot!("conflict", run.stdout);
 
-    let run = s.kpin(&["apply", "--force-conflicts"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("configured  ConfigMap demo/settings"),
-        "{}",
-        run.stdout
-    );
+    let run = s.expect(0, &["apply", "--force-conflicts"]);
+    assert_contains(&run.stdout, "configured  ConfigMap demo/settings");
     let cm = s
         .fake
         .get("", "ConfigMap", Some("demo"), "settings")
@@ -546,34 +531,28 @@ fn conflicts_with_another_manager_are_explained_and_can_be_forced() {
 #[test]
 fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
     let s = setup(&yaml(&[NAMESPACE, DEPLOYMENT]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
+    s.expect(0, &["apply"]);
     upgrade(
         &s.project,
         "1.1.0",
         &yaml(&[NAMESPACE, &DEPLOYMENT.replace("app: web", "app: web2")]),
     );
 
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("an immutable field changed"),
-        "{}",
-        run.stdout
+    // The diff shows the change and warns that apply needs --recreate, instead of failing.
+    let diff = s.expect(1, &["diff"]);
+    assert_contains(
+        &diff.stdout,
+        "warning: immutable fields change, so applying needs a delete and re-create: Deployment demo/web",
     );
-    assert!(
-        run.stdout.contains("hint: pass --recreate"),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&diff.stdout, "+        app: web2");
+
+    let run = s.expect(1, &["apply"]);
+    assert_contains(&run.stdout, "an immutable field changed");
+    assert_contains(&run.stdout, "hint: pass --recreate");
 
     s.fake.clear_log();
-    let run = s.kpin(&["apply", "--recreate"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("recreated  Deployment demo/web"),
-        "{}",
-        run.stdout
-    );
+    let run = s.expect(0, &["apply", "--recreate"]);
+    assert_contains(&run.stdout, "recreated  Deployment demo/web");
     assert!(
         s.fake
             .mutations()
@@ -589,31 +568,21 @@ fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
 #[test]
 fn the_recreate_annotation_allows_recreation_without_the_flag() {
     let s = setup(&yaml(&[NAMESPACE, DEPLOYMENT]));
-    assert_eq!(s.kpin(&["apply"]).code, 0);
+    s.expect(0, &["apply"]);
     let annotated = DEPLOYMENT.replace("app: web", "app: web2").replace(
         "  namespace: demo\nspec:",
         "  namespace: demo\n  annotations: {kpin.dev/recreate: 'true'}\nspec:",
     );
     upgrade(&s.project, "1.1.0", &yaml(&[NAMESPACE, &annotated]));
-    let run = s.kpin(&["apply", "--dry-run"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("would delete and re-create"),
-        "{}",
-        run.stdout
-    );
+    let run = s.expect(0, &["apply", "--dry-run"]);
+    assert_contains(&run.stdout, "would delete and re-create");
     assert!(
         s.fake
             .get("apps", "Deployment", Some("demo"), "web")
             .is_some()
     );
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout.contains("recreated  Deployment demo/web"),
-        "{}",
-        run.stdout
-    );
+    let run = s.expect(0, &["apply"]);
+    assert_contains(&run.stdout, "recreated  Deployment demo/web");
 }
 
 #[test]
@@ -629,13 +598,10 @@ fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
                              "f:metadata": {"f:annotations": {"f:kubectl.kubernetes.io/last-applied-configuration": {}}}}}]},
         "data": {"mode": "fast", "dropped": "x"}}));
 
-    let run = s.kpin(&["apply"]);
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stdout
-            .contains("took over the fields of client-side kubectl apply"),
-        "{}",
-        run.stdout
+    let run = s.expect(0, &["apply"]);
+    assert_contains(
+        &run.stdout,
+        "took over the fields of client-side kubectl apply",
     );
     let cm = s
         .fake
@@ -659,8 +625,7 @@ fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
 fn wait_times_out_with_a_list_of_what_is_not_ready() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS, DEPLOYMENT]));
     s.fake.set_options(|o| o.workloads_become_ready = false);
-    let run = s.kpin(&["apply", "--timeout", "1"]);
-    assert_eq!(run.code, 1, "{}", run.transcript());
+    let run = s.expect(1, &["apply", "--timeout", "1"]);
     insta::assert_snapshot!("wait_timeout", run.stdout);
     let json = s.kpin(&["apply", "--timeout", "1", "--output", "json"]);
     insta::assert_snapshot!("wait_timeout_json", json.stdout);
@@ -681,6 +646,7 @@ fn wait_times_out_with_a_list_of_what_is_not_ready() {
 mod real {
     use std::process::Command;
 
+    use super::{assert_contains, expect_code};
     use crate::support::{Project, Run};
 
     struct Real {
@@ -733,6 +699,11 @@ mod real {
             let mut all = args.to_vec();
             all.extend(["--kubeconfig", &self.kubeconfig, "--timeout", "180"]);
             self.project.run(&all)
+        }
+
+        #[track_caller]
+        fn expect(&self, code: i32, args: &[&str]) -> Run {
+            expect_code(self.kpin(args), code)
         }
 
         fn kubectl(&self, args: &[&str]) -> String {
@@ -821,24 +792,20 @@ data:
             return;
         };
         r.vendor("1.0.0", &format!("{BASE}{LEGACY}"));
-        let first = r.kpin(&["apply"]);
-        assert_eq!(first.code, 0, "{}", first.transcript());
-        let again = r.kpin(&["apply"]);
-        assert_eq!(again.code, 0, "{}", again.transcript());
-        assert!(again.stdout.contains("5 unchanged"), "{}", again.stdout);
-        assert_eq!(r.kpin(&["diff"]).code, 0);
+        r.expect(0, &["apply"]);
+        let again = r.expect(0, &["apply"]);
+        assert_contains(&again.stdout, "5 unchanged");
+        r.expect(0, &["diff"]);
 
         r.vendor("1.1.0", &BASE.replace("old-password", "new-password"));
-        let diff = r.kpin(&["diff"]);
-        assert_eq!(diff.code, 1, "{}", diff.transcript());
-        assert!(diff.stdout.contains("*** (after)"), "{}", diff.stdout);
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(&diff.stdout, "*** (after)");
         assert!(
             !diff.stdout.contains("bmV3LXBhc3N3b3Jk") && !diff.stdout.contains("new-password"),
             "{}",
             diff.stdout
         );
-        let pruned = r.kpin(&["apply", "--prune"]);
-        assert_eq!(pruned.code, 0, "{}", pruned.transcript());
+        let pruned = r.expect(0, &["apply", "--prune"]);
         assert!(
             pruned
                 .stdout
@@ -878,8 +845,7 @@ data:
             &["apply", "-f", "-"],
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: NS\ndata:\n  mode: fast\n  dropped: x\n",
         );
-        let run = r.kpin(&["apply"]);
-        assert_eq!(run.code, 0, "{}", run.transcript());
+        r.expect(0, &["apply"]);
         let data = r.kubectl(&[
             "get",
             "configmap",
@@ -896,19 +862,16 @@ data:
             &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: NS\ndata:\n  mode: manual\n",
         );
-        let run = r.kpin(&["apply"]);
-        assert_eq!(run.code, 1, "{}", run.transcript());
-        assert!(run.stdout.contains("conflict"), "{}", run.stdout);
-        assert_eq!(r.kpin(&["apply", "--force-conflicts"]).code, 0);
+        let run = r.expect(1, &["apply"]);
+        assert_contains(&run.stdout, "conflict");
+        r.expect(0, &["apply", "--force-conflicts"]);
 
         // An immutable selector change.
         r.vendor("1.1.0", &BASE.replace("app: web", "app: web2"));
-        let run = r.kpin(&["apply"]);
-        assert_eq!(run.code, 1, "{}", run.transcript());
-        assert!(run.stdout.contains("immutable"), "{}", run.stdout);
-        let run = r.kpin(&["apply", "--recreate"]);
-        assert_eq!(run.code, 0, "{}", run.transcript());
-        assert!(run.stdout.contains("recreated"), "{}", run.stdout);
+        let run = r.expect(1, &["apply"]);
+        assert_contains(&run.stdout, "immutable");
+        let run = r.expect(0, &["apply", "--recreate"]);
+        assert_contains(&run.stdout, "recreated");
     }
 
     #[test]
@@ -921,15 +884,12 @@ data:
             "1.0.0",
             &BASE.replace("registry.k8s.io/pause:3.10", "registry.invalid/none:0"),
         );
-        let run = r.project.run(&[
-            "apply",
-            "--timeout",
-            "20",
-            "--kubeconfig",
-            &r.kubeconfig,
-        ]);
-        assert_eq!(run.code, 1, "{}", run.transcript());
-        assert!(run.stdout.contains("not ready"), "{}", run.stdout);
+        let run = expect_code(
+            r.project
+                .run(&["apply", "--timeout", "20", "--kubeconfig", &r.kubeconfig]),
+            1,
+        );
+        assert_contains(&run.stdout, "not ready");
     }
 }
 
@@ -962,43 +922,29 @@ fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
         ));
         let _ = std::os::unix::fs::symlink(source, dir.join("deploy.yaml"));
     };
-    let kpin = |args: &[&str]| {
+    let kpin = |code: i32, args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--kubeconfig", &kubeconfig]);
-        project.run(&all)
+        expect_code(project.run(&all), code)
     };
 
     use_version("v1.9.4");
-    let first = kpin(&["apply"]);
-    assert_eq!(first.code, 0, "{}", first.transcript());
-    assert!(
-        first
-            .stdout
-            .contains("created  Job ingress-nginx/ingress-nginx-admission-create"),
-        "{}",
-        first.stdout
+    let first = kpin(0, &["apply"]);
+    assert_contains(
+        &first.stdout,
+        "created  Job ingress-nginx/ingress-nginx-admission-create",
     );
 
     use_version("v1.10.6");
-    let blocked = kpin(&["apply"]);
-    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
-    assert!(
-        blocked.stdout.contains("an immutable field changed"),
-        "{}",
-        blocked.stdout
-    );
+    let blocked = kpin(1, &["apply"]);
+    assert_contains(&blocked.stdout, "an immutable field changed");
 
-    let recreated = kpin(&["apply", "--recreate", "--prune"]);
-    assert_eq!(recreated.code, 0, "{}", recreated.transcript());
-    assert!(
-        recreated
-            .stdout
-            .contains("recreated   Job ingress-nginx/ingress-nginx-admission-create"),
-        "{}",
-        recreated.stdout
+    let recreated = kpin(0, &["apply", "--recreate", "--prune"]);
+    assert_contains(
+        &recreated.stdout,
+        "recreated   Job ingress-nginx/ingress-nginx-admission-create",
     );
-    let again = kpin(&["apply"]);
-    assert_eq!(again.code, 0, "{}", again.transcript());
+    let again = kpin(0, &["apply"]);
     assert!(
         !again.stdout.contains("configured") && !again.stdout.contains("created"),
         "{}",
