@@ -3,13 +3,13 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, Result};
-use kpin::changes::{self, DiffOptions, MarkdownLimits};
+use anyhow::Result;
+use kpin::changes::DiffOptions;
 use kpin::error::Outcome;
 use kpin::review::{self, ReviewOptions};
 
 use super::Ctx;
-use crate::cli::{DiffArgs, DiffFormat};
+use crate::cli::DiffArgs;
 
 pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
     let head = ctx.manifest()?;
@@ -32,33 +32,16 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         .as_deref()
         .map(|e| format!(" --env {e}"))
         .unwrap_or_default();
-    match args.output {
-        DiffFormat::Text => print!("{}", changes::render_text(&sections, &diff)),
-        DiffFormat::Json => {
-            let mut report = changes::to_json(&sections, &diff);
-            if let serde_json::Value::Object(map) = &mut report {
-                map.insert("base".into(), base.into());
-                map.insert(
-                    "changed".into(),
-                    sections.iter().any(|s| s.counts().any()).into(),
-                );
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).context("encoding JSON")?
-            );
-        }
-        DiffFormat::Markdown => print!(
-            "{}",
-            changes::render_markdown(
-                &format!("kpin diff against `{base}`{env}"),
-                &sections,
-                &diff,
-                MarkdownLimits::default(),
-                &format!("kpin diff --base {base}{env}"),
-            )
-        ),
-    }
+    super::diff::print_report(
+        &sections,
+        &diff,
+        args.output,
+        &super::diff::Report {
+            title: format!("kpin diff against `{base}`{env}"),
+            rerun: format!("kpin diff --base {base}{env}"),
+            json_fields: vec![("base", base.into())],
+        },
+    )?;
     let changed = sections.iter().any(|s| s.counts().any());
     Ok(if changed {
         Outcome::Drift
