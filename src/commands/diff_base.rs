@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         .map(|e| format!(" --env {e}"))
         .unwrap_or_default();
     match args.output {
-        DiffFormat::Text => print!("{}", changes::render_text(&sections, &diff)),
+        DiffFormat::Text => super::out(&changes::render_text(&sections, &diff))?,
         DiffFormat::Json => {
             let mut report = changes::to_json(&sections, &diff);
             if let serde_json::Value::Object(map) = &mut report {
@@ -43,21 +43,18 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
                     sections.iter().any(|s| s.counts().any()).into(),
                 );
             }
-            println!(
-                "{}",
+            super::out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&report).context("encoding JSON")?
-            );
+            ))?;
         }
-        DiffFormat::Markdown => print!(
-            "{}",
-            changes::render_markdown(
-                &format!("kpin diff against `{base}`{env}"),
-                &sections,
-                &diff,
-                MarkdownLimits::default(),
-                &format!("kpin diff --base {base}{env}"),
-            )
-        ),
+        DiffFormat::Markdown => super::out(&changes::render_markdown(
+            &format!("kpin diff against `{base}`{env}"),
+            &sections,
+            &diff,
+            MarkdownLimits::default(),
+            &format!("kpin diff --base {base}{env}"),
+        ))?,
     }
     let changed = sections.iter().any(|s| s.counts().any());
     Ok(if changed {

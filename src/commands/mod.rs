@@ -11,7 +11,7 @@ mod verify;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
@@ -88,18 +88,29 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
                 SchemaKind::Manifest => manifest::json_schema(),
                 SchemaKind::Overlay => kpin::overlay::json_schema(),
             };
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            out(&format!("{}\n", serde_json::to_string_pretty(&schema)?))?;
             Ok(Outcome::Clean)
         }
         Command::Completions(args) => {
-            clap_complete::generate(
-                args.shell,
-                &mut Cli::command(),
-                "kpin",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "kpin", &mut script);
+            out(&String::from_utf8_lossy(&script))?;
             Ok(Outcome::Clean)
         }
+    }
+}
+
+/// Write command output (data) to stdout. A reader that stops early (`kpin render | head`)
+/// ends the output quietly: `print!` would panic on the closed pipe.
+pub fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
     }
 }
 
