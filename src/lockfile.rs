@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt;
+use crate::manifest::Package;
 use crate::{fsutil, yaml};
 
 /// Format version of the lockfile; bumped on incompatible changes.
@@ -57,6 +58,26 @@ pub struct LockedFile {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+impl LockedPackage {
+    /// The entry for `package` as kpin.yaml pins it now, with its vendored files and the
+    /// render-stage digests (`None` and empty until the render stage fills them).
+    pub fn new(
+        package: &Package,
+        files: Vec<LockedFile>,
+        overlays_digest: Option<String>,
+        rendered: BTreeMap<String, String>,
+    ) -> LockedPackage {
+        LockedPackage {
+            version: package.version.raw.clone(),
+            source: package.source.kind().to_owned(),
+            manifest_digest: package.manifest_digest.clone(),
+            files,
+            overlays_digest,
+            rendered,
+        }
+    }
 }
 
 impl Lockfile {

@@ -283,14 +283,12 @@ pub async fn upgrade(
         };
         lock.packages.insert(
             new.name.clone(),
-            LockedPackage {
-                version: new.version.raw.clone(),
-                source: new.source.kind().to_owned(),
-                manifest_digest: new.manifest_digest.clone(),
-                files: files_by_package.remove(&t.package).unwrap_or_default(),
-                overlays_digest: digests.0,
-                rendered: digests.1,
-            },
+            LockedPackage::new(
+                new,
+                files_by_package.remove(&t.package).unwrap_or_default(),
+                digests.0,
+                digests.1,
+            ),
         );
         report.packages.push(PackageUpgrade {
             package: t.package.clone(),
@@ -363,13 +361,11 @@ async fn stage_package(
                         source.locked_url
                     )
                 })?;
-                let download = client
-                    .download(url, *auth, &fetcher.cache.temp_dir(), &|_| {})
+                fetcher
+                    .cache
+                    .download(client, url, *auth)
                     .await
-                    .with_context(|| format!("file `{}`", source.name))?;
-                let (sha, size) = (download.sha256.clone(), download.size);
-                let content = fetcher.cache.insert(download.file, &sha)?;
-                (sha, size, content)
+                    .with_context(|| format!("file `{}`", source.name))?
             }
         };
         let dest = dir.join(&source.name);

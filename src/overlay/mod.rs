@@ -611,9 +611,10 @@ mod tests {
         )
     }
 
-    pub(crate) fn run(objects: Vec<Value>, overlay: &str) -> Result<Vec<Value>> {
+    /// A workspace over `objects` (`explain` as in `Workspace::new`) after applying `overlay`.
+    pub(crate) fn applied(objects: Vec<Value>, explain: bool, overlay: &str) -> Result<Workspace> {
         let overlay = parse(overlay)?;
-        let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), true);
+        let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), explain);
         ws.apply(
             &overlay,
             Target {
@@ -621,6 +622,11 @@ mod tests {
                 version: "1.0.0",
             },
         )?;
+        Ok(ws)
+    }
+
+    pub(crate) fn run(objects: Vec<Value>, overlay: &str) -> Result<Vec<Value>> {
+        let ws = applied(objects, true, overlay)?;
         Ok(ws.into_objects().into_iter().map(|o| o.0).collect())
     }
 
@@ -685,14 +691,10 @@ mod tests {
 
     #[test]
     fn remove_and_explain_paths() {
-        let overlay = parse("operations:\n- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 3}}}\n").unwrap();
-        let mut ws = Workspace::new(vec![Object(deployment())], true);
-        ws.apply(
-            &overlay,
-            Target {
-                package: "p",
-                version: "1",
-            },
+        let ws = applied(
+            vec![deployment()],
+            true,
+            "operations:\n- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 3}}}\n",
         )
         .unwrap();
         assert_eq!(

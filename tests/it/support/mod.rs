@@ -107,6 +107,13 @@ impl Project {
         let out = self.kpin().args(args).output().expect("running kpin");
         Run::new(out, &[self.dir.path(), self.cache.path()])
     }
+
+    /// Run kpin with `args` after `setup` changed the command, e.g. its environment.
+    pub fn run_with(&self, args: &[&str], setup: impl FnOnce(&mut Command) -> &mut Command) -> Run {
+        let mut cmd = self.kpin();
+        let out = setup(cmd.args(args)).output().expect("running kpin");
+        Run::new(out, &[self.dir.path(), self.cache.path()])
+    }
 }
 
 /// One finished kpin run.
