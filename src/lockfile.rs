@@ -100,6 +100,10 @@ impl Lockfile {
 
     pub fn parse(text: &str, path: &Path) -> Result<Lockfile> {
         let lock: Lockfile = yaml::from_str(text, path)
+            .and_then(|value| {
+                yaml::expect_mapping(&value, path)?;
+                yaml::from_value(value, path)
+            })
             .map_err(anyhow::Error::from)
             .hint("the lockfile is generated: restore it from version control or delete it and run `kpin sync`")?;
         if lock.version != LOCK_FORMAT {

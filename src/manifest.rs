@@ -467,9 +467,17 @@ impl Manifest {
 
 /// Deserialize with the failing field's path in the message (`packages.x.urll`).
 fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Path) -> Result<T> {
+    if value.is_null() {
+        return Err(anyhow::anyhow!(
+            "{}: the file is empty or only has comments",
+            path.display()
+        ))
+        .hint("start with `packages: {NAME: {version: X.Y.Z, url: https://...{version}...}}`; `kpin schema` lists every key");
+    }
+    yaml::expect_mapping(&value, path)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = yaml::user_words(&e.into_inner().to_string());
         let at = if field == "." {
             String::new()
         } else {

@@ -154,6 +154,10 @@ impl Op {
     }
 }
 
+/// What an overlay file looks like, for errors about its overall shape.
+const SHAPE_HINT: &str =
+    "an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)";
+
 impl Overlay {
     /// The overlay that `namespace:` on a package in kpin.yaml stands for; `origin` names it.
     pub fn namespace_shorthand(origin: &str, namespace: &str) -> Overlay {
@@ -187,12 +191,12 @@ impl Overlay {
         let own: Value = yaml::from_str(text, shown)?;
         let k8s: Value = yaml::from_str_flavored(text, shown, Flavor::Kubernetes)?;
         if own.is_null() {
-            return Err(anyhow::anyhow!("{display}: the file is empty"))
-                .hint("an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)");
+            return Err(anyhow::anyhow!("{display}: the file is empty")).hint(SHAPE_HINT);
         }
+        yaml::expect_mapping(&own, shown).hint(SHAPE_HINT)?;
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
             let at = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            let inner = yaml::user_words(&e.into_inner().to_string());
             let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
             if inner.contains("unknown variant") {
                 err.hint("each operation is a mapping with exactly one of these keys; `kpin schema overlay` shows their fields")
@@ -485,10 +489,7 @@ impl Workspace {
             }
             Op::StrategicMerge(sel, p) => {
                 for i in self.select(sel, ctx)? {
-                    self.modify(i, &ctx.origin, |o| {
-                        strategic_merge(&mut o.0, p);
-                        Ok(())
-                    })?;
+                    self.modify(i, &ctx.origin, |o| patch::apply_strategic_merge(o, p))?;
                 }
                 Ok(())
             }

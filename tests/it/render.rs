@@ -268,6 +268,18 @@ fn selector_matching_nothing() {
 }
 
 #[test]
+fn strategic_merge_item_without_its_merge_key() {
+    // Replacing the list instead would drop the upstream container without a word.
+    assert_error(
+        "error_strategic_merge_missing_key",
+        render_web(
+            WEB,
+            "operations:\n- strategicMerge:\n    select: {kind: Deployment}\n    patch: {spec: {template: {spec: {containers: [{image: 'nginx:1.26'}]}}}}\n",
+        ),
+    );
+}
+
+#[test]
 fn namespace_on_cluster_scoped_only_package() {
     let crds_only = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: web}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec: {group: example.com, scope: Namespaced, names: {kind: Widget}}\n";
     assert_error(

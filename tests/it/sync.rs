@@ -770,6 +770,40 @@ fn manifest_errors_are_reported_with_file_and_field() {
 }
 
 #[test]
+fn an_empty_manifest_or_lockfile_says_so() {
+    let p = Project::new();
+    p.write("kpin.yaml", "# packages come later\n");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: [PROJECT]/kpin.yaml: the file is empty or only has comments\n  hint: start with `packages:"),
+        "{}",
+        run.stderr
+    );
+
+    p.write("kpin.yaml", "packages: {}\n")
+        .write("kpin.lock", "");
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "kpin.lock: the file is empty or only has comments\n  hint: the lockfile is generated"
+        ),
+        "{}",
+        run.stderr
+    );
+    p.write("kpin.lock", "- a\n");
+    let run = p.run(&["verify"]);
+    assert!(
+        run.stderr
+            .contains("kpin.lock: expected a mapping at the top of the file, found a list"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn verify_lists_every_problem() {
     let (server, p) = two_packages();
     let run = p.run(&["verify"]);
