@@ -199,7 +199,9 @@ pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Objec
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
         let shown = PathBuf::from(fsutil::display_relative(&file, &manifest.root));
-        objects.extend(objects_from_yaml(&text, &shown)?);
+        objects.extend(objects_from_yaml(&text, &shown).hint(
+            "vendored files are kept as fetched: `kpin verify` tells whether this one changed since it was locked, and `kpin sync` restores it",
+        )?);
     }
     Ok(objects)
 }

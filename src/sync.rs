@@ -111,6 +111,9 @@ pub struct DigestMismatch {
 }
 
 /// Run a sync. See the module documentation for the order of effects.
+/// What to do when vendor/ cannot hold the vendored releases.
+const VENDOR_HINT: &str = "kpin keeps the vendored releases there: make it a writable directory, or point `vendorDir` in kpin.yaml elsewhere";
+
 pub async fn sync(
     manifest: &Manifest,
     options: &SyncOptions<'_>,
@@ -122,6 +125,14 @@ pub async fn sync(
             manifest.path.display()
         ))
         .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
+    }
+    if manifest.vendor_dir.exists() && !manifest.vendor_dir.is_dir() {
+        return Err(anyhow::anyhow!(
+            "{}: vendorDir {} is not a directory",
+            manifest.path.display(),
+            manifest.vendor_dir.display()
+        ))
+        .hint(VENDOR_HINT);
     }
     let lock_path = manifest.lock_path();
     let old_lock = Lockfile::load(&lock_path)?;
@@ -482,7 +493,14 @@ impl Run<'_> {
             }
             let staged = self.stage_root.join(&package.name);
             fs::create_dir_all(&staged)
-                .with_context(|| format!("creating {}", staged.display()))?;
+                .with_context(|| format!("creating {}", staged.display()))
+                .with_context(|| {
+                    format!(
+                        "cannot write to vendorDir {}",
+                        self.manifest.vendor_dir.display()
+                    )
+                })
+                .hint(VENDOR_HINT)?;
             for o in &obtained {
                 let dest = staged.join(&o.locked.name);
                 fs::copy(&o.content, &dest).with_context(|| {

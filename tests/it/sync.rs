@@ -804,6 +804,19 @@ fn an_empty_manifest_or_lockfile_says_so() {
 }
 
 #[test]
+fn a_vendor_dir_that_is_a_file_is_named_before_anything_is_fetched() {
+    let (server, p) = two_packages();
+    p.write("vendor", "not a directory\n");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        run.stderr,
+        "error: [PROJECT]/kpin.yaml: vendorDir [PROJECT]/vendor is not a directory\n  hint: kpin keeps the vendored releases there: make it a writable directory, or point `vendorDir` in kpin.yaml elsewhere\n"
+    );
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
 fn verify_lists_every_problem() {
     let (server, p) = two_packages();
     let run = p.run(&["verify"]);
