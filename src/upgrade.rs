@@ -514,7 +514,9 @@ fn analyse(
     staged: &Manifest,
     new: &Package,
 ) -> Result<PackageUpgrade> {
-    let old_upstream = render::read_upstream(manifest, old)?;
+    // The diff starts from what is vendored now: without it there is nothing to compare.
+    let old_upstream = render::read_upstream(manifest, old)
+        .with_context(|| format!("reading the current version of `{}`", old.name))?;
     let new_upstream = render::read_upstream(staged, new)?;
     let old_rendered = render::render_package(manifest, old, None)
         .with_context(|| format!("the current version of `{}` does not render", old.name))?;
