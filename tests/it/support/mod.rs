@@ -1,7 +1,5 @@
 //! Shared test helpers: running the kpin binary in a scratch project and snapshot filters.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
