@@ -31,6 +31,14 @@ impl Ctx<'_> {
     /// Load kpin.yaml from --manifest or by searching upward from the current directory.
     pub fn manifest(&self) -> Result<Manifest> {
         let path = match &self.manifest_arg {
+            Some(p) if p.is_dir() => {
+                return Err(anyhow::anyhow!("--manifest {} is a directory", p.display())).hint(
+                    format!(
+                        "pass the file itself: --manifest {}",
+                        p.join(manifest::MANIFEST_FILE).display()
+                    ),
+                );
+            }
             Some(p) => p.clone(),
             None => manifest::discover(&std::env::current_dir()?)?,
         };

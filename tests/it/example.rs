@@ -81,3 +81,14 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn manifest_flag_pointing_at_a_directory_names_the_file_to_pass() {
+    let p = example_project();
+    let run = p.run(&["--manifest", ".", "verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        run.stderr,
+        "error: --manifest . is a directory\n  hint: pass the file itself: --manifest ./kpin.yaml\n"
+    );
+}

@@ -108,6 +108,22 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
 }
 
 #[test]
+fn output_dir_never_replaces_a_directory_it_did_not_write() {
+    let p = project("app");
+    p.write("out/app/notes/keep.md", "mine\n");
+    let run = p.run(&["--quiet", "render", "--output-dir", "out"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "error: out/app holds `notes`, which `kpin render` does not write: refusing to replace the directory\n  hint: --output-dir replaces"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.read("out/app/notes/keep.md"), "mine\n");
+}
+
+#[test]
 fn package_namespace_shorthand_moves_the_package() {
     let p = Project::new();
     p.write(
