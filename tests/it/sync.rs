@@ -817,6 +817,39 @@ fn a_vendor_dir_that_is_a_file_is_named_before_anything_is_fetched() {
 }
 
 #[test]
+fn lockfile_names_that_are_not_plain_names_are_refused() {
+    let (_server, p) = two_packages();
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let lock = p.read("kpin.lock");
+    p.write(
+        "kpin.lock",
+        &lock.replace("name: crds.yaml", "name: ../../crds.yaml"),
+    );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.starts_with("error: [PROJECT]/kpin.lock: package `web`\n  caused by: `../../crds.yaml` cannot be used as a file or directory name"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: the lockfile is generated"),
+        "{}",
+        run.stderr
+    );
+
+    p.write("kpin.lock", &lock.replace("  web:", "  ../web:"));
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("package `../web`\n  caused by: invalid package name `../web`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn verify_lists_every_problem() {
     let (server, p) = two_packages();
     let run = p.run(&["verify"]);
