@@ -117,8 +117,8 @@ pub struct NetArgs {
     /// Seconds before a request without progress is abandoned
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
-    /// Attempts per file on connection errors, 429 and 5xx
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    /// Retries per file after a connection error, 429 or 5xx, with exponential backoff
+    #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Packages fetched at the same time (release files are small: latency, not bandwidth, dominates)
     #[arg(long, short = 'j', value_name = "N", default_value_t = 32)]
@@ -138,7 +138,7 @@ impl NetArgs {
             allow_http: self.allow_http,
             ca_certs: self.ca_cert.clone(),
             timeout: std::time::Duration::from_secs(self.timeout.max(1)),
-            attempts: self.retries.max(1),
+            attempts: self.retries.saturating_add(1),
             max_size: self.max_size.saturating_mul(1024 * 1024),
             ..kpin::fetch::NetOptions::default()
         }

@@ -461,7 +461,7 @@ fn persistent_server_errors_give_up_after_the_retries() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "2"]);
+    let run = p.run(&["sync", "--retries", "1"]);
     assert_eq!(run.code, 2);
     insta::assert_snapshot!("server_error_after_retries", run.transcript());
     assert_eq!(server.hits("/a/1.0.0/a.yaml"), 2);
@@ -478,7 +478,7 @@ fn truncated_bodies_are_detected_and_retried() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "2"]);
+    let run = p.run(&["sync", "--retries", "1"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
         run.stderr.contains(&format!(
@@ -516,7 +516,7 @@ fn a_slow_server_times_out() {
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
     let started = std::time::Instant::now();
-    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "0"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -533,7 +533,7 @@ fn https_with_an_extra_ca_certificate() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "1"]);
+    let run = p.run(&["sync", "--retries", "0"]);
     assert_eq!(
         run.code,
         2,
@@ -650,7 +650,7 @@ fn a_killed_sync_leaves_the_previous_state_intact() {
         after, before,
         "only a hidden staging directory may be left behind"
     );
-    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "0"]);
     assert_eq!(run.code, 2, "b still hangs: {}", run.transcript());
     server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::ZERO));
     assert_eq!(p.run(&["sync"]).code, 0);
