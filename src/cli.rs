@@ -286,9 +286,9 @@ pub struct OutdatedArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["package", "all"]))]
 pub struct UpgradeArgs {
     /// Package to upgrade
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub package: Option<String>,
     /// Target version [default: newest within the package's constraint]
     #[arg(long, value_name = "VERSION")]
