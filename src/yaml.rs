@@ -147,6 +147,21 @@ pub fn from_value<T: DeserializeOwned>(value: Value, origin: &Path) -> Result<T,
     })
 }
 
+/// Replace `from` where it ends a word (so `expected a map` leaves `expected a mapping` alone).
+fn replace_phrase(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        let after = &rest[i + from.len()..];
+        let whole = !after.starts_with(|c: char| c.is_alphanumeric());
+        out.push_str(&rest[..i]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// kpin's own files are mappings at the top. Say so plainly: for a list, serde would report
 /// its first item against the first field (`[0]: expected u32`).
 pub fn expect_mapping(value: &Value, origin: &Path) -> Result<(), YamlError> {
@@ -166,11 +181,21 @@ pub fn expect_mapping(value: &Value, origin: &Path) -> Result<(), YamlError> {
 
 const EMPTY_FILE: &str = "the file is empty or only has comments";
 
-/// serde names the Rust type it wanted (`expected struct RawManifest`); users wrote YAML, so
-/// say what YAML shape was expected instead.
+/// serde names the Rust type it wanted (`expected struct RawManifest`) and says `map` and
+/// `sequence`; users wrote YAML, so name YAML's shapes instead.
 pub(crate) fn user_words(message: &str) -> String {
+    let message = [
+        ("invalid type: map,", "invalid type: mapping,"),
+        ("invalid type: sequence,", "invalid type: list,"),
+        ("expected a map", "expected a mapping"),
+        ("expected a sequence", "expected a list"),
+    ]
+    .into_iter()
+    .fold(message.to_owned(), |m, (from, to)| {
+        replace_phrase(&m, from, to)
+    });
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
+    let mut rest = message.as_str();
     while let Some(i) = rest.find("expected struct ") {
         out.push_str(&rest[..i]);
         out.push_str("expected a mapping");
@@ -1175,6 +1200,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "k.yaml: invalid type: string \"hello\", expected a mapping"
+        );
+        let err = from_str::<Vec<Doc>>("{}\n", origin).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yaml: invalid type: mapping, expected a list"
+        );
+        assert_eq!(
+            user_words("expected a mapping, or expected a map"),
+            "expected a mapping, or expected a mapping"
         );
         let err = from_str::<Doc>("# nothing yet\n", origin).unwrap_err();
         assert_eq!(
