@@ -165,18 +165,29 @@ fn replace_phrase(text: &str, from: &str, to: &str) -> String {
 /// kpin's own files are mappings at the top. Say so plainly: for a list, serde would report
 /// its first item against the first field (`[0]: expected u32`).
 pub fn expect_mapping(value: &Value, origin: &Path) -> Result<(), YamlError> {
-    let found = match value {
-        Value::Object(_) => return Ok(()),
-        Value::Null => return Err(YamlError::new(origin, EMPTY_FILE)),
+    match value {
+        Value::Object(_) => Ok(()),
+        Value::Null => Err(YamlError::new(origin, EMPTY_FILE)),
+        other => Err(YamlError::new(
+            origin,
+            format!(
+                "expected a mapping at the top of the file, found {}",
+                shape(other)
+            ),
+        )),
+    }
+}
+
+/// A value's YAML shape, for messages: `a list`, `a string`, ...
+pub fn shape(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "a mapping",
         Value::Array(_) => "a list",
         Value::String(_) => "a string",
         Value::Number(_) => "a number",
         Value::Bool(_) => "a boolean",
-    };
-    Err(YamlError::new(
-        origin,
-        format!("expected a mapping at the top of the file, found {found}"),
-    ))
+        Value::Null => "nothing",
+    }
 }
 
 const EMPTY_FILE: &str = "the file is empty or only has comments";
