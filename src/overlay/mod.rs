@@ -194,6 +194,7 @@ impl Overlay {
             return Err(anyhow::anyhow!("{display}: the file is empty")).hint(SHAPE_HINT);
         }
         yaml::expect_mapping(&own, shown).hint(SHAPE_HINT)?;
+        check_list_shapes(&own, display)?;
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
             let at = e.path().to_string();
             let inner = yaml::user_words(&e.into_inner().to_string());
@@ -236,6 +237,34 @@ impl Overlay {
             shorthand: false,
         })
     }
+}
+
+/// serde reads a struct from a list too, so `remove: [{kind: Job}]` or `select: [Job]` would
+/// quietly mean something else; operation bodies and selectors must be mappings.
+fn check_list_shapes(own: &Value, display: &str) -> Result<()> {
+    let Some(Value::Array(operations)) = own.get("operations") else {
+        return Ok(());
+    };
+    for (index, operation) in operations.iter().enumerate() {
+        let Some(map) = operation.as_object() else {
+            continue;
+        };
+        for (key, body) in map {
+            let (at, value) = match body.get("select") {
+                _ if body.is_array() => (format!("operations[{index}].{key}"), body),
+                Some(select) if select.is_array() => {
+                    (format!("operations[{index}].{key}.select"), select)
+                }
+                _ => continue,
+            };
+            return Err(anyhow::anyhow!(
+                "{display}: at `{at}`: expected a mapping, found {}",
+                yaml::shape(value)
+            ))
+            .hint("see `kpin schema overlay` for the fields of each operation");
+        }
+    }
+    Ok(())
 }
 
 /// Turn one raw operation into its validated form; `k8s_field` gives a field of the operation
@@ -644,6 +673,28 @@ mod tests {
             "spec": {"replicas": 1, "template": {"spec": {"containers": [
                 {"name": "main", "image": "registry.k8s.io/up/controller:v1.0@sha256:abc", "args": ["--a"]},
                 {"name": "side", "image": "busybox"}]}}}})
+    }
+
+    #[test]
+    fn operations_and_selectors_written_as_lists_are_refused() {
+        let text = err(
+            vec![deployment()],
+            "operations:\n- remove: [{kind: Deployment}]\n",
+        );
+        assert!(
+            text.contains(
+                "overlays/x.yaml: at `operations[0].remove`: expected a mapping, found a list"
+            ),
+            "{text}"
+        );
+        let text = err(
+            vec![deployment()],
+            "operations:\n- mergePatch: {select: [Deployment], patch: {}}\n",
+        );
+        assert!(
+            text.contains("at `operations[0].mergePatch.select`: expected a mapping, found a list"),
+            "{text}"
+        );
     }
 
     #[test]
