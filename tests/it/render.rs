@@ -296,6 +296,15 @@ fn strategic_merge_item_without_its_merge_key() {
 }
 
 #[test]
+fn operation_written_as_a_list() {
+    // serde would read `[{kind: Deployment}]` as the selector and remove the Deployment.
+    assert_error(
+        "error_operation_as_list",
+        render_web(WEB, "operations:\n- remove: [{kind: Deployment}]\n"),
+    );
+}
+
+#[test]
 fn namespace_on_cluster_scoped_only_package() {
     let crds_only = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: web}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec: {group: example.com, scope: Namespaced, names: {kind: Widget}}\n";
     assert_error(
