@@ -541,6 +541,11 @@ fn https_with_an_extra_ca_certificate() {
         run.transcript()
     );
     assert!(run.stderr.contains("certificate"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("extra CAs from --ca-cert"),
+        "the hint names the way out: {}",
+        run.stderr
+    );
 
     let ca = server.ca_path();
     let run = p.run(&["sync", "--ca-cert", ca.to_str().unwrap()]);
