@@ -44,6 +44,40 @@ fn options(cache: &Path, jobs: usize, locked: bool, offline: bool) -> SyncOption
     }
 }
 
+/// A fresh project and cache after a cold sync, kept for the warm runs.
+struct ColdSync {
+    project: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    manifest: Manifest,
+}
+
+impl ColdSync {
+    /// Sync `manifest` into a new project with an empty cache; returns it and the time taken.
+    fn run(runtime: &tokio::runtime::Runtime, manifest: &str, jobs: usize) -> (ColdSync, Duration) {
+        let project = tempfile::tempdir().expect("tempdir");
+        let cache = tempfile::tempdir().expect("tempdir");
+        std::fs::write(project.path().join("kpin.yaml"), manifest).expect("manifest");
+        let m = Manifest::load(&project.path().join("kpin.yaml")).expect("manifest");
+        let started = Instant::now();
+        runtime
+            .block_on(sync(
+                &m,
+                &options(cache.path(), jobs, false, false),
+                &Silent,
+            ))
+            .expect("cold sync");
+        let taken = started.elapsed();
+        (
+            ColdSync {
+                project,
+                cache,
+                manifest: m,
+            },
+            taken,
+        )
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -91,37 +125,19 @@ fn main() {
 
     // The same cold sync without the added latency: kpin's own overhead.
     server.set_latency(Duration::ZERO);
-    {
-        let project = tempfile::tempdir().expect("tempdir");
-        let cache = tempfile::tempdir().expect("tempdir");
-        std::fs::write(project.path().join("kpin.yaml"), &manifest).expect("manifest");
-        let m = Manifest::load(&project.path().join("kpin.yaml")).expect("manifest");
-        let started = Instant::now();
-        runtime
-            .block_on(sync(
-                &m,
-                &options(cache.path(), DEFAULT_JOBS, false, false),
-                &Silent,
-            ))
-            .expect("cold sync");
-        println!("  cold sync, no added latency {}", ms(started.elapsed()));
-    }
+    let (.., cold) = ColdSync::run(&runtime, &manifest, DEFAULT_JOBS);
+    println!("  cold sync, no added latency {}", ms(cold));
     server.set_latency(LATENCY);
 
     for jobs in [8, DEFAULT_JOBS] {
-        let project = tempfile::tempdir().expect("tempdir");
-        let cache = tempfile::tempdir().expect("tempdir");
-        std::fs::write(project.path().join("kpin.yaml"), &manifest).expect("manifest");
-        let m = Manifest::load(&project.path().join("kpin.yaml")).expect("manifest");
-        let started = Instant::now();
-        runtime
-            .block_on(sync(
-                &m,
-                &options(cache.path(), jobs, false, false),
-                &Silent,
-            ))
-            .expect("cold sync");
-        let cold = started.elapsed();
+        let (
+            ColdSync {
+                project,
+                cache,
+                manifest: m,
+            },
+            cold,
+        ) = ColdSync::run(&runtime, &manifest, jobs);
         println!(
             "  cold sync, --jobs {jobs:<3}       {}  ({:.2}x the slowest fetch, {:.2}x the sum)",
             ms(cold),

@@ -194,11 +194,8 @@ fn quirks(text: &str, objects: &[Value]) -> String {
         let Ok((event, span)) = event else { break };
         match event {
             Event::DocumentStart(..) => in_doc.push(true),
-            Event::DocumentEnd => {
-                if in_doc.pop() == Some(true) {
-                    c.empty_docs += 1;
-                }
-            }
+            Event::DocumentEnd if in_doc.pop() == Some(true) => c.empty_docs += 1,
+            Event::DocumentEnd => {}
             Event::Scalar(v, style, anchor, tag) => {
                 // The parser reports missing content as a zero-width plain `~`.
                 let missing = style == ScalarStyle::Plain

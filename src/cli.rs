@@ -9,31 +9,34 @@ Exit status:
   0  success, nothing to report
   1  drift: lockfile out of date (--locked), verification problems, diff with changes,
      outdated packages, apply or wait failure
-  2  error: bad input, network, I/O or cluster errors
+  2  error: bad input, network, I/O or cluster errors, refused upgrade
 
 Files:
   kpin.yaml   the manifest (searched upward from the current directory; see `kpin schema`)
   kpin.lock   the lockfile next to it (commit it)
   vendor/     the vendored releases (commit it)";
 
+/// Heading that keeps the flags every command accepts apart from the command's own in `--help`.
+const GLOBAL: &str = "Global options";
+
 /// Pin, vendor, patch, lock and apply third-party Kubernetes YAML releases, without Helm.
 #[derive(Debug, Parser)]
 #[command(name = "kpin", version, about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// Path to kpin.yaml [default: ./kpin.yaml, searched upward]
-    #[arg(long, global = true, value_name = "PATH", env = "KPIN_MANIFEST")]
+    #[arg(long, global = true, value_name = "PATH", env = "KPIN_MANIFEST", help_heading = GLOBAL)]
     pub manifest: Option<PathBuf>,
 
     /// More output (-vv for debug detail)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only errors and data
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// When to use colors
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, help_heading = GLOBAL)]
     pub color: ColorChoice,
 
     #[command(subcommand)]
@@ -66,8 +69,16 @@ In CI use `kpin sync --locked`, which fails (exit 1) instead of changing kpin.lo
     /// Server-side apply rendered packages to the cluster
     Apply(ApplyArgs),
     /// List newer upstream versions
+    #[command(after_help = "Exit status: 0 up to date, 1 something is outdated, 2 error.")]
     Outdated(OutdatedArgs),
     /// Move a package to a newer version and show what changes
+    #[command(
+        long_about = "Move a package to a newer version and show what changes: the upstream \
+change per object, the overlays that no longer match, and the rendered diff. Then kpin.yaml \
+(only the version line), kpin.lock and vendor/ are updated together, or not at all.",
+        after_help = "Exit status: 0 upgraded (or reported with --dry-run), 2 refused because \
+overlays no longer match (see --allow-broken-overlays) or any other error."
+    )]
     Upgrade(UpgradeArgs),
     /// Print the JSON Schema of kpin.yaml or of overlay files
     Schema(SchemaArgs),
@@ -106,8 +117,8 @@ pub struct NetArgs {
     /// Seconds before a request without progress is abandoned
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
-    /// Attempts per file on connection errors, 429 and 5xx
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    /// Retries per file after a connection error, 429 or 5xx, with exponential backoff
+    #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
     /// Packages fetched at the same time (release files are small: latency, not bandwidth, dominates)
     #[arg(long, short = 'j', value_name = "N", default_value_t = 32)]
@@ -127,7 +138,7 @@ impl NetArgs {
             allow_http: self.allow_http,
             ca_certs: self.ca_cert.clone(),
             timeout: std::time::Duration::from_secs(self.timeout.max(1)),
-            attempts: self.retries.max(1),
+            attempts: self.retries.saturating_add(1),
             max_size: self.max_size.saturating_mul(1024 * 1024),
             ..kpin::fetch::NetOptions::default()
         }
@@ -267,6 +278,7 @@ pub struct OutdatedArgs {
     /// Include prereleases
     #[arg(long)]
     pub prereleases: bool,
+    /// Output format: a table, or JSON for scripts
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
     #[command(flatten)]
@@ -274,9 +286,9 @@ pub struct OutdatedArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["package", "all"]))]
 pub struct UpgradeArgs {
     /// Package to upgrade
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub package: Option<String>,
     /// Target version [default: newest within the package's constraint]
     #[arg(long, value_name = "VERSION")]
@@ -290,6 +302,7 @@ pub struct UpgradeArgs {
     /// Report only; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format of the report (markdown: a pull-request comment body)
     #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
     pub output: DiffFormat,
     #[command(flatten)]
@@ -313,6 +326,7 @@ pub enum SchemaKind {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// Shell to write the script for, e.g. `kpin completions bash > /etc/bash_completion.d/kpin`
     pub shell: clap_complete::Shell,
 }
 

@@ -355,6 +355,21 @@ impl Manifest {
     /// Validate manifest text; `path` locates the file (and its directory the root).
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let value: Value = yaml::from_str(text, path)?;
+        // serde reads a struct from a list too (`a: [1.0.0]` would set `version`), so entries
+        // that are not mappings are refused here, by name.
+        for section in ["packages", "environments"] {
+            let Some(Value::Object(entries)) = value.get(section) else {
+                continue;
+            };
+            if let Some((name, entry)) = entries.iter().find(|(_, e)| e.is_array()) {
+                return Err(anyhow::anyhow!(
+                    "{} at `{section}.{name}`: expected a mapping, found {}",
+                    path.display(),
+                    yaml::shape(entry)
+                ))
+                .hint("see `kpin schema` for the keys of each entry");
+            }
+        }
         let raw_entries = match value.get("packages") {
             Some(Value::Object(map)) => map.clone(),
             _ => serde_json::Map::new(),
@@ -467,9 +482,17 @@ impl Manifest {
 
 /// Deserialize with the failing field's path in the message (`packages.x.urll`).
 fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Path) -> Result<T> {
+    if value.is_null() {
+        return Err(anyhow::anyhow!(
+            "{}: the file is empty or only has comments",
+            path.display()
+        ))
+        .hint("start with `packages: {NAME: {version: X.Y.Z, url: https://...{version}...}}`; `kpin schema` lists every key");
+    }
+    yaml::expect_mapping(&value, path)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
+        let inner = yaml::user_words(&e.into_inner().to_string());
         let at = if field == "." {
             String::new()
         } else {
@@ -840,6 +863,25 @@ mod tests {
             Some("1.12.8")
         );
         assert_eq!(version_from_tag("v{version}", "helm-chart-4.0.0"), None);
+    }
+
+    #[test]
+    fn entries_and_files_that_are_not_mappings_say_so() {
+        let e = err("packages:\n  a: [1.0.0]\n");
+        assert!(
+            e.contains("/repo/kpin.yaml at `packages.a`: expected a mapping, found a list"),
+            "{e}"
+        );
+        let e = err("# soon\n");
+        assert!(
+            e.contains("/repo/kpin.yaml: the file is empty or only has comments"),
+            "{e}"
+        );
+        let e = err("- packages\n");
+        assert!(
+            e.contains("/repo/kpin.yaml: expected a mapping at the top of the file, found a list"),
+            "{e}"
+        );
     }
 
     #[test]

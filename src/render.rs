@@ -199,7 +199,9 @@ pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Objec
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
         let shown = PathBuf::from(fsutil::display_relative(&file, &manifest.root));
-        objects.extend(objects_from_yaml(&text, &shown)?);
+        objects.extend(objects_from_yaml(&text, &shown).hint(
+            "vendored files are kept as fetched: `kpin verify` tells whether this one changed since it was locked, and `kpin sync` restores it",
+        )?);
     }
     Ok(objects)
 }
@@ -396,6 +398,7 @@ pub fn object_file_name(object: &Object) -> String {
 pub fn write_output_dir(dir: &Path, packages: &[RenderedPackage]) -> Result<()> {
     for package in packages {
         let dest = dir.join(&package.name);
+        check_replaceable(&dest)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let staged = fsutil::sibling_temp_name(&dest, "render");
         let result = (|| -> Result<()> {
@@ -421,6 +424,27 @@ pub fn write_output_dir(dir: &Path, packages: &[RenderedPackage]) -> Result<()> 
             let _ = std::fs::remove_dir_all(&staged);
         }
         result?;
+    }
+    Ok(())
+}
+
+/// A package directory is replaced whole, so refuse one holding anything render would not
+/// have written (subdirectories, other files): `--output-dir .` next to a package named
+/// `overlays` must not wipe the overlays.
+fn check_replaceable(dest: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rendered_file = entry.file_type().is_ok_and(|t| t.is_file()) && name.ends_with(".yaml");
+        if !rendered_file {
+            return Err(anyhow::anyhow!(
+                "{} holds `{name}`, which `kpin render` does not write: refusing to replace the directory",
+                dest.display()
+            ))
+            .hint("--output-dir replaces each package's directory whole: use a directory that only holds rendered output, e.g. `--output-dir rendered`");
+        }
     }
     Ok(())
 }

@@ -111,6 +111,9 @@ pub struct DigestMismatch {
 }
 
 /// Run a sync. See the module documentation for the order of effects.
+/// What to do when vendor/ cannot hold the vendored releases.
+const VENDOR_HINT: &str = "kpin keeps the vendored releases there: make it a writable directory, or point `vendorDir` in kpin.yaml elsewhere";
+
 pub async fn sync(
     manifest: &Manifest,
     options: &SyncOptions<'_>,
@@ -122,6 +125,14 @@ pub async fn sync(
             manifest.path.display()
         ))
         .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
+    }
+    if manifest.vendor_dir.exists() && !manifest.vendor_dir.is_dir() {
+        return Err(anyhow::anyhow!(
+            "{}: vendorDir {} is not a directory",
+            manifest.path.display(),
+            manifest.vendor_dir.display()
+        ))
+        .hint(VENDOR_HINT);
     }
     let lock_path = manifest.lock_path();
     let old_lock = Lockfile::load(&lock_path)?;
@@ -183,14 +194,12 @@ pub async fn sync(
         let unchanged = old.filter(|o| o.version == package.version.raw && o.files == p.files);
         lock.packages.insert(
             package.name.clone(),
-            LockedPackage {
-                version: package.version.raw.clone(),
-                source: package.source.kind().to_owned(),
-                manifest_digest: package.manifest_digest.clone(),
-                files: p.files.clone(),
-                overlays_digest: unchanged.and_then(|o| o.overlays_digest.clone()),
-                rendered: unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
-            },
+            LockedPackage::new(
+                package,
+                p.files.clone(),
+                unchanged.and_then(|o| o.overlays_digest.clone()),
+                unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
+            ),
         );
     }
     if options.locked && options.hook.is_none() {
@@ -484,7 +493,14 @@ impl Run<'_> {
             }
             let staged = self.stage_root.join(&package.name);
             fs::create_dir_all(&staged)
-                .with_context(|| format!("creating {}", staged.display()))?;
+                .with_context(|| format!("creating {}", staged.display()))
+                .with_context(|| {
+                    format!(
+                        "cannot write to vendorDir {}",
+                        self.manifest.vendor_dir.display()
+                    )
+                })
+                .hint(VENDOR_HINT)?;
             for o in &obtained {
                 let dest = staged.join(&o.locked.name);
                 fs::copy(&o.content, &dest).with_context(|| {
@@ -560,13 +576,11 @@ impl Run<'_> {
                     "Fetching",
                     &format!("{} {} ({name})", package.name, package.version),
                 );
-                let download = client
-                    .download(url, *auth, &self.cache.temp_dir(), &|_| {})
+                let (sha, size, content) = self
+                    .cache
+                    .download(client, url, *auth)
                     .await
                     .with_context(|| format!("package `{}` file `{name}`", package.name))?;
-                let (sha, size) = (download.sha256.clone(), download.size);
-                // Content-addressed: even a mismatching file is stored under its real digest.
-                let content = self.cache.insert(download.file, &sha)?;
                 (sha, size, content, true)
             }
         };
@@ -721,26 +735,41 @@ impl Drop for RemoveOnDrop {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::{ExitCode, exit_code_for};
     use crate::progress::{Recorder, Silent};
 
-    /// A project with one local-path package (no network needed).
-    fn project() -> (tempfile::TempDir, Manifest) {
+    /// A scratch project with `files` (path, text) next to a kpin.yaml holding `manifest`.
+    pub(crate) fn project_with(
+        manifest: &str,
+        files: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Manifest) {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("mirror")).unwrap();
-        fs::write(dir.path().join("mirror/a.yaml"), "kind: ConfigMap\n").unwrap();
-        fs::write(
-            dir.path().join("kpin.yaml"),
-            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n",
-        )
-        .unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+        fs::write(dir.path().join("kpin.yaml"), manifest).unwrap();
         let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
         (dir, manifest)
     }
 
-    fn options<'a>(dir: &Path, locked: bool, hook: Option<&'a dyn LockHook>) -> SyncOptions<'a> {
+    /// A project with one local-path package (no network needed).
+    fn project() -> (tempfile::TempDir, Manifest) {
+        project_with(
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n",
+            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+        )
+    }
+
+    /// Offline sync settings with the cache inside the project.
+    pub(crate) fn options<'a>(
+        dir: &Path,
+        locked: bool,
+        hook: Option<&'a dyn LockHook>,
+    ) -> SyncOptions<'a> {
         SyncOptions {
             locked,
             offline: true,
@@ -751,7 +780,8 @@ mod tests {
         }
     }
 
-    fn run(manifest: &Manifest, options: &SyncOptions<'_>) -> Result<SyncReport> {
+    /// Sync on a private runtime, silently.
+    pub(crate) fn run(manifest: &Manifest, options: &SyncOptions<'_>) -> Result<SyncReport> {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
@@ -850,14 +880,10 @@ mod tests {
 
     #[test]
     fn vendor_dir_must_not_be_the_project_root() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a.yaml"), "kind: ConfigMap\n").unwrap();
-        fs::write(
-            dir.path().join("kpin.yaml"),
+        let (dir, manifest) = project_with(
             "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a.yaml\n",
-        )
-        .unwrap();
-        let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
+            &[("a.yaml", "kind: ConfigMap\n")],
+        );
         let err = run(&manifest, &options(dir.path(), false, None)).unwrap_err();
         assert!(
             err.to_string()

@@ -283,14 +283,12 @@ pub async fn upgrade(
         };
         lock.packages.insert(
             new.name.clone(),
-            LockedPackage {
-                version: new.version.raw.clone(),
-                source: new.source.kind().to_owned(),
-                manifest_digest: new.manifest_digest.clone(),
-                files: files_by_package.remove(&t.package).unwrap_or_default(),
-                overlays_digest: digests.0,
-                rendered: digests.1,
-            },
+            LockedPackage::new(
+                new,
+                files_by_package.remove(&t.package).unwrap_or_default(),
+                digests.0,
+                digests.1,
+            ),
         );
         report.packages.push(PackageUpgrade {
             package: t.package.clone(),
@@ -363,13 +361,11 @@ async fn stage_package(
                         source.locked_url
                     )
                 })?;
-                let download = client
-                    .download(url, *auth, &fetcher.cache.temp_dir(), &|_| {})
+                fetcher
+                    .cache
+                    .download(client, url, *auth)
                     .await
-                    .with_context(|| format!("file `{}`", source.name))?;
-                let (sha, size) = (download.sha256.clone(), download.size);
-                let content = fetcher.cache.insert(download.file, &sha)?;
-                (sha, size, content)
+                    .with_context(|| format!("file `{}`", source.name))?
             }
         };
         let dest = dir.join(&source.name);
@@ -518,7 +514,9 @@ fn analyse(
     staged: &Manifest,
     new: &Package,
 ) -> Result<PackageUpgrade> {
-    let old_upstream = render::read_upstream(manifest, old)?;
+    // The diff starts from what is vendored now: without it there is nothing to compare.
+    let old_upstream = render::read_upstream(manifest, old)
+        .with_context(|| format!("reading the current version of `{}`", old.name))?;
     let new_upstream = render::read_upstream(staged, new)?;
     let old_rendered = render::render_package(manifest, old, None)
         .with_context(|| format!("the current version of `{}` does not render", old.name))?;

@@ -341,32 +341,12 @@ mod tests {
 
     #[test]
     fn the_hook_runs_only_for_packages_whose_files_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("mirror")).unwrap();
-        fs::write(dir.path().join("mirror/a.yaml"), "kind: ConfigMap\n").unwrap();
-        fs::write(
-            dir.path().join("kpin.yaml"),
+        let (dir, manifest) = crate::sync::tests::project_with(
             "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n  b:\n    version: 1.0.0\n    path: mirror\n",
-        )
-        .unwrap();
-        let manifest = Manifest::load(&dir.path().join("kpin.yaml")).unwrap();
-        let options = crate::sync::SyncOptions {
-            locked: false,
-            offline: true,
-            jobs: 1,
-            net: crate::fetch::NetOptions::default(),
-            cache_dir: dir.path().join(".cache"),
-            hook: None,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(crate::sync::sync(
-            &manifest,
-            &options,
-            &crate::progress::Silent,
-        ))
-        .unwrap();
+            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+        );
+        let options = crate::sync::tests::options(dir.path(), false, None);
+        crate::sync::tests::run(&manifest, &options).unwrap();
         assert_eq!(verify(&manifest, None).unwrap(), []);
 
         fs::write(dir.path().join("vendor/b/1.0.0/a.yaml"), "edited\n").unwrap();

@@ -128,15 +128,96 @@ pub fn from_str_flavored<T: DeserializeOwned>(
         }
     };
     check_depth(&value, origin)?;
+    from_value(value, origin)
+}
+
+/// Deserialize a value read from `origin`; errors name the field path and the file.
+pub fn from_value<T: DeserializeOwned>(value: Value, origin: &Path) -> Result<T, YamlError> {
+    let empty = value.is_null();
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            YamlError::new(origin, inner.to_string())
+        let inner = user_words(&e.into_inner().to_string());
+        if empty {
+            YamlError::new(origin, EMPTY_FILE)
+        } else if path == "." {
+            YamlError::new(origin, inner)
         } else {
             YamlError::new(origin, format!("{path}: {inner}"))
         }
     })
+}
+
+/// Replace `from` where it ends a word (so `expected a map` leaves `expected a mapping` alone).
+fn replace_phrase(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        let after = &rest[i + from.len()..];
+        let whole = !after.starts_with(|c: char| c.is_alphanumeric());
+        out.push_str(&rest[..i]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// kpin's own files are mappings at the top. Say so plainly: for a list, serde would report
+/// its first item against the first field (`[0]: expected u32`).
+pub fn expect_mapping(value: &Value, origin: &Path) -> Result<(), YamlError> {
+    match value {
+        Value::Object(_) => Ok(()),
+        Value::Null => Err(YamlError::new(origin, EMPTY_FILE)),
+        other => Err(YamlError::new(
+            origin,
+            format!(
+                "expected a mapping at the top of the file, found {}",
+                shape(other)
+            ),
+        )),
+    }
+}
+
+/// A value's YAML shape, for messages: `a list`, `a string`, ...
+pub fn shape(value: &Value) -> &'static str {
+    match value {
+        Value::Object(_) => "a mapping",
+        Value::Array(_) => "a list",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Null => "nothing",
+    }
+}
+
+const EMPTY_FILE: &str = "the file is empty or only has comments";
+
+/// serde names the Rust type it wanted (`expected struct RawManifest`) and says `map` and
+/// `sequence`; users wrote YAML, so name YAML's shapes instead.
+pub(crate) fn user_words(message: &str) -> String {
+    let message = [
+        ("invalid type: map,", "invalid type: mapping,"),
+        ("invalid type: sequence,", "invalid type: list,"),
+        ("expected a map", "expected a mapping"),
+        ("expected a sequence", "expected a list"),
+    ]
+    .into_iter()
+    .fold(message.to_owned(), |m, (from, to)| {
+        replace_phrase(&m, from, to)
+    });
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(i) = rest.find("expected struct ") {
+        out.push_str(&rest[..i]);
+        out.push_str("expected a mapping");
+        let after = &rest[i + "expected struct ".len()..];
+        let name_len = after
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(after.len());
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Read a multi-document stream of Kubernetes objects as the API server would see them.
@@ -1118,6 +1199,34 @@ mod numeric_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_errors_name_yaml_shapes_not_rust_types() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Doc {
+            _a: Option<u8>,
+        }
+        let origin = Path::new("k.yaml");
+        let err = from_str::<Doc>("hello\n", origin).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yaml: invalid type: string \"hello\", expected a mapping"
+        );
+        let err = from_str::<Vec<Doc>>("{}\n", origin).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yaml: invalid type: mapping, expected a list"
+        );
+        assert_eq!(
+            user_words("expected a mapping, or expected a map"),
+            "expected a mapping, or expected a mapping"
+        );
+        let err = from_str::<Doc>("# nothing yet\n", origin).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yaml: the file is empty or only has comments"
+        );
+    }
     use serde_json::json;
     use std::time::{Duration, Instant};
 

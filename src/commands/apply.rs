@@ -115,8 +115,11 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         }
     }
     match args.output {
-        ReportFormat::Text => print!("{}", report.table()),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        ReportFormat::Text => super::out(&report.table())?,
+        ReportFormat::Json => super::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.to_json())?
+        ))?,
     }
     Ok(if report.failed() {
         Outcome::Drift

@@ -98,7 +98,7 @@ pub(super) fn print_report(
     report: &Report,
 ) -> Result<()> {
     match format {
-        DiffFormat::Text => print!("{}", changes::render_text(sections, options)),
+        DiffFormat::Text => super::out(&changes::render_text(sections, options))?,
         DiffFormat::Json => {
             let mut json = changes::to_json(sections, options);
             if let Value::Object(map) = &mut json {
@@ -110,21 +110,18 @@ pub(super) fn print_report(
                     sections.iter().any(|s| s.counts().any()).into(),
                 );
             }
-            println!(
-                "{}",
+            super::out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&json).context("encoding JSON")?
-            );
+            ))?;
         }
-        DiffFormat::Markdown => print!(
-            "{}",
-            changes::render_markdown(
-                &report.title,
-                sections,
-                options,
-                MarkdownLimits::default(),
-                &report.rerun,
-            )
-        ),
+        DiffFormat::Markdown => super::out(&changes::render_markdown(
+            &report.title,
+            sections,
+            options,
+            MarkdownLimits::default(),
+            &report.rerun,
+        ))?,
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ mod verify;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
@@ -31,6 +31,14 @@ impl Ctx<'_> {
     /// Load kpin.yaml from --manifest or by searching upward from the current directory.
     pub fn manifest(&self) -> Result<Manifest> {
         let path = match &self.manifest_arg {
+            Some(p) if p.is_dir() => {
+                return Err(anyhow::anyhow!("--manifest {} is a directory", p.display())).hint(
+                    format!(
+                        "pass the file itself: --manifest {}",
+                        p.join(manifest::MANIFEST_FILE).display()
+                    ),
+                );
+            }
             Some(p) => p.clone(),
             None => manifest::discover(&std::env::current_dir()?)?,
         };
@@ -88,18 +96,29 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
                 SchemaKind::Manifest => manifest::json_schema(),
                 SchemaKind::Overlay => kpin::overlay::json_schema(),
             };
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            out(&format!("{}\n", serde_json::to_string_pretty(&schema)?))?;
             Ok(Outcome::Clean)
         }
         Command::Completions(args) => {
-            clap_complete::generate(
-                args.shell,
-                &mut Cli::command(),
-                "kpin",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "kpin", &mut script);
+            out(&String::from_utf8_lossy(&script))?;
             Ok(Outcome::Clean)
         }
+    }
+}
+
+/// Write command output (data) to stdout. A reader that stops early (`kpin render | head`)
+/// ends the output quietly: `print!` would panic on the closed pipe.
+pub fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
     }
 }
 

@@ -15,11 +15,11 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     let client = Client::new(args.net.to_options())?;
     let reports = outdated::check(&packages, &client, args.prereleases, args.net.jobs).await;
     match args.output {
-        ReportFormat::Text => print!("{}", outdated::render_table(&reports)),
-        ReportFormat::Json => println!(
-            "{}",
+        ReportFormat::Text => super::out(&outdated::render_table(&reports))?,
+        ReportFormat::Json => super::out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&outdated::to_json(&reports))?
-        ),
+        ))?,
     }
     let failed: Vec<&str> = reports
         .iter()

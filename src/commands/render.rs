@@ -45,10 +45,10 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
     }
     if args.explain {
         let text: Vec<String> = rendered.iter().map(render::explain).collect();
-        print!("{}", text.join("\n"));
+        super::out(&text.join("\n"))?;
     } else if args.output_dir.is_none() {
         let all = render::combine(&rendered)?;
-        print!("{}", yaml::emit_documents(all.iter().map(|o| &o.0)));
+        super::out(&yaml::emit_documents(all.iter().map(|o| &o.0)))?;
     }
     Ok(Outcome::Clean)
 }

@@ -38,9 +38,12 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         ..DiffOptions::default()
     };
     match args.output {
-        DiffFormat::Text => print!("{}", report.to_text(&diff)),
-        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&report.to_json(&diff))?),
-        DiffFormat::Markdown => print!("{}", report.to_markdown(&diff)),
+        DiffFormat::Text => super::out(&report.to_text(&diff))?,
+        DiffFormat::Json => super::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.to_json(&diff))?
+        ))?,
+        DiffFormat::Markdown => super::out(&report.to_markdown(&diff))?,
     }
     let broken = report.broken_overlays().count();
     if broken > 0 && !args.allow_broken_overlays {

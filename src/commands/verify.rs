@@ -14,12 +14,11 @@ pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
     match args.output {
         ReportFormat::Json => {
             let doc = serde_json::json!({ "ok": problems.is_empty(), "problems": problems });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            super::out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         }
         ReportFormat::Text => {
-            for problem in &problems {
-                println!("{problem}");
-            }
+            let text: String = problems.iter().map(|p| format!("{p}\n")).collect();
+            super::out(&text)?;
         }
     }
     let count = manifest.packages.len();

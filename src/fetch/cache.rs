@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use url::Url;
+
+use super::http::{Auth, Client};
 use crate::digest::Hasher;
 use crate::error::HintExt;
 
@@ -92,6 +95,21 @@ impl Cache {
         let bytes = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
         crate::fsutil::write_atomic(&path, &bytes)?;
         Ok(path)
+    }
+
+    /// Download `url` into the cache; returns its sha256, size and cached path. The file is
+    /// stored under its real digest even when it will not match a pin: callers compare.
+    pub async fn download(
+        &self,
+        client: &Client,
+        url: &Url,
+        auth: Auth,
+    ) -> Result<(String, u64, PathBuf)> {
+        let download = client
+            .download(url, auth, &self.temp_dir(), &|_| {})
+            .await?;
+        let path = self.insert(download.file, &download.sha256)?;
+        Ok((download.sha256, download.size, path))
     }
 
     /// Drop an entry whose bytes no longer match its name (disk corruption, manual edits).

@@ -137,6 +137,9 @@ impl FetchError {
                 Some("raise the limit with --max-size MIB if the file is expected to be this large")
             }
             FetchError::Timeout { .. } => Some("raise --timeout for slow mirrors"),
+            FetchError::Transport { .. } => Some(
+                "check the host in kpin.yaml and the network; proxies come from HTTPS_PROXY, extra CAs from --ca-cert",
+            ),
             FetchError::InsecureUrl { .. } => {
                 Some("use https, or pass --allow-http if you trust the network")
             }

@@ -154,6 +154,10 @@ impl Op {
     }
 }
 
+/// What an overlay file looks like, for errors about its overall shape.
+const SHAPE_HINT: &str =
+    "an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)";
+
 impl Overlay {
     /// The overlay that `namespace:` on a package in kpin.yaml stands for; `origin` names it.
     pub fn namespace_shorthand(origin: &str, namespace: &str) -> Overlay {
@@ -187,12 +191,13 @@ impl Overlay {
         let own: Value = yaml::from_str(text, shown)?;
         let k8s: Value = yaml::from_str_flavored(text, shown, Flavor::Kubernetes)?;
         if own.is_null() {
-            return Err(anyhow::anyhow!("{display}: the file is empty"))
-                .hint("an overlay is a mapping with `operations:`, a list of operations (see `kpin schema overlay`)");
+            return Err(anyhow::anyhow!("{display}: the file is empty")).hint(SHAPE_HINT);
         }
+        yaml::expect_mapping(&own, shown).hint(SHAPE_HINT)?;
+        check_list_shapes(&own, display)?;
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
             let at = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            let inner = yaml::user_words(&e.into_inner().to_string());
             let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
             if inner.contains("unknown variant") {
                 err.hint("each operation is a mapping with exactly one of these keys; `kpin schema overlay` shows their fields")
@@ -232,6 +237,34 @@ impl Overlay {
             shorthand: false,
         })
     }
+}
+
+/// serde reads a struct from a list too, so `remove: [{kind: Job}]` or `select: [Job]` would
+/// quietly mean something else; operation bodies and selectors must be mappings.
+fn check_list_shapes(own: &Value, display: &str) -> Result<()> {
+    let Some(Value::Array(operations)) = own.get("operations") else {
+        return Ok(());
+    };
+    for (index, operation) in operations.iter().enumerate() {
+        let Some(map) = operation.as_object() else {
+            continue;
+        };
+        for (key, body) in map {
+            let (at, value) = match body.get("select") {
+                _ if body.is_array() => (format!("operations[{index}].{key}"), body),
+                Some(select) if select.is_array() => {
+                    (format!("operations[{index}].{key}.select"), select)
+                }
+                _ => continue,
+            };
+            return Err(anyhow::anyhow!(
+                "{display}: at `{at}`: expected a mapping, found {}",
+                yaml::shape(value)
+            ))
+            .hint("see `kpin schema overlay` for the fields of each operation");
+        }
+    }
+    Ok(())
 }
 
 /// Turn one raw operation into its validated form; `k8s_field` gives a field of the operation
@@ -485,10 +518,7 @@ impl Workspace {
             }
             Op::StrategicMerge(sel, p) => {
                 for i in self.select(sel, ctx)? {
-                    self.modify(i, &ctx.origin, |o| {
-                        strategic_merge(&mut o.0, p);
-                        Ok(())
-                    })?;
+                    self.modify(i, &ctx.origin, |o| patch::apply_strategic_merge(o, p))?;
                 }
                 Ok(())
             }
@@ -611,9 +641,10 @@ mod tests {
         )
     }
 
-    pub(crate) fn run(objects: Vec<Value>, overlay: &str) -> Result<Vec<Value>> {
+    /// A workspace over `objects` (`explain` as in `Workspace::new`) after applying `overlay`.
+    pub(crate) fn applied(objects: Vec<Value>, explain: bool, overlay: &str) -> Result<Workspace> {
         let overlay = parse(overlay)?;
-        let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), true);
+        let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), explain);
         ws.apply(
             &overlay,
             Target {
@@ -621,6 +652,11 @@ mod tests {
                 version: "1.0.0",
             },
         )?;
+        Ok(ws)
+    }
+
+    pub(crate) fn run(objects: Vec<Value>, overlay: &str) -> Result<Vec<Value>> {
+        let ws = applied(objects, true, overlay)?;
         Ok(ws.into_objects().into_iter().map(|o| o.0).collect())
     }
 
@@ -637,6 +673,28 @@ mod tests {
             "spec": {"replicas": 1, "template": {"spec": {"containers": [
                 {"name": "main", "image": "registry.k8s.io/up/controller:v1.0@sha256:abc", "args": ["--a"]},
                 {"name": "side", "image": "busybox"}]}}}})
+    }
+
+    #[test]
+    fn operations_and_selectors_written_as_lists_are_refused() {
+        let text = err(
+            vec![deployment()],
+            "operations:\n- remove: [{kind: Deployment}]\n",
+        );
+        assert!(
+            text.contains(
+                "overlays/x.yaml: at `operations[0].remove`: expected a mapping, found a list"
+            ),
+            "{text}"
+        );
+        let text = err(
+            vec![deployment()],
+            "operations:\n- mergePatch: {select: [Deployment], patch: {}}\n",
+        );
+        assert!(
+            text.contains("at `operations[0].mergePatch.select`: expected a mapping, found a list"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -685,14 +743,10 @@ mod tests {
 
     #[test]
     fn remove_and_explain_paths() {
-        let overlay = parse("operations:\n- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 3}}}\n").unwrap();
-        let mut ws = Workspace::new(vec![Object(deployment())], true);
-        ws.apply(
-            &overlay,
-            Target {
-                package: "p",
-                version: "1",
-            },
+        let ws = applied(
+            vec![deployment()],
+            true,
+            "operations:\n- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 3}}}\n",
         )
         .unwrap();
         assert_eq!(

@@ -310,8 +310,7 @@ fn refers_to(s: &str, old: &str, key: Option<&str>, previous: Option<&str>) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{err, run};
-    use super::super::{Target, Workspace};
+    use super::super::tests::{applied, err, run};
     use super::*;
     use serde_json::json;
 
@@ -377,15 +376,10 @@ mod tests {
 
     #[test]
     fn leftovers_are_warned_with_paths() {
-        let mut ws = Workspace::new(package().into_iter().map(Object).collect(), false);
-        let overlay =
-            super::super::tests::parse("operations:\n- namespace: {name: ingress}\n").unwrap();
-        ws.apply(
-            &overlay,
-            Target {
-                package: "p",
-                version: "1",
-            },
+        let ws = applied(
+            package(),
+            false,
+            "operations:\n- namespace: {name: ingress}\n",
         )
         .unwrap();
         let objects: Vec<Object> = ws.objects.iter().map(|t| t.object.clone()).collect();

@@ -138,25 +138,65 @@ fn op_name(op: &json_patch::PatchOperation) -> &'static str {
 }
 
 /// Merge patch (RFC 7386) except that lists named in `MERGE_KEYS` are merged item by item.
-pub fn strategic_merge(target: &mut Value, patch: &Value) {
+///
+/// A patch item without its list's key is an error, as in kubectl: replacing the list instead
+/// would silently drop every upstream item (a container patched without its `name`).
+pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<(), MissingMergeKey> {
+    merge_at(target, patch, "")
+}
+
+/// A strategic-merge patch item that lacks the key its list is merged by.
+#[derive(Debug, thiserror::Error)]
+#[error("{path} has no {}: items of `{field}` are matched by it", self.keys())]
+pub struct MissingMergeKey {
+    /// Where the item is in the patch, e.g. `spec.template.spec.containers[0]`.
+    pub path: String,
+    pub field: String,
+    pub keys: &'static [&'static str],
+}
+
+impl MissingMergeKey {
+    fn keys(&self) -> String {
+        let keys: Vec<String> = self.keys.iter().map(|k| format!("`{k}`")).collect();
+        keys.join(" or ")
+    }
+}
+
+pub(super) fn apply_strategic_merge(object: &mut Object, patch: &Value) -> Result<()> {
+    let reference = object.reference();
+    strategic_merge(&mut object.0, patch).map_err(|e| {
+        let hint = format!(
+            "add {} of the upstream item to change (or of a new one to append); mergePatch replaces the whole list",
+            e.keys()
+        );
+        anyhow::anyhow!("{reference}: {e}").hint(hint)
+    })
+}
+
+fn merge_at(target: &mut Value, patch: &Value, path: &str) -> Result<(), MissingMergeKey> {
     let Value::Object(patch_map) = patch else {
         *target = patch.clone();
-        return;
+        return Ok(());
     };
     if !target.is_object() {
         *target = Value::Object(Map::new());
     }
     let Value::Object(target_map) = target else {
-        return;
+        return Ok(());
     };
     for (key, value) in patch_map {
+        let field = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         match value {
             Value::Null => {
                 target_map.remove(key);
             }
             Value::Array(items) => {
                 let merged = match target_map.get_mut(key) {
-                    Some(Value::Array(existing)) => merge_list(key, existing, items),
+                    Some(Value::Array(existing)) => merge_list(key, &field, existing, items)?,
                     _ => false,
                 };
                 if !merged {
@@ -166,27 +206,45 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                     );
                 }
             }
-            Value::Object(_) => {
-                strategic_merge(target_map.entry(key.clone()).or_insert(Value::Null), value)
-            }
+            Value::Object(_) => merge_at(
+                target_map.entry(key.clone()).or_insert(Value::Null),
+                value,
+                &field,
+            )?,
             scalar => {
                 target_map.insert(key.clone(), scalar.clone());
             }
         }
     }
+    Ok(())
 }
 
-/// Merge `items` into `existing` by the list's key; `false` when the list has no merge key
-/// that every item carries (then it is replaced like in a merge patch).
-fn merge_list(field: &str, existing: &mut Vec<Value>, items: &[Value]) -> bool {
+/// Merge `items` into `existing` (found at `path`) by the list's key; `false` when the list
+/// has no merge key that every item carries (then it is replaced like in a merge patch).
+fn merge_list(
+    field: &str,
+    path: &str,
+    existing: &mut Vec<Value>,
+    items: &[Value],
+) -> Result<bool, MissingMergeKey> {
     let Some((_, keys)) = MERGE_KEYS.iter().find(|(f, _)| *f == field) else {
-        return false;
+        return Ok(false);
     };
+    if let Some(i) = items
+        .iter()
+        .position(|item| item.is_object() && keys.iter().all(|k| item.get(*k).is_none()))
+    {
+        return Err(MissingMergeKey {
+            path: format!("{path}[{i}]"),
+            field: field.to_owned(),
+            keys,
+        });
+    }
     let Some(key) = keys
         .iter()
         .find(|k| existing.iter().chain(items).all(|i| i.get(**k).is_some()))
     else {
-        return false;
+        return Ok(false);
     };
     for item in items {
         let id = &item[*key];
@@ -197,11 +255,15 @@ fn merge_list(field: &str, existing: &mut Vec<Value>, items: &[Value]) -> bool {
                 existing.remove(p);
             }
             (None, true) => {}
-            (Some(p), false) => strategic_merge(&mut existing[p], &strip_directives(item)),
+            (Some(p), false) => merge_at(
+                &mut existing[p],
+                &strip_directives(item),
+                &format!("{path}[{p}]"),
+            )?,
             (None, false) => existing.push(strip_directives(item)),
         }
     }
-    true
+    Ok(true)
 }
 
 fn strip_directives(item: &Value) -> Value {
@@ -270,7 +332,8 @@ mod tests {
                 {"name": "main", "args": ["--a", "--b"], "env": [{"name": "X", "value": "1"}]},
                 {"name": "side", "$patch": "delete"},
                 {"name": "new", "image": "n"}]}}}}),
-        );
+        )
+        .unwrap();
         let containers = &d["spec"]["template"]["spec"]["containers"];
         assert_eq!(containers.as_array().unwrap().len(), 2);
         assert_eq!(
@@ -287,10 +350,27 @@ mod tests {
         strategic_merge(
             &mut svc,
             &json!({"spec": {"ports": [{"port": 443, "name": "https"}], "tolerations": [2]}}),
-        );
+        )
+        .unwrap();
         assert_eq!(
             svc,
             json!({"spec": {"ports": [{"port": 80}, {"port": 443, "name": "https"}], "tolerations": [2]}})
+        );
+    }
+
+    #[test]
+    fn a_keyed_list_item_without_its_key_is_an_error() {
+        let text = err(
+            vec![deployment()],
+            "operations:\n- strategicMerge:\n    select: {kind: Deployment}\n    patch: {spec: {template: {spec: {containers: [{image: x}]}}}}\n",
+        );
+        assert!(
+            text.contains("Deployment up/controller: spec.template.spec.containers[0] has no `name`: items of `containers` are matched by it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hint: add `name` of the upstream item"),
+            "{text}"
         );
     }
 }

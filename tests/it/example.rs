@@ -57,3 +57,38 @@ fn snapshot_tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    // `kpin render | head -1`: the closed pipe must not turn into a panic.
+    let p = example_project();
+    for args in [
+        &["render"][..],
+        &["schema"][..],
+        &["render", "--explain"][..],
+    ] {
+        let mut child = p
+            .kpin()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn manifest_flag_pointing_at_a_directory_names_the_file_to_pass() {
+    let p = example_project();
+    let run = p.run(&["--manifest", ".", "verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        run.stderr,
+        "error: --manifest . is a directory\n  hint: pass the file itself: --manifest ./kpin.yaml\n"
+    );
+}

@@ -108,6 +108,22 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
 }
 
 #[test]
+fn output_dir_never_replaces_a_directory_it_did_not_write() {
+    let p = project("app");
+    p.write("out/app/notes/keep.md", "mine\n");
+    let run = p.run(&["--quiet", "render", "--output-dir", "out"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "error: out/app holds `notes`, which `kpin render` does not write: refusing to replace the directory\n  hint: --output-dir replaces"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.read("out/app/notes/keep.md"), "mine\n");
+}
+
+#[test]
 fn package_namespace_shorthand_moves_the_package() {
     let p = Project::new();
     p.write(
@@ -265,6 +281,27 @@ fn selector_matching_nothing() {
         "operations:\n- mergePatch:\n    select: {kind: Deployment, name: web-frontend}\n    optional: true\n    patch: {spec: {replicas: 3}}\n",
     );
     assert_eq!(optional.code, 0, "{}", optional.transcript());
+}
+
+#[test]
+fn strategic_merge_item_without_its_merge_key() {
+    // Replacing the list instead would drop the upstream container without a word.
+    assert_error(
+        "error_strategic_merge_missing_key",
+        render_web(
+            WEB,
+            "operations:\n- strategicMerge:\n    select: {kind: Deployment}\n    patch: {spec: {template: {spec: {containers: [{image: 'nginx:1.26'}]}}}}\n",
+        ),
+    );
+}
+
+#[test]
+fn operation_written_as_a_list() {
+    // serde would read `[{kind: Deployment}]` as the selector and remove the Deployment.
+    assert_error(
+        "error_operation_as_list",
+        render_web(WEB, "operations:\n- remove: [{kind: Deployment}]\n"),
+    );
 }
 
 #[test]

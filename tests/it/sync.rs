@@ -88,7 +88,9 @@ packages:
       apiUrl: {base}/api
 ";
 
-fn serve_two_packages(server: &Server) {
+/// A server publishing `TWO_PACKAGES` and a project whose kpin.yaml points at it.
+fn two_packages() -> (Server, Project) {
+    let server = Server::http();
     server
         .file("/web/v1.0.0/deploy.yaml", release("web", "1.0.0"))
         .file("/web/v1.0.0/crds.yaml", crds("web"))
@@ -97,13 +99,13 @@ fn serve_two_packages(server: &Server) {
             "v0.7.2",
             &[("components.yaml", release("metrics", "0.7.2").as_bytes())],
         );
+    let p = project(&server, TWO_PACKAGES);
+    (server, p)
 }
 
 #[test]
 fn first_sync_vendors_every_file_and_writes_the_lockfile() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
 
     let run = p.run(&["sync"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -141,20 +143,9 @@ fn first_sync_vendors_every_file_and_writes_the_lockfile() {
 
 #[test]
 fn github_token_goes_to_the_api_only() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
-    let out = p
-        .kpin()
-        .args(["sync"])
-        .env("GITHUB_TOKEN", "t0ken")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (server, p) = two_packages();
+    let run = p.run_with(&["sync"], |c| c.env("GITHUB_TOKEN", "t0ken"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
     for r in server.requests() {
         let auth = r.headers.get("authorization").map(String::as_str);
         if r.path.starts_with("/api/") {
@@ -167,9 +158,7 @@ fn github_token_goes_to_the_api_only() {
 
 #[test]
 fn second_sync_downloads_nothing_and_the_cache_restores_vendor() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
     assert_eq!(p.run(&["sync"]).code, 0);
     let after_first = server.request_count();
     let lock = p.read("kpin.lock");
@@ -204,26 +193,15 @@ fn second_sync_downloads_nothing_and_the_cache_restores_vendor() {
 
 #[test]
 fn locked_github_files_download_again_through_the_api() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
     assert_eq!(p.run(&["sync"]).code, 0);
     let before = tree(&p);
     std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
     std::fs::remove_dir_all(p.cache.path().join("sha256")).unwrap();
     let requests = server.request_count();
 
-    let out = p
-        .kpin()
-        .args(["sync", "--locked"])
-        .env("GITHUB_TOKEN", "t0ken")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = p.run_with(&["sync", "--locked"], |c| c.env("GITHUB_TOKEN", "t0ken"));
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(tree(&p), before);
     let again: Vec<_> = server.requests().into_iter().skip(requests).collect();
     let asset = again
@@ -248,52 +226,34 @@ fn the_cache_defaults_to_the_xdg_cache_dir_then_home() {
     let entry = format!("sha256/{}/{digest}", &digest[..2]);
 
     let xdg = tempfile::tempdir().unwrap();
-    let out = p
-        .kpin()
-        .args(["sync"])
-        .env_remove("KPIN_CACHE_DIR")
-        .env("XDG_CACHE_HOME", xdg.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = p.run_with(&["sync"], |c| {
+        c.env_remove("KPIN_CACHE_DIR")
+            .env("XDG_CACHE_HOME", xdg.path())
+    });
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(xdg.path().join("kpin").join(&entry).is_file());
 
     std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
     let home = tempfile::tempdir().unwrap();
-    let out = p
-        .kpin()
-        .args(["sync", "--cache-dir", p.cache.path().to_str().unwrap()])
-        .env_remove("KPIN_CACHE_DIR")
-        .env_remove("XDG_CACHE_HOME")
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = p.run_with(
+        &["sync", "--cache-dir", p.cache.path().to_str().unwrap()],
+        |c| {
+            c.env_remove("KPIN_CACHE_DIR")
+                .env_remove("XDG_CACHE_HOME")
+                .env("HOME", home.path())
+        },
     );
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(p.cache.path().join(&entry).is_file(), "--cache-dir wins");
     assert!(!home.path().join(".cache").exists());
 
     std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
-    let out = p
-        .kpin()
-        .args(["sync"])
-        .env_remove("KPIN_CACHE_DIR")
-        .env_remove("XDG_CACHE_HOME")
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = p.run_with(&["sync"], |c| {
+        c.env_remove("KPIN_CACHE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .env("HOME", home.path())
+    });
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(home.path().join(".cache/kpin").join(&entry).is_file());
 }
 
@@ -335,12 +295,10 @@ fn the_size_limit_is_enforced() {
 
 #[test]
 fn locked_fails_with_drift_on_a_stale_or_missing_lockfile() {
-    let server = Server::http();
-    serve_two_packages(&server);
+    let (server, p) = two_packages();
     server
         .file("/web/v1.1.0/deploy.yaml", release("web", "1.1.0"))
         .file("/web/v1.1.0/crds.yaml", crds("web"));
-    let p = project(&server, TWO_PACKAGES);
 
     let run = p.run(&["sync", "--locked"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
@@ -369,9 +327,7 @@ fn locked_fails_with_drift_on_a_stale_or_missing_lockfile() {
 
 #[test]
 fn offline_fails_clearly_when_files_are_missing() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
 
     // Not locked yet: the GitHub release cannot be looked up offline.
     let run = p.run(&["sync", "--offline"]);
@@ -397,9 +353,7 @@ fn offline_fails_clearly_when_files_are_missing() {
 
 #[test]
 fn digest_mismatch_against_the_lockfile_changes_nothing() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
     assert_eq!(p.run(&["sync"]).code, 0);
 
     // Upstream re-published the file; the vendored copy is gone and the cache is cold.
@@ -507,7 +461,7 @@ fn persistent_server_errors_give_up_after_the_retries() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "2"]);
+    let run = p.run(&["sync", "--retries", "1"]);
     assert_eq!(run.code, 2);
     insta::assert_snapshot!("server_error_after_retries", run.transcript());
     assert_eq!(server.hits("/a/1.0.0/a.yaml"), 2);
@@ -524,7 +478,7 @@ fn truncated_bodies_are_detected_and_retried() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "2"]);
+    let run = p.run(&["sync", "--retries", "1"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
         run.stderr.contains(&format!(
@@ -562,7 +516,7 @@ fn a_slow_server_times_out() {
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
     let started = std::time::Instant::now();
-    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "0"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -579,7 +533,7 @@ fn https_with_an_extra_ca_certificate() {
         &server,
         "packages:\n  a:\n    version: 1.0.0\n    url: {base}/a/{version}/a.yaml\n",
     );
-    let run = p.run(&["sync", "--retries", "1"]);
+    let run = p.run(&["sync", "--retries", "0"]);
     assert_eq!(
         run.code,
         2,
@@ -587,6 +541,11 @@ fn https_with_an_extra_ca_certificate() {
         run.transcript()
     );
     assert!(run.stderr.contains("certificate"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("extra CAs from --ca-cert"),
+        "the hint names the way out: {}",
+        run.stderr
+    );
 
     let ca = server.ca_path();
     let run = p.run(&["sync", "--ca-cert", ca.to_str().unwrap()]);
@@ -596,17 +555,8 @@ fn https_with_an_extra_ca_certificate() {
     // SSL_CERT_FILE works too (cold cache and vendor).
     std::fs::remove_dir_all(p.path().join("vendor")).unwrap();
     std::fs::remove_dir_all(p.cache.path().join("sha256")).unwrap();
-    let out = p
-        .kpin()
-        .args(["sync"])
-        .env("SSL_CERT_FILE", &ca)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = p.run_with(&["sync"], |c| c.env("SSL_CERT_FILE", &ca));
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
 #[test]
@@ -705,7 +655,7 @@ fn a_killed_sync_leaves_the_previous_state_intact() {
         after, before,
         "only a hidden staging directory may be left behind"
     );
-    let run = p.run(&["sync", "--timeout", "1", "--retries", "1"]);
+    let run = p.run(&["sync", "--timeout", "1", "--retries", "0"]);
     assert_eq!(run.code, 2, "b still hangs: {}", run.transcript());
     server.fail_always("/b/2.0.0/b.yaml", Fault::Delay(Duration::ZERO));
     assert_eq!(p.run(&["sync"]).code, 0);
@@ -719,12 +669,10 @@ fn a_killed_sync_leaves_the_previous_state_intact() {
 
 #[test]
 fn new_versions_replace_old_directories_and_removed_packages_go() {
-    let server = Server::http();
-    serve_two_packages(&server);
+    let (server, p) = two_packages();
     server
         .file("/web/v1.1.0/deploy.yaml", release("web", "1.1.0"))
         .file("/web/v1.1.0/crds.yaml", crds("web"));
-    let p = project(&server, TWO_PACKAGES);
     assert_eq!(p.run(&["sync"]).code, 0);
 
     let only_web = TWO_PACKAGES
@@ -827,10 +775,88 @@ fn manifest_errors_are_reported_with_file_and_field() {
 }
 
 #[test]
+fn an_empty_manifest_or_lockfile_says_so() {
+    let p = Project::new();
+    p.write("kpin.yaml", "# packages come later\n");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("error: [PROJECT]/kpin.yaml: the file is empty or only has comments\n  hint: start with `packages:"),
+        "{}",
+        run.stderr
+    );
+
+    p.write("kpin.yaml", "packages: {}\n")
+        .write("kpin.lock", "");
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(
+            "kpin.lock: the file is empty or only has comments\n  hint: the lockfile is generated"
+        ),
+        "{}",
+        run.stderr
+    );
+    p.write("kpin.lock", "- a\n");
+    let run = p.run(&["verify"]);
+    assert!(
+        run.stderr
+            .contains("kpin.lock: expected a mapping at the top of the file, found a list"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_vendor_dir_that_is_a_file_is_named_before_anything_is_fetched() {
+    let (server, p) = two_packages();
+    p.write("vendor", "not a directory\n");
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert_eq!(
+        run.stderr,
+        "error: [PROJECT]/kpin.yaml: vendorDir [PROJECT]/vendor is not a directory\n  hint: kpin keeps the vendored releases there: make it a writable directory, or point `vendorDir` in kpin.yaml elsewhere\n"
+    );
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn lockfile_names_that_are_not_plain_names_are_refused() {
+    let (_server, p) = two_packages();
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let lock = p.read("kpin.lock");
+    p.write(
+        "kpin.lock",
+        &lock.replace("name: crds.yaml", "name: ../../crds.yaml"),
+    );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.starts_with("error: [PROJECT]/kpin.lock: package `web`\n  caused by: `../../crds.yaml` cannot be used as a file or directory name"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: the lockfile is generated"),
+        "{}",
+        run.stderr
+    );
+
+    p.write("kpin.lock", &lock.replace("  web:", "  ../web:"));
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("package `../web`\n  caused by: invalid package name `../web`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn verify_lists_every_problem() {
-    let server = Server::http();
-    serve_two_packages(&server);
-    let p = project(&server, TWO_PACKAGES);
+    let (server, p) = two_packages();
     let run = p.run(&["verify"]);
     assert_eq!(run.code, 1);
     assert_eq!(run.stdout, "kpin.lock is missing\n");

@@ -80,14 +80,20 @@ const NETPOL_OVERLAY: &str = "\
     set: {team: platform}
 ";
 
-fn widgets_project(server: &Server, extra_overlay: &str) -> Project {
+/// A project whose kpin.yaml is `manifest` with `{base}` and `{api}` pointing at `server`.
+fn project(server: &Server, manifest: &str) -> Project {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        &WIDGETS
+        &manifest
             .replace("{base}", &server.base())
             .replace("{api}", &server.api_url()),
     );
+    p
+}
+
+fn widgets_project(server: &Server, extra_overlay: &str) -> Project {
+    let p = project(server, WIDGETS);
     p.write(
         "overlays/widgets.yaml",
         &format!("{WIDGETS_OVERLAY}{extra_overlay}"),
@@ -223,18 +229,13 @@ fn a_server_error_midway_leaves_everything_as_it_was() {
             )
             .github_release_list(&format!("example/{pkg}"), &["v2.0.0", "v1.0.0"], 10);
     }
-    let p = Project::new();
-    p.write(
-        "kpin.yaml",
-        &TWO.replace("{base}", &server.base())
-            .replace("{api}", &server.api_url()),
-    );
+    let p = project(&server, TWO);
     assert_eq!(p.run(&["sync"]).code, 0);
     let before = snapshot_files(&p);
 
     // alpha downloads fine, beta's new file keeps failing with 500 after retries.
     server.fail_always("/beta/2.0.0/widgets.yaml", Fault::Status(500));
-    let run = p.run(&["upgrade", "--all", "--retries", "2"]);
+    let run = p.run(&["upgrade", "--all", "--retries", "1"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
     assert!(
@@ -437,22 +438,11 @@ fn serve_feeds(server: &Server) {
         );
 }
 
-fn outdated_project(server: &Server, manifest: &str) -> Project {
-    let p = Project::new();
-    p.write(
-        "kpin.yaml",
-        &manifest
-            .replace("{base}", &server.base())
-            .replace("{api}", &server.api_url()),
-    );
-    p
-}
-
 #[test]
 fn outdated_lists_wanted_and_latest_and_exits_one() {
     let server = Server::http();
     serve_feeds(&server);
-    let p = outdated_project(&server, OUTDATED);
+    let p = project(&server, OUTDATED);
     let run = p.run(&["outdated"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     insta::assert_snapshot!("outdated_table", run.stdout);
@@ -498,7 +488,7 @@ packages:
     version: v0.0.31
     github: {repo: rancher/local-path-provisioner, tag: \"{version}\", assets: [a.yaml], apiUrl: {api}}
 ";
-    let p = outdated_project(&server, manifest);
+    let p = project(&server, manifest);
     let run = p.run(&["outdated"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
@@ -524,7 +514,7 @@ fn outdated_reports_rate_limits_clearly() {
         "/api/repos/rancher/local-path-provisioner/releases?per_page=100",
         Fault::RateLimit,
     );
-    let p = outdated_project(&server, OUTDATED);
+    let p = project(&server, OUTDATED);
     let run = p.run(&["outdated"]);
     assert_eq!(run.code, 2, "{}", run.transcript());
     insta::assert_snapshot!("outdated_rate_limited", run.transcript());

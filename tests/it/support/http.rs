@@ -184,6 +184,7 @@ impl Server {
     }
 
     /// Added delay before every response (for benchmarks).
+    #[allow(dead_code, reason = "only benches/sync.rs adds latency")]
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().unwrap().latency = latency;
     }

@@ -1,7 +1,5 @@
 //! Shared test helpers: running the kpin binary in a scratch project and snapshot filters.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -105,6 +103,13 @@ impl Project {
     /// Run kpin with `args`; returns (exit code, stdout, stderr) with temp paths filtered.
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.kpin().args(args).output().expect("running kpin");
+        Run::new(out, &[self.dir.path(), self.cache.path()])
+    }
+
+    /// Run kpin with `args` after `setup` changed the command, e.g. its environment.
+    pub fn run_with(&self, args: &[&str], setup: impl FnOnce(&mut Command) -> &mut Command) -> Run {
+        let mut cmd = self.kpin();
+        let out = setup(cmd.args(args)).output().expect("running kpin");
         Run::new(out, &[self.dir.path(), self.cache.path()])
     }
 }
