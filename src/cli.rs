@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH", env = "KPIN_MANIFEST", help_heading = GLOBAL)]
     pub manifest: Option<PathBuf>,
 
-    /// More output (-vv for debug detail)
+    /// More output: where each file came from (vendor/, cache, URL)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
 
@@ -219,7 +219,7 @@ pub struct DiffArgs {
     #[arg(long)]
     pub show_secrets: bool,
     /// Field manager used for the server-side dry run
-    #[arg(long, default_value = "kpin")]
+    #[arg(long, value_name = "NAME", default_value = "kpin")]
     pub field_manager: String,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -257,7 +257,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
     /// Field manager name for server-side apply
-    #[arg(long, default_value = "kpin")]
+    #[arg(long, value_name = "NAME", default_value = "kpin")]
     pub field_manager: String,
     /// Objects applied at the same time within a stage
     #[arg(long, value_name = "N", default_value_t = 16)]

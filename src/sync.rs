@@ -530,6 +530,10 @@ impl Run<'_> {
         };
         if let Some((expected, _)) = &wanted.expected {
             if let Some((sha, size)) = vendored.files.get(name).filter(|(sha, _)| sha == expected) {
+                self.reporter.debug(&format!(
+                    "{} {name}: vendored copy matches sha256 {sha}",
+                    package.name
+                ));
                 return Ok(Obtained {
                     locked: locked_file(sha.clone(), *size),
                     content: vendor_dir.join(name),
@@ -541,6 +545,11 @@ impl Run<'_> {
                 // Re-hash: a cache entry can be damaged like any file.
                 let (sha, size) = fetch::hash_file(&path)?;
                 if sha == *expected {
+                    self.reporter.debug(&format!(
+                        "{} {name}: cache hit {}",
+                        package.name,
+                        path.display()
+                    ));
                     return Ok(Obtained {
                         locked: locked_file(sha, size),
                         content: path,
@@ -548,11 +557,21 @@ impl Run<'_> {
                         cached: true,
                     });
                 }
+                self.reporter.debug(&format!(
+                    "{} {name}: damaged cache entry {} evicted",
+                    package.name,
+                    path.display()
+                ));
                 self.cache.evict(expected);
             }
         }
         let (sha, size, content, downloaded) = match &wanted.source.origin {
             Origin::Local { path } => {
+                self.reporter.debug(&format!(
+                    "{} {name}: reading {}",
+                    package.name,
+                    path.display()
+                ));
                 let (sha, size) = fetch::hash_file(path)
                     .with_context(|| format!("package `{}`", package.name))?;
                 (sha, size, path.clone(), false)
@@ -572,6 +591,7 @@ impl Run<'_> {
                     .hint("run `kpin sync` once with network access, or restore vendor/ from version control");
                 }
                 let client = self.client()?;
+                self.reporter.debug(&format!("GET {url}"));
                 self.reporter.status(
                     "Fetching",
                     &format!("{} {} ({name})", package.name, package.version),
