@@ -110,13 +110,7 @@ impl<T, E: Into<anyhow::Error>> HintExt<anyhow::Result<T>> for Result<T, E> {
 
 /// The exit code for an error that reached `main`.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    // `Hinted` forwards `source()` past its inner error, so look inside it too.
-    let drift = err.chain().any(|e| {
-        e.downcast_ref::<DriftError>().is_some()
-            || e.downcast_ref::<Hinted>()
-                .is_some_and(|h| h.inner.downcast_ref::<DriftError>().is_some())
-    });
-    if drift {
+    if find_cause::<DriftError>(err).is_some() {
         ExitCode::Drift
     } else {
         ExitCode::Error
@@ -144,26 +138,25 @@ pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
         .map(Hinted::hint)
 }
 
-/// The lines the CLI prints for an error: the message, each distinct cause, then the hint.
-///
-/// A cause whose text is already contained in the line above is skipped, so a message never
-/// repeats its source.
-pub fn render_error(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut previous = String::new();
-    let mut first = true;
+/// The messages of an error's chain, skipping empty ones and any already contained in the
+/// message before it, so a message never repeats its source.
+fn distinct_causes(err: &anyhow::Error) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();
-        if text.is_empty() || (!first && previous.contains(&text)) {
-            continue;
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
         }
-        if first {
-            out.push_str(&format!("error: {text}\n"));
-            first = false;
-        } else {
-            out.push_str(&format!("  caused by: {text}\n"));
-        }
-        previous = text;
+    }
+    parts
+}
+
+/// The lines the CLI prints for an error: the message, each distinct cause, then the hint.
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for (i, text) in distinct_causes(err).iter().enumerate() {
+        let label = if i == 0 { "error:" } else { "  caused by:" };
+        out.push_str(&format!("{label} {text}\n"));
     }
     if let Some(hint) = hint_of(err) {
         out.push_str(&format!("  hint: {hint}\n"));
@@ -174,14 +167,7 @@ pub fn render_error(err: &anyhow::Error) -> String {
 /// An error on one line, causes joined by `: ` (for warnings and problem lists that report
 /// several errors together).
 pub fn summary(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
+    distinct_causes(err).join(": ")
 }
 
 #[cfg(test)]
