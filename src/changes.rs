@@ -234,16 +234,15 @@ impl ObjectChange {
             return String::new();
         }
         let (before, after) = self.sides(options);
-        let old = before.as_ref().map(yaml::emit).unwrap_or_default();
-        let new = after.as_ref().map(yaml::emit).unwrap_or_default();
-        let diff = similar::TextDiff::from_lines(&old, &new);
-        diff.unified_diff()
-            .context_radius(options.context_lines)
-            .header(
+        yaml_diff(
+            before.as_ref(),
+            after.as_ref(),
+            (
                 &format!("{} ({})", self.reference, options.labels.0),
                 &format!("{} ({})", self.reference, options.labels.1),
-            )
-            .to_string()
+            ),
+            options.context_lines,
+        )
     }
 
     /// Field-level changes between the two sides (empty unless `Changed`).
@@ -1088,6 +1087,22 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Unified diff of two objects (either may be absent) as the YAML kpin writes.
+pub fn yaml_diff(
+    before: Option<&Value>,
+    after: Option<&Value>,
+    headers: (&str, &str),
+    context_lines: usize,
+) -> String {
+    let old = before.map(yaml::emit).unwrap_or_default();
+    let new = after.map(yaml::emit).unwrap_or_default();
+    similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(context_lines)
+        .header(headers.0, headers.1)
+        .to_string()
 }
 
 #[cfg(test)]

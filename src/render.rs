@@ -491,24 +491,14 @@ pub fn explain(package: &RenderedPackage) -> String {
             };
             let _ = writeln!(out, "- {origin}: {what}");
         }
-        let before = t
-            .upstream
-            .as_ref()
-            .map(|o| yaml::emit(&o.0))
-            .unwrap_or_default();
-        let after = if removed {
-            String::new()
-        } else {
-            yaml::emit(&t.object.0)
-        };
-        let diff = similar::TextDiff::from_lines(&before, &after);
-        let _ = write!(
-            out,
-            "{}",
-            diff.unified_diff()
-                .context_radius(3)
-                .header("upstream", "rendered")
-        );
+        let after = (!removed).then_some(&t.object.0);
+        let upstream = t.upstream.as_ref().map(|o| &o.0);
+        out.push_str(&crate::changes::yaml_diff(
+            upstream,
+            after,
+            ("upstream", "rendered"),
+            3,
+        ));
     }
     let _ = writeln!(out, "\n{unchanged} object(s) unchanged");
     out
