@@ -59,18 +59,7 @@ pub fn render_package_with(
         None => format!("rendering {} {version}", package.name),
     };
     let upstream = read_upstream(manifest, package).with_context(rendering)?;
-    let mut overlays = Vec::new();
-    if let Some(ns) = &package.namespace {
-        overlays.push(Overlay::namespace_shorthand(
-            &format!(
-                "{} packages.{}.namespace",
-                display_manifest(manifest),
-                package.name
-            ),
-            ns,
-        ));
-    }
-    overlays.extend(load_overlays(manifest, package, env).with_context(rendering)?);
+    let overlays = package_overlays(manifest, package, env).with_context(rendering)?;
     let target = Target {
         package: &package.name,
         version,
@@ -238,6 +227,28 @@ fn load_overlays(
         .into_iter()
         .map(|p| Overlay::load(&manifest.resolve_path(p), p))
         .collect()
+}
+
+/// Every overlay of a package in the order they apply: the `namespace:` shorthand, then the
+/// overlay files for `env` (see `overlay_paths`).
+pub fn package_overlays(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+) -> Result<Vec<Overlay>> {
+    let mut overlays = Vec::new();
+    if let Some(ns) = &package.namespace {
+        overlays.push(Overlay::namespace_shorthand(
+            &format!(
+                "{} packages.{}.namespace",
+                display_manifest(manifest),
+                package.name
+            ),
+            ns,
+        ));
+    }
+    overlays.extend(load_overlays(manifest, package, env)?);
+    Ok(overlays)
 }
 
 /// The objects of several packages as one stream in apply order (all CRDs first, webhooks

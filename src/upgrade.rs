@@ -20,7 +20,7 @@ use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
 use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins};
 use crate::object::Object;
-use crate::overlay::{self, NoMatch, Op, OpCtx, Overlay, Target as OverlayTarget, Workspace};
+use crate::overlay::{self, Miss, Target as OverlayTarget, Workspace};
 use crate::progress::Reporter;
 use crate::render;
 use crate::yaml;
@@ -452,7 +452,7 @@ fn update_pins(
 struct OverlayCheck {
     objects: Vec<Object>,
     warnings: Vec<String>,
-    broken: Vec<(String, String, String)>,
+    broken: Vec<Miss>,
 }
 
 /// Render like `render::render_package`, but record operations whose selector matches nothing
@@ -467,34 +467,9 @@ fn check_overlays(
         version: &package.version.raw,
     };
     let mut ws = Workspace::new(render::read_upstream(manifest, package)?, false);
-    if let Some(ns) = &package.namespace {
-        let ctx = OpCtx {
-            origin: format!("{MANIFEST_FILE} packages.{}.namespace", package.name),
-            optional: false,
-            target,
-        };
-        ws.apply_op(&Op::Namespace(ns.clone()), &ctx)
-            .with_context(|| ctx.origin.clone())?;
-    }
     let mut broken = Vec::new();
-    for path in render::overlay_paths(manifest, package, env)? {
-        let overlay = Overlay::load(&manifest.resolve_path(path), path)?;
-        for op in &overlay.operations {
-            let operation = format!("operations[{}] ({})", op.index, op.op.name());
-            let ctx = OpCtx {
-                origin: format!("{} {operation}", overlay.display),
-                optional: op.optional,
-                target,
-            };
-            if let Err(err) = ws.apply_op(&op.op, &ctx) {
-                match crate::error::find_cause::<NoMatch>(&err) {
-                    Some(miss) => {
-                        broken.push((overlay.display.clone(), operation, miss.selector.clone()))
-                    }
-                    None => return Err(err.context(ctx.origin)),
-                }
-            }
-        }
+    for overlay in render::package_overlays(manifest, package, env)? {
+        ws.apply_noting_misses(&overlay, target, &mut broken)?;
     }
     let moves = std::mem::take(&mut ws.moves);
     let mut objects = ws.into_objects();
@@ -523,7 +498,7 @@ fn analyse(
 
     let mut envs: Vec<Option<&str>> = vec![None];
     envs.extend(staged.environments.keys().map(|e| Some(e.as_str())));
-    let mut broken: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    let mut broken: BTreeMap<Miss, Vec<String>> = BTreeMap::new();
     let mut default_check = None;
     for env in envs {
         let check = check_overlays(staged, new, env)?;
@@ -553,15 +528,13 @@ fn analyse(
         render_warnings: warnings,
         broken_overlays: broken
             .into_iter()
-            .map(
-                |((file, operation, selector), environments)| BrokenOverlay {
-                    package: format!("{} {}", new.name, new.version),
-                    file,
-                    operation,
-                    selector,
-                    environments,
-                },
-            )
+            .map(|(miss, environments)| BrokenOverlay {
+                package: format!("{} {}", new.name, new.version),
+                file: miss.overlay,
+                operation: miss.operation,
+                selector: miss.selector,
+                environments,
+            })
             .collect(),
         notes: Vec::new(),
     })

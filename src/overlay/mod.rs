@@ -476,24 +476,51 @@ impl Workspace {
 
     /// Apply every operation of `overlay` in order.
     pub fn apply(&mut self, overlay: &Overlay, target: Target) -> Result<()> {
+        self.apply_ops(overlay, target, None)
+    }
+
+    /// Like `apply`, but an operation whose selector matches nothing is recorded in `misses`
+    /// and skipped instead of stopping, so one run can list every operation a new upstream
+    /// version breaks (`kpin upgrade`).
+    pub fn apply_noting_misses(
+        &mut self,
+        overlay: &Overlay,
+        target: Target,
+        misses: &mut Vec<Miss>,
+    ) -> Result<()> {
+        self.apply_ops(overlay, target, Some(misses))
+    }
+
+    fn apply_ops(
+        &mut self,
+        overlay: &Overlay,
+        target: Target,
+        mut misses: Option<&mut Vec<Miss>>,
+    ) -> Result<()> {
         for op in &overlay.operations {
+            let operation = format!("operations[{}] ({})", op.index, op.op.name());
             let origin = if overlay.shorthand {
                 overlay.display.clone()
             } else {
-                format!(
-                    "{} operations[{}] ({})",
-                    overlay.display,
-                    op.index,
-                    op.op.name()
-                )
+                format!("{} {operation}", overlay.display)
             };
             let ctx = OpCtx {
                 origin,
                 optional: op.optional,
                 target,
             };
-            self.apply_op(&op.op, &ctx)
-                .with_context(|| ctx.origin.clone())?;
+            let result = self.apply_op(&op.op, &ctx);
+            if let (Err(err), Some(misses)) = (&result, misses.as_deref_mut())
+                && let Some(miss) = crate::error::find_cause::<NoMatch>(err)
+            {
+                misses.push(Miss {
+                    overlay: overlay.display.clone(),
+                    operation,
+                    selector: miss.selector.clone(),
+                });
+                continue;
+            }
+            result.with_context(|| ctx.origin.clone())?;
         }
         Ok(())
     }
@@ -573,6 +600,17 @@ impl Workspace {
     pub fn into_objects(self) -> Vec<Object> {
         self.objects.into_iter().map(|t| t.object).collect()
     }
+}
+
+/// An operation skipped by `Workspace::apply_noting_misses` because it matched nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Miss {
+    /// The overlay file as shown in messages.
+    pub overlay: String,
+    /// `operations[N] (kind)`.
+    pub operation: String,
+    /// The selector, in YAML flow style.
+    pub selector: String,
 }
 
 /// A selector that matched no object: callers (upgrade) branch on it to explain renames.
