@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 
 use serde_json::{Map, Value, json};
 
+use crate::kinds;
 use crate::object::{Object, ObjectRef};
 use crate::yaml;
 
@@ -768,19 +769,69 @@ pub fn removal_warning(changes: &[ObjectChange]) -> Option<String> {
     if removed.is_empty() {
         return None;
     }
-    let crds = changes
+    let cascading: BTreeSet<&str> = changes
         .iter()
-        .filter(|c| c.change == Change::Removed && c.reference.kind == "CustomResourceDefinition")
-        .count();
+        .filter(|c| c.change == Change::Removed)
+        .filter_map(|c| kinds::cascading(&c.reference.group, &c.reference.kind))
+        .map(|c| c.deletes)
+        .collect();
     let mut text = format!(
         "{} object(s) no longer rendered; `kpin apply --prune` would delete them: {}",
         removed.len(),
         removed.join(", ")
     );
-    if crds > 0 {
-        text.push_str(" (deleting a CustomResourceDefinition deletes every resource of that kind)");
+    for deletes in cascading {
+        let _ = write!(
+            text,
+            " ({deletes}; --prune keeps it unless --prune-allow names the kind)"
+        );
     }
     Some(text)
+}
+
+/// Changed objects whose known-immutable fields differ (see `kinds::IMMUTABLE_FIELDS`), with
+/// those fields.
+pub fn immutable_changes(changes: &[ObjectChange]) -> Vec<(ObjectRef, Vec<String>)> {
+    changes
+        .iter()
+        .filter(|c| c.change == Change::Changed)
+        .filter_map(|c| {
+            let (before, after) = (c.before.as_ref()?, c.after.as_ref()?);
+            let fields = kinds::immutable_changes(
+                &c.reference.group,
+                &c.reference.kind,
+                &before.0,
+                &after.0,
+            );
+            (!fields.is_empty()).then(|| (c.reference.clone(), fields))
+        })
+        .collect()
+}
+
+/// The warning for objects whose immutable fields change: applying them needs a delete and
+/// re-create, which `kpin apply` does only when asked.
+pub fn recreate_warning(objects: &[(ObjectRef, Vec<String>)]) -> Option<String> {
+    if objects.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = objects
+        .iter()
+        .map(|(r, fields)| format!("{r} ({})", fields.join(", ")))
+        .collect();
+    Some(format!(
+        "apply needs `--recreate` (or the annotation {}: \"true\"): immutable fields change in {}",
+        crate::cluster::apply::RECREATE_ANNOTATION,
+        list.join(", ")
+    ))
+}
+
+/// What a reviewer of rendered changes is warned about: objects `--prune` would delete and
+/// objects only a re-create can update.
+pub fn review_warnings(changes: &[ObjectChange]) -> Vec<String> {
+    removal_warning(changes)
+        .into_iter()
+        .chain(recreate_warning(&immutable_changes(changes)))
+        .collect()
 }
 
 fn paint(color: bool, code: &str, text: &str) -> String {

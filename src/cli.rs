@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kpin::cluster::apply::FIELD_MANAGER;
+use kpin::cluster::prune::PruneOptions;
+use kpin::kinds;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -219,12 +222,47 @@ pub struct DiffArgs {
     #[arg(long)]
     pub show_secrets: bool,
     /// Field manager used for the server-side dry run
-    #[arg(long, value_name = "NAME", default_value = "kpin")]
+    #[arg(long, value_name = "NAME", default_value = FIELD_MANAGER)]
     pub field_manager: String,
+    #[command(flatten)]
+    pub prune: PruneArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub lock: LockedArg,
+}
+
+/// The limits of `--prune`, which `kpin diff` follows when it lists what prune would delete.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Let --prune delete objects of these kinds, whose deletion cascades:
+    /// CustomResourceDefinition (every custom resource of its kind goes too), Namespace
+    /// (everything in it goes too)
+    #[arg(long, value_name = "KIND", value_delimiter = ',', value_parser = cascading_kind)]
+    pub prune_allow: Vec<String>,
+    /// Let --prune delete more than half of a package's objects in the cluster (when more
+    /// than 5)
+    #[arg(long)]
+    pub allow_mass_prune: bool,
+}
+
+impl PruneArgs {
+    pub fn options(&self) -> PruneOptions {
+        PruneOptions {
+            allow_kinds: self.prune_allow.iter().cloned().collect(),
+            allow_mass: self.allow_mass_prune,
+        }
+    }
+}
+
+/// A kind `--prune-allow` accepts: one of the cascading kinds.
+fn cascading_kind(text: &str) -> Result<String, String> {
+    let known: Vec<&str> = kinds::CASCADING_KINDS.iter().map(|c| c.kind).collect();
+    known
+        .iter()
+        .find(|k| **k == text)
+        .map(|k| (*k).to_owned())
+        .ok_or_else(|| format!("expected one of: {}", known.join(", ")))
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +281,8 @@ pub struct ApplyArgs {
     /// Allow --prune to delete everything when a package renders no objects
     #[arg(long, requires = "prune")]
     pub allow_empty: bool,
+    #[command(flatten)]
+    pub prune_limits: PruneArgs,
     /// Take ownership of fields another field manager owns
     #[arg(long)]
     pub force_conflicts: bool,
@@ -257,7 +297,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
     /// Field manager name for server-side apply
-    #[arg(long, value_name = "NAME", default_value = "kpin")]
+    #[arg(long, value_name = "NAME", default_value = FIELD_MANAGER)]
     pub field_manager: String,
     /// Objects applied at the same time within a stage
     #[arg(long, value_name = "N", default_value_t = 16)]

@@ -1,5 +1,8 @@
-//! The data tables about Kubernetes kinds: scope (namespaced or cluster-wide) and apply order.
+//! The data tables about Kubernetes kinds: scope (namespaced or cluster-wide), apply order,
+//! fields the API server refuses to change, and kinds whose deletion deletes other objects.
 //! Every rule that depends on a kind lives here, not in `if kind == ...` scattered elsewhere.
+
+use serde_json::Value;
 
 /// When an object is applied, in order. Rendering sorts by this too, so output reads
 /// foundations first and webhooks last.
@@ -171,6 +174,106 @@ pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");
 /// `CustomResourceDefinition`, whose `spec.scope` tells the scope of custom kinds.
 pub const CRD_KIND: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
 
+/// A field the API server refuses to change once the object exists (422 "field is immutable"):
+/// the field at `path`, or, when `except` is not empty, every child of `path` but those.
+pub struct ImmutableField {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub path: &'static [&'static str],
+    pub except: &'static [&'static str],
+}
+
+macro_rules! immutable_fields {
+    ($( $group:literal $kind:literal [$($seg:literal)*] except [$($ex:literal)*] ; )*) => {
+        &[ $( ImmutableField { group: $group, kind: $kind, path: &[$($seg),*], except: &[$($ex),*] } ),* ]
+    };
+}
+
+/// From the API server's validation (`ValidateXUpdate` in kubernetes/pkg/apis/*/validation):
+/// changing one of these makes `kpin apply` need `--recreate` or the `kpin.dev/recreate`
+/// annotation, so reviews of upgrades and diffs flag them before any cluster is involved.
+pub static IMMUTABLE_FIELDS: &[ImmutableField] = immutable_fields! {
+    "batch" "Job" ["spec" "template"] except [];
+    "batch" "Job" ["spec" "selector"] except [];
+    "apps" "Deployment" ["spec" "selector"] except [];
+    "apps" "DaemonSet" ["spec" "selector"] except [];
+    "apps" "ReplicaSet" ["spec" "selector"] except [];
+    // "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template',
+    // 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and
+    // 'minReadySeconds' are forbidden"
+    "apps" "StatefulSet" ["spec"] except ["replicas" "ordinals" "template" "updateStrategy"
+        "revisionHistoryLimit" "persistentVolumeClaimRetentionPolicy" "minReadySeconds"];
+    "" "Service" ["spec" "clusterIP"] except [];
+    "networking.k8s.io" "IngressClass" ["spec" "controller"] except [];
+    // A bound claim may only grow (resources) or change its volume attributes class.
+    "" "PersistentVolumeClaim" ["spec"] except ["resources" "volumeAttributesClassName"];
+    "rbac.authorization.k8s.io" "RoleBinding" ["roleRef"] except [];
+    "rbac.authorization.k8s.io" "ClusterRoleBinding" ["roleRef"] except [];
+    "storage.k8s.io" "StorageClass" ["provisioner"] except [];
+    "storage.k8s.io" "StorageClass" ["parameters"] except [];
+    "storage.k8s.io" "StorageClass" ["reclaimPolicy"] except [];
+    "storage.k8s.io" "StorageClass" ["volumeBindingMode"] except [];
+};
+
+/// The known-immutable fields of a `group`/`kind` object that differ between `before` and
+/// `after`, as dotted paths (`spec.template`, `spec.serviceName`), in table order.
+pub fn immutable_changes(group: &str, kind: &str, before: &Value, after: &Value) -> Vec<String> {
+    let at = |v: &Value, path: &[&str]| path.iter().try_fold(v, |cur, seg| cur.get(*seg)).cloned();
+    let mut out = Vec::new();
+    for rule in IMMUTABLE_FIELDS
+        .iter()
+        .filter(|r| r.group == group && r.kind == kind)
+    {
+        let (b, a) = (at(before, rule.path), at(after, rule.path));
+        if rule.except.is_empty() {
+            if b != a {
+                out.push(rule.path.join("."));
+            }
+            continue;
+        }
+        let empty = serde_json::Map::new();
+        let (b, a) = (
+            b.as_ref().and_then(Value::as_object).unwrap_or(&empty),
+            a.as_ref().and_then(Value::as_object).unwrap_or(&empty),
+        );
+        let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for key in keys {
+            if !rule.except.contains(&key.as_str()) && b.get(key) != a.get(key) {
+                out.push(format!("{}.{key}", rule.path.join(".")));
+            }
+        }
+    }
+    out
+}
+
+/// A kind whose deletion deletes other objects too: `kpin apply --prune` deletes objects of
+/// these kinds only when `--prune-allow` names the kind.
+pub struct CascadingKind {
+    pub group: &'static str,
+    pub kind: &'static str,
+    /// What else goes, for the `kept` reason.
+    pub deletes: &'static str,
+}
+
+pub static CASCADING_KINDS: &[CascadingKind] = &[
+    CascadingKind {
+        group: "apiextensions.k8s.io",
+        kind: "CustomResourceDefinition",
+        deletes: "deleting a CustomResourceDefinition deletes every custom resource of its kind in the cluster",
+    },
+    CascadingKind {
+        group: "",
+        kind: "Namespace",
+        deletes: "deleting a Namespace deletes everything in it",
+    },
+];
+
+pub fn cascading(group: &str, kind: &str) -> Option<&'static CascadingKind> {
+    CASCADING_KINDS
+        .iter()
+        .find(|c| c.group == group && c.kind == kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +291,43 @@ mod tests {
         assert!(crd < ns && ns < deploy && deploy < custom && custom < webhook);
         assert_eq!(group_of("apps/v1"), "apps");
         assert_eq!(group_of("v1"), "");
+    }
+
+    #[test]
+    fn immutable_changes_name_the_fields_the_server_refuses() {
+        let job = |image: &str| serde_json::json!({"spec": {"backoffLimit": 1, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}});
+        assert_eq!(
+            immutable_changes("batch", "Job", &job("a:1"), &job("a:2")),
+            ["spec.template"]
+        );
+        assert!(immutable_changes("batch", "Job", &job("a:1"), &job("a:1")).is_empty());
+        assert!(
+            immutable_changes("apps", "Deployment", &job("a:1"), &job("a:2")).is_empty(),
+            "a Deployment's template may change"
+        );
+        let sts = |replicas: u32, service: &str| serde_json::json!({"spec": {"replicas": replicas, "serviceName": service, "template": {}}});
+        assert!(immutable_changes("apps", "StatefulSet", &sts(1, "a"), &sts(3, "a")).is_empty());
+        assert_eq!(
+            immutable_changes("apps", "StatefulSet", &sts(1, "a"), &sts(1, "b")),
+            ["spec.serviceName"]
+        );
+        let binding =
+            |role: &str| serde_json::json!({"roleRef": {"kind": "ClusterRole", "name": role}});
+        assert_eq!(
+            immutable_changes(
+                "rbac.authorization.k8s.io",
+                "ClusterRoleBinding",
+                &binding("a"),
+                &binding("b")
+            ),
+            ["roleRef"]
+        );
+    }
+
+    #[test]
+    fn crds_and_namespaces_cascade() {
+        assert!(cascading("apiextensions.k8s.io", "CustomResourceDefinition").is_some());
+        assert!(cascading("", "Namespace").is_some());
+        assert!(cascading("", "ConfigMap").is_none());
     }
 }

@@ -94,6 +94,10 @@ pub struct RawPackage {
     /// Where `kpin outdated` looks for newer versions (needed for `url` and `path` sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<RawVersions>,
+    /// Packages that `apply` and `diff` take before this one, e.g. one whose webhook or API
+    /// service must run first. (CRDs and Namespaces of every package are applied first anyway.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
 }
 
 /// Per-environment settings of one package.
@@ -164,6 +168,8 @@ pub struct Manifest {
     pub vendor_dir: PathBuf,
     pub environments: BTreeMap<String, Environment>,
     pub packages: BTreeMap<String, Package>,
+    /// Package names in dependency order (see `needs`).
+    pub order: Vec<String>,
     /// The parsed file, kept for tools that rewrite it (upgrade) and for schema checks.
     pub raw: RawManifest,
 }
@@ -188,6 +194,8 @@ pub struct Package {
     pub env_overlays: BTreeMap<String, Vec<String>>,
     pub constraint: Option<semver::VersionReq>,
     pub versions: Option<VersionFeed>,
+    /// Packages taken before this one by `apply` and `diff`.
+    pub needs: Vec<String>,
     /// Digest of the entry fields that decide what is fetched (version, source, pins).
     pub manifest_digest: String,
 }
@@ -413,8 +421,11 @@ impl Manifest {
                 .with_context(|| format!("{}: package `{name}`", path.display()))?;
             packages.insert(name.clone(), package);
         }
+        let order =
+            dependency_order(&packages).with_context(|| format!("{}: `needs`", path.display()))?;
 
         Ok(Manifest {
+            order,
             path: path.to_path_buf(),
             vendor_dir: root.join(vendor_rel),
             root,
@@ -441,22 +452,25 @@ impl Manifest {
         self.root.join(relative)
     }
 
-    /// Select packages by name; all when `names` is empty. Unknown names are errors.
+    /// Select packages by name; all when `names` is empty. Unknown names are errors. The
+    /// result is in dependency order: a package comes after those it `needs`.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Package>> {
-        if names.is_empty() {
-            return Ok(self.packages.values().collect());
+        if let Some(unknown) = names.iter().find(|n| !self.packages.contains_key(*n)) {
+            return Err(anyhow::anyhow!(
+                "no package `{unknown}` in {}",
+                self.path.display()
+            ))
+            .hint(format!(
+                "packages are: {}",
+                self.packages.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
-        names
+        Ok(self
+            .order
             .iter()
-            .map(|n| {
-                self.packages.get(n).ok_or_else(|| {
-                    anyhow::anyhow!("no package `{n}` in {}", self.path.display()).hint(format!(
-                        "packages are: {}",
-                        self.packages.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ))
-                })
-            })
-            .collect()
+            .filter(|n| names.is_empty() || names.contains(n))
+            .filter_map(|n| self.packages.get(n))
+            .collect())
     }
 
     /// The named environment, or an error listing the known ones.
@@ -478,6 +492,68 @@ impl Manifest {
             )
         })
     }
+}
+
+/// Package names in dependency order (those a package `needs` before it, otherwise by name);
+/// an unknown name or a cycle is an error naming it.
+fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>> {
+    for p in packages.values() {
+        if let Some(missing) = p.needs.iter().find(|n| !packages.contains_key(*n)) {
+            return Err(anyhow::anyhow!(
+                "package `{}` needs `{missing}`, which is not a package here",
+                p.name
+            ))
+            .hint(format!(
+                "packages are: {}",
+                packages.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit<'a>(
+        name: &'a str,
+        packages: &'a BTreeMap<String, Package>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
+        match marks.get(name) {
+            Some(Mark::Done) => return Ok(()),
+            Some(Mark::Visiting) => {
+                let start = path.iter().position(|p| *p == name).unwrap_or(0);
+                let mut cycle: Vec<&str> = path[start..].to_vec();
+                cycle.push(name);
+                bail!(
+                    "packages need each other in a cycle: {}",
+                    cycle.join(" -> ")
+                );
+            }
+            None => {}
+        }
+        marks.insert(name, Mark::Visiting);
+        path.push(name);
+        if let Some(p) = packages.get(name) {
+            let mut needs: Vec<&str> = p.needs.iter().map(String::as_str).collect();
+            needs.sort_unstable();
+            for n in needs {
+                visit(n, packages, marks, path, out)?;
+            }
+        }
+        path.pop();
+        marks.insert(name, Mark::Done);
+        out.push(name.to_owned());
+        Ok(())
+    }
+    let mut marks = BTreeMap::new();
+    let mut out = Vec::with_capacity(packages.len());
+    for name in packages.keys() {
+        visit(name, packages, &mut marks, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
 }
 
 /// Deserialize with the failing field's path in the message (`packages.x.urll`).
@@ -693,6 +769,7 @@ fn validate_package(
         env_overlays,
         constraint,
         versions,
+        needs: raw.needs.clone(),
         manifest_digest: fetch_digest(entry),
     })
 }
@@ -843,6 +920,31 @@ mod tests {
         };
         assert!(expand(&templates[0], &p.version).contains("controller-v1.9.4/deploy"));
         assert_eq!(m.vendor_dir, Path::new("/repo/vendor"));
+    }
+
+    #[test]
+    fn needs_orders_packages_and_a_cycle_or_unknown_name_is_an_error() {
+        let m = parse(
+            "packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n    needs: [c]\n  b:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n  c:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n",
+        )
+        .unwrap();
+        let names = |selected: Vec<&Package>| -> Vec<String> {
+            selected.iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(m.select(&[]).unwrap()), ["c", "a", "b"]);
+        assert_eq!(
+            names(m.select(&["b".into(), "a".into()]).unwrap()),
+            ["a", "b"]
+        );
+        let e = err(
+            "packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n    needs: [b]\n  b:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n    needs: [a]\n",
+        );
+        assert!(e.contains("cycle: a -> b -> a"), "{e}");
+        let e = err(
+            "packages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}.yaml\n    needs: [nope]\n",
+        );
+        assert!(e.contains("package `a` needs `nope`"), "{e}");
+        assert!(e.contains("hint: packages are: a"), "{e}");
     }
 
     #[test]

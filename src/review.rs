@@ -174,7 +174,7 @@ pub fn compare(
             .as_ref()
             .map(|r| r.warnings.clone())
             .unwrap_or_default();
-        warnings.extend(changes::removal_warning(&changes));
+        warnings.extend(changes::review_warnings(&changes));
         sections.push(Section {
             package: name.to_owned(),
             title: String::new(),

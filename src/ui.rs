@@ -27,6 +27,11 @@ impl Terminal {
         self.color
     }
 
+    /// How many `-v` were given.
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")

@@ -115,7 +115,7 @@ impl UpgradeReport {
                 detail: Detail::Fields,
             };
             let mut warnings = p.render_warnings.clone();
-            warnings.extend(changes::removal_warning(&p.rendered));
+            warnings.extend(changes::review_warnings(&p.rendered));
             let rendered = Section {
                 title: "rendered changes, after overlays".to_owned(),
                 notes: Vec::new(),

@@ -1,7 +1,9 @@
-//! Staged server-side apply of one rendered package: CRDs, Namespaces and cluster RBAC first
-//! (then wait for CRDs and refresh discovery), the rest after, admission webhooks last; bounded
-//! parallelism within a stage; dry-run comparison so unchanged objects are not patched;
-//! client-side-apply migration, conflict and immutable-field handling, ApplySet prune, waits.
+//! Staged server-side apply of every selected package: the ApplySet parents first, then the
+//! CRDs and Namespaces of all packages (a package may use another's CRDs), a wait until the
+//! CRDs are established, then the rest package by package, stage by stage (admission webhooks
+//! last), with bounded parallelism within a stage. A dry-run comparison keeps unchanged objects
+//! from being patched; client-side-apply migration, conflicts, immutable fields (`--recreate`),
+//! prune (see [`super::prune`]) and readiness waits follow.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -11,22 +13,25 @@ use futures::StreamExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::applyset::{self, Contents, Parent};
+use super::applyset::Contents;
 use super::discovery::Resolved;
+use super::package::{self, CustomKinds, ParentState, Prepared, prepare_package, read_parent};
+use super::prune::{self, Plan, PruneOptions, Rendered};
 use super::report::{Action, NotReady, ObjectResult, PackageReport};
 use super::wait::{self, Rule, Watched};
-use super::{
-    Cluster, ClusterError, ResourceApi, api_for, api_status, apply_body, csa, get, reference_of,
-};
+use super::{Cluster, ResourceApi, api_for, api_status, csa, get};
 use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Task};
 use crate::render::RenderedPackage;
 
 /// Objects with this annotation set to `"true"` are deleted and re-created when an immutable
 /// field changes, even without `--recreate`.
 pub const RECREATE_ANNOTATION: &str = "kpin.dev/recreate";
+
+/// The field manager kpin applies as unless told otherwise.
+pub const FIELD_MANAGER: &str = "kpin";
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -36,7 +41,9 @@ pub struct ApplyOptions {
     pub recreate: bool,
     /// `dryRun=All` on every request; nothing is changed.
     pub dry_run: bool,
-    pub prune: bool,
+    /// Delete members of each package's ApplySet that are no longer rendered, within these
+    /// limits; `None` to delete nothing.
+    pub prune: Option<PruneOptions>,
     pub allow_empty: bool,
     /// Wait this long for readiness after applying; `None` to not wait.
     pub wait: Option<Duration>,
@@ -49,17 +56,24 @@ pub struct ApplyOptions {
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
-            field_manager: "kpin".into(),
+            field_manager: FIELD_MANAGER.into(),
             force_conflicts: false,
             recreate: false,
             dry_run: false,
-            prune: false,
+            prune: None,
             allow_empty: false,
             wait: None,
             concurrency: 16,
             poll: Duration::from_millis(500),
         }
     }
+}
+
+/// One selected package: its render and the namespace its ApplySet parent lives in.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub rendered: &'a RenderedPackage,
+    pub namespace: Option<&'a str>,
 }
 
 const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
@@ -70,86 +84,9 @@ pub(crate) const HINT_IMMUTABLE: &str =
 const LIST_THRESHOLD: usize = 4;
 /// How long to wait for new CRDs to be established before applying their custom resources.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Kinds defined by CRDs in the render: (group, kind) -> namespaced.
-fn render_crds(objects: &[Object]) -> HashMap<(String, String), bool> {
-    objects
-        .iter()
-        .filter(|o| o.group() == "apiextensions.k8s.io" && o.kind() == "CustomResourceDefinition")
-        .filter_map(|o| {
-            let group = o.0.pointer("/spec/group")?.as_str()?.to_owned();
-            let kind = o.0.pointer("/spec/names/kind")?.as_str()?.to_owned();
-            let namespaced =
-                o.0.pointer("/spec/scope").and_then(Value::as_str) == Some("Namespaced");
-            Some(((group, kind), namespaced))
-        })
-        .collect()
-}
-
-/// The objects as they will be sent: server fields dropped, namespace defaulted, member label.
-pub fn prepare(
-    rendered: &RenderedPackage,
-    default_namespace: &str,
-    applyset_id: Option<&str>,
-) -> Vec<Object> {
-    let crds = render_crds(&rendered.objects);
-    rendered
-        .objects
-        .iter()
-        .map(|o| {
-            let mut o = Object(apply_body(o));
-            let extra = |g: &str, k: &str| crds.get(&(g.to_owned(), k.to_owned())).copied();
-            match kinds::namespaced(o.group(), o.kind(), &extra) {
-                Some(true) if o.namespace().is_none() => o.set_namespace(default_namespace),
-                // Upstream YAML sometimes gives cluster-scoped objects a namespace; the server
-                // ignores it, and keeping it would make the object look foreign to prune.
-                Some(false) if o.namespace().is_some() => {
-                    o.metadata_mut().remove("namespace");
-                }
-                _ => {}
-            }
-            if let Some(id) = applyset_id {
-                applyset::label_member(&mut o, id);
-            }
-            o
-        })
-        .collect()
-}
-
-/// A package ready to send: its ApplySet parent and its objects as they will be applied.
-pub(crate) struct Prepared {
-    /// Where the parent lives, and the default for namespaced objects that name none.
-    pub parent_ns: String,
-    pub parent: Parent,
-    /// The ApplySet id every member is labelled with.
-    pub id: String,
-    pub objects: Vec<Object>,
-}
-
-/// Prepare a package for `apply` or `diff` (see [`prepare`]) and warm discovery for the API
-/// versions it uses, so the per-object requests that follow do not each wait for it.
-pub(crate) async fn prepare_package(
-    cluster: &Cluster,
-    rendered: &RenderedPackage,
-    namespace: Option<&str>,
-) -> Prepared {
-    let parent_ns = namespace
-        .unwrap_or(&cluster.target.default_namespace)
-        .to_owned();
-    let parent = Parent::for_package(&rendered.name, &parent_ns);
-    let id = parent.id();
-    let objects = prepare(rendered, &parent_ns, Some(&id));
-    cluster
-        .mapper
-        .preload(objects.iter().map(Object::api_version).chain(["v1"]))
-        .await;
-    Prepared {
-        parent_ns,
-        parent,
-        id,
-        objects,
-    }
-}
+/// Server messages longer than this are cut in the report (`-v` shows them whole): a 422 for a
+/// Job's pod template carries a dump of the whole template.
+const MESSAGE_MAX: usize = 300;
 
 /// Compare what the server would store with what it has, ignoring bookkeeping that moves on
 /// its own (resourceVersion, managed-field timestamps).
@@ -174,8 +111,50 @@ pub(crate) fn is_immutable(err: &kube::Error) -> bool {
     api_status(err).is_some_and(|s| s.code == 422 && s.message.contains("field is immutable"))
 }
 
-/// A failed object with the server's reason and, where one helps, the way out.
-fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
+/// The fields a 422 "field is immutable" names, from its causes (`spec.template`).
+pub(crate) fn immutable_fields(err: &kube::Error) -> Vec<String> {
+    let Some(s) = api_status(err) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = s
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .filter(|c| c.message.contains("field is immutable") && !c.field.is_empty())
+        .map(|c| c.field.clone())
+        .collect();
+    fields.dedup();
+    if fields.is_empty() {
+        // `Job.batch "x" is invalid: spec.template: Invalid value: ...`
+        fields.extend(
+            s.message
+                .split_once("is invalid: ")
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map(|(field, _)| field.to_owned()),
+        );
+    }
+    fields
+}
+
+/// `text` cut to about `max` bytes on a character boundary, saying how long it was.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} characters; -v shows all)",
+        &text[..end],
+        text.len()
+    )
+}
+
+/// A failed object with the server's reason in one short line and, where one helps, the way
+/// out; the server's whole text is kept in `detail` for `-v`.
+pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
     let mut r = ObjectResult::new(object, Action::Failed);
     match api_status(err) {
         Some(s) if s.code == 409 && s.details.as_ref().is_some_and(|d| !d.causes.is_empty()) => {
@@ -192,24 +171,37 @@ fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
             r.hint = Some(HINT_CONFLICT.into());
         }
         Some(s) if is_immutable(err) => {
-            r.message = Some(format!("an immutable field changed: {}", s.message));
+            let fields = immutable_fields(err);
+            r.message = Some(if fields.is_empty() {
+                "field is immutable".to_owned()
+            } else {
+                format!("{}: field is immutable", fields.join(", "))
+            });
             r.hint = Some(HINT_IMMUTABLE.into());
+            r.detail = Some(s.message.clone());
         }
-        Some(s) => r.message = Some(format!("{} ({})", s.message, s.code)),
+        Some(s) => {
+            r.message = Some(format!("{} ({})", shorten(&s.message, MESSAGE_MAX), s.code));
+            if s.message.len() > MESSAGE_MAX {
+                r.detail = Some(s.message.clone());
+            }
+        }
         None => r.message = Some(err.to_string()),
     }
     r
 }
 
-struct Ctx<'a> {
+/// What every object's apply needs to know about the whole run.
+struct Applier<'a> {
     cluster: &'a Cluster,
     opts: &'a ApplyOptions,
-    crds: HashMap<(String, String), bool>,
+    /// Custom kinds whose CRDs some selected package brings.
+    custom: CustomKinds,
     /// Namespaces the render creates: a dry run cannot create objects in them yet.
     namespaces: HashSet<String>,
 }
 
-impl Ctx<'_> {
+impl Applier<'_> {
     fn params(&self, dry_run: bool) -> PatchParams {
         let mut pp = PatchParams::apply(&self.opts.field_manager);
         if self.opts.force_conflicts {
@@ -232,7 +224,7 @@ impl Ctx<'_> {
             Ok(Some(res)) => Ok(Some(res)),
             Ok(None)
                 if self.opts.dry_run
-                    && self.crds.contains_key(&(r.group.clone(), r.kind.clone())) =>
+                    && self.custom.contains_key(&(r.group.clone(), r.kind.clone())) =>
             {
                 Ok(None)
             }
@@ -243,8 +235,7 @@ impl Ctx<'_> {
                     object.kind()
                 ));
                 f.hint = Some(
-                    "install the CRD that defines this kind first (or add it to the package)"
-                        .into(),
+                    "install the CRD that defines this kind first (or add it to a package)".into(),
                 );
                 Err(f)
             }
@@ -374,9 +365,7 @@ impl Ctx<'_> {
         why: &kube::Error,
     ) -> ObjectResult {
         let r = object.reference();
-        let reason = api_status(why)
-            .map(|s| s.message.clone())
-            .unwrap_or_default();
+        let reason = format!("{} changed (immutable)", immutable_fields(why).join(", "));
         if self.opts.dry_run {
             return ObjectResult::new(r, Action::Recreated)
                 .with_message(format!("would delete and re-create: {reason}"));
@@ -406,7 +395,7 @@ impl Ctx<'_> {
             .await
         {
             Ok(_) => ObjectResult::new(r, Action::Recreated)
-                .with_message(format!("immutable field changed: {reason}")),
+                .with_message(format!("deleted and re-created: {reason}")),
             Err(e) => failure(r, &e),
         }
     }
@@ -470,358 +459,367 @@ fn wants_recreate(object: &Object) -> bool {
         == Some("true")
 }
 
-/// A package's ApplySet parent as it is in the cluster.
-pub(crate) struct ParentState {
-    pub api: ResourceApi,
-    pub live: Option<Value>,
-    /// What the live parent records (empty when there is none).
-    pub recorded: Contents,
+/// One package on its way into the cluster.
+struct Run<'a> {
+    rendered: &'a RenderedPackage,
+    prepared: Prepared,
+    parent: ParentState,
+    /// What the parent records once this apply is done (without prune: the union).
+    desired: Contents,
+    /// What `--prune` will do, decided before anything is written.
+    plan: Option<Plan>,
+    rendered_refs: Rendered,
+    results: Vec<ObjectResult>,
+    watched: Vec<Watched>,
+    done: HashSet<ObjectRef>,
+    not_ready: Vec<NotReady>,
+    failed: bool,
 }
 
-/// Read the parent and refuse one that another tool manages.
-pub(crate) async fn read_parent(
-    cluster: &Cluster,
-    package: &str,
-    parent: &Parent,
-) -> Result<ParentState> {
-    let cm = cluster
-        .mapper
-        .resolve("v1", "ConfigMap")
-        .await?
-        .context("the cluster does not serve v1 ConfigMap")?;
-    let api = api_for(cluster, &cm, Some(&parent.namespace));
-    let live = get(&api, &parent.name).await.with_context(|| {
-        format!(
-            "reading the ApplySet parent ConfigMap {}/{}",
-            parent.namespace, parent.name
-        )
-    })?;
-    if let Some(tooling) = live.as_ref().and_then(applyset::foreign_tooling) {
-        return Err(ClusterError::ForeignParent {
-            package: package.to_owned(),
-            parent: format!("ConfigMap {}/{}", parent.namespace, parent.name),
-            tooling,
+impl Run<'_> {
+    fn record(&mut self, result: ObjectResult, watched: Option<Watched>) {
+        self.failed |= result.action == Action::Failed;
+        if result.action != Action::Failed {
+            self.watched.extend(watched);
         }
-        .into());
+        self.done.insert(result.object.clone());
+        self.results.push(result);
     }
-    let recorded = live.as_ref().map(Contents::from_parent).unwrap_or_default();
-    Ok(ParentState {
-        api,
-        live,
-        recorded,
-    })
+
+    /// Objects not applied yet whose stage passes `filter`, by stage.
+    fn pending(&self, filter: impl Fn(Stage) -> bool) -> BTreeMap<Stage, Vec<Object>> {
+        let mut stages: BTreeMap<Stage, Vec<Object>> = BTreeMap::new();
+        for o in &self.prepared.objects {
+            let stage = kinds::rank(o.group(), o.kind()).0;
+            if filter(stage) && !self.done.contains(&o.reference()) {
+                stages.entry(stage).or_default().push(o.clone());
+            }
+        }
+        stages
+    }
+
+    /// Report every object not applied yet as skipped.
+    fn skip_rest(&mut self) {
+        for objects in self.pending(|_| true).into_values() {
+            for o in objects {
+                let r = o.reference();
+                self.done.insert(r.clone());
+                self.results.push(ObjectResult::new(r, Action::Skipped));
+            }
+        }
+    }
+
+    /// The package's results: applied objects in render order, then what prune did.
+    fn report(mut self) -> PackageReport {
+        self.results.sort_by_cached_key(|r| {
+            match r.action {
+                Action::Pruned | Action::Kept => None,
+                _ => Some(kinds::rank(&r.object.group, &r.object.kind)),
+            }
+            .map_or((true, None), |rank| (false, Some((rank, r.object.clone()))))
+        });
+        PackageReport {
+            package: self.rendered.name.clone(),
+            version: self.rendered.version.clone(),
+            objects: self.results,
+            not_ready: self.not_ready,
+        }
+    }
 }
 
-/// Apply one rendered package. Errors that stop before anything changes (foreign ApplySet
-/// parent, empty prune, unreadable parent) are `Err`; per-object failures are in the report.
-pub async fn apply_package(
+/// Everything read and decided before the first write: the parents (refusing foreign ones),
+/// the namespaces the parents live in, and the prune plans (refusing a mass prune). An error
+/// here leaves the cluster untouched.
+async fn start<'a>(
     cluster: &Cluster,
-    rendered: &RenderedPackage,
-    namespace: Option<&str>,
+    packages: &[Selected<'a>],
+    opts: &ApplyOptions,
+    custom: &CustomKinds,
+) -> Result<Vec<Run<'a>>> {
+    let rendered_namespaces: HashSet<&str> = packages
+        .iter()
+        .flat_map(|p| &p.rendered.objects)
+        .filter(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND)
+        .map(Object::name)
+        .collect();
+    let mut runs = Vec::new();
+    for p in packages {
+        let name = &p.rendered.name;
+        if opts.prune.is_some() && p.rendered.objects.is_empty() && !opts.allow_empty {
+            return Err(super::ClusterError::EmptyPrune {
+                package: name.clone(),
+            }
+            .into());
+        }
+        let prepared = prepare_package(cluster, p.rendered, p.namespace, custom).await;
+        let parent = read_parent(cluster, name, &prepared.parent).await?;
+        let ns = &prepared.parent_ns;
+        if !opts.dry_run && parent.live.is_none() && !rendered_namespaces.contains(ns.as_str()) {
+            package::require_namespace(cluster, ns).await.hint(format!(
+                "create it first, or add a Namespace {ns} object to package {name} (an overlay)"
+            ))?;
+        }
+        let rendered_refs = Rendered::of(&prepared.objects);
+        let plan = match &opts.prune {
+            Some(prune_opts) => {
+                let members =
+                    prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
+                let plan = Plan::new(members, &rendered_refs, prune_opts);
+                if plan.is_mass() && !prune_opts.allow_mass {
+                    return Err(plan.mass_error(name));
+                }
+                Some(plan)
+            }
+            None => None,
+        };
+        runs.push(Run {
+            rendered: p.rendered,
+            desired: Contents::of(&prepared.objects, ns),
+            prepared,
+            parent,
+            plan,
+            rendered_refs,
+            results: Vec::new(),
+            watched: Vec::new(),
+            done: HashSet::new(),
+            not_ready: Vec::new(),
+            failed: false,
+        });
+    }
+    Ok(runs)
+}
+
+/// Apply every selected package (in the order given: `needs` first). Errors that stop before
+/// anything changes (foreign ApplySet parent, empty or mass prune, missing namespace) are
+/// `Err`; per-object failures are in the reports, and a failed package stops the ones after it.
+pub async fn apply_all(
+    cluster: &Cluster,
+    packages: &[Selected<'_>],
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
-) -> Result<PackageReport> {
-    if opts.prune && rendered.objects.is_empty() && !opts.allow_empty {
-        return Err(ClusterError::EmptyPrune {
-            package: rendered.name.clone(),
-        }
-        .into());
-    }
-    let Prepared {
-        parent_ns,
-        parent,
-        id,
-        objects,
-    } = prepare_package(cluster, rendered, namespace).await;
-    let ctx = Ctx {
+) -> Result<Vec<PackageReport>> {
+    let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
+    let mut runs = start(cluster, packages, opts, &custom).await?;
+    let applier = Applier {
         cluster,
         opts,
-        crds: render_crds(&objects),
-        namespaces: objects
+        custom,
+        namespaces: runs
             .iter()
-            .filter(|o| o.group().is_empty() && o.kind() == "Namespace")
+            .flat_map(|r| &r.prepared.objects)
+            .filter(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND)
             .map(|o| o.name().to_owned())
             .collect(),
     };
-    let ParentState {
-        api: parent_api,
-        live: live_parent,
-        recorded,
-    } = read_parent(cluster, &rendered.name, &parent).await?;
-    let desired = Contents::of(&objects, &parent_ns);
+    let total = runs.iter().map(|r| r.prepared.objects.len() as u64).sum();
+    let task = reporter.task("Applying", total);
 
-    let mut results: Vec<ObjectResult> = Vec::new();
-    let mut watched: Vec<Watched> = Vec::new();
-    let mut done: HashSet<ObjectRef> = HashSet::new();
-    let mut failed = false;
-
-    // The parent lives in the package namespace: create that first when the package brings it,
-    // then record the superset before any member is applied, so a crash leaves nothing untracked.
+    // 1. Each parent records the union of what it had and what comes, before any member is
+    //    applied, so that a crash leaves nothing untracked.
     if !opts.dry_run {
-        if let Some(ns) = objects
-            .iter()
-            .find(|o| o.group().is_empty() && o.kind() == "Namespace" && o.name() == parent_ns)
-        {
-            let (r, _) = ctx.apply_one(ns, None).await;
-            failed |= r.action == Action::Failed;
-            done.insert(r.object.clone());
-            results.push(r);
-        }
-        let superset = recorded.union(&desired);
-        if !failed && (live_parent.is_none() || superset != recorded) {
-            let body = parent.object(&superset);
-            let written = parent_api
-                .patch(
-                    &parent.name,
-                    &PatchParams::apply(&opts.field_manager).force(),
-                    &Patch::Apply(&body),
-                )
-                .await;
-            if let Err(e) = &written
-                && api_status(e).is_some_and(|s| s.code == 404)
-            {
-                return Err(anyhow::anyhow!("namespace {parent_ns} does not exist")).hint(format!(
-                    "create it first, or add a Namespace {parent_ns} object to package {} (an overlay)",
-                    rendered.name
-                ));
-            }
-            written.with_context(|| {
-                format!(
-                    "writing the ApplySet parent ConfigMap {parent_ns}/{}",
-                    parent.name
-                )
-            })?;
+        for i in 0..runs.len() {
+            applier.record_parent(&mut runs, i, task.as_ref()).await?;
         }
     }
 
-    let mut stages: BTreeMap<Stage, Vec<&Object>> = BTreeMap::new();
-    for o in objects.iter().filter(|o| !done.contains(&o.reference())) {
-        stages
-            .entry(kinds::rank(o.group(), o.kind()).0)
-            .or_default()
-            .push(o);
+    // 2. The CRDs and Namespaces of every package, then wait until the CRDs are established:
+    //    a package may add custom resources whose CRD another package brings.
+    let foundation = |s: Stage| s <= Stage::Namespaces;
+    if runs.iter().any(|r| !r.pending(foundation).is_empty()) {
+        reporter.status("Applying", "CRDs and namespaces of every package first");
     }
-    let task = reporter.task("Applying", objects.len() as u64);
-    task.advance(done.len() as u64);
-    for (stage, members) in stages {
-        if failed {
-            results.extend(
-                members
-                    .iter()
-                    .map(|o| ObjectResult::new(o.reference(), Action::Skipped)),
-            );
+    for run in &mut runs {
+        applier.apply_stages(run, foundation, task.as_ref()).await;
+    }
+    let mut stop = runs.iter().any(|r| r.failed);
+    if !stop && !opts.dry_run {
+        stop = !applier.wait_for_crds(&mut runs, reporter).await?;
+    }
+
+    // 3. The rest, package by package: a failure stops the packages after it.
+    for run in &mut runs {
+        if stop {
+            run.skip_rest();
             continue;
         }
-        let owned: Vec<Object> = members.iter().map(|o| (*o).clone()).collect();
-        let mut known = ctx.prefetch(&owned).await;
-        let mut outcomes: Vec<(usize, (ObjectResult, Option<Watched>))> =
-            futures::stream::iter(members.iter().enumerate())
-                .map(|(i, o)| {
-                    let known_live = known.remove(&o.reference());
-                    let ctx = &ctx;
-                    let task = &task;
-                    async move {
-                        let out = ctx.apply_one(o, known_live).await;
-                        task.advance(1);
-                        (i, out)
-                    }
-                })
-                .buffer_unordered(opts.concurrency.max(1))
-                .collect()
-                .await;
-        outcomes.sort_by_key(|(i, _)| *i);
-        for (_, (r, w)) in outcomes {
-            failed |= r.action == Action::Failed;
-            if r.action != Action::Failed {
-                watched.extend(w);
-            }
-            results.push(r);
-        }
-        if stage == Stage::Crds && !opts.dry_run && !failed {
-            let crds: Vec<Watched> = watched
-                .iter()
-                .filter(|w| w.rule == Rule::Condition("Established"))
-                .cloned()
-                .collect();
-            if !crds.is_empty() {
-                reporter.status(
-                    "Waiting",
-                    &format!("for CRDs to be established ({})", crds.len()),
-                );
-                let not_ready = wait::wait_ready(
-                    cluster,
-                    &crds,
-                    CRD_TIMEOUT,
-                    opts.poll.min(Duration::from_millis(200)),
-                )
-                .await?;
-                if !not_ready.is_empty() {
-                    task.finish();
-                    results.extend(
-                        objects
-                            .iter()
-                            .filter(|o| kinds::rank(o.group(), o.kind()).0 > Stage::Crds)
-                            .map(|o| ObjectResult::new(o.reference(), Action::Skipped)),
-                    );
-                    return Ok(PackageReport {
-                        package: rendered.name.clone(),
-                        version: rendered.version.clone(),
-                        objects: results,
-                        not_ready,
-                    });
-                }
-                let groups: Vec<String> = ctx.crds.keys().map(|(g, _)| g.clone()).collect();
-                cluster.mapper.forget(&groups);
-            }
-        }
+        reporter.status(
+            if opts.dry_run {
+                "Dry-running"
+            } else {
+                "Applying"
+            },
+            &format!(
+                "{} {} ({} objects)",
+                run.rendered.name,
+                run.rendered.version,
+                run.prepared.objects.len()
+            ),
+        );
+        applier.apply_stages(run, |_| true, task.as_ref()).await;
+        stop |= run.failed;
     }
     task.finish();
 
-    if opts.prune && !failed {
-        let pruned = prune(&ctx, &recorded.union(&desired), &parent_ns, &id, &objects).await?;
-        failed |= pruned.iter().any(|r| r.action == Action::Failed);
-        results.extend(pruned);
-        if !opts.dry_run && !failed && desired != recorded.union(&desired) {
-            parent_api
-                .patch(
-                    &parent.name,
-                    &PatchParams::apply(&opts.field_manager).force(),
-                    &Patch::Apply(&parent.object(&desired)),
-                )
-                .await
-                .with_context(|| {
-                    format!(
-                        "writing the ApplySet parent ConfigMap {parent_ns}/{}",
-                        parent.name
-                    )
-                })?;
+    // 4. Prune, then wait, per package that applied cleanly.
+    for run in &mut runs {
+        if run.failed {
+            continue;
+        }
+        if let Some(plan) = &run.plan {
+            let pruned = prune::execute(cluster, plan, &run.rendered_refs, opts.dry_run).await;
+            run.failed |= pruned.iter().any(|r| r.action == Action::Failed);
+            run.results.extend(pruned);
+            let after = plan.contents_after(&run.desired, &run.prepared.parent_ns);
+            if !opts.dry_run && !run.failed && after != run.parent.recorded.union(&run.desired) {
+                applier.write_parent(run, &after).await?;
+            }
+        }
+        if let (Some(timeout), false, false) = (opts.wait, opts.dry_run, run.failed) {
+            let workloads: Vec<Watched> = run
+                .watched
+                .iter()
+                .filter(|w| w.rule != Rule::Condition("Established"))
+                .cloned()
+                .collect();
+            if !workloads.is_empty() {
+                reporter.status(
+                    "Waiting",
+                    &format!(
+                        "for {} to be ready ({} objects)",
+                        run.rendered.name,
+                        workloads.len()
+                    ),
+                );
+                run.not_ready = wait::wait_ready(cluster, &workloads, timeout, opts.poll).await?;
+            }
         }
     }
-
-    let mut not_ready: Vec<NotReady> = Vec::new();
-    if let (Some(timeout), false, false) = (opts.wait, opts.dry_run, failed) {
-        let workloads: Vec<Watched> = watched
-            .into_iter()
-            .filter(|w| w.rule != Rule::Condition("Established"))
-            .collect();
-        if !workloads.is_empty() {
-            reporter.status(
-                "Waiting",
-                &format!(
-                    "for {} to be ready ({} objects)",
-                    rendered.name,
-                    workloads.len()
-                ),
-            );
-            not_ready = wait::wait_ready(cluster, &workloads, timeout, opts.poll).await?;
-        }
-    }
-    Ok(PackageReport {
-        package: rendered.name.clone(),
-        version: rendered.version.clone(),
-        objects: results,
-        not_ready,
-    })
+    Ok(runs.into_iter().map(Run::report).collect())
 }
 
-/// A live member of a package's ApplySet that is no longer rendered.
-pub(crate) struct Stale {
-    pub rank: (Stage, usize),
-    pub object: ObjectRef,
-    pub resolved: Resolved,
-    pub live: Value,
-}
-
-/// Members of the set (found by label in every recorded group-kind and namespace) that are not
-/// in `desired`, in reverse apply order: webhooks first, CRDs last.
-pub(crate) async fn stale_members(
-    cluster: &Cluster,
-    recorded: &Contents,
-    parent_ns: &str,
-    id: &str,
-    desired: &[Object],
-) -> Result<Vec<Stale>> {
-    let wanted: HashSet<ObjectRef> = desired.iter().map(Object::reference).collect();
-    let selector = format!("{}={id}", applyset::PART_OF_LABEL);
-    let mut stale: Vec<Stale> = Vec::new();
-    for gk in &recorded.group_kinds {
-        let Some(resolved) = cluster
-            .mapper
-            .resolve_group_kind(&gk.group, &gk.kind)
-            .await?
-        else {
-            continue; // The kind is gone (e.g. its CRD was removed), and with it its objects.
-        };
-        let namespaces: Vec<Option<&str>> = if resolved.namespaced {
-            std::iter::once(parent_ns)
-                .chain(recorded.namespaces.iter().map(String::as_str))
-                .map(Some)
-                .collect()
-        } else {
-            vec![None]
-        };
-        for ns in namespaces {
-            let api = api_for(cluster, &resolved, ns);
-            let list = api
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .with_context(|| format!("listing {gk} members of the ApplySet"))?;
-            for live in list {
-                let object = reference_of(&live);
-                if !wanted.contains(&object) {
-                    stale.push(Stale {
-                        rank: kinds::rank(&object.group, &object.kind),
-                        object,
-                        resolved: resolved.clone(),
-                        live,
-                    });
+impl Applier<'_> {
+    /// Write run `i`'s parent recording the union of what it had and what it will have, after
+    /// applying the Namespace it lives in when some package renders it.
+    async fn record_parent(&self, runs: &mut [Run<'_>], i: usize, task: &dyn Task) -> Result<()> {
+        let ns = runs[i].prepared.parent_ns.clone();
+        let owner = runs.iter().position(|r| {
+            r.prepared
+                .objects
+                .iter()
+                .any(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns)
+        });
+        if let Some(j) = owner {
+            let object = runs[j]
+                .prepared
+                .objects
+                .iter()
+                .find(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns)
+                .cloned();
+            if let Some(object) = object.filter(|o| !runs[j].done.contains(&o.reference())) {
+                let (result, watched) = self.apply_one(&object, None).await;
+                task.advance(1);
+                runs[j].record(result, watched);
+                if runs[j].failed {
+                    return Ok(()); // Reported with the package; nothing after it is applied.
                 }
             }
         }
+        let run = &runs[i];
+        let superset = run.parent.recorded.union(&run.desired);
+        if run.parent.live.is_none() || superset != run.parent.recorded {
+            self.write_parent(run, &superset).await?;
+        }
+        Ok(())
     }
-    stale.sort_by(|a, b| (b.rank, &a.object).cmp(&(a.rank, &b.object)));
-    Ok(stale)
-}
 
-/// Delete members of the set that are no longer rendered, in reverse apply order.
-async fn prune(
-    ctx: &Ctx<'_>,
-    recorded: &Contents,
-    parent_ns: &str,
-    id: &str,
-    desired: &[Object],
-) -> Result<Vec<ObjectResult>> {
-    let stale = stale_members(ctx.cluster, recorded, parent_ns, id, desired).await?;
-    let mut out = Vec::new();
-    for Stale {
-        object: r,
-        resolved,
-        live,
-        ..
-    } in stale
-    {
-        if applyset::keep(&live) {
-            out.push(
-                ObjectResult::new(r, Action::Kept)
-                    .with_message(format!("{}: keep", applyset::KEEP_ANNOTATION)),
-            );
-            continue;
-        }
-        let api = api_for(ctx.cluster, &resolved, r.namespace.as_deref());
-        let params = if ctx.opts.dry_run {
-            DeleteParams::background().dry_run()
-        } else {
-            DeleteParams::background()
-        };
-        match api.delete(&r.name, &params).await {
-            Ok(_) => out.push(ObjectResult::new(r, Action::Pruned)),
-            Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => {
-                out.push(ObjectResult::new(r, Action::Pruned))
+    async fn write_parent(&self, run: &Run<'_>, contents: &Contents) -> Result<()> {
+        let parent = &run.prepared.parent;
+        run.parent
+            .api
+            .patch(
+                &parent.name,
+                &PatchParams::apply(&self.opts.field_manager).force(),
+                &Patch::Apply(&parent.object(contents)),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "writing the ApplySet parent ConfigMap {}/{}",
+                    parent.namespace, parent.name
+                )
+            })
+            .map(drop)
+    }
+
+    /// Apply the run's pending objects whose stage passes `filter`, stage by stage; after a
+    /// failure, the later stages are skipped.
+    async fn apply_stages(
+        &self,
+        run: &mut Run<'_>,
+        filter: impl Fn(Stage) -> bool,
+        task: &dyn Task,
+    ) {
+        for (_, members) in run.pending(filter) {
+            if run.failed {
+                break;
             }
-            Err(e) => out.push(failure(r, &e)),
+            let mut known = self.prefetch(&members).await;
+            let mut outcomes: Vec<(usize, (ObjectResult, Option<Watched>))> =
+                futures::stream::iter(members.iter().enumerate())
+                    .map(|(i, o)| {
+                        let known_live = known.remove(&o.reference());
+                        async move {
+                            let out = self.apply_one(o, known_live).await;
+                            task.advance(1);
+                            (i, out)
+                        }
+                    })
+                    .buffer_unordered(self.opts.concurrency.max(1))
+                    .collect()
+                    .await;
+            outcomes.sort_by_key(|(i, _)| *i);
+            for (_, (result, watched)) in outcomes {
+                run.record(result, watched);
+            }
+        }
+        if run.failed {
+            run.skip_rest();
         }
     }
-    Ok(out)
+
+    /// Wait until the CRDs applied so far are established, then forget what discovery knew of
+    /// their groups. `false` (with the CRDs reported not ready) when they are not in time.
+    async fn wait_for_crds(&self, runs: &mut [Run<'_>], reporter: &dyn Reporter) -> Result<bool> {
+        let crds: Vec<Watched> = runs
+            .iter()
+            .flat_map(|r| &r.watched)
+            .filter(|w| w.rule == Rule::Condition("Established"))
+            .cloned()
+            .collect();
+        if crds.is_empty() {
+            return Ok(true);
+        }
+        reporter.status(
+            "Waiting",
+            &format!("for CRDs to be established ({})", crds.len()),
+        );
+        let poll = self.opts.poll.min(Duration::from_millis(200));
+        let not_ready = wait::wait_ready(self.cluster, &crds, CRD_TIMEOUT, poll).await?;
+        if !not_ready.is_empty() {
+            for n in not_ready {
+                if let Some(run) = runs
+                    .iter_mut()
+                    .find(|r| r.watched.iter().any(|w| w.object == n.object))
+                {
+                    run.not_ready.push(n);
+                }
+            }
+            return Ok(false);
+        }
+        let groups: Vec<String> = self.custom.keys().map(|(g, _)| g.clone()).collect();
+        self.cluster.mapper.forget(&groups);
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -830,47 +828,60 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn prepare_defaults_namespaces_drops_them_from_cluster_objects_and_labels_members() {
-        let rendered = RenderedPackage {
-            name: "demo".into(),
-            version: "1".into(),
-            env: None,
-            objects: vec![
-                Object(
-                    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}}),
-                ),
-                Object(
-                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r", "namespace": "x"}}),
-                ),
-                Object(
-                    json!({"apiVersion": "example.com/v1", "kind": "Mystery", "metadata": {"name": "m"}}),
-                ),
-            ],
-            warnings: vec![],
-            explanation: None,
-            inputs: vec![],
-        };
-        let out = prepare(&rendered, "demo", Some("applyset-x-v1"));
-        assert_eq!(out[0].namespace(), Some("demo"));
-        assert!(out[0].0.pointer("/metadata/resourceVersion").is_none());
-        assert_eq!(out[1].namespace(), None);
-        assert_eq!(
-            out[2].namespace(),
-            None,
-            "unknown scope is left to the server"
-        );
-        assert_eq!(
-            out[1].labels().unwrap()[applyset::PART_OF_LABEL],
-            "applyset-x-v1"
-        );
-    }
-
-    #[test]
     fn unchanged_ignores_resource_version_and_managed_field_times() {
         let live = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "v"}});
         let same = json!({"metadata": {"resourceVersion": "2", "managedFields": [{"manager": "kpin", "time": "b"}]}, "data": {"k": "v"}});
         let changed = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "w"}});
         assert!(same_as_live(&same, &live));
         assert!(!same_as_live(&changed, &live));
+    }
+
+    /// The 422 a real kube-apiserver v1.36 answers for a changed Job template
+    /// (../shared/apiserver-recordings/immutable-fields.json), its dump cut short.
+    fn job_template_422() -> kube::Error {
+        let dump = format!(
+            "{{\"labels\":{{}},\"Spec\":{{{}}}}}",
+            "\"Volumes\":null,".repeat(200)
+        );
+        kube::Error::Api(
+            serde_json::from_value(json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("Job.batch \"once\" is invalid: spec.template: Invalid value: {dump}: field is immutable"),
+                "reason": "Invalid",
+                "details": {"name": "once", "group": "batch", "kind": "Job", "causes": [
+                    {"reason": "FieldValueInvalid", "message": format!("Invalid value: {dump}: field is immutable"), "field": "spec.template"}]},
+                "code": 422}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_immutable_field_is_reported_in_one_short_line_with_the_server_text_kept() {
+        let err = job_template_422();
+        assert!(is_immutable(&err));
+        assert_eq!(immutable_fields(&err), ["spec.template"]);
+        let r = failure(
+            ObjectRef {
+                group: "batch".into(),
+                kind: "Job".into(),
+                namespace: Some("rec".into()),
+                name: "once".into(),
+            },
+            &err,
+        );
+        assert_eq!(
+            r.message.as_deref(),
+            Some("spec.template: field is immutable")
+        );
+        assert_eq!(r.hint.as_deref(), Some(HINT_IMMUTABLE));
+        assert!(r.detail.as_deref().unwrap().len() > 3000);
+    }
+
+    #[test]
+    fn long_server_messages_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(400);
+        let short = shorten(&text, MESSAGE_MAX);
+        assert!(short.len() < 400 && short.ends_with("(800 characters; -v shows all)"));
+        assert_eq!(shorten("short", MESSAGE_MAX), "short");
     }
 }

@@ -1,18 +1,18 @@
 //! Live diff: what `kpin apply` would change, as a [`changes::Section`] per package whose
 //! `before` side is the live objects and whose `after` side is the server's dry-run result, both
-//! stripped of server noise. Comparison, Secret masking and rendering are `crate::changes`'s.
+//! stripped of server noise, plus the members `kpin apply --prune` would delete. Comparison,
+//! Secret masking and rendering are `crate::changes`'s.
 
 use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
-use super::apply::{
-    HINT_IMMUTABLE, Stale, is_immutable, prepare_package, read_parent, stale_members,
-};
-use super::{Cluster, api_for, api_status, applyset, get, strip_noise};
+use super::apply::{Selected, immutable_fields, is_immutable};
+use super::package::{self, CustomKinds, prepare_package, read_parent};
+use super::prune::{self, Plan, PruneOptions, Rendered};
+use super::{Cluster, api_for, api_status, get, strip_noise};
 use crate::changes::{self, Detail, Section};
-use crate::object::Object;
-use crate::render::RenderedPackage;
+use crate::object::{Object, ObjectRef};
 
 /// What the two sides of a live diff are called in diff headers.
 pub const LABELS: (&str, &str) = ("live", "after apply");
@@ -20,17 +20,37 @@ pub const LABELS: (&str, &str) = ("live", "after apply");
 /// Objects compared at the same time.
 const CONCURRENCY: usize = 16;
 
-/// Diff one rendered package against the cluster. Sends only GET/LIST and dryRun=All PATCH.
+/// Diff every selected package against the cluster, in the order `apply` takes them. Sends only
+/// GET/LIST and dryRun=All PATCH.
 ///
-/// ApplySet members that are no longer rendered are `Removed` (what `kpin apply --prune` would
-/// delete), except those marked `kpin.dev/prune: keep`, which are named in a note instead.
-pub async fn diff_package(
+/// ApplySet members that `kpin apply --prune` (with `prune`'s limits) would delete are
+/// `Removed`; members it would keep are named in a note with the reason.
+pub async fn diff_all(
     cluster: &Cluster,
-    rendered: &RenderedPackage,
-    namespace: Option<&str>,
+    packages: &[Selected<'_>],
     field_manager: &str,
+    prune: &PruneOptions,
+) -> Result<Vec<Section>> {
+    let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
+    let mut sections = Vec::with_capacity(packages.len());
+    for p in packages {
+        let section = diff_package(cluster, *p, field_manager, prune, &custom)
+            .await
+            .with_context(|| format!("diffing package {}", p.rendered.name))?;
+        sections.push(section);
+    }
+    Ok(sections)
+}
+
+async fn diff_package(
+    cluster: &Cluster,
+    selected: Selected<'_>,
+    field_manager: &str,
+    prune_opts: &PruneOptions,
+    custom: &CustomKinds,
 ) -> Result<Section> {
-    let package = prepare_package(cluster, rendered, namespace).await;
+    let rendered = selected.rendered;
+    let package = prepare_package(cluster, rendered, selected.namespace, custom).await;
     let objects = &package.objects;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(field_manager).force().dry_run();
@@ -41,51 +61,42 @@ pub async fn diff_package(
         .await?;
     let mut before = Vec::with_capacity(sides.len());
     let mut after = Vec::with_capacity(sides.len());
-    let mut immutable = Vec::new();
+    let mut immutable: Vec<(ObjectRef, Vec<String>)> = Vec::new();
     for sides in sides {
-        if sides.immutable {
-            immutable.push(sides.after.reference().to_string());
+        if !sides.immutable.is_empty() {
+            immutable.push((sides.after.reference(), sides.immutable));
         }
         before.extend(sides.live);
         after.push(sides.after);
     }
-    let mut kept = Vec::new();
+    let mut notes = Vec::new();
+    let mut warnings = Vec::new();
     let state = read_parent(cluster, &rendered.name, &package.parent).await?;
     if state.live.is_some() {
-        let stale = stale_members(
-            cluster,
-            &state.recorded,
-            &package.parent_ns,
-            &package.id,
-            objects,
-        )
-        .await?;
-        for Stale { object, live, .. } in stale {
-            if applyset::keep(&live) {
-                kept.push(object.to_string());
-            } else {
-                before.push(Object(strip_noise(&live)));
-            }
+        let members =
+            prune::live_members(cluster, &state.recorded, &package.parent_ns, &package.id).await?;
+        let plan = Plan::new(members, &Rendered::of(objects), prune_opts);
+        before.extend(plan.delete.iter().map(|m| Object(strip_noise(&m.live))));
+        notes.extend(plan.keep.iter().map(|(m, reason)| {
+            format!(
+                "no longer rendered, kept by `kpin apply --prune`: {} ({})",
+                m.object,
+                reason.message()
+            )
+        }));
+        if plan.is_mass() && !prune_opts.allow_mass {
+            warnings.push(format!(
+                "`kpin apply --prune` would refuse to delete {} of the {} objects of this package in the cluster (more than half) without --allow-mass-prune",
+                plan.delete.len(),
+                plan.members
+            ));
         }
     }
     let changes = changes::compare(&before, &after);
-    let notes = if kept.is_empty() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "no longer rendered but kept by {}: keep: {}",
-            applyset::KEEP_ANNOTATION,
-            kept.join(", ")
-        )]
-    };
-    let mut warnings: Vec<String> = changes::removal_warning(&changes).into_iter().collect();
-    if !immutable.is_empty() {
-        warnings.push(format!(
-            "immutable fields change, so applying needs a delete and re-create: {} \
-             ({HINT_IMMUTABLE}); their diffs compare with the render, not a server dry run",
-            immutable.join(", ")
-        ));
-    }
+    warnings.extend(changes::removal_warning(&changes));
+    warnings.extend(changes::recreate_warning(&immutable).map(|w| {
+        format!("{w}; the server refused their dry run, so their diffs compare with the render")
+    }));
     Ok(Section {
         package: rendered.name.clone(),
         title: String::new(),
@@ -105,14 +116,14 @@ struct Sides {
     /// What the server would store after applying; the object as rendered where the server
     /// cannot say (its CRD or namespace does not exist yet, or an immutable field changes).
     after: Object,
-    /// The dry run was refused because an immutable field changes.
-    immutable: bool,
+    /// The fields whose change made the server refuse the dry run as immutable.
+    immutable: Vec<String>,
 }
 
 /// The live object (if any) and what the server would store after applying `object`.
 async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) -> Result<Sides> {
     let clean = |v: &serde_json::Value| Object(strip_noise(v));
-    let rendered = |live: Option<serde_json::Value>, immutable| Sides {
+    let rendered = |live: Option<serde_json::Value>, immutable: Vec<String>| Sides {
         live: live.as_ref().map(clean),
         after: clean(&object.0),
         immutable,
@@ -123,7 +134,7 @@ async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) 
         .await?
     else {
         // Its CRD is not installed yet (it may be in this same package).
-        return Ok(rendered(None, false));
+        return Ok(rendered(None, Vec::new()));
     };
     let r = object.reference();
     let api = api_for(cluster, &resolved, object.namespace());
@@ -134,13 +145,13 @@ async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) 
         Ok(result) => Ok(Sides {
             live: live.as_ref().map(clean),
             after: clean(&result),
-            immutable: false,
+            immutable: Vec::new(),
         }),
         // A namespace created by the same apply does not exist yet.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
-            Ok(rendered(None, false))
+            Ok(rendered(None, Vec::new()))
         }
-        Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, true)),
+        Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, immutable_fields(&e))),
         Err(e) => Err(e).with_context(|| format!("server-side dry run of {r}")),
     }
 }

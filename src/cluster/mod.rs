@@ -3,7 +3,9 @@
 //!
 //! - [`connect`]: kubeconfig/context/in-cluster to a [`Cluster`]
 //! - [`discovery`]: the lazy RESTMapper
-//! - [`apply`]: staged server-side apply of rendered packages, with recreate and prune
+//! - [`package`]: a rendered package made ready to send, and its ApplySet parent as it is live
+//! - [`apply`]: staged server-side apply of all selected packages, with recreate
+//! - [`prune`]: which live ApplySet members to delete, the guards around it, and the deletes
 //! - [`csa`]: taking over fields from client-side `kubectl apply`
 //! - [`applyset`]: the ApplySet parent that records what a package owns
 //! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
@@ -16,6 +18,8 @@ pub mod connect;
 pub mod csa;
 pub mod diff;
 pub mod discovery;
+pub mod package;
+pub mod prune;
 pub mod report;
 pub mod wait;
 
@@ -24,7 +28,7 @@ use serde_json::Value;
 
 pub use connect::{Cluster, ConnectOptions, Target, connect};
 
-use crate::object::{Object, ObjectRef};
+use crate::object::Object;
 use discovery::Resolved;
 
 /// Errors callers (and tests) branch on.
@@ -50,6 +54,16 @@ pub enum ClusterError {
         "package {package} renders no objects, so --prune would delete everything it applied before"
     )]
     EmptyPrune { package: String },
+    #[error(
+        "package {package}: --prune would delete {count} of the {members} objects in the cluster that it applied before:\n{list}"
+    )]
+    MassPrune {
+        package: String,
+        count: usize,
+        members: usize,
+        /// One object per line, indented.
+        list: String,
+    },
 }
 
 /// Fields the server owns; sending them makes an apply fail or take over server state.
@@ -93,6 +107,8 @@ pub fn apply_body(object: &Object) -> Value {
 pub(crate) struct ResourceApi {
     client: kube::Client,
     request: kube::core::Request,
+    /// What the requests address: the identity of every object they return.
+    resource: kube::api::ApiResource,
 }
 
 impl ResourceApi {
@@ -125,15 +141,22 @@ impl ResourceApi {
         self.send(self.request.patch(name, pp, patch)).await
     }
 
+    /// The items of a LIST. A real API server leaves `kind` and `apiVersion` off the items of
+    /// built-in kinds (only the list has them), so they are set here from what was asked for:
+    /// whatever reads an item gets its identity from the request, never from the item.
     pub async fn list(&self, lp: &ListParams) -> Result<Vec<Value>, kube::Error> {
         let list: Value = self.send(self.request.list(lp)).await?;
-        Ok(match list {
+        let items = match list {
             Value::Object(mut m) => match m.remove("items") {
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             },
             _ => Vec::new(),
-        })
+        };
+        Ok(items
+            .into_iter()
+            .map(|item| with_identity(item, &self.resource))
+            .collect())
     }
 
     pub async fn delete(&self, name: &str, dp: &DeleteParams) -> Result<(), kube::Error> {
@@ -141,6 +164,18 @@ impl ResourceApi {
             .await
             .map(drop)
     }
+}
+
+/// `item` with the `apiVersion` and `kind` of the resource it was read from.
+fn with_identity(mut item: Value, resource: &kube::api::ApiResource) -> Value {
+    if let Value::Object(map) = &mut item {
+        map.insert(
+            "apiVersion".into(),
+            Value::String(resource.api_version.clone()),
+        );
+        map.insert("kind".into(), Value::String(resource.kind.clone()));
+    }
+    item
 }
 
 /// Requests for one resolved kind in a namespace (ignored for cluster-scoped kinds).
@@ -160,6 +195,7 @@ pub(crate) fn api_for(
             &resolved.resource,
             ns,
         )),
+        resource: resolved.resource.clone(),
     }
 }
 
@@ -195,11 +231,6 @@ pub fn strip_noise(value: &Value) -> Value {
     v
 }
 
-/// An object reference from an API object value.
-pub(crate) fn reference_of(value: &Value) -> ObjectRef {
-    Object(value.clone()).reference()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +245,22 @@ mod tests {
             apply_body(&o),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}})
         );
+    }
+
+    #[test]
+    fn list_items_take_their_identity_from_the_request() {
+        let resource = kube::api::ApiResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+        };
+        // As a real server lists built-in kinds: no kind, no apiVersion on the item.
+        let item = json!({"metadata": {"name": "web", "namespace": "demo"}, "spec": {}});
+        let item = Object(with_identity(item, &resource));
+        assert_eq!(item.reference().to_string(), "Deployment demo/web");
+        assert_eq!(item.group(), "apps");
     }
 
     #[test]

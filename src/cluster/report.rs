@@ -48,9 +48,11 @@ impl Action {
 pub struct ObjectResult {
     pub object: ObjectRef,
     pub action: Action,
-    /// Why it failed, or a note (e.g. migrated from client-side apply).
+    /// Why it failed, or a note (e.g. migrated from client-side apply), in one short line.
     pub message: Option<String>,
     pub hint: Option<String>,
+    /// The server's whole answer when `message` shortened it (shown with `-v`).
+    pub detail: Option<String>,
 }
 
 impl ObjectResult {
@@ -60,6 +62,7 @@ impl ObjectResult {
             action,
             message: None,
             hint: None,
+            detail: None,
         }
     }
     pub fn with_message(mut self, message: impl Into<String>) -> ObjectResult {
@@ -116,8 +119,9 @@ impl ApplyReport {
         counts.into_iter().collect()
     }
 
-    /// The final table: one row per object, then failures with their reasons and hints.
-    pub fn table(&self) -> String {
+    /// The final table: one row per object, then failures with their reasons and hints (and,
+    /// when `verbose`, the server's whole answer where the reason shortened it).
+    pub fn table(&self, verbose: bool) -> String {
         let mut rows = vec![[
             "PACKAGE".to_owned(),
             "ACTION".to_owned(),
@@ -164,6 +168,9 @@ impl ApplyReport {
                 if let Some(h) = &o.hint {
                     out.push_str(&format!("  hint: {h}\n"));
                 }
+                if let Some(d) = o.detail.as_ref().filter(|_| verbose) {
+                    out.push_str(&format!("  server said: {d}\n"));
+                }
             }
             if !p.not_ready.is_empty() {
                 out.push_str(&format!(
@@ -191,6 +198,7 @@ impl ApplyReport {
                     "action": o.action.as_str(),
                     "message": o.message,
                     "hint": o.hint,
+                    "detail": o.detail,
                 })).collect::<Vec<_>>(),
                 "notReady": p.not_ready.iter().map(|n| json!({
                     "object": ref_json(&n.object), "reason": n.reason,

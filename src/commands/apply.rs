@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use kpin::cluster::apply::{ApplyOptions, apply_package};
+use kpin::cluster::apply::{ApplyOptions, Selected, apply_all};
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
@@ -19,8 +19,21 @@ use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat};
 pub(super) struct Plan {
     pub manifest: Manifest,
     pub env: Option<String>,
-    /// Rendered packages with the namespace their ApplySet parent lives in.
+    /// Rendered packages, in apply order, with the namespace their ApplySet parent lives in.
     pub packages: Vec<(RenderedPackage, Option<String>)>,
+}
+
+impl Plan {
+    /// The packages as the cluster functions take them.
+    pub fn selected(&self) -> Vec<Selected<'_>> {
+        self.packages
+            .iter()
+            .map(|(rendered, namespace)| Selected {
+                rendered,
+                namespace: namespace.as_deref(),
+            })
+            .collect()
+    }
 }
 
 /// Validate before any request: an error here means the cluster was never contacted.
@@ -79,43 +92,20 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         force_conflicts: args.force_conflicts,
         recreate: args.recreate,
         dry_run: args.dry_run,
-        prune: args.prune,
+        prune: args.prune.then(|| args.prune_limits.options()),
         allow_empty: args.allow_empty,
         wait: args.wait.then(|| Duration::from_secs(args.timeout)),
         concurrency: args.concurrency,
         poll: Duration::from_millis(if args.timeout <= 5 { 200 } else { 1000 }),
     };
-    let mut report = ApplyReport {
+    let packages = apply_all(&cluster, &plan.selected(), &opts, ctx.term).await?;
+    let report = ApplyReport {
         target: cluster.target.clone(),
         dry_run: args.dry_run,
-        packages: Vec::new(),
+        packages,
     };
-    for (rendered, namespace) in &plan.packages {
-        let verb = if args.dry_run {
-            "Dry-running"
-        } else {
-            "Applying"
-        };
-        ctx.term.status(
-            verb,
-            &format!(
-                "{} {} ({} objects)",
-                rendered.name,
-                rendered.version,
-                rendered.objects.len()
-            ),
-        );
-        let package = apply_package(&cluster, rendered, namespace.as_deref(), &opts, ctx.term)
-            .await
-            .with_context(|| format!("applying package {}", rendered.name))?;
-        let stop = package.failed();
-        report.packages.push(package);
-        if stop {
-            break; // Later packages may depend on this one.
-        }
-    }
     match args.output {
-        ReportFormat::Text => super::out(&report.table())?,
+        ReportFormat::Text => super::out(&report.table(ctx.term.verbose() > 0))?,
         ReportFormat::Json => super::out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&report.to_json())?

@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result};
 use kpin::changes::{self, DiffOptions, MarkdownLimits, Section};
-use kpin::cluster::diff::{LABELS, diff_package};
+use kpin::cluster::diff::{LABELS, diff_all};
 use kpin::error::Outcome;
 use kpin::progress::Reporter as _;
 use serde_json::Value;
@@ -20,26 +20,23 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
     }
     let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
     let cluster = connect(ctx, &args.cluster, &plan).await?;
-    let mut sections = Vec::new();
-    for (rendered, namespace) in &plan.packages {
-        let section = diff_package(
-            &cluster,
-            rendered,
-            namespace.as_deref(),
-            &args.field_manager,
-        )
-        .await
-        .with_context(|| format!("diffing package {}", rendered.name))?;
+    let mut sections = diff_all(
+        &cluster,
+        &plan.selected(),
+        &args.field_manager,
+        &args.prune.options(),
+    )
+    .await?;
+    for section in &sections {
         ctx.term.status(
             "Compared",
             &format!(
                 "{} {}: {}",
-                rendered.name,
-                rendered.version,
+                section.package,
+                section.version_after.as_deref().unwrap_or_default(),
                 section.counts()
             ),
         );
-        sections.push(section);
     }
     let changed = sections.iter().any(|s| s.counts().any());
     let options = DiffOptions {

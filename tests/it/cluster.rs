@@ -202,6 +202,16 @@ fn assert_contains(text: &str, needle: &str) {
     assert!(text.contains(needle), "no {needle:?} in:\n{text}");
 }
 
+/// Assert that the report table has a row `<package> <action> <object>`.
+#[track_caller]
+fn assert_row(table: &str, action: &str, object: &str) {
+    let found = table.lines().any(|l| {
+        let mut words = l.split_whitespace().skip(1);
+        words.next() == Some(action) && words.collect::<Vec<_>>().join(" ") == object
+    });
+    assert!(found, "no row {action} {object} in:\n{table}");
+}
+
 #[test]
 fn first_apply_creates_in_stages_and_an_unchanged_reapply_patches_nothing() {
     let s = setup(&v1());
@@ -391,7 +401,8 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
             .is_some()
     );
 
-    // The live diff lists what --prune would delete and names the kept object instead.
+    // The live diff lists what --prune would delete and names what it keeps, and why: the
+    // annotated ConfigMap, and the CRD, whose deletion would take every Widget in the cluster.
     let diff = s.expect(1, &["diff"]);
     let listed: Vec<&str> = diff
         .stdout
@@ -401,22 +412,34 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
     assert_eq!(
         listed,
         [
-            "  no longer rendered but kept by kpin.dev/prune: keep: ConfigMap demo/keepme",
-            "  warning: 3 object(s) no longer rendered; `kpin apply --prune` would delete them: \
-             CustomResourceDefinition widgets.example.com, ConfigMap demo/legacy, Widget demo/gadget \
-             (deleting a CustomResourceDefinition deletes every resource of that kind)",
-            "  - CustomResourceDefinition widgets.example.com",
+            "  no longer rendered, kept by `kpin apply --prune`: ConfigMap demo/keepme (kpin.dev/prune: keep)",
+            "  no longer rendered, kept by `kpin apply --prune`: CustomResourceDefinition widgets.example.com \
+             (deleting a CustomResourceDefinition deletes every custom resource of its kind in the cluster; \
+             pass --prune-allow with its kind to delete it)",
+            "  warning: 2 object(s) no longer rendered; `kpin apply --prune` would delete them: \
+             ConfigMap demo/legacy, Widget demo/gadget",
             "  - ConfigMap demo/legacy",
             "  - Widget demo/gadget",
         ],
         "{}",
         diff.stdout
     );
+    // Naming the kind lets it go.
+    let allowed = s.expect(1, &["diff", "--prune-allow", "CustomResourceDefinition"]);
+    assert_contains(
+        &allowed.stdout,
+        "  - CustomResourceDefinition widgets.example.com",
+    );
+    let bad = s.expect(2, &["diff", "--prune-allow", "ConfigMap"]);
+    assert_contains(
+        &bad.stderr,
+        "expected one of: CustomResourceDefinition, Namespace",
+    );
 
     // A dry run reports the same prune and only sends dry-run requests.
     s.fake.clear_log();
     let dry = s.expect(0, &["apply", "--prune", "--dry-run"]);
-    assert_contains(&dry.stdout, "dry run: 2 unchanged, 3 pruned, 1 kept");
+    assert_contains(&dry.stdout, "dry run: 2 unchanged, 2 pruned, 2 kept");
     assert_eq!(s.fake.mutations(), Vec::<String>::new());
     assert!(
         s.fake
@@ -443,17 +466,42 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
             .get("", "ConfigMap", Some("demo"), "keepme")
             .is_some()
     );
-    assert!(
+    let crd = || {
+        s.fake.get(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            None,
+            "widgets.example.com",
+        )
+    };
+    assert!(crd().is_some(), "kept without --prune-allow");
+    // The parent still records the kept kinds, so a later prune finds them again.
+    let recorded = || {
         s.fake
-            .get(
-                "apiextensions.k8s.io",
-                "CustomResourceDefinition",
-                None,
-                "widgets.example.com"
-            )
-            .is_none()
+            .get("", "ConfigMap", Some("demo"), "kpin-demo")
+            .expect("parent")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+            .clone()
+    };
+    assert_eq!(
+        recorded(),
+        "ConfigMap,CustomResourceDefinition.apiextensions.k8s.io,Namespace"
     );
-    // Reverse order: the custom resource goes before its CRD.
+
+    s.fake.clear_log();
+    let run = s.expect(
+        0,
+        &[
+            "apply",
+            "--prune",
+            "--prune-allow",
+            "CustomResourceDefinition",
+        ],
+    );
+    assert_contains(
+        &run.stdout,
+        "pruned     CustomResourceDefinition widgets.example.com",
+    );
+    assert!(crd().is_none());
     let deletes: Vec<String> = s
         .fake
         .mutations()
@@ -462,20 +510,9 @@ fn upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
         .collect();
     assert_eq!(
         deletes,
-        vec![
-            "DELETE /apis/example.com/v1/namespaces/demo/widgets/gadget",
-            "DELETE /api/v1/namespaces/demo/configmaps/legacy",
-            "DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
-        ]
+        ["DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com"]
     );
-    let parent = s
-        .fake
-        .get("", "ConfigMap", Some("demo"), "kpin-demo")
-        .expect("parent");
-    assert_eq!(
-        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
-        "ConfigMap,Namespace"
-    );
+    assert_eq!(recorded(), "ConfigMap,Namespace");
 }
 
 #[test]
@@ -542,13 +579,23 @@ fn immutable_field_changes_fail_clearly_and_recreate_on_request() {
     let diff = s.expect(1, &["diff"]);
     assert_contains(
         &diff.stdout,
-        "warning: immutable fields change, so applying needs a delete and re-create: Deployment demo/web",
+        "warning: apply needs `--recreate` (or the annotation kpin.dev/recreate: \"true\"): \
+         immutable fields change in Deployment demo/web (spec.selector)",
     );
     assert_contains(&diff.stdout, "+        app: web2");
 
     let run = s.expect(1, &["apply"]);
-    assert_contains(&run.stdout, "an immutable field changed");
-    assert_contains(&run.stdout, "hint: pass --recreate");
+    assert_contains(
+        &run.stdout,
+        "demo Deployment demo/web (failed): spec.selector: field is immutable\n  hint: pass --recreate",
+    );
+    assert!(!run.stdout.contains("Invalid value"), "{}", run.stdout);
+    // The server's own words are behind -v.
+    let verbose = s.expect(1, &["apply", "-v"]);
+    assert_contains(
+        &verbose.stdout,
+        "server said: Deployment.apps \"web\" is invalid",
+    );
 
     s.fake.clear_log();
     let run = s.expect(0, &["apply", "--recreate"]);
@@ -632,6 +679,269 @@ fn wait_times_out_with_a_list_of_what_is_not_ready() {
     let v: Value = serde_json::from_str(&json.stdout).expect("json report");
     assert_eq!(v["failed"], true);
     assert_eq!(v["packages"][0]["notReady"][0]["object"]["name"], "web");
+}
+
+/// The DELETEs the fake received, dry runs left out.
+fn deletes(fake: &FakeApiServer) -> Vec<String> {
+    fake.mutations()
+        .into_iter()
+        .filter(|m| m.starts_with("DELETE"))
+        .collect()
+}
+
+#[test]
+fn prune_with_nothing_removed_deletes_nothing_and_diff_after_apply_is_clean() {
+    // Cluster-scoped and namespaced objects, a CRD and a webhook: what a real server lists
+    // without `kind` on its items.
+    let s = setup(&v1());
+    s.expect(0, &["apply", "--wait=false"]);
+    let diff = s.expect(0, &["diff"]);
+    assert_eq!(diff.stdout, "", "nothing would change");
+    assert!(
+        !diff.stderr.contains("no longer rendered"),
+        "{}",
+        diff.stderr
+    );
+
+    s.fake.clear_log();
+    let run = s.expect(0, &["apply", "--prune", "--wait=false"]);
+    assert_contains(&run.stdout, "8 unchanged");
+    assert!(!run.stdout.contains("pruned"), "{}", run.stdout);
+    assert_eq!(deletes(&s.fake), Vec::<String>::new());
+    assert_eq!(s.fake.mutations(), Vec::<String>::new());
+    let dry = s.expect(0, &["apply", "--prune", "--dry-run"]);
+    assert!(!dry.stdout.contains("pruned"), "{}", dry.stdout);
+}
+
+#[test]
+fn an_unchanged_reapply_of_many_services_in_one_namespace_sends_no_write() {
+    // More Services than the LIST threshold: they are read with one LIST, whose items carry no
+    // kind, and must still compare equal to their dry runs.
+    let services: Vec<String> = (0..6)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\n  namespace: demo\n\
+                 spec:\n  selector: {{app: x}}\n  ports:\n  - {{name: http, port: 80, targetPort: 8080}}\n"
+            )
+        })
+        .collect();
+    let mut docs = vec![NAMESPACE];
+    docs.extend(services.iter().map(String::as_str));
+    let s = setup(&yaml(&docs));
+    s.expect(0, &["apply"]);
+    s.fake.clear_log();
+    let run = s.expect(0, &["apply"]);
+    assert_contains(&run.stdout, "7 unchanged");
+    assert_eq!(s.fake.mutations(), Vec::<String>::new());
+    assert!(
+        s.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/api/v1/namespaces/demo/services"),
+        "read with one LIST"
+    );
+}
+
+#[test]
+fn a_prune_of_most_of_a_package_is_refused_unless_allowed() {
+    let configmaps: Vec<String> = (0..8)
+        .map(|i| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: demo\n")
+        })
+        .collect();
+    let mut docs = vec![NAMESPACE];
+    docs.extend(configmaps.iter().map(String::as_str));
+    let s = setup(&yaml(&docs));
+    s.expect(0, &["apply"]);
+    upgrade(
+        &s.project,
+        "1.1.0",
+        &yaml(&[NAMESPACE, &configmaps[0], &configmaps[1]]),
+    );
+
+    s.fake.clear_log();
+    let run = s.expect(2, &["apply", "--prune"]);
+    assert_contains(
+        &run.stderr,
+        "package demo: --prune would delete 6 of the 9 objects in the cluster that it applied before:",
+    );
+    assert_contains(&run.stderr, "  ConfigMap demo/c7");
+    assert_contains(&run.stderr, "hint: check that the render is what you meant");
+    assert_eq!(
+        s.fake.mutations(),
+        Vec::<String>::new(),
+        "refused before any write"
+    );
+
+    let diff = s.expect(1, &["diff"]);
+    assert_contains(&diff.stdout, "would refuse to delete 6 of the 9 objects");
+
+    let run = s.expect(0, &["apply", "--prune", "--allow-mass-prune"]);
+    assert_contains(&run.stdout, "6 pruned");
+    assert_eq!(deletes(&s.fake).len(), 6);
+}
+
+#[test]
+fn a_namespace_is_pruned_only_when_named() {
+    // Without the `namespace:` shorthand, which would move the second Namespace into `demo`.
+    let other_ns = NAMESPACE.replace("demo", "extra");
+    let s = setup(&yaml(&[NAMESPACE, &other_ns, SETTINGS]));
+    s.project
+        .write("kpin.yaml", &MANIFEST.replace("    namespace: demo\n", ""));
+    s.expect(0, &["apply"]);
+    s.project
+        .write("vendor/demo/1.0.0/demo.yaml", &yaml(&[NAMESPACE, SETTINGS]));
+    let run = s.expect(0, &["apply", "--prune"]);
+    assert_row(&run.stdout, "kept", "Namespace extra");
+    assert_contains(&run.stdout, "deleting a Namespace deletes everything in it");
+    assert!(s.fake.get("", "Namespace", None, "extra").is_some());
+    assert_eq!(deletes(&s.fake), Vec::<String>::new());
+
+    let run = s.expect(0, &["apply", "--prune", "--prune-allow", "Namespace"]);
+    assert_row(&run.stdout, "pruned", "Namespace extra");
+    assert!(s.fake.get("", "Namespace", None, "extra").is_none());
+}
+
+const MONITORED: &str = "\
+packages:
+  ingress:
+    version: 1.0.0
+    url: https://example.invalid/ingress-{version}.yaml
+    namespace: ingress
+    overlays: [overlays/ingress.yaml]
+  monitoring:
+    version: 1.0.0
+    url: https://example.invalid/monitoring-{version}.yaml
+    namespace: monitoring
+";
+
+const SERVICE_MONITOR_CRD: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
+/// `ingress` adds a ServiceMonitor (an overlay), whose CRD comes from `monitoring`, which sorts
+/// after it.
+fn monitored_project() -> Project {
+    let p = Project::new();
+    p.write("kpin.yaml", MONITORED);
+    p.write(
+        "vendor/ingress/1.0.0/ingress.yaml",
+        &yaml(&[
+            &NAMESPACE.replace("demo", "ingress"),
+            &SETTINGS.replace("demo", "ingress"),
+        ]),
+    );
+    p.write(
+        "vendor/monitoring/1.0.0/monitoring.yaml",
+        &yaml(&[
+            &NAMESPACE.replace("demo", "monitoring"),
+            SERVICE_MONITOR_CRD,
+        ]),
+    );
+    p.write(
+        "overlays/ingress.yaml",
+        "operations:\n- add: {files: [servicemonitor.yaml]}\n",
+    );
+    p.write(
+        "overlays/servicemonitor.yaml",
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: controller\n\
+         spec:\n  endpoints: [{port: metrics}]\n  selector: {matchLabels: {app: ingress}}\n",
+    );
+    p
+}
+
+#[test]
+fn a_package_can_use_the_crds_of_another_in_one_apply() {
+    let fake = FakeApiServer::start(Options::default());
+    let p = monitored_project();
+    let kubeconfig = fake.write_kubeconfig(p.path()).display().to_string();
+    let kpin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        p.run(&all)
+    };
+
+    // Dry run and diff know the CRD comes with this apply.
+    let dry = expect_code(kpin(&["apply", "--dry-run"]), 0);
+    assert_row(&dry.stdout, "created", "ServiceMonitor ingress/controller");
+    let diff = expect_code(kpin(&["diff"]), 1);
+    assert_contains(&diff.stdout, "+ ServiceMonitor ingress/controller");
+
+    let run = expect_code(kpin(&["apply"]), 0);
+    insta::assert_snapshot!("cross_package_crd", run.transcript());
+    let mutations = fake.mutations();
+    let pos = |needle: &str| {
+        mutations
+            .iter()
+            .position(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not applied: {mutations:#?}"))
+    };
+    assert!(pos("customresourcedefinitions/servicemonitors") < pos("servicemonitors/controller"));
+    assert!(pos("/namespaces/monitoring") < pos("configmaps/settings"));
+    assert!(
+        fake.get(
+            "monitoring.coreos.com",
+            "ServiceMonitor",
+            Some("ingress"),
+            "controller"
+        )
+        .is_some()
+    );
+    expect_code(kpin(&["diff"]), 0);
+}
+
+#[test]
+fn needs_orders_packages_and_a_cycle_is_an_error() {
+    let fake = FakeApiServer::start(Options::default());
+    let p = monitored_project();
+    let kubeconfig = fake.write_kubeconfig(p.path()).display().to_string();
+    p.write(
+        "kpin.yaml",
+        &MONITORED.replace(
+            "    namespace: ingress\n",
+            "    namespace: ingress\n    needs: [monitoring]\n",
+        ),
+    );
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 0);
+    let applying: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Applying") && l.contains("1.0.0"))
+        .collect();
+    assert!(applying[0].contains("monitoring"), "{applying:?}");
+    assert!(applying[1].contains("ingress"), "{applying:?}");
+
+    p.write(
+        "kpin.yaml",
+        &MONITORED
+            .replace(
+                "    namespace: ingress\n",
+                "    namespace: ingress\n    needs: [monitoring]\n",
+            )
+            .replace(
+                "    namespace: monitoring\n",
+                "    namespace: monitoring\n    needs: [ingress]\n",
+            ),
+    );
+    fake.clear_log();
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 2);
+    assert_contains(
+        &run.stderr,
+        "packages need each other in a cycle: ingress -> monitoring -> ingress",
+    );
+    assert_eq!(fake.requests(), vec![]);
 }
 
 /// The same flows against a real cluster. Ignored by default and skipped unless
@@ -937,12 +1247,31 @@ fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
 
     use_version("v1.10.6");
     let blocked = kpin(1, &["apply"]);
-    assert_contains(&blocked.stdout, "an immutable field changed");
+    assert_contains(
+        &blocked.stdout,
+        "Job ingress-nginx/ingress-nginx-admission-create (failed): spec.template: field is immutable",
+    );
+    // The upgrade review says so before any cluster is involved.
+    let review = kpin(1, &["diff"]);
+    assert_contains(&review.stdout, "apply needs `--recreate`");
 
     let recreated = kpin(0, &["apply", "--recreate", "--prune"]);
-    assert_contains(
+    assert_row(
         &recreated.stdout,
-        "recreated   Job ingress-nginx/ingress-nginx-admission-create",
+        "recreated",
+        "Job ingress-nginx/ingress-nginx-admission-create",
+    );
+    // Every object 1.10.6 still renders stays: only the NetworkPolicy it dropped is pruned.
+    let pruned: Vec<&str> = recreated
+        .stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("pruned"))
+        .collect();
+    assert_eq!(
+        pruned,
+        ["ingress-nginx  pruned      NetworkPolicy ingress-nginx/ingress-nginx-admission"],
+        "{}",
+        recreated.stdout
     );
     let again = kpin(0, &["apply"]);
     assert!(
