@@ -963,17 +963,24 @@ mod real {
         kubeconfig: String,
         namespace: String,
         project: Project,
+        /// Cluster-scoped objects a test created, deleted afterwards (`kind/name`).
+        cluster_scoped: std::cell::RefCell<Vec<String>>,
     }
 
     impl Drop for Real {
         fn drop(&mut self) {
-            let _ = self.kubectl(&[
-                "delete",
-                "namespace",
-                &self.namespace,
-                "--wait=false",
-                "--ignore-not-found",
-            ]);
+            for object in self.cluster_scoped.borrow().iter() {
+                let _ = self.kubectl(&["delete", object, "--wait=false", "--ignore-not-found"]);
+            }
+            for ns in [self.namespace.clone(), format!("{}-extra", self.namespace)] {
+                let _ = self.kubectl(&[
+                    "delete",
+                    "namespace",
+                    &ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ]);
+            }
         }
     }
 
@@ -987,7 +994,22 @@ mod real {
                 kubeconfig: kubeconfig.to_string_lossy().into_owned(),
                 namespace: format!("kpin-it-{}-{n}", std::process::id()),
                 project: Project::new(),
+                cluster_scoped: std::cell::RefCell::new(Vec::new()),
             })
+        }
+
+        /// Delete this cluster-scoped object (`kind/name`, `NS` replaced) when the test ends.
+        fn cleanup(&self, object: &str) {
+            self.cluster_scoped
+                .borrow_mut()
+                .push(object.replace("NS", &self.namespace));
+        }
+
+        fn exists(&self, args: &[&str]) -> bool {
+            let mut all: Vec<&str> = vec!["get"];
+            all.extend(args);
+            all.extend(["--ignore-not-found", "-o", "name"]);
+            !self.kubectl(&all).trim().is_empty()
         }
 
         /// Vendor `yaml` (with `NS` replaced by the test namespace) as the package `demo`.
@@ -1182,6 +1204,170 @@ data:
         assert_contains(&run.stdout, "immutable");
         let run = r.expect(0, &["apply", "--recreate"]);
         assert_contains(&run.stdout, "recreated");
+    }
+
+    /// Cluster-scoped objects and more Services than kpin's LIST threshold: what a real server
+    /// lists without `kind` on its items.
+    fn wide(extra_services: usize) -> String {
+        let mut text = format!(
+            "{BASE}---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: NS-reader
+rules:
+- apiGroups: ['']
+  resources: [configmaps]
+  verbs: [get]
+"
+        );
+        for i in 0..extra_services {
+            text.push_str(&format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\n  namespace: NS\n\
+                 spec:\n  selector: {{app: web}}\n  ports:\n  - {{name: http, port: 80, targetPort: 8080}}\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_prune_with_nothing_removed_deletes_nothing() {
+        let Some(r) = Real::new("real_prune_with_nothing_removed_deletes_nothing", 4) else {
+            return;
+        };
+        r.cleanup("clusterrole/NS-reader");
+        r.vendor("1.0.0", &wide(6));
+        r.expect(0, &["apply", "--wait=false"]);
+        // A diff right after an apply is clean, and names nothing to prune.
+        let diff = r.expect(0, &["diff"]);
+        assert_eq!(diff.stdout, "");
+        let again = r.expect(0, &["apply", "--prune", "--wait=false"]);
+        assert!(!again.stdout.contains("pruned"), "{}", again.stdout);
+        assert!(
+            !again.stdout.contains("configured"),
+            "an unchanged re-apply (Services read by LIST) changes nothing: {}",
+            again.stdout
+        );
+        assert!(r.exists(&["clusterrole", &format!("{}-reader", r.namespace)]));
+        assert!(r.exists(&["namespace", &r.namespace]));
+        assert!(r.exists(&["service", "svc-5", "-n", &r.namespace]));
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_mass_prune_is_refused_and_crds_are_kept_unless_named() {
+        let Some(r) = Real::new(
+            "real_mass_prune_is_refused_and_crds_are_kept_unless_named",
+            5,
+        ) else {
+            return;
+        };
+        let crd = "---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.NS.kpin.example.com
+spec:
+  group: NS.kpin.example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+        r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
+        let configmaps: String = (0..8)
+            .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: NS\n"))
+            .collect();
+        let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n";
+        r.vendor("1.0.0", &format!("{namespace}{crd}{configmaps}"));
+        r.expect(0, &["apply", "--wait=false"]);
+
+        // Only two ConfigMaps left: deleting 6 of 10 is refused before anything is written.
+        r.vendor(
+            "1.1.0",
+            &format!("{namespace}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c0\n  namespace: NS\n"),
+        );
+        let refused = r.expect(2, &["apply", "--prune", "--wait=false"]);
+        assert_contains(&refused.stderr, "--prune would delete");
+        assert!(r.exists(&["configmap", "c7", "-n", &r.namespace]));
+
+        let run = r.expect(
+            0,
+            &["apply", "--prune", "--allow-mass-prune", "--wait=false"],
+        );
+        assert_contains(&run.stdout, "7 pruned");
+        assert_contains(&run.stdout, "kept");
+        let crd_name = format!("widgets.{}.kpin.example.com", r.namespace);
+        assert!(
+            r.exists(&["customresourcedefinition", &crd_name]),
+            "kept without --prune-allow"
+        );
+        r.expect(
+            0,
+            &[
+                "apply",
+                "--prune",
+                "--prune-allow",
+                "CustomResourceDefinition",
+                "--wait=false",
+            ],
+        );
+        assert!(!r.exists(&["customresourcedefinition", &crd_name]));
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_a_package_uses_the_crds_of_another() {
+        let Some(r) = Real::new("real_a_package_uses_the_crds_of_another", 6) else {
+            return;
+        };
+        let ns = &r.namespace;
+        r.cleanup("customresourcedefinition/servicemonitors.NS.kpin.example.com");
+        r.project.write(
+            "kpin.yaml",
+            &format!(
+                "packages:\n  ingress:\n    version: 1.0.0\n    url: https://example.invalid/ingress-{{version}}.yaml\n    namespace: {ns}\n    overlays: [overlays/ingress.yaml]\n\
+                   monitoring:\n    version: 1.0.0\n    url: https://example.invalid/monitoring-{{version}}.yaml\n    namespace: {ns}-extra\n"
+            ),
+        );
+        r.project.write(
+            "vendor/ingress/1.0.0/ingress.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        );
+        r.project.write(
+            "vendor/monitoring/1.0.0/monitoring.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}-extra\n---\n\
+                 apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: servicemonitors.{ns}.kpin.example.com\n\
+                 spec:\n  group: {ns}.kpin.example.com\n  names: {{kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}}\n\
+                   scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n\
+                     schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n"
+            ),
+        );
+        r.project.write(
+            "overlays/ingress.yaml",
+            "operations:\n- add: {files: [servicemonitor.yaml]}\n",
+        );
+        r.project.write(
+            "overlays/servicemonitor.yaml",
+            &format!(
+                "apiVersion: {ns}.kpin.example.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: controller\nspec:\n  endpoints: [{{port: metrics}}]\n"
+            ),
+        );
+        r.expect(0, &["apply", "--dry-run"]);
+        r.expect(1, &["diff"]);
+        r.expect(0, &["apply", "--wait=false"]);
+        r.expect(0, &["diff"]);
+        assert!(r.exists(&[
+            &format!("servicemonitors.{ns}.kpin.example.com"),
+            "controller",
+            "-n",
+            ns
+        ]));
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn kubectl_or_skip(test: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED {test}: kubectl is not installed");
+        crate::support::skip(test, "kubectl is not installed");
     }
     ok
 }

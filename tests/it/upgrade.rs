@@ -564,6 +564,23 @@ fn ingress_nginx_1_9_to_1_10_drops_the_network_policy() {
         ),
     );
     assert_eq!(p.run(&["sync"]).code, 0);
+    git(&p, &["init", "-q", "-b", "main"]);
+    git(&p, &["add", "-A"]);
+    git(&p, &["commit", "-q", "-m", "1.9.4"]);
+    // The markdown report of the upgrade, before anything is written, flags the admission Jobs,
+    // whose pod templates change: the API server refuses that without a re-create.
+    let preview = p.run(&[
+        "upgrade",
+        "ingress-nginx",
+        "--dry-run",
+        "--output",
+        "markdown",
+    ]);
+    assert_eq!(preview.code, 0, "{}", preview.transcript());
+    let recreate = "apply needs `--recreate` (or the annotation kpin.dev/recreate: \"true\"): \
+                    immutable fields change in Job ingress-nginx/ingress-nginx-admission-create (spec.template), \
+                    Job ingress-nginx/ingress-nginx-admission-patch (spec.template)";
+    assert!(preview.stdout.contains(recreate), "{}", preview.stdout);
     // ~1.10 admits 1.10.6 only, although 1.12.8 exists.
     let run = p.run(&["upgrade", "ingress-nginx", "--output", "json"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -607,6 +624,11 @@ fn ingress_nginx_1_9_to_1_10_drops_the_network_policy() {
             .unwrap()
             .contains("`kpin apply --prune` would delete")
     );
+    assert_eq!(v["sections"][1]["warnings"][1], recreate);
+    // The pull request's review says the same.
+    let review = p.run(&["diff", "--base", "main", "--output", "markdown"]);
+    assert_eq!(review.code, 1, "{}", review.transcript());
+    assert!(review.stdout.contains(recreate), "{}", review.stdout);
 }
 
 #[test]
