@@ -18,20 +18,88 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// Write `bytes` to `path` through a temp file in the same directory and a rename.
+/// Write `bytes` to `path` through a temp file in the same directory and a rename. A new file
+/// gets the mode the umask gives (0644 under umask 022), a replaced file keeps its mode: CI
+/// runners and `git diff` see no mode change.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kpin-tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("replacing {}", path.display()))?;
+    let tmp = sibling_temp_name(path, "tmp");
+    let written = write_new(&tmp, bytes, mode_of(path)).and_then(|()| {
+        fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Create `path` (which must not exist) holding `bytes`, synced to disk, with `mode` or else
+/// the mode the umask gives a new file.
+pub fn write_new(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    let mut file = create_new(path)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(mode) = mode {
+        set_mode(path, mode)?;
+    }
+    Ok(())
+}
+
+/// Copy the file `from` to the new file `to`, which gets the mode the umask gives (the source
+/// may be a private cache file).
+pub fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    let mut source = fs::File::open(from).with_context(|| format!("reading {}", from.display()))?;
+    let mut dest = create_new(to)?;
+    std::io::copy(&mut source, &mut dest)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn create_new(path: &Path) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn create_new(path: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// The permission bits of an existing file.
+#[cfg(unix)]
+pub fn mode_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+pub fn mode_of(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
     Ok(())
 }
 
@@ -112,6 +180,26 @@ mod tests {
             1,
             "no temp files left"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_follow_the_umask_and_replaced_files_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kpin.lock");
+        write_atomic(&path, b"a").unwrap();
+        let mode = mode_of(&path).unwrap();
+        // Whatever the umask, the group and others get what it allows, not 0600.
+        let probe = dir.path().join("probe");
+        fs::File::create(&probe).unwrap();
+        assert_eq!(mode, mode_of(&probe).unwrap());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"b").unwrap();
+        assert_eq!(mode_of(&path), Some(0o640));
+        let copy = dir.path().join("copy");
+        copy_file(&path, &copy).unwrap();
+        assert_eq!(mode_of(&copy), Some(mode));
     }
 
     #[test]

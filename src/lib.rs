@@ -3,7 +3,8 @@
 //! Every stage is a library module with its own tests; the `kpin` binary only parses arguments,
 //! calls these modules and prints.
 //!
-//! - foundation: [`manifest`], [`lockfile`], [`fetch`], [`sync`], [`verify`]
+//! - foundation: [`manifest`], [`lockfile`], [`fetch`], [`sync`], [`verify`], and
+//!   [`transaction`], the one way vendor/, kpin.lock and kpin.yaml change together
 //! - overlays and render: [`overlay`], [`render`]
 //! - cluster: [`cluster`]
 //! - upgrade workflow: [`outdated`], [`upgrade`]
@@ -24,7 +25,9 @@ pub mod progress;
 pub mod render;
 pub mod review;
 pub mod sync;
+pub mod transaction;
 pub mod upgrade;
+pub mod vendor;
 pub mod verify;
 pub mod yaml;
 

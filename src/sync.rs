@@ -1,9 +1,9 @@
 //! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml, all or nothing.
 //!
 //! Every package is first prepared (resolved, downloaded, verified, staged) without touching
-//! vendor/ or the lockfile. Only when all succeeded are the staged directories swapped in, then
-//! the lockfile written, then stale directories removed; a sync killed at any point leaves the
-//! previous lockfile and a complete vendor tree.
+//! vendor/ or the lockfile. Only when all succeeded do the staged directories, the lockfile and
+//! the removal of stale directories go in, together, as one [`Transaction`]: a sync that fails
+//! or is killed at any point leaves the previous lockfile and vendor tree, or the new ones.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,6 +20,8 @@ use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
+use crate::transaction::Transaction;
+use crate::vendor::{self, Extra};
 
 /// The render-stage digests recorded per package: `overlays_digest` and `rendered` by environment.
 pub type LockDigests = (Option<String>, BTreeMap<String, String>);
@@ -140,8 +142,14 @@ pub async fn sync(
         check_locked(manifest, old_lock.as_ref())?;
     }
 
-    let stage_root = fsutil::sibling_temp_name(&manifest.vendor_dir.join("sync"), "stage");
-    let _cleanup = RemoveOnDrop(stage_root.clone());
+    let mut txn = Transaction::begin("sync", &manifest.root, &manifest.vendor_dir)
+        .with_context(|| {
+            format!(
+                "cannot write to vendorDir {}",
+                manifest.vendor_dir.display()
+            )
+        })
+        .hint(VENDOR_HINT)?;
     let run = Run {
         manifest,
         old_lock: old_lock.as_ref(),
@@ -149,7 +157,16 @@ pub async fn sync(
         cache: Cache::new(options.cache_dir.clone()),
         net: options.net.clone(),
         client: OnceLock::new(),
-        stage_root,
+        staging: manifest
+            .packages
+            .values()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    txn.staging_for(&manifest.package_vendor_dir(p)),
+                )
+            })
+            .collect(),
         reporter,
     };
 
@@ -206,33 +223,34 @@ pub async fn sync(
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
     }
 
-    // Phase 3: swap staged package directories into place, one atomic rename each.
+    // Phase 3: staged package directories replace the vendored ones (at the commit).
     let mut report = SyncReport::default();
     for (package, p) in &prepared {
-        let vendored = match &p.staged {
-            Some(staged) => {
-                fsutil::replace_dir(staged, &manifest.package_vendor_dir(package))?;
-                reporter.status("Vendored", &format!("{} {}", package.name, package.version));
-                true
-            }
-            None => false,
-        };
+        if p.staged {
+            txn.replace_dir(&manifest.package_vendor_dir(package), p.files.clone());
+        }
         report.packages.push(PackageReport {
             name: package.name.clone(),
             version: package.version.raw.clone(),
             downloaded: p.downloaded,
             bytes: p.bytes,
             cached: p.cached,
-            vendored,
+            vendored: p.staged,
         });
     }
 
-    // Phase 4: render-stage digests, computed from the vendored files. A package that does not
-    // render (e.g. an overlay that no longer matches after a version bump) is still vendored and
-    // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
+    // Phase 4: render-stage digests, computed from the files as they will be vendored (staged
+    // ones from the staging tree, laid out like vendor/). A package that does not render (e.g.
+    // an overlay that no longer matches after a version bump) is still vendored and locked:
+    // fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
     if let Some(hook) = options.hook {
-        for (package, _) in &prepared {
-            let (overlays, rendered) = match hook.digests(manifest, package) {
+        let staged_view = Manifest {
+            vendor_dir: txn.stage_root().to_path_buf(),
+            ..manifest.clone()
+        };
+        for (package, p) in &prepared {
+            let view = if p.staged { &staged_view } else { manifest };
+            let (overlays, rendered) = match hook.digests(view, package) {
                 Ok(digests) => digests,
                 Err(err) => {
                     reporter.warn(&format!(
@@ -251,19 +269,37 @@ pub async fn sync(
     }
 
     // Phase 5: the lockfile.
+    let mut locked = Vec::new();
     if options.locked {
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
     } else {
         for (name, entry) in &lock.packages {
             if old_lock.as_ref().and_then(|l| l.packages.get(name)) != Some(entry) {
-                reporter.status("Locked", &format!("{name} {}", entry.version));
+                locked.push(format!("{name} {}", entry.version));
             }
         }
-        report.lock_written = lock.save(&lock_path)?;
+        let text = lock.to_text();
+        report.lock_written = fs::read(&lock_path).ok().as_deref() != Some(text.as_bytes());
+        txn.write_file(&lock_path, text.into_bytes());
     }
 
-    // Phase 6: stale vendor directories (old versions, removed packages).
-    report.removed = remove_stale(manifest, &run.stage_root, reporter)?;
+    // Phase 6: stale vendor directories (old versions, removed packages) that kpin manages.
+    report.removed = stale_dirs(manifest, old_lock.as_ref(), txn.stage_root(), reporter)?;
+    for dir in &report.removed {
+        txn.remove_dir(&manifest.root.join(dir));
+    }
+
+    // Phase 7: all of it at once.
+    txn.commit(reporter)?;
+    for p in report.packages.iter().filter(|p| p.vendored) {
+        reporter.status("Vendored", &format!("{} {}", p.name, p.version));
+    }
+    for entry in &locked {
+        reporter.status("Locked", entry);
+    }
+    for dir in &report.removed {
+        reporter.status("Removed", dir);
+    }
     Ok(report)
 }
 
@@ -341,8 +377,8 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
 /// One package ready to be swapped in.
 struct Prepared {
     files: Vec<LockedFile>,
-    /// The staged `vendor/<package>/<version>` replacement, or `None` when it is already right.
-    staged: Option<PathBuf>,
+    /// Whether a replacement for `vendor/<package>/<version>` was staged (it was not right).
+    staged: bool,
     downloaded: usize,
     bytes: u64,
     cached: usize,
@@ -370,7 +406,8 @@ struct Run<'a> {
     net: NetOptions,
     /// Built on first use, so runs that need no network never load certificates.
     client: OnceLock<Client>,
-    stage_root: PathBuf,
+    /// Where each package's new vendor directory is staged.
+    staging: BTreeMap<String, PathBuf>,
     reporter: &'a dyn Reporter,
 }
 
@@ -467,7 +504,7 @@ impl Run<'_> {
         .await?;
         let mut prepared = Prepared {
             files: obtained.iter().map(|o| o.locked.clone()).collect(),
-            staged: None,
+            staged: false,
             downloaded: obtained.iter().filter(|o| o.downloaded).count(),
             bytes: obtained
                 .iter()
@@ -491,8 +528,8 @@ impl Run<'_> {
                 self.reporter
                     .status("Cached", &format!("{} {}", package.name, package.version));
             }
-            let staged = self.stage_root.join(&package.name);
-            fs::create_dir_all(&staged)
+            let staged = &self.staging[&package.name];
+            fs::create_dir_all(staged)
                 .with_context(|| format!("creating {}", staged.display()))
                 .with_context(|| {
                     format!(
@@ -502,12 +539,9 @@ impl Run<'_> {
                 })
                 .hint(VENDOR_HINT)?;
             for o in &obtained {
-                let dest = staged.join(&o.locked.name);
-                fs::copy(&o.content, &dest).with_context(|| {
-                    format!("copying {} to {}", o.content.display(), dest.display())
-                })?;
+                fsutil::copy_file(&o.content, &staged.join(&o.locked.name))?;
             }
-            prepared.staged = Some(staged);
+            prepared.staged = true;
         }
         Ok(prepared)
     }
@@ -689,69 +723,35 @@ fn scan_vendor(dir: &Path) -> Result<VendorScan> {
     Ok(scan)
 }
 
-/// Remove what vendor/ holds beyond the manifest's packages at their pinned versions, and
-/// leftovers of interrupted syncs. Plain files directly in vendor/ (a README) are kept.
-fn remove_stale(
+/// The directories below vendor/ that kpin put there and no longer needs (see
+/// [`vendor::extras`]), relative to the project root. What is not kpin's stays, named in a
+/// warning; leftovers of interrupted runs are deleted at once.
+fn stale_dirs(
     manifest: &Manifest,
-    stage_root: &Path,
+    old_lock: Option<&Lockfile>,
+    stage: &Path,
     reporter: &dyn Reporter,
 ) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    let Ok(entries) = fs::read_dir(&manifest.vendor_dir) else {
-        return Ok(removed);
-    };
-    let mut remove = |path: &Path, announce: bool| -> Result<()> {
-        let result = if path.is_dir() {
-            fs::remove_dir_all(path)
-        } else {
-            fs::remove_file(path)
-        };
-        result.with_context(|| format!("removing {}", path.display()))?;
-        if announce {
-            let shown = fsutil::display_relative(path, &manifest.root);
-            reporter.status("Removed", &shown);
-            removed.push(shown);
-        }
-        Ok(())
-    };
-    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path == stage_root || !path.is_dir() {
-            continue;
-        }
-        if name.starts_with(".kpin-") {
-            remove(&path, false)?;
-            continue;
-        }
-        let Some(package) = manifest.packages.get(&name) else {
-            remove(&path, true)?;
-            continue;
-        };
-        let mut versions: Vec<_> = fs::read_dir(&path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .filter_map(|e| e.ok())
-            .collect();
-        versions.sort_by_key(|e| e.file_name());
-        for version in versions {
-            if version.file_name().to_string_lossy() != package.version.raw {
-                let hidden = version.file_name().to_string_lossy().starts_with(".kpin-");
-                remove(&version.path(), !hidden)?;
+    let shown = |p: &Path| fsutil::display_relative(p, &manifest.root);
+    let mut stale = Vec::new();
+    for extra in vendor::extras(manifest, old_lock, Some(stage))? {
+        match extra {
+            Extra::Stale(path) => stale.push(shown(&path)),
+            Extra::Foreign(path) => reporter.warn(&format!(
+                "{} is not a package kpin manages (not in kpin.yaml or kpin.lock); kpin leaves it alone",
+                shown(&path)
+            )),
+            Extra::Leftover(path) => {
+                let removed = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                removed.with_context(|| format!("removing {}", path.display()))?;
             }
         }
     }
-    Ok(removed)
-}
-
-/// Removes the staging directory however the sync ends (error, panic, or success).
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+    Ok(stale)
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! `kpin upgrade`: move packages to newer versions, report what changes upstream and after
 //! overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
 //!
-//! Order of effects: every new version is fetched into a staging directory under vendor/ and
+//! Order of effects: every new version is fetched into the staging tree of a [`Transaction`] and
 //! analysed (upstream diff, overlay check, rendered diff) while nothing visible changes. Only
-//! then, and only when allowed, a journal swaps the staged directories in, moves the old ones
-//! aside, writes kpin.lock and kpin.yaml; any failure replays the journal backwards.
+//! then, and only when allowed, the transaction puts the new version directories in, removes
+//! the old ones and writes kpin.lock and kpin.yaml, all or nothing, even across a kill.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ use crate::object::Object;
 use crate::overlay::{self, Miss, Target as OverlayTarget, Workspace};
 use crate::progress::Reporter;
 use crate::render;
+use crate::transaction::Transaction;
 use crate::yaml;
 
 /// One package to move, and where to.
@@ -224,19 +225,14 @@ pub async fn upgrade(
         text = edit_manifest_version(&text, &manifest.path, &t.package, &t.version)?;
     }
 
-    // 2. Fetch the new versions into a staging vendor tree.
-    fs::create_dir_all(&manifest.vendor_dir)
-        .with_context(|| format!("creating {}", manifest.vendor_dir.display()))?;
-    let stage = tempfile::Builder::new()
-        .prefix(".kpin-upgrade-")
-        .tempdir_in(&manifest.vendor_dir)
-        .with_context(|| {
-            format!(
-                "creating a staging directory in {}",
-                manifest.vendor_dir.display()
-            )
-        })?;
-    let versioned = staged_manifest(&text, manifest, stage.path())?;
+    // 2. Fetch the new versions into the transaction's staging tree.
+    let names: Vec<&str> = targets.iter().map(|t| t.package.as_str()).collect();
+    let mut txn = Transaction::begin(
+        &format!("upgrade of {}", names.join(", ")),
+        &manifest.root,
+        &manifest.vendor_dir,
+    )?;
+    let versioned = staged_manifest(&text, manifest, txn.stage_root())?;
     let mut files_by_package = BTreeMap::new();
     let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in targets {
@@ -253,7 +249,7 @@ pub async fn upgrade(
             .extend(pin_notes);
         files_by_package.insert(t.package.clone(), files);
     }
-    let staged = staged_manifest(&text, manifest, stage.path())?;
+    let staged = staged_manifest(&text, manifest, txn.stage_root())?;
 
     // 3. Analyse: upstream diff, overlay check in every environment, rendered diff.
     let mut report = UpgradeReport {
@@ -304,24 +300,28 @@ pub async fn upgrade(
         return Ok(report);
     }
 
-    // 4. Commit through the journal.
-    let mut plan = CommitPlan {
-        moves: Vec::new(),
-        writes: vec![
-            (lock_path, lock.to_text().into_bytes()),
-            (manifest.path.clone(), text.into_bytes()),
-        ],
-    };
+    // 4. Commit: the new version directories, the old ones removed, kpin.lock and kpin.yaml,
+    //    all or nothing.
     for t in targets {
         let old = &manifest.packages[&t.package];
         let new = &staged.packages[&t.package];
-        plan.moves.push(VendorMove {
-            staged: staged.package_vendor_dir(new),
-            dest: manifest.vendor_dir.join(&new.name).join(&new.version.raw),
-            old: manifest.package_vendor_dir(old),
-        });
+        let files = lock
+            .packages
+            .get(&new.name)
+            .map(|e| e.files.clone())
+            .unwrap_or_default();
+        txn.replace_dir(
+            &manifest.vendor_dir.join(&new.name).join(&new.version.raw),
+            files,
+        );
+        let old_dir = manifest.package_vendor_dir(old);
+        if old_dir.exists() {
+            txn.remove_dir(&old_dir);
+        }
     }
-    commit(&plan, reporter)?;
+    txn.write_file(&lock_path, lock.to_text().into_bytes());
+    txn.write_file(&manifest.path, text.into_bytes());
+    txn.commit(reporter)?;
     for p in &mut report.packages {
         p.notes
             .push(format!("removed vendor/{}/{}", p.package, p.from));
@@ -368,9 +368,7 @@ async fn stage_package(
                     .with_context(|| format!("file `{}`", source.name))?
             }
         };
-        let dest = dir.join(&source.name);
-        fs::copy(&content, &dest)
-            .with_context(|| format!("copying {} to {}", content.display(), dest.display()))?;
+        fsutil::copy_file(&content, &dir.join(&source.name))?;
         locked.push(LockedFile {
             name: source.name,
             url: source.locked_url,
@@ -538,143 +536,6 @@ fn analyse(
             .collect(),
         notes: Vec::new(),
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The commit journal.
-// ---------------------------------------------------------------------------------------------
-
-/// One package's vendor directories: the staged new one, where it goes, and the old one.
-#[derive(Debug, Clone)]
-struct VendorMove {
-    staged: PathBuf,
-    dest: PathBuf,
-    old: PathBuf,
-}
-
-/// Everything the commit changes: vendor directories, then files written in order.
-#[derive(Debug, Clone)]
-struct CommitPlan {
-    moves: Vec<VendorMove>,
-    writes: Vec<(PathBuf, Vec<u8>)>,
-}
-
-/// What to do to undo one step.
-enum Undo {
-    /// Rename `from` back to `to`.
-    Rename { from: PathBuf, to: PathBuf },
-    /// Put back the previous bytes of `path` (remove it when it did not exist).
-    Restore {
-        path: PathBuf,
-        bytes: Option<Vec<u8>>,
-    },
-}
-
-#[derive(Default)]
-struct Journal {
-    undo: Vec<Undo>,
-    /// Old directories moved aside, deleted once everything succeeded.
-    aside: Vec<PathBuf>,
-}
-
-impl Journal {
-    fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fs::rename(from, to)
-            .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
-        self.undo.push(Undo::Rename {
-            from: to.to_path_buf(),
-            to: from.to_path_buf(),
-        });
-        Ok(())
-    }
-
-    fn move_aside(&mut self, path: &Path) -> Result<()> {
-        if !path.exists() {
-            return Ok(());
-        }
-        let aside = fsutil::sibling_temp_name(path, "old");
-        self.rename(path, &aside)?;
-        self.aside.push(aside);
-        Ok(())
-    }
-
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let previous = match fs::read(path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        fsutil::write_atomic(path, bytes)?;
-        self.undo.push(Undo::Restore {
-            path: path.to_path_buf(),
-            bytes: previous,
-        });
-        Ok(())
-    }
-
-    /// Undo every step, newest first; the errors of steps that could not be undone.
-    fn rollback(self) -> Vec<String> {
-        let mut failures = Vec::new();
-        for step in self.undo.into_iter().rev() {
-            let result = match &step {
-                Undo::Rename { from, to } => fs::rename(from, to)
-                    .with_context(|| format!("moving {} back to {}", from.display(), to.display())),
-                Undo::Restore {
-                    path,
-                    bytes: Some(b),
-                } => fsutil::write_atomic(path, b),
-                Undo::Restore { path, bytes: None } => {
-                    fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
-                }
-            };
-            if let Err(e) = result {
-                failures.push(crate::error::render_error(&e).trim_end().to_owned());
-            }
-        }
-        failures
-    }
-}
-
-fn commit(plan: &CommitPlan, reporter: &dyn Reporter) -> Result<()> {
-    let mut journal = Journal::default();
-    let result = (|| -> Result<()> {
-        for m in &plan.moves {
-            journal.move_aside(&m.dest)?;
-            journal.rename(&m.staged, &m.dest)?;
-            journal.move_aside(&m.old)?;
-        }
-        for (path, bytes) in &plan.writes {
-            journal.write(path, bytes)?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => {
-            for aside in &journal.aside {
-                if let Err(e) = fs::remove_dir_all(aside) {
-                    reporter.warn(&format!("could not remove {}: {e}", aside.display()));
-                }
-            }
-            Ok(())
-        }
-        Err(err) => {
-            let failures = journal.rollback();
-            if failures.is_empty() {
-                Err(err.context(
-                    "the upgrade was rolled back; kpin.yaml, kpin.lock and vendor/ are unchanged",
-                ))
-            } else {
-                Err(err.context(format!(
-                    "the upgrade failed and could not be fully rolled back: {}",
-                    failures.join("; ")
-                )))
-                .hint("restore kpin.yaml, kpin.lock and vendor/ from version control")
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,76 +874,6 @@ packages:
         let single = "packages:\n  a:\n    sha256: ab\n    version: 1.0.0\n";
         let out = set_scalar(single, &["packages", "a", "sha256"], "cd").unwrap();
         assert_eq!(out, "packages:\n  a:\n    sha256: cd\n    version: 1.0.0\n");
-    }
-
-    fn tree(dir: &Path) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(format!("{rel}={}", fs::read_to_string(&p).unwrap()));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    fn commit_fixture(dir: &Path) -> CommitPlan {
-        fs::create_dir_all(dir.join("vendor/p/1.0")).unwrap();
-        fs::write(dir.join("vendor/p/1.0/a.yaml"), "old").unwrap();
-        fs::create_dir_all(dir.join("vendor/.stage/p/2.0")).unwrap();
-        fs::write(dir.join("vendor/.stage/p/2.0/a.yaml"), "new").unwrap();
-        fs::write(dir.join("kpin.lock"), "old lock").unwrap();
-        fs::write(dir.join("kpin.yaml"), "old manifest").unwrap();
-        CommitPlan {
-            moves: vec![VendorMove {
-                staged: dir.join("vendor/.stage/p/2.0"),
-                dest: dir.join("vendor/p/2.0"),
-                old: dir.join("vendor/p/1.0"),
-            }],
-            writes: vec![
-                (dir.join("kpin.lock"), b"new lock".to_vec()),
-                (dir.join("kpin.yaml"), b"new manifest".to_vec()),
-            ],
-        }
-    }
-
-    #[test]
-    fn commit_swaps_vendor_and_writes_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = commit_fixture(dir.path());
-        commit(&plan, &crate::progress::Silent).unwrap();
-        assert_eq!(
-            tree(dir.path()),
-            [
-                "kpin.lock=new lock",
-                "kpin.yaml=new manifest",
-                "vendor/p/2.0/a.yaml=new"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_failing_step_rolls_everything_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut plan = commit_fixture(dir.path());
-        let before = tree(dir.path());
-        // The last write fails: its parent directory is a regular file.
-        fs::write(dir.path().join("blocker"), "").unwrap();
-        plan.writes[1].0 = dir.path().join("blocker/kpin.yaml");
-        let err = commit(&plan, &crate::progress::Silent).unwrap_err();
-        assert!(
-            crate::error::render_error(&err).contains("the upgrade was rolled back"),
-            "{err:#}"
-        );
-        fs::remove_file(dir.path().join("blocker")).unwrap();
-        assert_eq!(tree(dir.path()), before);
     }
 
     proptest::proptest! {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::fetch;
 use crate::lockfile::{LockedPackage, Lockfile};
 use crate::manifest::{Manifest, Package, Source};
+use crate::vendor::{self, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,7 +56,7 @@ pub enum Problem {
         expected: String,
         actual: String,
     },
-    /// A directory in vendor/ that no package at its pinned version accounts for.
+    /// A directory kpin manages in vendor/ that no package at its pinned version accounts for.
     ExtraVendorDir { path: String },
     /// Overlay files or settings changed since the lock (reported by the render stage's hook).
     OverlaysChanged { package: String },
@@ -165,7 +166,7 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
     let mut problems = Vec::new();
     let Some(lock) = Lockfile::load(&manifest.lock_path())? else {
         problems.push(Problem::LockMissing);
-        problems.extend(extra_vendor_dirs(manifest)?);
+        problems.extend(extra_vendor_dirs(manifest, None)?);
         return Ok(problems);
     };
     for package in manifest.packages.values() {
@@ -205,7 +206,7 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
             });
         }
     }
-    problems.extend(extra_vendor_dirs(manifest)?);
+    problems.extend(extra_vendor_dirs(manifest, Some(&lock))?);
     Ok(problems)
 }
 
@@ -293,46 +294,17 @@ fn local_source_problems(
     Ok(problems)
 }
 
-/// Directories in vendor/ other than `<package>/<pinned version>`.
-fn extra_vendor_dirs(manifest: &Manifest) -> Result<Vec<Problem>> {
-    let mut problems = Vec::new();
-    let Ok(entries) = fs::read_dir(&manifest.vendor_dir) else {
-        return Ok(problems);
-    };
+/// Directories kpin manages in vendor/ beyond the versions in use (`kpin sync` removes them).
+/// Directories that are not kpin's are not problems: kpin never touches them.
+fn extra_vendor_dirs(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<Vec<Problem>> {
     let show = |p: &Path| format!("{}/", crate::fsutil::display_relative(p, &manifest.root));
-    let mut entries: Vec<_> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Some(package) = manifest.packages.get(&name) else {
-            problems.push(Problem::ExtraVendorDir { path: show(&path) });
-            continue;
-        };
-        let mut versions: Vec<_> = fs::read_dir(&path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        versions.sort();
-        for version in versions {
-            if version
-                .file_name()
-                .is_some_and(|v| v.to_string_lossy() != package.version.raw)
-            {
-                problems.push(Problem::ExtraVendorDir {
-                    path: show(&version),
-                });
-            }
-        }
-    }
-    Ok(problems)
+    Ok(vendor::extras(manifest, lock, None)?
+        .into_iter()
+        .filter_map(|extra| match extra {
+            Extra::Stale(path) => Some(Problem::ExtraVendorDir { path: show(&path) }),
+            Extra::Foreign(_) | Extra::Leftover(_) => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]

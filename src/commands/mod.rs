@@ -9,13 +9,14 @@ mod sync;
 mod upgrade;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
 use kpin::manifest::{self, Manifest};
+use kpin::progress::Reporter as _;
 use kpin::sync::SyncOptions;
 
 use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind};
@@ -42,6 +43,12 @@ impl Ctx<'_> {
             Some(p) => p.clone(),
             None => manifest::discover(&std::env::current_dir()?)?,
         };
+        // A kpin killed while committing left a journal: finish or undo that first, so this
+        // command reads a project that is wholly old or wholly new.
+        let root = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(done) = kpin::transaction::recover(root.unwrap_or(Path::new(".")))? {
+            self.term.warn(&done);
+        }
         Manifest::load(&path)
     }
 

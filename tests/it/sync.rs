@@ -865,7 +865,9 @@ fn verify_lists_every_problem() {
     std::fs::write(p.path().join("vendor/web/1.0.0/deploy.yaml"), "tampered\n").unwrap();
     std::fs::remove_file(p.path().join("vendor/web/1.0.0/crds.yaml")).unwrap();
     p.write("vendor/web/1.0.0/extra.yaml", "{}\n")
-        .write("vendor/old/1.0.0/x.yaml", "{}\n");
+        .write("vendor/web/0.9.0/x.yaml", "{}\n")
+        // A Go vendor tree is not kpin's: no problem for verify, and sync leaves it alone.
+        .write("vendor/github.com/x/y/go.mod", "module y\n");
     p.write("kpin.yaml", &p.read("kpin.yaml").replace("0.7.2", "0.8.0"));
     let run = p.run(&["verify"]);
     assert_eq!(run.code, 1);
@@ -880,7 +882,17 @@ fn verify_lists_every_problem() {
         "v0.8.0",
         &[("components.yaml", release("metrics", "0.8.0").as_bytes())],
     );
-    assert_eq!(p.run(&["sync"]).code, 0);
+    let sync = p.run(&["sync"]);
+    assert_eq!(sync.code, 0, "{}", sync.transcript());
+    assert!(
+        sync.stderr.contains(
+            "warning: vendor/github.com is not a package kpin manages (not in kpin.yaml or kpin.lock); kpin leaves it alone"
+        ),
+        "{}",
+        sync.stderr
+    );
+    assert!(sync.stderr.contains("Removed vendor/web/0.9.0"), "{}", sync.stderr);
+    assert_eq!(p.read("vendor/github.com/x/y/go.mod"), "module y\n");
     let run = p.run(&["verify"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 }

@@ -1,0 +1,143 @@
+//! What vendor/ holds, decided in one place for `sync` (which removes what is stale) and
+//! `verify` (which reports it): the directories kpin manages — the packages of kpin.yaml and of
+//! the previous kpin.lock, one directory per version in use — and everything else, which kpin
+//! never touches (a Go `vendor/github.com` tree, a README).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+
+use crate::lockfile::Lockfile;
+use crate::manifest::Manifest;
+
+/// Something in vendor/ that is not a package version in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    /// A directory kpin put there and no longer needs: another version of a package, or a
+    /// package the lock recorded and kpin.yaml no longer has.
+    Stale(PathBuf),
+    /// Not kpin's: it stays.
+    Foreign(PathBuf),
+    /// What an interrupted kpin left (`.kpin-*` staging and backups), garbage once any pending
+    /// transaction was recovered.
+    Leftover(PathBuf),
+}
+
+/// Everything in vendor/ beyond the versions in use, in path order. `skip` is left out (the
+/// staging directory of the running transaction).
+pub fn extras(
+    manifest: &Manifest,
+    lock: Option<&Lockfile>,
+    skip: Option<&Path>,
+) -> Result<Vec<Extra>> {
+    let mut out = Vec::new();
+    let mut entries = match sorted_entries(&manifest.vendor_dir) {
+        Ok(entries) => entries,
+        Err(_) if !manifest.vendor_dir.exists() => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    entries.retain(|p| Some(p.as_path()) != skip);
+    let locked = |name: &str| lock.is_some_and(|l| l.packages.contains_key(name));
+    for path in entries {
+        let name = file_name(&path);
+        if name.starts_with(".kpin-") {
+            out.push(Extra::Leftover(path));
+            continue;
+        }
+        if !path.is_dir() {
+            continue; // A README or .gitattributes next to the packages.
+        }
+        match manifest.packages.get(&name) {
+            Some(package) => {
+                for version in sorted_entries(&path)? {
+                    let v = file_name(&version);
+                    if v == package.version.raw {
+                        continue;
+                    }
+                    out.push(if v.starts_with(".kpin-") {
+                        Extra::Leftover(version)
+                    } else if version.is_dir() {
+                        Extra::Stale(version)
+                    } else {
+                        Extra::Foreign(version)
+                    });
+                }
+            }
+            None if locked(&name) => out.push(Extra::Stale(path)),
+            None => out.push(Extra::Foreign(path)),
+        }
+    }
+    Ok(out)
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_kpin_put_there_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let manifest = Manifest::parse(
+            "packages:\n  web:\n    version: 2.0.0\n    path: mirror/{version}\n",
+            &root.join("kpin.yaml"),
+        )
+        .unwrap();
+        for d in [
+            "vendor/web/2.0.0",
+            "vendor/web/1.0.0",
+            "vendor/gone/1.0.0",
+            "vendor/github.com/x/y",
+            "vendor/.kpin-stage-sync-1-0",
+        ] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("vendor/README.md"), "ours").unwrap();
+        let mut lock = Lockfile::new();
+        lock.packages.insert(
+            "gone".into(),
+            crate::lockfile::LockedPackage {
+                version: "1.0.0".into(),
+                source: "path".into(),
+                manifest_digest: String::new(),
+                files: Vec::new(),
+                overlays_digest: None,
+                rendered: Default::default(),
+            },
+        );
+        let found = extras(&manifest, Some(&lock), None).unwrap();
+        let v = |p: &str| root.join("vendor").join(p);
+        assert_eq!(
+            found,
+            [
+                Extra::Leftover(v(".kpin-stage-sync-1-0")),
+                Extra::Foreign(v("github.com")),
+                Extra::Stale(v("gone")),
+                Extra::Stale(v("web/1.0.0")),
+            ]
+        );
+        // Without the lock, `gone` is not known to be kpin's.
+        assert!(
+            extras(&manifest, None, None)
+                .unwrap()
+                .contains(&Extra::Foreign(v("gone")))
+        );
+    }
+}
