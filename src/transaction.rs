@@ -40,6 +40,8 @@ const JOURNAL_VERSION: u32 = 1;
 #[serde(rename_all = "camelCase")]
 struct Journal {
     version: u32,
+    /// The kpin process that owns the transaction: while it runs, nobody else may recover it.
+    pid: u32,
     /// What the commit does, for messages (`sync`, `upgrade ingress-nginx`).
     what: String,
     /// Every step is done: recovery finishes the commit instead of rolling it back.
@@ -82,17 +84,21 @@ pub struct Transaction {
     dirs: Vec<StagedDir>,
     files: Vec<(PathBuf, Vec<u8>)>,
     removals: Vec<PathBuf>,
+    /// The journal says committed: it is recovery's now (only its clean-up may be left).
+    committed: bool,
 }
 
 impl Transaction {
     /// Start a transaction for the project at `root` whose vendored packages live in
-    /// `vendor_dir` (created if needed, with a fresh staging directory in it).
+    /// `vendor_dir` (created if needed, with a fresh staging directory in it). The journal is
+    /// written at once, so that a kill even while staging leaves nothing behind for long: the
+    /// next command removes the staging directory.
     pub fn begin(what: &str, root: &Path, vendor_dir: &Path) -> Result<Transaction> {
+        recover(root)?;
         fs::create_dir_all(vendor_dir)
             .with_context(|| format!("creating {}", vendor_dir.display()))?;
         let stage = fsutil::sibling_temp_name(&vendor_dir.join("txn"), "stage");
-        fs::create_dir(&stage).with_context(|| format!("creating {}", stage.display()))?;
-        Ok(Transaction {
+        let txn = Transaction {
             what: what.to_owned(),
             root: root.to_path_buf(),
             vendor_dir: vendor_dir.to_path_buf(),
@@ -100,7 +106,22 @@ impl Transaction {
             dirs: Vec::new(),
             files: Vec::new(),
             removals: Vec::new(),
-        })
+            committed: false,
+        };
+        txn.write_journal(&txn.journal(Vec::new()))?;
+        fs::create_dir(&txn.stage).with_context(|| format!("creating {}", txn.stage.display()))?;
+        Ok(txn)
+    }
+
+    fn journal(&self, steps: Vec<Step>) -> Journal {
+        Journal {
+            version: JOURNAL_VERSION,
+            pid: std::process::id(),
+            what: self.what.clone(),
+            committed: false,
+            stage: self.rel(&self.stage),
+            steps,
+        }
     }
 
     /// The staging tree, laid out like vendor/: a manifest whose vendor directory is this one
@@ -147,7 +168,7 @@ impl Transaction {
 
     /// Verify what was staged, then make every change visible, all or nothing. Returns whether
     /// anything changed. The staging directory goes either way (see `Drop`).
-    pub fn commit(self, reporter: &dyn Reporter) -> Result<bool> {
+    pub fn commit(mut self, reporter: &dyn Reporter) -> Result<bool> {
         if self.is_empty() {
             return Ok(false);
         }
@@ -179,17 +200,11 @@ impl Transaction {
                 path: self.rel(path),
             });
         }
-        let mut journal = Journal {
-            version: JOURNAL_VERSION,
-            what: self.what.clone(),
-            committed: false,
-            stage: self.rel(&self.stage),
-            steps,
-        };
+        let mut journal = self.journal(steps);
         let mut at = Checkpoints::new(reporter);
-        at.step("write the journal")?;
-        self.write_journal(&journal)?;
         let applied = (|| -> Result<()> {
+            at.step("write the journal")?;
+            self.write_journal(&journal)?;
             for step in &journal.steps {
                 self.apply(step, &mut at)?;
             }
@@ -215,7 +230,15 @@ impl Transaction {
                     )),
             });
         }
-        finish(&self.root, &journal, &mut at)?;
+        // Committed: what is left is deleting backups, which the next command retries.
+        self.committed = true;
+        if let Err(err) = finish(&self.root, &journal, &mut at) {
+            reporter.warn(&format!(
+                "{} is done, but its clean-up failed (the next kpin command finishes it): {}",
+                self.what,
+                crate::error::summary(&err)
+            ));
+        }
         Ok(true)
     }
 
@@ -278,24 +301,33 @@ impl Drop for Transaction {
     /// the leftover (`.kpin-*` in vendor/).
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.stage);
+        let path = self.root.join(JOURNAL_FILE);
+        let ours = |j: Option<Journal>| j.is_some_and(|j| j.pid == std::process::id());
+        if !self.committed && read_journal(&path).is_ok_and(ours) {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
 /// Finish or roll back a commit that a killed kpin left behind in the project at `root`.
-/// Returns what was done, for the status line; `None` when there was nothing to do.
+/// Returns what was done, for the status line; `None` when there was nothing to do. A
+/// transaction whose kpin still runs is not touched: that is an error.
 pub fn recover(root: &Path) -> Result<Option<String>> {
     let path = root.join(JOURNAL_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let Some(journal) = read_journal(&path)? else {
+        return Ok(None);
     };
-    let journal: Journal = serde_json::from_str(&text)
-        .with_context(|| format!("reading {}", path.display()))
+    if journal.pid != std::process::id() && process_alive(journal.pid) {
+        return Err(anyhow::anyhow!(
+            "another kpin (process {}) is running the {} of this project",
+            journal.pid,
+            journal.what
+        ))
         .hint(format!(
-            "an interrupted kpin command left it; restore kpin.yaml, kpin.lock and vendor/ from \
-             version control, then delete {JOURNAL_FILE}"
-        ))?;
+            "wait for it to finish; if no kpin runs, delete {} and run the command again",
+            path.display()
+        ));
+    }
     if journal.committed {
         finish(root, &journal, &mut Checkpoints::none())?;
         Ok(Some(format!("finished the interrupted {}", journal.what)))
@@ -306,6 +338,27 @@ pub fn recover(root: &Path) -> Result<Option<String>> {
             journal.what
         )))
     }
+}
+
+fn read_journal(path: &Path) -> Result<Option<Journal>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("reading {}", path.display()))
+        .hint(format!(
+            "an interrupted kpin command left it; restore kpin.yaml, kpin.lock and vendor/ from \
+             version control, then delete {JOURNAL_FILE}"
+        ))
+}
+
+/// Whether process `pid` still runs (Linux: its /proc entry; elsewhere it is assumed gone,
+/// as after a kill).
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Undo every step that happened, newest first. Each undo looks at the disk, so a roll-back
@@ -619,13 +672,9 @@ mod tests {
                 path: t.rel(path),
             });
         }
-        let journal = Journal {
-            version: JOURNAL_VERSION,
-            what: t.what.clone(),
-            committed: false,
-            stage: t.rel(&t.stage),
-            steps: journal_steps,
-        };
+        let mut journal = t.journal(journal_steps);
+        // As a killed process leaves it.
+        journal.pid = u32::MAX;
         t.write_journal(&journal).unwrap();
         let root = &t.root;
         for step in &journal.steps {

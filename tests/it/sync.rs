@@ -891,7 +891,11 @@ fn verify_lists_every_problem() {
         "{}",
         sync.stderr
     );
-    assert!(sync.stderr.contains("Removed vendor/web/0.9.0"), "{}", sync.stderr);
+    assert!(
+        sync.stderr.contains("Removed vendor/web/0.9.0"),
+        "{}",
+        sync.stderr
+    );
     assert_eq!(p.read("vendor/github.com/x/y/go.mod"), "module y\n");
     let run = p.run(&["verify"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
