@@ -3,6 +3,7 @@
 mod support;
 
 mod cluster;
+mod conformance;
 mod example;
 mod fidelity;
 mod render;
