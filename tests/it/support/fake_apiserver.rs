@@ -2523,6 +2523,7 @@ impl Inner {
         }
         let ns = ns.unwrap_or("").to_owned();
         let dry_run = query.get("dryRun").map(String::as_str) == Some("All") || body_dry_run(body);
+        let strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
         let Some(name) = name.map(str::to_owned) else {
             return match method.as_str() {
                 "GET" => self.list(&t, &ns, query),
@@ -2548,7 +2549,7 @@ impl Inner {
                 let Some(live) = self.objects.get(&key).cloned() else {
                     return not_found(&t, &key.3);
                 };
-                let new = match parse_body(body) {
+                let mut new = match parse_body(body) {
                     Ok(v) => v,
                     Err(r) => return r,
                 };
@@ -2557,7 +2558,10 @@ impl Inner {
                 {
                     return modified_conflict(&t, &key.3);
                 }
-                self.update(&t, key, live, new, &manager, dry_run)
+                match drop_unknown(&t, &mut new, strict) {
+                    Ok(()) => self.update(&t, key, live, new, &manager, dry_run),
+                    Err(r) => r,
+                }
             }
             "PATCH" => {
                 let ct = header(headers, "content-type");
@@ -2621,7 +2625,10 @@ impl Inner {
                         json_patch::merge(&mut new, &patch);
                     }
                     let manager = manager_for(query, headers);
-                    self.update(&t, key, live, new, &manager, dry_run)
+                    match drop_unknown(&t, &mut new, strict) {
+                        Ok(()) => self.update(&t, key, live, new, &manager, dry_run),
+                        Err(r) => r,
+                    }
                 } else {
                     status(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -3017,31 +3024,9 @@ impl Inner {
                 t.details(&name),
             );
         }
-        if t.builtin() {
-            let unknown: Vec<String> = obj
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.keys())
-                .filter(|k| {
-                    !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
-                        && !t.fields.contains(*k)
-                })
-                .cloned()
-                .collect();
-            if !unknown.is_empty() {
-                if query.get("fieldValidation").map(String::as_str) == Some("Strict") {
-                    let listed: Vec<String> = unknown
-                        .iter()
-                        .map(|k| format!("unknown field {k:?}"))
-                        .collect();
-                    return bad_request(format!("strict decoding error: {}", listed.join(", ")));
-                }
-                if let Some(m) = obj.as_object_mut() {
-                    for k in &unknown {
-                        m.shift_remove(k);
-                    }
-                }
-            }
+        let strict = query.get("fieldValidation").map(String::as_str) == Some("Strict");
+        if let Err(r) = drop_unknown(t, &mut obj, strict) {
+            return r;
         }
         let given = managed_fields_of(&obj);
         self.stamp_new(&mut obj, t, &key);
@@ -3214,6 +3199,92 @@ impl Inner {
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                    "details": details}),
         )
+    }
+}
+
+/// Fields a create or update may not set are dropped (the real server prunes custom resources
+/// by their schema and ignores unknown fields of built-in kinds), or refused with
+/// `fieldValidation=Strict`. Server-side apply refuses them instead (see `validate`).
+fn drop_unknown(t: &ResourceType, obj: &mut Value, strict: bool) -> Result<(), Reply> {
+    let mut unknown = Vec::new();
+    if let Some(m) = obj.as_object_mut() {
+        let keys: Vec<String> = m.keys().cloned().collect();
+        for k in keys {
+            if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            match &t.schema {
+                None if !t.fields.contains(&k) => {
+                    m.shift_remove(&k);
+                    unknown.push(k);
+                }
+                None => {}
+                Some(schema) => match schema.get("properties").and_then(|p| p.get(&k)) {
+                    Some(node) => {
+                        if let Some(child) = m.get_mut(&k) {
+                            prune_by_schema(node, child, &k, &mut unknown);
+                        }
+                    }
+                    None if schema.get("properties").is_some() && !preserves_unknown(schema) => {
+                        m.shift_remove(&k);
+                        unknown.push(k);
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+    if strict && !unknown.is_empty() {
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|k| format!("unknown field {k:?}"))
+            .collect();
+        return Err(bad_request(format!(
+            "strict decoding error: {}",
+            listed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn prune_by_schema(node: &Value, v: &mut Value, path: &str, unknown: &mut Vec<String>) {
+    if preserves_unknown(node) && node.get("properties").is_none() {
+        return;
+    }
+    match v {
+        Value::Object(m) if node.get("properties").is_some() => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                let child_path = format!("{path}.{k}");
+                match node.get("properties").and_then(|p| p.get(&k)) {
+                    Some(sub) => {
+                        if let Some(child) = m.get_mut(&k) {
+                            prune_by_schema(sub, child, &child_path, unknown);
+                        }
+                    }
+                    None if preserves_unknown(node) => {}
+                    None => {
+                        m.shift_remove(&k);
+                        unknown.push(child_path);
+                    }
+                }
+            }
+        }
+        Value::Object(m) => {
+            if let Some(ap) = node.get("additionalProperties").filter(|ap| ap.is_object()) {
+                for (k, child) in m.iter_mut() {
+                    prune_by_schema(ap, child, &format!("{path}.{k}"), unknown);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = node.get("items") {
+                for (i, child) in items.iter_mut().enumerate() {
+                    prune_by_schema(item, child, &format!("{path}[{i}]"), unknown);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
