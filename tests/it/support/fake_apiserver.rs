@@ -2697,6 +2697,8 @@ impl Inner {
         meta.insert("name".into(), json!(key.3));
         if t.namespaced {
             meta.insert("namespace".into(), json!(key.2));
+        } else {
+            meta.shift_remove("namespace");
         }
         meta.insert("uid".into(), json!(uid));
         if generation {
@@ -2707,6 +2709,7 @@ impl Inner {
 
     /// What the API server itself adds when an object is created.
     fn admit_create(&mut self, t: &ResourceType, obj: &mut Value) {
+        secret_string_data(t, obj);
         if t.builtin() && t.has_status() {
             obj["status"] = match t.kind.as_str() {
                 "Service" | "Ingress" => json!({"loadBalancer": {}}),
@@ -2772,6 +2775,7 @@ impl Inner {
 
     /// What the API server keeps or adds when an object changes.
     fn admit_update(&self, t: &ResourceType, live: &Value, new: &mut Value) {
+        secret_string_data(t, new);
         if t.has_status() {
             match live.get("status") {
                 Some(s) => new["status"] = s.clone(),
@@ -3285,6 +3289,31 @@ fn prune_by_schema(node: &Value, v: &mut Value, path: &str, unknown: &mut Vec<St
             }
         }
         _ => {}
+    }
+}
+
+/// A Secret's `stringData` is write-only: the server stores it base64-encoded in `data`.
+fn secret_string_data(t: &ResourceType, obj: &mut Value) {
+    use base64::Engine as _;
+    if !(t.group.is_empty() && t.kind == "Secret") {
+        return;
+    }
+    let Some(Value::Object(plain)) = obj
+        .as_object_mut()
+        .and_then(|m| m.shift_remove("stringData"))
+    else {
+        return;
+    };
+    let data = obj_mut(obj, "data");
+    for (k, v) in plain {
+        let text = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
+        data.insert(
+            k,
+            json!(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
     }
 }
 
