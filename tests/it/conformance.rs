@@ -112,7 +112,7 @@ fn recordings() -> Option<Vec<Scenario>> {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but {why}: a green CI must mean the fake was compared with them"
         );
-        eprintln!("SKIPPED the_fake_answers_like_the_recorded_real_api_server: {why}");
+        eprintln!("SKIPPED: the fake API server was not compared with a real one: {why}");
         return None;
     }
     files.sort();

@@ -1092,29 +1092,6 @@ impl ResourceType {
         }
     }
 
-    fn child<'a>(&self, names: &[String], v: &'a Value, pe: &Pe) -> Option<&'a Value> {
-        match pe {
-            Pe::Field(f) => v.get(f),
-            Pe::Index(i) => v.get(i),
-            _ => {
-                let list = self.info(names).list;
-                v.as_array()?
-                    .iter()
-                    .find(|item| self.item_pe(names, &list, item).as_ref() == Ok(pe))
-            }
-        }
-    }
-
-    fn get_at<'a>(&self, v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
-        let mut cur = v;
-        let mut names = Vec::new();
-        for pe in path {
-            cur = self.child(&names, cur, pe)?;
-            names.push(pe.name());
-        }
-        Some(cur)
-    }
-
     fn remove_at(&self, v: &mut Value, path: &[Pe]) {
         let Some((last, parents)) = path.split_last() else {
             return;
