@@ -1586,6 +1586,19 @@ fn namespace_not_found(ns: &str) -> Reply {
     )
 }
 
+/// What the real server answers for a create in a namespace being deleted.
+fn terminating_namespace(t: &ResourceType, name: &str, ns: &str) -> Reply {
+    status(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!(
+            "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            t.resource()
+        ),
+        t.details(name),
+    )
+}
+
 fn bad_request(message: String) -> Reply {
     status(StatusCode::BAD_REQUEST, "BadRequest", message, json!({}))
 }
@@ -1959,6 +1972,17 @@ impl Inner {
             .cloned()
     }
 
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&(
+                String::new(),
+                "namespaces".to_owned(),
+                String::new(),
+                ns.to_owned(),
+            ))
+            .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+    }
+
     fn namespace_exists(&self, ns: &str) -> bool {
         self.objects.contains_key(&(
             String::new(),
@@ -2024,10 +2048,7 @@ impl Inner {
             }
             ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
             | ("batch", "Job")
-            | ("apiregistration.k8s.io", "APIService") => {
-                let at = Instant::now() + self.controller_delay;
-                self.pending.entry(key).or_insert(at);
-            }
+            | ("apiregistration.k8s.io", "APIService") => self.schedule(&key),
             _ => {}
         }
         stored
@@ -2071,6 +2092,42 @@ impl Inner {
         self.system.insert(key);
     }
 
+    /// Give the controllers work on `key` (they do it after the controller delay, or before the
+    /// next write to it).
+    fn schedule(&mut self, key: &Key) {
+        let at = Instant::now() + self.controller_delay;
+        self.pending.entry(key.clone()).or_insert(at);
+    }
+
+    /// The finalizers of a Namespace (the namespace controller deletes everything in it) and of a
+    /// CRD (every custom resource of its kind goes, then the kind stops being served).
+    fn finalize(&mut self, t: &ResourceType, key: &Key, obj: &Value) {
+        let doomed: Vec<Key> = match (t.group.as_str(), t.kind.as_str()) {
+            ("", "Namespace") => self
+                .objects
+                .keys()
+                .filter(|k| k.2 == key.3)
+                .cloned()
+                .collect(),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+                let group = obj["spec"]["group"].as_str().unwrap_or("");
+                let plural = obj["spec"]["names"]["plural"].as_str().unwrap_or("");
+                self.types.retain(|x| x.crd.as_deref() != Some(&key.3));
+                self.pending_crds.remove(&key.3);
+                self.objects
+                    .keys()
+                    .filter(|k| k.0 == group && k.1 == plural)
+                    .cloned()
+                    .collect()
+            }
+            _ => return,
+        };
+        for k in doomed {
+            self.remove(&k);
+        }
+        self.remove(key);
+    }
+
     /// What controllers write into an object's status (and the Deployment revision annotation),
     /// recorded as kube-controller-manager's update of the status subresource.
     fn reconcile(&mut self, key: &Key) {
@@ -2080,6 +2137,10 @@ impl Inner {
         let Some(t) = self.type_of_key(key) else {
             return;
         };
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            self.finalize(&t, key, &old);
+            return;
+        }
         let ready = self.options.workloads_become_ready;
         let generation = old
             .pointer("/metadata/generation")
@@ -2563,6 +2624,9 @@ impl Inner {
                     }
                     let force = query.get("force").map(String::as_str) == Some("true");
                     let existed = self.objects.contains_key(&key);
+                    if !existed && t.namespaced && self.namespace_terminating(&key.2) {
+                        return terminating_namespace(&t, &key.3, &key.2);
+                    }
                     match self.apply(&t, key, config, &manager.clone(), force, dry_run) {
                         Ok(v) if existed => (StatusCode::OK, v),
                         Ok(v) => (StatusCode::CREATED, v),
@@ -2991,6 +3055,9 @@ impl Inner {
         if t.namespaced && !self.namespace_exists(ns) {
             return namespace_not_found(ns);
         }
+        if t.namespaced && self.namespace_terminating(ns) {
+            return terminating_namespace(t, &name, ns);
+        }
         let key = (
             t.group.clone(),
             t.plural.clone(),
@@ -3104,17 +3171,7 @@ impl Inner {
                 obj_mut(&mut gone, "status").insert("phase".into(), json!("Terminating"));
                 if !dry_run {
                     gone = self.put(key.clone(), gone);
-                    // The namespace controller: everything in it goes, then the namespace.
-                    let inside: Vec<Key> = self
-                        .objects
-                        .keys()
-                        .filter(|k| k.2 == key.3)
-                        .cloned()
-                        .collect();
-                    for k in inside {
-                        self.remove(&k);
-                    }
-                    self.remove(&key);
+                    self.schedule(&key);
                 }
                 return (StatusCode::OK, gone);
             }
@@ -3131,24 +3188,7 @@ impl Inner {
                 }
                 if !dry_run {
                     gone = self.put(key.clone(), gone);
-                    // The finalizer: every custom resource of the kind goes, then the CRD.
-                    let group = live["spec"]["group"].as_str().unwrap_or("").to_owned();
-                    let plural = live["spec"]["names"]["plural"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_owned();
-                    let instances: Vec<Key> = self
-                        .objects
-                        .keys()
-                        .filter(|k| k.0 == group && k.1 == plural)
-                        .cloned()
-                        .collect();
-                    for k in instances {
-                        self.remove(&k);
-                    }
-                    self.types.retain(|x| x.crd.as_deref() != Some(&key.3));
-                    self.pending_crds.remove(&key.3);
-                    self.remove(&key);
+                    self.schedule(&key);
                 }
                 return (StatusCode::OK, gone);
             }
