@@ -8,9 +8,9 @@
 //! list maps such as containers and env, sets, atomic lists and maps, conflicts naming the other
 //! manager, `force`, shared ownership of equal values, removal of fields a manager stops
 //! applying, no-op applies that keep the resourceVersion); create (POST), update (PUT), JSON and
-//! merge patches with `Update` entries; DELETE with finalizers, foreground deletion and the
-//! cascades of Namespaces and CRDs; CRDs that become Established after a delay and whose schemas
-//! type-check custom resources; error answers (404 texts, 409, 422 for immutable fields, 500 for
+//! merge patches with `Update` entries; DELETE with finalizers and foreground deletion, and
+//! Namespaces and CRDs that terminate while their finalizers (controllers here) delete what they
+//! hold; CRDs that become Established after a delay and whose schemas type-check custom resources; error answers (404 texts, 409, 422 for immutable fields, 500 for
 //! schema errors) worded as the real server words them; `metadata.generation` only on kinds that
 //! have it; and a few controllers: each namespace's `kube-root-ca.crt`, the Job selector and
 //! labels, the Deployment revision annotation, and the status of Deployments, StatefulSets,
