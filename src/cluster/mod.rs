@@ -167,15 +167,23 @@ impl ResourceApi {
 }
 
 /// `item` with the `apiVersion` and `kind` of the resource it was read from.
-fn with_identity(mut item: Value, resource: &kube::api::ApiResource) -> Value {
-    if let Value::Object(map) = &mut item {
-        map.insert(
-            "apiVersion".into(),
-            Value::String(resource.api_version.clone()),
-        );
-        map.insert("kind".into(), Value::String(resource.kind.clone()));
+fn with_identity(item: Value, resource: &kube::api::ApiResource) -> Value {
+    let Value::Object(fields) = item else {
+        return item;
+    };
+    // First, where every object has them.
+    let mut map = serde_json::Map::with_capacity(fields.len() + 2);
+    map.insert(
+        "apiVersion".into(),
+        Value::String(resource.api_version.clone()),
+    );
+    map.insert("kind".into(), Value::String(resource.kind.clone()));
+    for (key, value) in fields {
+        if key != "apiVersion" && key != "kind" {
+            map.insert(key, value);
+        }
     }
-    item
+    Value::Object(map)
 }
 
 /// Requests for one resolved kind in a namespace (ignored for cluster-scoped kinds).
