@@ -104,15 +104,13 @@ fn recordings() -> Option<Vec<Scenario>> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     if files.is_empty() {
-        let why = format!(
-            "no recordings in {} (set KPIN_RECORDINGS_DIR)",
-            dir.display()
+        crate::support::skip(
+            "conformance: the fake API server was not compared with a real one",
+            &format!(
+                "no recordings in {} (set KPIN_RECORDINGS_DIR)",
+                dir.display()
+            ),
         );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {why}: a green CI must mean the fake was compared with them"
-        );
-        eprintln!("SKIPPED: the fake API server was not compared with a real one: {why}");
         return None;
     }
     files.sort();
