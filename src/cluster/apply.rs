@@ -702,26 +702,26 @@ impl Applier<'_> {
     /// applying the Namespace it lives in when some package renders it.
     async fn record_parent(&self, runs: &mut [Run<'_>], i: usize, task: &dyn Task) -> Result<()> {
         let ns = runs[i].prepared.parent_ns.clone();
-        let owner = runs.iter().position(|r| {
+        let is_parent_ns =
+            |o: &Object| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns;
+        let owner = runs.iter().enumerate().find_map(|(j, r)| {
             r.prepared
                 .objects
                 .iter()
-                .any(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns)
+                .find(|o| is_parent_ns(o))
+                .map(|o| (j, o.clone()))
         });
-        if let Some(j) = owner {
-            let object = runs[j]
-                .prepared
-                .objects
-                .iter()
-                .find(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns)
-                .cloned();
-            if let Some(object) = object.filter(|o| !runs[j].done.contains(&o.reference())) {
+        if let Some((j, object)) = owner {
+            if !runs[j].done.contains(&object.reference()) {
                 let (result, watched) = self.apply_one(&object, None).await;
                 task.advance(1);
                 runs[j].record(result, watched);
-                if runs[j].failed {
-                    return Ok(()); // Reported with the package; nothing after it is applied.
-                }
+            }
+            if runs[j].failed {
+                // Reported with the package that renders it. Without its namespace this
+                // package's parent cannot be written, so none of its objects may be applied.
+                runs[i].failed = true;
+                return Ok(());
             }
         }
         let run = &runs[i];
