@@ -175,31 +175,7 @@ impl Transaction {
         for d in &self.dirs {
             verify_staged(&d.staged, &d.expected)?;
         }
-        let mut steps = Vec::new();
-        for d in &self.dirs {
-            steps.push(Step::Replace {
-                backup: self.rel(&fsutil::sibling_temp_name(&d.dest, "old")),
-                dest: self.rel(&d.dest),
-                staged: self.rel(&d.staged),
-                dir: true,
-            });
-        }
-        for (i, (path, bytes)) in self.files.iter().enumerate() {
-            let staged = self.stage.join(format!("file-{i}"));
-            fsutil::write_new(&staged, bytes, fsutil::mode_of(path))?;
-            steps.push(Step::Replace {
-                backup: self.rel(&fsutil::sibling_temp_name(path, "old")),
-                dest: self.rel(path),
-                staged: self.rel(&staged),
-                dir: false,
-            });
-        }
-        for path in &self.removals {
-            steps.push(Step::Remove {
-                backup: self.rel(&fsutil::sibling_temp_name(path, "old")),
-                path: self.rel(path),
-            });
-        }
+        let steps = self.plan()?;
         let mut journal = self.journal(steps);
         let mut at = Checkpoints::new(reporter);
         let applied = (|| -> Result<()> {
@@ -240,6 +216,36 @@ impl Transaction {
             ));
         }
         Ok(true)
+    }
+
+    /// The steps of the commit, in order, with each new file's bytes staged.
+    fn plan(&self) -> Result<Vec<Step>> {
+        let mut steps = Vec::new();
+        for d in &self.dirs {
+            steps.push(Step::Replace {
+                backup: self.rel(&fsutil::sibling_temp_name(&d.dest, "old")),
+                dest: self.rel(&d.dest),
+                staged: self.rel(&d.staged),
+                dir: true,
+            });
+        }
+        for (i, (path, bytes)) in self.files.iter().enumerate() {
+            let staged = self.stage.join(format!("file-{i}"));
+            fsutil::write_new(&staged, bytes, fsutil::mode_of(path))?;
+            steps.push(Step::Replace {
+                backup: self.rel(&fsutil::sibling_temp_name(path, "old")),
+                dest: self.rel(path),
+                staged: self.rel(&staged),
+                dir: false,
+            });
+        }
+        for path in &self.removals {
+            steps.push(Step::Remove {
+                backup: self.rel(&fsutil::sibling_temp_name(path, "old")),
+                path: self.rel(path),
+            });
+        }
+        Ok(steps)
     }
 
     fn apply(&self, step: &Step, at: &mut Checkpoints<'_>) -> Result<()> {
@@ -647,32 +653,7 @@ mod tests {
     /// Write the journal, then do only the first `moves` renames of the commit.
     fn partial_commit(t: &Transaction, moves: usize) {
         let mut done = 0;
-        let mut journal_steps = Vec::new();
-        for d in &t.dirs {
-            journal_steps.push(Step::Replace {
-                backup: t.rel(&fsutil::sibling_temp_name(&d.dest, "old")),
-                dest: t.rel(&d.dest),
-                staged: t.rel(&d.staged),
-                dir: true,
-            });
-        }
-        for (i, (path, bytes)) in t.files.iter().enumerate() {
-            let staged = t.stage.join(format!("file-{i}"));
-            fs::write(&staged, bytes).unwrap();
-            journal_steps.push(Step::Replace {
-                backup: t.rel(&fsutil::sibling_temp_name(path, "old")),
-                dest: t.rel(path),
-                staged: t.rel(&staged),
-                dir: false,
-            });
-        }
-        for path in &t.removals {
-            journal_steps.push(Step::Remove {
-                backup: t.rel(&fsutil::sibling_temp_name(path, "old")),
-                path: t.rel(path),
-            });
-        }
-        let mut journal = t.journal(journal_steps);
+        let mut journal = t.journal(t.plan().unwrap());
         // As a killed process leaves it.
         journal.pid = u32::MAX;
         t.write_journal(&journal).unwrap();
