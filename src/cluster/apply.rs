@@ -84,26 +84,55 @@ pub(crate) const HINT_IMMUTABLE: &str =
 const LIST_THRESHOLD: usize = 4;
 /// How long to wait for new CRDs to be established before applying their custom resources.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest interval between two looks at CRDs that are not established yet.
+const CRD_POLL: Duration = Duration::from_millis(50);
 /// Server messages longer than this are cut in the report (`-v` shows them whole): a 422 for a
 /// Job's pod template carries a dump of the whole template.
 const MESSAGE_MAX: usize = 300;
 
 /// Compare what the server would store with what it has, ignoring bookkeeping that moves on
-/// its own (resourceVersion, managed-field timestamps).
+/// its own (resourceVersion, managed-field timestamps). Without copying: objects can be
+/// megabyte-sized CRDs.
 fn same_as_live(dry_run: &Value, live: &Value) -> bool {
-    fn norm(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            if let Some(mf) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-                for e in mf.iter_mut().filter_map(Value::as_object_mut) {
-                    e.remove("time");
-                }
-            }
-        }
-        v
-    }
-    norm(dry_run) == norm(live)
+    let entry = |a: &Value, b: &Value| equal_but(a, b, &["time"], &[], &|_, _| false);
+    let managed = |a: &Value, b: &Value| match (a.as_array(), b.as_array()) {
+        (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| entry(x, y)),
+        _ => a == b,
+    };
+    let metadata =
+        |a: &Value, b: &Value| equal_but(a, b, &["resourceVersion"], &["managedFields"], &managed);
+    equal_but(dry_run, live, &[], &["metadata"], &metadata)
+}
+
+/// `a` and `b` are equal but for the keys in `ignore`, and for the keys in `nested`, which are
+/// compared by `cmp`.
+fn equal_but(
+    a: &Value,
+    b: &Value,
+    ignore: &[&str],
+    nested: &[&str],
+    cmp: &dyn Fn(&Value, &Value) -> bool,
+) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let relevant = |m: &'_ serde_json::Map<String, Value>| {
+        m.iter()
+            .filter(|(k, _)| !ignore.contains(&k.as_str()))
+            .count()
+    };
+    relevant(a) == relevant(b)
+        && a.iter()
+            .filter(|(k, _)| !ignore.contains(&k.as_str()))
+            .all(|(k, v)| {
+                b.get(k).is_some_and(|w| {
+                    if nested.contains(&k.as_str()) {
+                        cmp(v, w)
+                    } else {
+                        v == w
+                    }
+                })
+            })
 }
 
 /// Whether the server refused a change to an immutable field (the way out is `--recreate`).
@@ -401,9 +430,9 @@ impl Applier<'_> {
     }
 
     /// Live objects of groups big enough to LIST: ref -> live (None = absent).
-    async fn prefetch(&self, objects: &[Object]) -> HashMap<ObjectRef, Option<Value>> {
+    async fn prefetch(&self, objects: &[&Object]) -> HashMap<ObjectRef, Option<Value>> {
         let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Object>> = BTreeMap::new();
-        for o in objects {
+        for &o in objects {
             groups
                 .entry((
                     o.api_version().to_owned(),
@@ -486,13 +515,14 @@ impl Run<'_> {
         self.results.push(result);
     }
 
-    /// Objects not applied yet whose stage passes `filter`, by stage.
-    fn pending(&self, filter: impl Fn(Stage) -> bool) -> BTreeMap<Stage, Vec<Object>> {
-        let mut stages: BTreeMap<Stage, Vec<Object>> = BTreeMap::new();
-        for o in &self.prepared.objects {
+    /// Objects not applied yet whose stage passes `filter`, by stage, as indices into the
+    /// prepared objects (which can be megabytes of CRDs: not copied).
+    fn pending(&self, filter: impl Fn(Stage) -> bool) -> BTreeMap<Stage, Vec<usize>> {
+        let mut stages: BTreeMap<Stage, Vec<usize>> = BTreeMap::new();
+        for (i, o) in self.prepared.objects.iter().enumerate() {
             let stage = kinds::rank(o.group(), o.kind()).0;
             if filter(stage) && !self.done.contains(&o.reference()) {
-                stages.entry(stage).or_default().push(o.clone());
+                stages.entry(stage).or_default().push(i);
             }
         }
         stages
@@ -500,12 +530,10 @@ impl Run<'_> {
 
     /// Report every object not applied yet as skipped.
     fn skip_rest(&mut self) {
-        for objects in self.pending(|_| true).into_values() {
-            for o in objects {
-                let r = o.reference();
-                self.done.insert(r.clone());
-                self.results.push(ObjectResult::new(r, Action::Skipped));
-            }
+        for i in self.pending(|_| true).into_values().flatten() {
+            let r = self.prepared.objects[i].reference();
+            self.done.insert(r.clone());
+            self.results.push(ObjectResult::new(r, Action::Skipped));
         }
     }
 
@@ -542,51 +570,66 @@ async fn start<'a>(
         .filter(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND)
         .map(Object::name)
         .collect();
-    let mut runs = Vec::new();
-    for p in packages {
-        let name = &p.rendered.name;
-        if opts.prune.is_some() && p.rendered.objects.is_empty() && !opts.allow_empty {
-            return Err(super::ClusterError::EmptyPrune {
-                package: name.clone(),
-            }
-            .into());
+    if let Some(p) = packages
+        .iter()
+        .find(|p| opts.prune.is_some() && p.rendered.objects.is_empty() && !opts.allow_empty)
+    {
+        return Err(super::ClusterError::EmptyPrune {
+            package: p.rendered.name.clone(),
         }
-        let prepared = prepare_package(cluster, p.rendered, p.namespace, custom).await;
-        let parent = read_parent(cluster, name, &prepared.parent).await?;
-        let ns = &prepared.parent_ns;
-        if !opts.dry_run && parent.live.is_none() && !rendered_namespaces.contains(ns.as_str()) {
-            package::require_namespace(cluster, ns).await.hint(format!(
-                "create it first, or add a Namespace {ns} object to package {name} (an overlay)"
-            ))?;
-        }
-        let rendered_refs = Rendered::of(&prepared.objects);
-        let plan = match &opts.prune {
-            Some(prune_opts) => {
-                let members =
-                    prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
-                let plan = Plan::new(members, &rendered_refs, prune_opts);
-                if plan.is_mass() && !prune_opts.allow_mass {
-                    return Err(plan.mass_error(name));
-                }
-                Some(plan)
-            }
-            None => None,
-        };
-        runs.push(Run {
-            rendered: p.rendered,
-            desired: Contents::of(&prepared.objects, ns),
-            prepared,
-            parent,
-            plan,
-            rendered_refs,
-            results: Vec::new(),
-            watched: Vec::new(),
-            done: HashSet::new(),
-            not_ready: Vec::new(),
-            failed: false,
-        });
+        .into());
     }
-    Ok(runs)
+    // Packages are read at the same time: nothing here writes.
+    let runs = futures::future::join_all(
+        packages
+            .iter()
+            .map(|p| start_package(cluster, *p, opts, custom, &rendered_namespaces)),
+    )
+    .await;
+    runs.into_iter().collect()
+}
+
+async fn start_package<'a>(
+    cluster: &Cluster,
+    p: Selected<'a>,
+    opts: &ApplyOptions,
+    custom: &CustomKinds,
+    rendered_namespaces: &HashSet<&str>,
+) -> Result<Run<'a>> {
+    let name = &p.rendered.name;
+    let prepared = prepare_package(cluster, p.rendered, p.namespace, custom).await;
+    let parent = read_parent(cluster, name, &prepared.parent).await?;
+    let ns = &prepared.parent_ns;
+    if !opts.dry_run && parent.live.is_none() && !rendered_namespaces.contains(ns.as_str()) {
+        package::require_namespace(cluster, ns).await.hint(format!(
+            "create it first, or add a Namespace {ns} object to package {name} (an overlay)"
+        ))?;
+    }
+    let rendered_refs = Rendered::of(&prepared.objects);
+    let plan = match &opts.prune {
+        Some(prune_opts) => {
+            let members = prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
+            let plan = Plan::new(members, &rendered_refs, prune_opts);
+            if plan.is_mass() && !prune_opts.allow_mass {
+                return Err(plan.mass_error(name));
+            }
+            Some(plan)
+        }
+        None => None,
+    };
+    Ok(Run {
+        rendered: p.rendered,
+        desired: Contents::of(&prepared.objects, ns),
+        prepared,
+        parent,
+        plan,
+        rendered_refs,
+        results: Vec::new(),
+        watched: Vec::new(),
+        done: HashSet::new(),
+        not_ready: Vec::new(),
+        failed: false,
+    })
 }
 
 /// Apply every selected package (in the order given: `needs` first). Errors that stop before
@@ -628,9 +671,12 @@ pub async fn apply_all(
     if runs.iter().any(|r| !r.pending(foundation).is_empty()) {
         reporter.status("Applying", "CRDs and namespaces of every package first");
     }
-    for run in &mut runs {
-        applier.apply_stages(run, foundation, task.as_ref()).await;
-    }
+    // Independent of each other: every package's at once.
+    futures::future::join_all(
+        runs.iter_mut()
+            .map(|run| applier.apply_stages(run, foundation, task.as_ref())),
+    )
+    .await;
     let mut stop = runs.iter().any(|r| r.failed);
     if !stop && !opts.dry_run {
         stop = !applier.wait_for_crds(&mut runs, reporter).await?;
@@ -675,12 +721,7 @@ pub async fn apply_all(
             }
         }
         if let (Some(timeout), false, false) = (opts.wait, opts.dry_run, run.failed) {
-            let workloads: Vec<Watched> = run
-                .watched
-                .iter()
-                .filter(|w| w.rule != Rule::Condition("Established"))
-                .cloned()
-                .collect();
+            let workloads = &run.watched;
             if !workloads.is_empty() {
                 reporter.status(
                     "Waiting",
@@ -690,7 +731,7 @@ pub async fn apply_all(
                         workloads.len()
                     ),
                 );
-                run.not_ready = wait::wait_ready(cluster, &workloads, timeout, opts.poll).await?;
+                run.not_ready = wait::wait_ready(cluster, workloads, timeout, opts.poll).await?;
             }
         }
     }
@@ -759,10 +800,14 @@ impl Applier<'_> {
         filter: impl Fn(Stage) -> bool,
         task: &dyn Task,
     ) {
-        for (_, members) in run.pending(filter) {
+        let stages = run.pending(filter);
+        // Borrowed apart from the run, which records the results meanwhile.
+        let objects = std::mem::take(&mut run.prepared.objects);
+        for indices in stages.into_values() {
             if run.failed {
                 break;
             }
+            let members: Vec<&Object> = indices.iter().map(|&i| &objects[i]).collect();
             let mut known = self.prefetch(&members).await;
             let mut outcomes: Vec<(usize, (ObjectResult, Option<Watched>))> =
                 futures::stream::iter(members.iter().enumerate())
@@ -782,18 +827,34 @@ impl Applier<'_> {
                 run.record(result, watched);
             }
         }
+        run.prepared.objects = objects;
         if run.failed {
             run.skip_rest();
         }
     }
 
-    /// Wait until the CRDs applied so far are established, then forget what discovery knew of
-    /// their groups. `false` (with the CRDs reported not ready) when they are not in time.
+    /// Wait until the CRDs applied so far whose custom resources some package renders are
+    /// established, then forget what discovery knew of their groups. `false` (with the CRDs
+    /// reported not ready) when they are not in time. The other CRDs are waited for with the
+    /// workloads (with `--wait`): nothing in this apply needs them sooner.
     async fn wait_for_crds(&self, runs: &mut [Run<'_>], reporter: &dyn Reporter) -> Result<bool> {
+        let objects = || runs.iter().flat_map(|r| &r.prepared.objects);
+        let used: HashSet<(&str, &str)> = objects().map(|o| (o.group(), o.kind())).collect();
+        let needed: HashSet<String> = objects()
+            .filter(|crd| {
+                package::custom_kinds([*crd])
+                    .keys()
+                    .any(|(g, k)| used.contains(&(g.as_str(), k.as_str())))
+            })
+            .map(|crd| crd.name().to_owned())
+            .collect();
+        let is_needed = |w: &Watched| {
+            w.rule == Rule::Condition("Established") && needed.contains(&w.object.name)
+        };
         let crds: Vec<Watched> = runs
             .iter()
             .flat_map(|r| &r.watched)
-            .filter(|w| w.rule == Rule::Condition("Established"))
+            .filter(|w| is_needed(w))
             .cloned()
             .collect();
         if crds.is_empty() {
@@ -803,7 +864,9 @@ impl Applier<'_> {
             "Waiting",
             &format!("for CRDs to be established ({})", crds.len()),
         );
-        let poll = self.opts.poll.min(Duration::from_millis(200));
+        // CRDs are usually established within a fraction of a second, and everything after
+        // waits for them: poll often.
+        let poll = self.opts.poll.min(CRD_POLL);
         let not_ready = wait::wait_ready(self.cluster, &crds, CRD_TIMEOUT, poll).await?;
         if !not_ready.is_empty() {
             for n in not_ready {
@@ -815,6 +878,9 @@ impl Applier<'_> {
                 }
             }
             return Ok(false);
+        }
+        for run in runs.iter_mut() {
+            run.watched.retain(|w| !is_needed(w));
         }
         let groups: Vec<String> = self.custom.keys().map(|(g, _)| g.clone()).collect();
         self.cluster.mapper.forget(&groups);
@@ -834,6 +900,13 @@ mod tests {
         let changed = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "w"}});
         assert!(same_as_live(&same, &live));
         assert!(!same_as_live(&changed, &live));
+        let other_manager = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "helm", "time": "a"}]}, "data": {"k": "v"}});
+        assert!(!same_as_live(&other_manager, &live));
+        let extra_entry = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}, {"manager": "x"}]}, "data": {"k": "v"}});
+        assert!(!same_as_live(&extra_entry, &live));
+        let without_rv =
+            json!({"metadata": {"managedFields": [{"manager": "kpin"}]}, "data": {"k": "v"}});
+        assert!(same_as_live(&without_rv, &live));
     }
 
     /// The 422 a real kube-apiserver v1.36 answers for a changed Job template
