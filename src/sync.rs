@@ -779,8 +779,8 @@ pub(crate) mod tests {
     /// A project with one local-path package (no network needed).
     fn project() -> (tempfile::TempDir, Manifest) {
         project_with(
-            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n",
-            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            &[("mirror/1.0.0/a.yaml", "kind: ConfigMap\n")],
         )
     }
 
@@ -839,7 +839,7 @@ pub(crate) mod tests {
         );
 
         // New upstream bytes: the old render digests no longer describe anything.
-        fs::write(dir.path().join("mirror/a.yaml"), "kind: Secret\n").unwrap();
+        fs::write(dir.path().join("mirror/1.0.0/a.yaml"), "kind: Secret\n").unwrap();
         run(&manifest, &options(dir.path(), false, None)).unwrap();
         let lock = Lockfile::load(&manifest.lock_path()).unwrap().unwrap();
         assert_eq!(lock.packages["a"].overlays_digest, None);
@@ -901,8 +901,8 @@ pub(crate) mod tests {
     #[test]
     fn vendor_dir_must_not_be_the_project_root() {
         let (dir, manifest) = project_with(
-            "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a.yaml\n",
-            &[("a.yaml", "kind: ConfigMap\n")],
+            "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a-{version}.yaml\n",
+            &[("a-1.0.0.yaml", "kind: ConfigMap\n")],
         );
         let err = run(&manifest, &options(dir.path(), false, None)).unwrap_err();
         assert!(

@@ -314,8 +314,8 @@ mod tests {
     #[test]
     fn the_hook_runs_only_for_packages_whose_files_agree() {
         let (dir, manifest) = crate::sync::tests::project_with(
-            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n  b:\n    version: 1.0.0\n    path: mirror\n",
-            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n  b:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            &[("mirror/1.0.0/a.yaml", "kind: ConfigMap\n")],
         );
         let options = crate::sync::tests::options(dir.path(), false, None);
         crate::sync::tests::run(&manifest, &options).unwrap();

@@ -1017,7 +1017,7 @@ mod real {
             self.project.write(
                 "kpin.yaml",
                 &format!(
-                    "packages:\n  demo:\n    version: {version}\n    url: https://example.invalid/demo.yaml\n    namespace: {}\n",
+                    "packages:\n  demo:\n    version: {version}\n    url: https://example.invalid/demo/{{version}}/demo.yaml\n    namespace: {}\n",
                     self.namespace
                 ),
             );
@@ -1405,7 +1405,7 @@ fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
         project.write(
             "kpin.yaml",
             &format!(
-                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/deploy.yaml\n    namespace: ingress-nginx\n"
+                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/ingress-nginx/{{version}}/deploy.yaml\n    namespace: ingress-nginx\n"
             ),
         );
         let dir = project

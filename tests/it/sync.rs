@@ -713,8 +713,11 @@ fn local_path_and_file_url_sources() {
     p.write("mirror/web/1.0.0/deploy.yaml", &release("web", "1.0.0"))
         .write("mirror/web/1.0.0/crds.yml", &crds("web"))
         .write("mirror/web/1.0.0/README.md", "not vendored")
-        .write("mirror/single.yaml", &release("single", "3"));
-    let file_url = url::Url::from_file_path(p.path().join("mirror/single.yaml")).unwrap();
+        .write("mirror/single/3/single.yaml", &release("single", "3"));
+    let file_url = url::Url::from_file_path(p.path().join("mirror/single/3/single.yaml"))
+        .unwrap()
+        .as_str()
+        .replace("/3/", "/{version}/");
     p.write(
         "kpin.yaml",
         &format!("packages:\n  web:\n    version: 1.0.0\n    path: mirror/web/{{version}}\n  single:\n    version: '3'\n    url: {file_url}\n"),
