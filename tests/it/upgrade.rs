@@ -556,6 +556,39 @@ packages:
 }
 
 #[test]
+fn outdated_fails_when_no_package_could_be_checked() {
+    let server = Server::http();
+    serve_feeds(&server);
+    let unknown =
+        "packages:\n  in-house:\n    version: 0.4.1\n    url: {base}/in-house/{version}/all.yaml\n";
+    let p = project(&server, unknown);
+    let run = p.run(&["outdated"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("in-house: no version source"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("error: could not check any package: the status of `in-house` is unknown"),
+        "{}",
+        run.stderr
+    );
+    // One package checked is enough to say the rest are only notes.
+    p.write(
+        "kpin.yaml",
+        &format!(
+            "{}  local-path:\n    version: v0.0.31\n    github: {{repo: rancher/local-path-provisioner, tag: \"{{version}}\", assets: [a.yaml], apiUrl: {}}}\n",
+            unknown.replace("{base}", &server.base()),
+            server.api_url()
+        ),
+    );
+    let run = p.run(&["outdated"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+#[test]
 fn outdated_reports_rate_limits_clearly() {
     let server = Server::http();
     serve_feeds(&server);
