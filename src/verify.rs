@@ -135,6 +135,39 @@ impl fmt::Display for Problem {
     }
 }
 
+/// What clears a problem: `kpin sync` (which re-locks and restores vendor/), or an edit only
+/// the user can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    Sync,
+    /// A package that does not render: sync locks it without render digests, and it still
+    /// does not render.
+    FixInputs,
+}
+
+impl Problem {
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            Problem::RenderFailed { .. } => Remedy::FixInputs,
+            _ => Remedy::Sync,
+        }
+    }
+}
+
+/// The advice after a list of problems: what to run, or what to fix first.
+pub fn advice(problems: &[Problem]) -> &'static str {
+    let needs = |r: Remedy| problems.iter().any(|p| p.remedy() == r);
+    match (needs(Remedy::FixInputs), needs(Remedy::Sync)) {
+        (true, true) => {
+            "fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that); for the rest run `kpin sync`, then commit kpin.lock and vendor/"
+        }
+        (true, false) => {
+            "fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that)"
+        }
+        _ => "run `kpin sync` and commit kpin.lock and vendor/",
+    }
+}
+
 /// Extra checks per package once its lock entry and vendored files agree (the render stage
 /// compares overlay and render digests here).
 pub trait VerifyHook: Send + Sync {
