@@ -612,6 +612,20 @@ impl Run<'_> {
             }
             Origin::Remote { url, auth } => {
                 if self.offline {
+                    if let (Some((sha, _)), Some((expected, _))) =
+                        (vendored.files.get(name), &wanted.expected)
+                    {
+                        let shown =
+                            fsutil::display_relative(&vendor_dir.join(name), &self.manifest.root);
+                        return Err(anyhow::anyhow!(
+                            "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
+                            package.name,
+                            wanted.source.locked_url
+                        ))
+                        .hint(format!(
+                            "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
+                        ));
+                    }
                     let why = if locked {
                         "is neither in vendor/ nor in the cache"
                     } else {

@@ -905,6 +905,94 @@ fn verify_lists_every_problem() {
 }
 
 #[test]
+fn verify_sends_only_what_sync_can_fix_to_sync() {
+    let p = Project::new();
+    p.write("mirror/1.0.0/web.yaml", &release("web", "1.0.0"))
+        .write(
+            "overlays/web.yaml",
+            "operations:\n- labels: {select: {kind: ConfigMap}, set: {team: web}}\n",
+        )
+        .write(
+            "kpin.yaml",
+            "packages:\n  web:\n    version: 1.0.0\n    path: mirror/{version}\n    overlays: [overlays/web.yaml]\n",
+        );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    // The overlay now selects nothing: a render failure, which sync cannot repair.
+    p.write(
+        "overlays/web.yaml",
+        "operations:\n- labels: {select: {kind: Secret}, set: {team: web}}\n",
+    );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.starts_with("web: does not render: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("warning: 1 problem found; fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that)\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let after_sync = p.run(&["verify"]);
+    assert_eq!(after_sync.code, 1, "sync indeed cannot fix it");
+    assert!(after_sync.stdout.starts_with("web: does not render: "));
+
+    // Next to a problem sync does fix (a package not locked yet), both are named.
+    p.write("other/1.0.0/other.yaml", &release("other", "1.0.0"))
+        .write(
+            "kpin.yaml",
+            &format!(
+                "{}  other:\n    version: 1.0.0\n    path: other/{{version}}\n",
+                p.read("kpin.yaml")
+            ),
+        );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("2 problems found; fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that); for the rest run `kpin sync`"),
+        "{}",
+        run.stderr
+    );
+    let locked = p.run(&["render", "--locked"]);
+    assert_eq!(locked.code, 1, "{}", locked.transcript());
+    assert!(
+        locked
+            .stderr
+            .contains("hint: fix the overlays or kpin.yaml of the packages that do not render"),
+        "{}",
+        locked.stderr
+    );
+}
+
+#[test]
+fn offline_sync_says_a_vendored_file_was_modified() {
+    let (_server, p) = two_packages();
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let locked = sha256(release("web", "1.0.0").as_bytes());
+    std::fs::write(p.path().join("vendor/web/1.0.0/deploy.yaml"), "tampered\n").unwrap();
+    // The cache would restore it; without one the file must come from upstream.
+    std::fs::remove_dir_all(p.cache.path()).unwrap();
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "package `web`: vendor/web/1.0.0/deploy.yaml was modified (sha256 {}, locked {locked}), and --offline forbids downloading it again from http://[HOST]/web/v1.0.0/deploy.yaml",
+            sha256(b"tampered\n")
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: restore it from version control (`git checkout -- vendor/web/1.0.0/deploy.yaml`), or run `kpin sync` with network access"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("neither in vendor/ nor in the cache"));
+}
+
+#[test]
 fn github_releases_are_listed_across_pages_and_rate_limits_are_clear() {
     let server = Server::http();
     let tags: Vec<String> = (0..7).map(|i| format!("v1.{i}.0")).collect();
