@@ -992,6 +992,67 @@ fn offline_sync_says_a_vendored_file_was_modified() {
     assert!(!run.stderr.contains("neither in vendor/ nor in the cache"));
 }
 
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_mode_the_umask_gives() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Project, rel: &str| {
+        std::fs::metadata(p.path().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for (umask, file, dir) in [("022", 0o644, 0o755), ("077", 0o600, 0o700)] {
+        let p = Project::new();
+        p.write("mirror/1.0.0/a.yaml", &release("a", "1.0.0"))
+            .write("mirror/2.0.0/a.yaml", &release("a", "2.0.0"))
+            .write(
+                "kpin.yaml",
+                "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            );
+        // As a checkout under this umask would have it.
+        std::fs::set_permissions(
+            p.path().join("kpin.yaml"),
+            std::fs::Permissions::from_mode(file),
+        )
+        .unwrap();
+
+        let run = p.run_with_umask(umask, &["sync"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        assert_eq!(mode(&p, "kpin.lock"), file, "umask {umask}: kpin.lock");
+        assert_eq!(mode(&p, "vendor/a/1.0.0/a.yaml"), file, "umask {umask}");
+        assert_eq!(mode(&p, "vendor/a/1.0.0"), dir, "umask {umask}");
+
+        let run = p.run_with_umask(umask, &["upgrade", "a", "--to", "2.0.0"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        for rel in ["kpin.yaml", "kpin.lock", "vendor/a/2.0.0/a.yaml"] {
+            assert_eq!(mode(&p, rel), file, "umask {umask}: {rel}");
+        }
+        assert_eq!(mode(&p, "vendor/a/2.0.0"), dir, "umask {umask}");
+    }
+    // A replaced file keeps the mode it had, whatever the umask.
+    let p = Project::new();
+    p.write("mirror/1.0.0/a.yaml", &release("a", "1.0.0"))
+        .write("mirror/2.0.0/a.yaml", &release("a", "2.0.0"))
+        .write(
+            "kpin.yaml",
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+        );
+    std::fs::set_permissions(
+        p.path().join("kpin.yaml"),
+        std::fs::Permissions::from_mode(0o664),
+    )
+    .unwrap();
+    assert_eq!(p.run_with_umask("022", &["sync"]).code, 0);
+    assert_eq!(
+        p.run_with_umask("022", &["upgrade", "a", "--to", "2.0.0"])
+            .code,
+        0
+    );
+    assert_eq!(mode(&p, "kpin.yaml"), 0o664);
+}
+
 #[test]
 fn github_releases_are_listed_across_pages_and_rate_limits_are_clear() {
     let server = Server::http();
