@@ -451,13 +451,10 @@ mod tests {
                 limit: Some(Duration::from_secs(5))
             })
         );
-        let tls = std::io::Error::new(
-            std::io::ErrorKind::Other,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-            ),
-        );
+        let tls = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
         assert_eq!(
             classify(kube::Error::Service(Box::new(tls))),
             Some(Unreachable::ServerCertificate(
