@@ -1,6 +1,7 @@
 //! Connecting like kubectl: kubeconfig from `--kubeconfig` or `KUBECONFIG` (or ~/.kube/config),
 //! `--context` or the environment's context, in-cluster config as the fallback; exec credential
-//! plugins work because kube runs them.
+//! plugins work because kube runs them. `--request-timeout` bounds each request, and a server
+//! that cannot be reached (refused, silent, TLS, certificates) is described in plain words.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -123,7 +124,7 @@ impl fmt::Display for CertificateProblem {
                 f.write_str("is not signed by a certificate authority the kubeconfig trusts")
             }
             CertificateProblem::CaAsLeaf => f.write_str(
-                "is a CA certificate, not one issued for the server (a self-signed certificate?)",
+                "is a CA certificate, not one issued to a server or a user (a self-signed certificate?)",
             ),
             CertificateProblem::WrongName => f.write_str("is not issued for this host name"),
             CertificateProblem::Expired => f.write_str("has expired or is not valid yet"),
