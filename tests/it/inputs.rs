@@ -198,6 +198,15 @@ fn path_sources_and_vendor_dir_cannot_lead_out_of_the_project() {
         &["`../mirror/1.0.0` must be a relative path below the directory of kpin.yaml"],
     );
 
+    s.project.write(
+        "kpin.yaml",
+        "vendorDir: ../deps\npackages:\n  m:\n    version: 1.0.0\n    path: mirror/{version}\n",
+    );
+    s.refused(
+        &["sync"],
+        &["error: [PROJECT]/kpin.yaml: vendorDir\n  caused by: `../deps` must be a relative path below the directory of kpin.yaml"],
+    );
+
     // vendorDir: a symlink out of the project, also one that does not lead anywhere yet.
     for target in ["mirror", "not-yet"] {
         let s = Setup::new();
