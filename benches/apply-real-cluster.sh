@@ -44,7 +44,7 @@ packages:
     namespace: default
   bench:
     version: 1.0.0
-    url: https://example.invalid/bench.yaml
+    url: https://example.invalid/bench/{version}/configmaps.yaml
     namespace: kpin-bench
 EOF
 

@@ -71,7 +71,7 @@ fn project(dir: &Path, upstream: &Path) -> std::io::Result<(PathBuf, PathBuf, Pa
         std::os::unix::fs::symlink(&source, vendored.join(file))?;
         files.push(source);
     }
-    manifest.push_str("  bench:\n    version: 1.0.0\n    url: https://example.invalid/bench.yaml\n    namespace: bench\n");
+    manifest.push_str("  bench:\n    version: 1.0.0\n    url: https://example.invalid/bench/{version}/configmaps.yaml\n    namespace: bench\n");
     let generated = dir.join("vendor/bench/1.0.0");
     std::fs::create_dir_all(&generated)?;
     std::fs::write(generated.join("configmaps.yaml"), generated_configmaps())?;

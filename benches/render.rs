@@ -145,7 +145,7 @@ fn scaffold(root: &Path, fixtures: &[Fixture], with_overlays: bool) -> std::io::
         fs::create_dir_all(&vendor)?;
         fs::copy(&f.path, vendor.join(&f.file))?;
         manifest.push_str(&format!(
-            "  {}:\n    version: \"{}\"\n    path: upstream/{}\n",
+            "  {}:\n    version: \"{}\"\n    path: upstream/{{version}}/{}\n",
             f.name, f.version, f.file
         ));
         if !f.cluster_scoped_only {

@@ -203,6 +203,62 @@ pub struct ClusterArgs {
     /// kubeconfig context [default: the environment's `context`, else the current context]
     #[arg(long)]
     pub context: Option<String>,
+    /// How long one request to the API server may take before kpin gives up, as kubectl
+    /// takes it: 10s, 2m, 1h; a plain number is seconds; 0 waits without limit
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = request_timeout)]
+    pub request_timeout: std::time::Duration,
+}
+
+impl ClusterArgs {
+    /// `--request-timeout`, `None` for no limit.
+    pub fn request_timeout(&self) -> Option<std::time::Duration> {
+        (!self.request_timeout.is_zero()).then_some(self.request_timeout)
+    }
+}
+
+/// A `--request-timeout` value in kubectl's format: a plain number of seconds, or Go's
+/// duration syntax (`1m30s`, `500ms`, `1.5h`; units ns, us, µs, ms, s, m, h).
+fn request_timeout(text: &str) -> Result<std::time::Duration, String> {
+    const UNITS: [(&str, f64); 7] = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ];
+    let bad = || {
+        format!(
+            "`{text}` is not a duration (examples: 0, 30s, 2m, 1h30m; a plain number is seconds)"
+        )
+    };
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut rest = text;
+    let mut total = 0.0;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = UNITS
+            .iter()
+            .find(|(unit, _)| *unit == &rest[..unit_len])
+            .map(|(_, f)| *f)
+            .ok_or_else(bad)?;
+        total += number * factor;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 #[derive(Debug, Args)]
@@ -378,5 +434,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn request_timeouts_read_like_kubectl() {
+        use std::time::Duration;
+        assert_eq!(request_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(request_timeout("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(request_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(request_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(request_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(request_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(request_timeout("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "5x", "-1s", "1m2"] {
+            assert!(request_timeout(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -138,12 +138,101 @@ pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
         .map(Hinted::hint)
 }
 
+/// How many characters of a value from the user's files a message quotes: enough to recognise
+/// it, never a whole file (a 10 MB `version` must not put 10 MB on stderr).
+pub const QUOTE_CHARS: usize = 60;
+
+/// Longest line of one cause that the CLI prints, for messages that quote a value without
+/// `quote` (library errors); longer lines are cut with their length.
+pub const LINE_CHARS: usize = 1000;
+
+/// A value from kpin.yaml, an overlay or the lockfile as messages quote it: in backticks,
+/// control characters escaped, and cut to its first `QUOTE_CHARS` characters followed by its
+/// length when it is longer.
+pub fn quote(value: &str) -> String {
+    let (shown, count) = prefix(value);
+    if count > QUOTE_CHARS {
+        format!("`{shown}…` ({count} characters)")
+    } else {
+        format!("`{shown}`")
+    }
+}
+
+/// Like `quote`, without the backticks: for field paths built from the user's keys.
+pub fn abbreviate(value: &str) -> String {
+    let (shown, count) = prefix(value);
+    if count > QUOTE_CHARS {
+        format!("{shown}… ({count} characters)")
+    } else {
+        shown
+    }
+}
+
+/// The first `QUOTE_CHARS` characters of `value`, control characters escaped, and how many
+/// characters it has.
+fn prefix(value: &str) -> (String, usize) {
+    let mut shown = String::new();
+    for c in value.chars().take(QUOTE_CHARS) {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    (shown, value.chars().count())
+}
+
+/// `message` with every `"..."` or `` `...` `` segment longer than `QUOTE_CHARS` shortened
+/// like `quote` does: for messages of libraries (serde) that quote whole values.
+pub fn shorten_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4 * LINE_CHARS));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let q = rest.as_bytes()[open] as char;
+        let after = &rest[open + 1..];
+        let Some(close) = after.find(q) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &after[..close];
+        if inner.chars().count() > QUOTE_CHARS {
+            out.push_str(&quote(inner));
+        } else {
+            out.push(q);
+            out.push_str(inner);
+            out.push(q);
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Each line of `text` cut to `LINE_CHARS` characters, with how many were left out.
+fn cap_lines(text: &str) -> String {
+    if text.len() <= LINE_CHARS {
+        return text.to_owned();
+    }
+    text.split('\n')
+        .map(|line| {
+            let count = line.chars().count();
+            if count <= LINE_CHARS {
+                line.to_owned()
+            } else {
+                let kept: String = line.chars().take(LINE_CHARS).collect();
+                format!("{kept}… ({} more characters)", count - LINE_CHARS)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The messages of an error's chain, skipping empty ones and any already contained in the
-/// message before it, so a message never repeats its source.
+/// message before it, so a message never repeats its source. Over-long lines are cut.
 fn distinct_causes(err: &anyhow::Error) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = cap_lines(&cause.to_string());
         if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -159,7 +248,7 @@ pub fn render_error(err: &anyhow::Error) -> String {
         out.push_str(&format!("{label} {text}\n"));
     }
     if let Some(hint) = hint_of(err) {
-        out.push_str(&format!("  hint: {hint}\n"));
+        out.push_str(&format!("  hint: {}\n", cap_lines(hint)));
     }
     out
 }
@@ -184,6 +273,37 @@ mod tests {
         assert!(text.contains("error: in CI"));
         assert!(text.contains("caused by: kpin.lock is out of date"));
         assert!(text.contains("hint: run `kpin sync`"));
+    }
+
+    #[test]
+    fn quotes_show_a_short_prefix_and_the_length() {
+        assert_eq!(quote("1.2.3"), "`1.2.3`");
+        assert_eq!(quote("a\nb"), "`a\\nb`");
+        let long = "x".repeat(10_000_000);
+        let quoted = quote(&long);
+        assert_eq!(
+            quoted,
+            format!("`{}…` (10000000 characters)", "x".repeat(QUOTE_CHARS))
+        );
+        let serde = format!("invalid type: string \"{long}\", expected u64");
+        assert_eq!(
+            shorten_quoted(&serde),
+            format!("invalid type: string {quoted}, expected u64")
+        );
+        assert_eq!(
+            shorten_quoted("unknown field `urll`"),
+            "unknown field `urll`"
+        );
+        assert_eq!(shorten_quoted("an \"open quote"), "an \"open quote");
+    }
+
+    #[test]
+    fn the_printer_cuts_very_long_lines() {
+        let err = anyhow::anyhow!("bad value {}", "y".repeat(5000)).context("reading kpin.yaml");
+        let text = render_error(&err);
+        assert!(text.len() < 2 * LINE_CHARS, "{} bytes", text.len());
+        assert!(text.contains("(4010 more characters)"), "{text}");
+        assert!(text.starts_with("error: reading kpin.yaml\n  caused by: bad value yyy"));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::error::{HintExt, quote};
+
 /// Write `bytes` to `path` through a temp file in the same directory and a rename.
 ///
 /// Returns `false` (and touches nothing) when the file already holds exactly these bytes, so
@@ -163,6 +165,110 @@ pub fn display_relative(path: &Path, base: &Path) -> String {
         .replace('\\', "/")
 }
 
+/// A path named in kpin.yaml, an overlay or kpin.lock that leads out of the project.
+#[derive(Debug, thiserror::Error)]
+#[error("{} resolves to {}{}, outside the project directory {}", quote(.written), .resolved.display(), if *.through_symlink { " through a symlink" } else { "" }, .root.display())]
+pub struct OutsideProject {
+    /// The path as written.
+    pub written: String,
+    /// Where it leads, symlinks followed.
+    pub resolved: PathBuf,
+    pub through_symlink: bool,
+    /// The project directory (the one holding kpin.yaml), symlinks followed.
+    pub root: PathBuf,
+}
+
+/// Why kpin refuses paths out of the project.
+pub const INSIDE_HINT: &str = "kpin reads and writes only inside the directory of kpin.yaml (symlinks are followed), so that the repository shows everything that is rendered; copy the file into the project";
+
+/// `relative` joined to `base`, after checking that it resolves inside `root`: symlinks are
+/// followed, and for a path that does not exist yet the longest existing prefix is resolved
+/// (a dangling symlink by its target), so neither `..` nor a symlink leads out of the project.
+/// Returns the joined path as written (messages show it), not the resolved one.
+pub fn resolve_inside(root: &Path, base: &Path, relative: &str) -> Result<PathBuf> {
+    let joined = base.join(relative);
+    let real_root = real_path(root)
+        .with_context(|| format!("resolving the project directory {}", root.display()))?;
+    let resolved = real_path(&joined).with_context(|| format!("resolving {}", joined.display()))?;
+    if resolved.starts_with(&real_root) {
+        return Ok(joined);
+    }
+    // Written with `..` that leaves the project, or a symlink that does?
+    let lexical = real_path(base)
+        .map(|b| normalize(&b.join(relative)))
+        .unwrap_or_default();
+    Err(anyhow::Error::new(OutsideProject {
+        written: relative.to_owned(),
+        resolved,
+        through_symlink: lexical.starts_with(&real_root),
+        root: real_root,
+    })
+    .hint(INSIDE_HINT))
+}
+
+/// `path` with every symlink resolved, also when it does not exist (yet): the existing part is
+/// canonicalized, a dangling symlink followed to its target, and the rest appended as written.
+fn real_path(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let mut pending: Vec<std::ffi::OsString> = Vec::new();
+    let mut current = if path.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        path.to_path_buf()
+    };
+    // Enough hops for any real tree; a symlink loop fails instead of spinning.
+    for _ in 0..64 {
+        match current.canonicalize() {
+            Ok(mut real) => {
+                for part in pending.iter().rev() {
+                    if part == ".." {
+                        real.pop();
+                    } else if part != "." {
+                        real.push(part);
+                    }
+                }
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Ok(target) = fs::read_link(&current) {
+                    // A dangling symlink: what it points to is what a write would create.
+                    let parent = current.parent().map(Path::to_path_buf).unwrap_or_default();
+                    current = parent.join(target);
+                    continue;
+                }
+                let last = current.components().next_back();
+                match last {
+                    Some(Component::Normal(name)) => pending.push(name.to_owned()),
+                    Some(Component::ParentDir) => pending.push("..".into()),
+                    Some(Component::CurDir) => {}
+                    _ => return Err(e),
+                }
+                current = match current.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// `path` with `.` and `..` removed without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +306,44 @@ mod tests {
         let copy = dir.path().join("copy");
         copy_file(&path, &copy).unwrap();
         assert_eq!(mode_of(&copy), Some(mode));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_resolve_inside_the_project_or_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project");
+        fs::create_dir_all(root.join("overlays")).unwrap();
+        fs::write(dir.path().join("outside.yaml"), "x").unwrap();
+        fs::write(root.join("overlays/a.yaml"), "x").unwrap();
+        let inside = |base: &Path, rel: &str| resolve_inside(&root, base, rel);
+
+        assert_eq!(
+            inside(&root, "overlays/a.yaml").unwrap(),
+            root.join("overlays/a.yaml")
+        );
+        // Not there yet (vendor/ before the first sync), and `..` that stays inside.
+        assert!(inside(&root, "vendor/new").is_ok());
+        assert!(inside(&root.join("overlays"), "../overlays/a.yaml").is_ok());
+
+        let err = inside(&root, "../outside.yaml").unwrap_err();
+        let outside = crate::error::find_cause::<OutsideProject>(&err).unwrap();
+        assert!(!outside.through_symlink);
+        assert_eq!(
+            outside.resolved,
+            dir.path().canonicalize().unwrap().join("outside.yaml")
+        );
+
+        std::os::unix::fs::symlink(dir.path().join("outside.yaml"), root.join("link.yaml"))
+            .unwrap();
+        let err = inside(&root, "link.yaml").unwrap_err();
+        assert!(err.to_string().contains("through a symlink"), "{err}");
+        // A dangling symlink is followed to where a write would land.
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), root.join("vendor2")).unwrap();
+        assert!(inside(&root, "vendor2/pkg").is_err());
+        // A directory symlink below the project that stays inside is fine.
+        std::os::unix::fs::symlink(root.join("overlays"), root.join("alias")).unwrap();
+        assert!(inside(&root, "alias/a.yaml").is_ok());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod kinds;
 pub mod lockfile;
 pub mod manifest;

@@ -126,7 +126,9 @@ impl Lockfile {
                     .try_for_each(|f| manifest::check_path_segment(&f.name))
             });
             names
-                .with_context(|| format!("{}: package `{name}`", path.display()))
+                .with_context(|| {
+                    format!("{}: package {}", path.display(), crate::error::quote(name))
+                })
                 .hint(REGENERATE_HINT)?;
         }
         Ok(lock)

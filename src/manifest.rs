@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::digest;
-use crate::error::HintExt;
+use crate::error::{HintExt, abbreviate, quote};
+use crate::fsutil;
 use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "kpin.yaml";
@@ -353,11 +354,14 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
 }
 
 impl Manifest {
-    /// Read and validate the manifest at `path`.
+    /// Read and validate the manifest at `path`; `vendorDir` must resolve inside the project.
     pub fn load(path: &Path) -> Result<Manifest> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Manifest::parse(&text, path)
+        let manifest = Manifest::parse(&text, path)?;
+        let vendor_dir = manifest.raw.vendor_dir.as_deref();
+        manifest.resolve("vendorDir", vendor_dir.unwrap_or(DEFAULT_VENDOR_DIR))?;
+        Ok(manifest)
     }
 
     /// Validate manifest text; `path` locates the file (and its directory the root).
@@ -397,8 +401,9 @@ impl Manifest {
 
         let mut environments = BTreeMap::new();
         for (name, env) in &raw.environments {
-            check_name(name, "environment")
-                .with_context(|| format!("{}: environments.{name}", path.display()))?;
+            check_name(name, "environment").with_context(|| {
+                format!("{}: environments.{}", path.display(), abbreviate(name))
+            })?;
             for (i, o) in env.overlays.iter().enumerate() {
                 check_relative_path(o).with_context(|| {
                     format!("{}: environments.{name}.overlays[{i}]", path.display())
@@ -418,7 +423,7 @@ impl Manifest {
         for (name, pkg) in &raw.packages {
             let entry = raw_entries.get(name).cloned().unwrap_or(Value::Null);
             let package = validate_package(name, pkg, &entry, &environments)
-                .with_context(|| format!("{}: package `{name}`", path.display()))?;
+                .with_context(|| format!("{}: package {}", path.display(), quote(name)))?;
             packages.insert(name.clone(), package);
         }
         let order =
@@ -447,9 +452,11 @@ impl Manifest {
             .join(&package.version.raw)
     }
 
-    /// A path from the manifest (overlay, local source) resolved against the root.
-    pub fn resolve_path(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
+    /// A path that `field` of kpin.yaml names (an overlay, a local source), joined to the root
+    /// after checking that it resolves inside the project, symlinks followed.
+    pub fn resolve(&self, field: &str, relative: &str) -> Result<PathBuf> {
+        fsutil::resolve_inside(&self.root, &self.root, relative)
+            .with_context(|| format!("{}: {field}", self.path.display()))
     }
 
     /// Select packages by name; all when `names` is empty. Unknown names are errors. The
@@ -457,7 +464,8 @@ impl Manifest {
     pub fn select(&self, names: &[String]) -> Result<Vec<&Package>> {
         if let Some(unknown) = names.iter().find(|n| !self.packages.contains_key(*n)) {
             return Err(anyhow::anyhow!(
-                "no package `{unknown}` in {}",
+                "no package {} in {}",
+                quote(unknown),
                 self.path.display()
             ))
             .hint(format!(
@@ -476,7 +484,7 @@ impl Manifest {
     /// The named environment, or an error listing the known ones.
     pub fn environment(&self, name: &str) -> Result<&Environment> {
         self.environments.get(name).ok_or_else(|| {
-            anyhow::anyhow!("no environment `{name}` in {}", self.path.display()).hint(
+            anyhow::anyhow!("no environment {} in {}", quote(name), self.path.display()).hint(
                 if self.environments.is_empty() {
                     "declare it under `environments:` in kpin.yaml".to_owned()
                 } else {
@@ -500,8 +508,9 @@ fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>>
     for p in packages.values() {
         if let Some(missing) = p.needs.iter().find(|n| !packages.contains_key(*n)) {
             return Err(anyhow::anyhow!(
-                "package `{}` needs `{missing}`, which is not a package here",
-                p.name
+                "package `{}` needs {}, which is not a package here",
+                p.name,
+                quote(missing)
             ))
             .hint(format!(
                 "packages are: {}",
@@ -567,7 +576,7 @@ fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Pa
     }
     yaml::expect_mapping(&value, path)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().to_string();
+        let field = abbreviate(&e.path().to_string());
         let inner = yaml::user_words(&e.into_inner().to_string());
         let at = if field == "." {
             String::new()
@@ -594,10 +603,16 @@ fn validate_package(
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
         Value::Number(n) => {
+            let n = n.to_string();
             return Err(anyhow::anyhow!(
-                "version: YAML reads `{n}` as a number, which loses digits such as trailing zeros"
+                "version: YAML reads {} as a number, which loses digits such as trailing zeros",
+                quote(&n)
             ))
-            .hint(format!("quote it: version: \"{n}\""));
+            .hint(if n.len() <= crate::error::QUOTE_CHARS {
+                format!("quote it: version: \"{n}\"")
+            } else {
+                "quote it".to_owned()
+            });
         }
         other => bail!(
             "version: expected a string, found a {}",
@@ -619,7 +634,10 @@ fn validate_package(
             if !gh.repo.split('/').filter(|p| !p.is_empty()).count().eq(&2)
                 || gh.repo.contains("..")
             {
-                bail!("github.repo: `{}` is not of the form owner/name", gh.repo);
+                bail!(
+                    "github.repo: {} is not of the form owner/name",
+                    quote(&gh.repo)
+                );
             }
             if gh.assets.is_empty() {
                 return Err(anyhow::anyhow!("github.assets: the list is empty"))
@@ -657,16 +675,19 @@ fn validate_package(
         for t in templates {
             let expanded = expand(t, &version);
             let parsed = url::Url::parse(&expanded)
-                .with_context(|| format!("url: `{expanded}` is not a valid URL"))?;
+                .with_context(|| format!("url: {} is not a valid URL", quote(&expanded)))?;
             if !matches!(parsed.scheme(), "https" | "http" | "file") {
                 bail!(
-                    "url: scheme `{}` is not supported (use https, http or file)",
-                    parsed.scheme()
+                    "url: scheme {} is not supported (use https, http or file)",
+                    quote(parsed.scheme())
                 );
             }
         }
     }
     check_placeholders(&source)?;
+    if raw.sha256.is_none() {
+        check_depends_on_version(&source)?;
+    }
 
     let pins = match &raw.sha256 {
         None => Pins::None,
@@ -697,7 +718,7 @@ fn validate_package(
             for (file, d) in map {
                 out.insert(
                     file.clone(),
-                    check_digest(d).with_context(|| format!("sha256.{file}"))?,
+                    check_digest(d).with_context(|| format!("sha256.{}", abbreviate(file)))?,
                 );
             }
             Pins::ByFile(out)
@@ -713,12 +734,18 @@ fn validate_package(
     let mut env_overlays = BTreeMap::new();
     for (env, settings) in &raw.environments {
         if !environments.contains_key(env) {
-            return Err(anyhow::anyhow!("environments.{env}: no such environment")).hint(format!(
-                "declare it at the top level: environments: {{{env}: {{}}}}"
+            return Err(anyhow::anyhow!(
+                "environments.{}: no such environment",
+                abbreviate(env)
+            ))
+            .hint(format!(
+                "declare it at the top level: environments: {{{}: {{}}}}",
+                abbreviate(env)
             ));
         }
         for (i, o) in settings.overlays.iter().enumerate() {
-            check_relative_path(o).with_context(|| format!("environments.{env}.overlays[{i}]"))?;
+            check_relative_path(o)
+                .with_context(|| format!("environments.{}.overlays[{i}]", abbreviate(env)))?;
         }
         env_overlays.insert(env.clone(), settings.overlays.clone());
     }
@@ -727,7 +754,7 @@ fn validate_package(
         .as_deref()
         .map(|c| {
             semver::VersionReq::parse(c)
-                .with_context(|| format!("constraint: `{c}` is not a semver range"))
+                .with_context(|| format!("constraint: {} is not a semver range", quote(c)))
                 .hint("examples: \"~1.11\", \"^0.7\", \">=2.0, <3\"")
         })
         .transpose()?;
@@ -805,13 +832,57 @@ fn check_placeholders(source: &Source) -> Result<()> {
                 .map(|e| start + e + 1)
                 .unwrap_or(stripped.len());
             return Err(anyhow::anyhow!(
-                "`{t}`: unknown placeholder `{}`",
-                &stripped[start..end]
+                "{}: unknown placeholder {}",
+                quote(t),
+                quote(&stripped[start..end])
             ))
             .hint("the only placeholder is {version}");
         }
     }
     Ok(())
+}
+
+/// A source whose address has no `{version}` fetches the same bytes for every version, so
+/// `kpin upgrade` would vendor the old release under the new version's name. Only a `sha256:`
+/// pin makes that deliberate (and an upgrade must then change the pin).
+fn check_depends_on_version(source: &Source) -> Result<()> {
+    let (field, template, hint) = match source {
+        Source::Url { templates } => {
+            let Some((i, t)) = templates
+                .iter()
+                .enumerate()
+                .find(|(_, t)| !t.contains(VERSION_PLACEHOLDER))
+            else {
+                return Ok(());
+            };
+            let field = if templates.len() == 1 && i == 0 {
+                "url".to_owned()
+            } else {
+                format!("urls[{i}]")
+            };
+            (
+                field,
+                t,
+                "put {version} where the release's version goes, e.g. https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml; or pin the file with `sha256:` if it really never changes",
+            )
+        }
+        Source::Path { template } if !template.contains(VERSION_PLACEHOLDER) => (
+            "path".to_owned(),
+            template,
+            "keep each version in a directory of its own, e.g. path: mirror/NAME/{version}; or pin the files with `sha256:`",
+        ),
+        Source::Github(gh) if !gh.tag.contains(VERSION_PLACEHOLDER) => (
+            "github.tag".to_owned(),
+            &gh.tag,
+            "name the release by its version, e.g. tag: v{version}; or pin the files with `sha256:`",
+        ),
+        _ => return Ok(()),
+    };
+    Err(anyhow::anyhow!(
+        "{field}: {} has no {VERSION_PLACEHOLDER}, so every version would fetch the same files",
+        quote(template)
+    ))
+    .hint(hint)
 }
 
 /// Names that become directory names: lowercase DNS-like, never a path.
@@ -824,7 +895,7 @@ pub fn check_name(name: &str, what: &str) -> Result<()> {
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && !name.contains("..");
     if !valid {
-        return Err(anyhow::anyhow!("invalid {what} name `{name}`")).hint(
+        return Err(anyhow::anyhow!("invalid {what} name {}", quote(name))).hint(
             "use lowercase letters, digits, '-', '_' and '.', starting with a letter or digit (it becomes a directory name)",
         );
     }
@@ -842,7 +913,8 @@ pub fn check_path_segment(segment: &str) -> Result<()> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
     if !valid {
         bail!(
-            "`{segment}` cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)"
+            "{} cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)",
+            quote(segment)
         );
     }
     Ok(())
@@ -860,7 +932,11 @@ pub fn check_relative_path(path: &str) -> Result<()> {
             )
         })
     {
-        bail!("`{path}` must be a relative path below the directory of kpin.yaml (no `..`)");
+        return Err(anyhow::anyhow!(
+            "{} must be a relative path below the directory of kpin.yaml (no `..`)",
+            quote(path)
+        ))
+        .hint(fsutil::INSIDE_HINT);
     }
     Ok(())
 }
@@ -875,7 +951,8 @@ pub fn check_dns_label(ns: &str) -> Result<()> {
         && !ns.ends_with('-');
     if !valid {
         bail!(
-            "`{ns}` is not a valid namespace name (RFC 1123 label: lowercase letters, digits and '-')"
+            "{} is not a valid namespace name (RFC 1123 label: lowercase letters, digits and '-')",
+            quote(ns)
         );
     }
     Ok(())
@@ -884,7 +961,7 @@ pub fn check_dns_label(ns: &str) -> Result<()> {
 fn check_digest(d: &str) -> Result<String> {
     let hex = d.strip_prefix("sha256:").unwrap_or(d).to_ascii_lowercase();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("`{d}` is not a sha256 digest (64 hex characters)");
+        bail!("{} is not a sha256 digest (64 hex characters)", quote(d));
     }
     Ok(hex)
 }
@@ -1002,11 +1079,12 @@ mod tests {
     fn package_names_cannot_escape_vendor() {
         for bad in ["../x", "a/b", "..", ".hidden", "A", "a\\b"] {
             let e = err(&format!(
-                "packages:\n  '{bad}':\n    version: 1.0.0\n    url: https://x/a.yaml\n"
+                "packages:\n  '{bad}':\n    version: 1.0.0\n    url: https://x/{{version}}/a.yaml\n"
             ));
             assert!(e.contains("invalid package name"), "{bad}: {e}");
         }
-        let e = err("packages:\n  a:\n    version: ../../etc\n    url: https://x/a.yaml\n");
+        let e =
+            err("packages:\n  a:\n    version: ../../etc\n    url: https://x/{version}/a.yaml\n");
         assert!(
             e.contains("cannot be used as a file or directory name"),
             "{e}"
@@ -1015,7 +1093,7 @@ mod tests {
 
     #[test]
     fn float_versions_need_quotes() {
-        let e = err("packages:\n  a:\n    version: 1.10\n    url: https://x/a.yaml\n");
+        let e = err("packages:\n  a:\n    version: 1.10\n    url: https://x/{version}/a.yaml\n");
         assert!(e.contains("hint: quote it"), "{e}");
     }
 
@@ -1035,7 +1113,42 @@ mod tests {
             err("packages:\n  a:\n    version: '1'\n    path: ../outside\n")
                 .contains("relative path below")
         );
-        assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/a\n    environments: {prod: {}}\n").contains("environments.prod: no such environment"));
+        assert!(err("packages:\n  a:\n    version: '1'\n    url: https://x/{version}/a\n    environments: {prod: {}}\n").contains("environments.prod: no such environment"));
+    }
+
+    #[test]
+    fn a_source_must_depend_on_the_version_unless_pinned() {
+        let e = err(
+            "packages:\n  argo-cd:\n    version: 2.14.21\n    url: https://h/stable/install.yaml\n",
+        );
+        assert!(
+            e.contains("url: `https://h/stable/install.yaml` has no {version}, so every version would fetch the same files"),
+            "{e}"
+        );
+        assert!(
+            e.contains("hint: put {version} where the release's version goes"),
+            "{e}"
+        );
+        let e = err(
+            "packages:\n  a:\n    version: '1'\n    urls:\n    - https://h/{version}/a.yaml\n    - https://h/b.yaml\n",
+        );
+        assert!(
+            e.contains("urls[1]: `https://h/b.yaml` has no {version}"),
+            "{e}"
+        );
+        let e = err("packages:\n  a:\n    version: '1'\n    path: mirror/a\n");
+        assert!(e.contains("path: `mirror/a` has no {version}"), "{e}");
+        let e = err(
+            "packages:\n  a:\n    version: '1'\n    github: {repo: o/r, tag: latest, assets: [a.yaml]}\n",
+        );
+        assert!(e.contains("github.tag: `latest` has no {version}"), "{e}");
+        // The default tag is v{version}; a pin makes a fixed address deliberate.
+        assert!(
+            parse("packages:\n  a:\n    version: '1'\n    github: {repo: o/r, assets: [a.yaml]}\n")
+                .is_ok()
+        );
+        let pin = "0".repeat(64);
+        assert!(parse(&format!("packages:\n  a:\n    version: '1'\n    url: https://h/a.yaml\n    sha256: \"{pin}\"\n")).is_ok());
     }
 
     #[test]
@@ -1056,12 +1169,14 @@ mod tests {
 
     #[test]
     fn fetch_digest_ignores_overlay_fields() {
-        let a = parse("packages:\n  a:\n    version: '1'\n    url: https://x/a\n").unwrap();
+        let a =
+            parse("packages:\n  a:\n    version: '1'\n    url: https://x/{version}/a\n").unwrap();
         let b = parse(
-            "packages:\n  a:\n    version: '1'\n    url: https://x/a\n    namespace: other\n",
+            "packages:\n  a:\n    version: '1'\n    url: https://x/{version}/a\n    namespace: other\n",
         )
         .unwrap();
-        let c = parse("packages:\n  a:\n    version: '2'\n    url: https://x/a\n").unwrap();
+        let c =
+            parse("packages:\n  a:\n    version: '2'\n    url: https://x/{version}/a\n").unwrap();
         assert_eq!(
             a.packages["a"].manifest_digest,
             b.packages["a"].manifest_digest

@@ -278,6 +278,13 @@ fn feed_problem(err: &anyhow::Error) -> Problem {
     }
 }
 
+/// Whether no package could be checked at all: every status is unknown (or an error). Then
+/// "nothing is outdated" would be a guess, so `kpin outdated` fails instead of passing a
+/// scheduled CI job.
+pub fn none_checked(reports: &[PackageReport]) -> bool {
+    !reports.is_empty() && reports.iter().all(|r| r.problem.is_some())
+}
+
 /// Whether any package is outdated within its constraint (exit 1 for scheduled CI jobs).
 pub fn any_outdated(reports: &[PackageReport]) -> bool {
     reports.iter().any(PackageReport::is_outdated)

@@ -195,27 +195,50 @@ pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Objec
     Ok(objects)
 }
 
-/// Overlay paths that apply to `package` in `env`, in order: the package's own, the package's
+/// An overlay file as kpin.yaml lists it, with the field that lists it (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedOverlay<'a> {
+    /// `packages.a.overlays[0]`, `environments.prod.overlays[1]`.
+    pub field: String,
+    /// The path as written, relative to kpin.yaml.
+    pub path: &'a str,
+}
+
+/// Overlay files that apply to `package` in `env`, in order: the package's own, the package's
 /// for this environment, then the environment's.
 pub fn overlay_paths<'a>(
     manifest: &'a Manifest,
     package: &'a Package,
     env: Option<&str>,
-) -> Result<Vec<&'a str>> {
-    let mut paths: Vec<&str> = package.overlays.iter().map(String::as_str).collect();
+) -> Result<Vec<ListedOverlay<'a>>> {
+    let listed = |prefix: String, paths: &'a [String]| {
+        paths
+            .iter()
+            .enumerate()
+            .map(move |(i, path)| ListedOverlay {
+                field: format!("{prefix}.overlays[{i}]"),
+                path,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out = listed(format!("packages.{}", package.name), &package.overlays);
     if let Some(env) = env {
         let environment = manifest.environment(env)?;
-        paths.extend(
-            package
-                .env_overlays
-                .get(env)
-                .into_iter()
-                .flatten()
-                .map(String::as_str),
-        );
-        paths.extend(environment.overlays.iter().map(String::as_str));
+        if let Some(paths) = package.env_overlays.get(env) {
+            out.extend(listed(
+                format!("packages.{}.environments.{env}", package.name),
+                paths,
+            ));
+        }
+        out.extend(listed(format!("environments.{env}"), &environment.overlays));
     }
-    Ok(paths)
+    Ok(out)
+}
+
+/// Read one overlay file kpin.yaml lists; it, and every file it adds, must be inside the project.
+pub fn load_overlay(manifest: &Manifest, listed: &ListedOverlay) -> Result<Overlay> {
+    let path = manifest.resolve(&listed.field, listed.path)?;
+    Overlay::load(&manifest.root, &path, listed.path)
 }
 
 fn load_overlays(
@@ -224,8 +247,8 @@ fn load_overlays(
     env: Option<&str>,
 ) -> Result<Vec<Overlay>> {
     overlay_paths(manifest, package, env)?
-        .into_iter()
-        .map(|p| Overlay::load(&manifest.resolve_path(p), p))
+        .iter()
+        .map(|listed| load_overlay(manifest, listed))
         .collect()
 }
 
@@ -303,8 +326,11 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
     let mut rendered = BTreeMap::new();
     for env in envs {
         let key = env.unwrap_or(DEFAULT_ENV);
-        let paths = overlay_paths(manifest, package, env)?;
-        chains.insert(key.to_owned(), Value::from(paths.clone()));
+        let paths: Vec<&str> = overlay_paths(manifest, package, env)?
+            .iter()
+            .map(|listed| listed.path)
+            .collect();
+        chains.insert(key.to_owned(), Value::from(paths));
         let out = render_package(manifest, package, env)?;
         files.extend(
             out.inputs

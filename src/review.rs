@@ -12,7 +12,6 @@ use anyhow::{Context, Result, bail};
 use crate::changes::{self, Detail, Section};
 use crate::error::HintExt;
 use crate::manifest::{MANIFEST_FILE, Manifest, Package};
-use crate::overlay::Overlay;
 use crate::render;
 
 /// A project extracted at a git revision; removed when dropped.
@@ -239,12 +238,10 @@ fn notes(
         };
         let env = env.filter(|e| m.environments.contains_key(*e));
         Ok(render::overlay_paths(m, p, env)?
-            .into_iter()
-            .map(|path| {
-                let inputs = Overlay::load(&m.resolve_path(path), path)
-                    .ok()
-                    .map(|o| o.inputs);
-                (path.to_owned(), inputs)
+            .iter()
+            .map(|listed| {
+                let inputs = render::load_overlay(m, listed).ok().map(|o| o.inputs);
+                (listed.path.to_owned(), inputs)
             })
             .collect())
     };

@@ -612,6 +612,20 @@ impl Run<'_> {
             }
             Origin::Remote { url, auth } => {
                 if self.offline {
+                    if let (Some((sha, _)), Some((expected, _))) =
+                        (vendored.files.get(name), &wanted.expected)
+                    {
+                        let shown =
+                            fsutil::display_relative(&vendor_dir.join(name), &self.manifest.root);
+                        return Err(anyhow::anyhow!(
+                            "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
+                            package.name,
+                            wanted.source.locked_url
+                        ))
+                        .hint(format!(
+                            "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
+                        ));
+                    }
                     let why = if locked {
                         "is neither in vendor/ nor in the cache"
                     } else {
@@ -779,8 +793,8 @@ pub(crate) mod tests {
     /// A project with one local-path package (no network needed).
     fn project() -> (tempfile::TempDir, Manifest) {
         project_with(
-            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n",
-            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            &[("mirror/1.0.0/a.yaml", "kind: ConfigMap\n")],
         )
     }
 
@@ -839,7 +853,7 @@ pub(crate) mod tests {
         );
 
         // New upstream bytes: the old render digests no longer describe anything.
-        fs::write(dir.path().join("mirror/a.yaml"), "kind: Secret\n").unwrap();
+        fs::write(dir.path().join("mirror/1.0.0/a.yaml"), "kind: Secret\n").unwrap();
         run(&manifest, &options(dir.path(), false, None)).unwrap();
         let lock = Lockfile::load(&manifest.lock_path()).unwrap().unwrap();
         assert_eq!(lock.packages["a"].overlays_digest, None);
@@ -901,8 +915,8 @@ pub(crate) mod tests {
     #[test]
     fn vendor_dir_must_not_be_the_project_root() {
         let (dir, manifest) = project_with(
-            "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a.yaml\n",
-            &[("a.yaml", "kind: ConfigMap\n")],
+            "vendorDir: .\npackages:\n  a:\n    version: 1.0.0\n    path: a-{version}.yaml\n",
+            &[("a-1.0.0.yaml", "kind: ConfigMap\n")],
         );
         let err = run(&manifest, &options(dir.path(), false, None)).unwrap_err();
         assert!(

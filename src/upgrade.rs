@@ -241,6 +241,20 @@ pub async fn upgrade(
         let files = stage_package(&versioned, package, fetcher)
             .await
             .with_context(|| format!("fetching {} {}", package.name, package.version))?;
+        let old = &manifest.packages[&t.package];
+        if same_files(&files, &current_files(manifest, old, old_lock.as_ref())?) {
+            return Err(anyhow::anyhow!(
+                "{} {} fetched exactly the files of {} {}: its source does not depend on the version, so the upgrade would change nothing but the name",
+                package.name,
+                package.version,
+                old.name,
+                old.version
+            ))
+            .hint(format!(
+                "put {{version}} in the url, urls, path or github.tag of `{}` in {MANIFEST_FILE} so that each version fetches its own release; nothing was changed",
+                package.name
+            ));
+        }
         let (new_text, pin_notes) = update_pins(&text, manifest, package, &files)?;
         text = new_text;
         notes
@@ -378,6 +392,57 @@ async fn stage_package(
     }
     locked.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(locked)
+}
+
+/// The files of the version being replaced, by name and digest: from kpin.lock when it
+/// records that version, else hashed in vendor/ (empty when neither has them).
+fn current_files(
+    manifest: &Manifest,
+    package: &Package,
+    lock: Option<&Lockfile>,
+) -> Result<Vec<LockedFile>> {
+    if let Some(entry) = lock
+        .and_then(|l| l.packages.get(&package.name))
+        .filter(|e| e.version == package.version.raw)
+    {
+        return Ok(entry.files.clone());
+    }
+    let dir = manifest.package_vendor_dir(package);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.is_file() {
+            let (sha256, size) = fetch::hash_file(&path)?;
+            files.push(LockedFile {
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                url: String::new(),
+                sha256,
+                size,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Whether two versions' files have the same names and bytes.
+fn same_files(new: &[LockedFile], old: &[LockedFile]) -> bool {
+    let key = |files: &[LockedFile]| -> Vec<(String, String)> {
+        let mut k: Vec<_> = files
+            .iter()
+            .map(|f| (f.name.clone(), f.sha256.clone()))
+            .collect();
+        k.sort();
+        k
+    };
+    !old.is_empty() && key(new) == key(old)
 }
 
 /// Rewrite the package's `sha256` pins to the new files' digests: pins name the old version's

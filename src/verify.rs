@@ -135,6 +135,39 @@ impl fmt::Display for Problem {
     }
 }
 
+/// What clears a problem: `kpin sync` (which re-locks and restores vendor/), or an edit only
+/// the user can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    Sync,
+    /// A package that does not render: sync locks it without render digests, and it still
+    /// does not render.
+    FixInputs,
+}
+
+impl Problem {
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            Problem::RenderFailed { .. } => Remedy::FixInputs,
+            _ => Remedy::Sync,
+        }
+    }
+}
+
+/// The advice after a list of problems: what to run, or what to fix first.
+pub fn advice(problems: &[Problem]) -> &'static str {
+    let needs = |r: Remedy| problems.iter().any(|p| p.remedy() == r);
+    match (needs(Remedy::FixInputs), needs(Remedy::Sync)) {
+        (true, true) => {
+            "fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that); for the rest run `kpin sync`, then commit kpin.lock and vendor/"
+        }
+        (true, false) => {
+            "fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that)"
+        }
+        _ => "run `kpin sync` and commit kpin.lock and vendor/",
+    }
+}
+
 /// Extra checks per package once its lock entry and vendored files agree (the render stage
 /// compares overlay and render digests here).
 pub trait VerifyHook: Send + Sync {
@@ -314,8 +347,8 @@ mod tests {
     #[test]
     fn the_hook_runs_only_for_packages_whose_files_agree() {
         let (dir, manifest) = crate::sync::tests::project_with(
-            "packages:\n  a:\n    version: 1.0.0\n    path: mirror\n  b:\n    version: 1.0.0\n    path: mirror\n",
-            &[("mirror/a.yaml", "kind: ConfigMap\n")],
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n  b:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            &[("mirror/1.0.0/a.yaml", "kind: ConfigMap\n")],
         );
         let options = crate::sync::tests::options(dir.path(), false, None);
         crate::sync::tests::run(&manifest, &options).unwrap();

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
+use crate::error::quote;
 use crate::object::Object;
 
 /// Largest input kpin agrees to parse (a multi-MB CRD bundle is ~4 MB; this leaves headroom).
@@ -114,7 +115,7 @@ pub fn from_str_flavored<T: DeserializeOwned>(
             let message = e
                 .to_string()
                 .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-            YamlError::new(origin, message)
+            YamlError::new(origin, crate::error::shorten_quoted(&message))
         })?,
         Flavor::Kubernetes => {
             let mut docs = read_stream(text, origin)?;
@@ -135,7 +136,7 @@ pub fn from_str_flavored<T: DeserializeOwned>(
 pub fn from_value<T: DeserializeOwned>(value: Value, origin: &Path) -> Result<T, YamlError> {
     let empty = value.is_null();
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let path = crate::error::abbreviate(&e.path().to_string());
         let inner = user_words(&e.into_inner().to_string());
         if empty {
             YamlError::new(origin, EMPTY_FILE)
@@ -202,7 +203,7 @@ pub(crate) fn user_words(message: &str) -> String {
         ("expected a sequence", "expected a list"),
     ]
     .into_iter()
-    .fold(message.to_owned(), |m, (from, to)| {
+    .fold(crate::error::shorten_quoted(message), |m, (from, to)| {
         replace_phrase(&m, from, to)
     });
     let mut out = String::with_capacity(message.len());
@@ -443,7 +444,8 @@ fn resolved_to_json(resolved: Resolved, text: &str) -> Result<Value, String> {
         Resolved::Uint(u) => float_to_json(u as f64),
         Resolved::Float(f) if !f.is_finite() => {
             return Err(format!(
-                "`{text}` is not a finite number and cannot be converted to JSON (Kubernetes rejects it too); quote it if a string is meant"
+                "{} is not a finite number and cannot be converted to JSON (Kubernetes rejects it too); quote it if a string is meant",
+                quote(text)
             ));
         }
         Resolved::Float(f) => float_to_json(f),
@@ -471,10 +473,12 @@ fn resolved_to_key(resolved: Resolved, text: &str) -> Result<String, String> {
         Resolved::Int(i) => Ok(i.to_string()),
         Resolved::Float(f) => Ok(go_format_g32(f)),
         Resolved::Null => Err(format!(
-            "mapping key `{text}` is null, which Kubernetes cannot read; quote it"
+            "mapping key {} is null, which Kubernetes cannot read; quote it",
+            quote(text)
         )),
         Resolved::Uint(_) => Err(format!(
-            "mapping key `{text}` is an unsigned 64-bit integer, which Kubernetes cannot read; quote it"
+            "mapping key {} is an unsigned 64-bit integer, which Kubernetes cannot read; quote it",
+            quote(text)
         )),
     }
 }
@@ -534,7 +538,7 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<R
     if ok {
         Ok(resolved)
     } else {
-        Err(format!("cannot decode `{text}` as a !!{name}"))
+        Err(format!("cannot decode {} as a !!{name}", quote(text)))
     }
 }
 
@@ -775,7 +779,8 @@ impl Builder<'_> {
                             origin,
                             &key_mark,
                             format!(
-                                "duplicate mapping key `{name}` (kubectl would silently keep the last value)"
+                                "duplicate mapping key {} (kubectl would silently keep the last value)",
+                                quote(&name)
                             ),
                         ));
                     }

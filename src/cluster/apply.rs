@@ -14,6 +14,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::applyset::Contents;
+use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
 use super::package::{self, CustomKinds, ParentState, Prepared, prepare_package, read_parent};
 use super::prune::{self, Plan, PruneOptions, Rendered};
@@ -215,7 +216,13 @@ pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
                 r.detail = Some(s.message.clone());
             }
         }
-        None => r.message = Some(err.to_string()),
+        None => match Unreachable::of(&causes(err), None) {
+            Some(problem) => {
+                r.hint = Some(problem.hint());
+                r.message = Some(format!("the API server could not be reached: {problem}"));
+            }
+            None => r.message = Some(err.to_string()),
+        },
     }
     r
 }
@@ -636,6 +643,17 @@ async fn start_package<'a>(
 /// anything changes (foreign ApplySet parent, empty or mass prune, missing namespace) are
 /// `Err`; per-object failures are in the reports, and a failed package stops the ones after it.
 pub async fn apply_all(
+    cluster: &Cluster,
+    packages: &[Selected<'_>],
+    opts: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PackageReport>> {
+    apply_selected(cluster, packages, opts, reporter)
+        .await
+        .map_err(|e| cluster.explain(e))
+}
+
+async fn apply_selected(
     cluster: &Cluster,
     packages: &[Selected<'_>],
     opts: &ApplyOptions,

@@ -31,6 +31,17 @@ pub async fn diff_all(
     field_manager: &str,
     prune: &PruneOptions,
 ) -> Result<Vec<Section>> {
+    diff_selected(cluster, packages, field_manager, prune)
+        .await
+        .map_err(|e| cluster.explain(e))
+}
+
+async fn diff_selected(
+    cluster: &Cluster,
+    packages: &[Selected<'_>],
+    field_manager: &str,
+    prune: &PruneOptions,
+) -> Result<Vec<Section>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
     let mut sections = Vec::with_capacity(packages.len());
     for p in packages {

@@ -44,6 +44,18 @@ pub enum ClusterError {
     NoContext,
     #[error("context {name} is not in the kubeconfig (known: {known})")]
     UnknownContext { name: String, known: String },
+    #[error("cannot reach the cluster at {server} ({via}): {problem}")]
+    Unreachable {
+        server: String,
+        via: String,
+        problem: connect::Unreachable,
+    },
+    #[error("the client certificate of user `{user}` ({via}) {problem}")]
+    ClientCertificate {
+        user: String,
+        via: String,
+        problem: connect::CertificateProblem,
+    },
     #[error("package {package}: the ApplySet parent {parent} is managed by {tooling}, not kpin")]
     ForeignParent {
         package: String,

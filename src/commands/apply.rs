@@ -78,6 +78,7 @@ pub(super) async fn connect(ctx: &Ctx<'_>, args: &ClusterArgs, plan: &Plan) -> R
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
         environment,
+        request_timeout: args.request_timeout(),
     })
     .await?;
     ctx.term.status("Target", &cluster.target.to_string());

@@ -65,7 +65,7 @@ impl Ctx<'_> {
                     "--locked: kpin.lock and vendor/ are not up to date:\n{}",
                     list.join("\n")
                 )))
-                .hint("run `kpin sync` and commit kpin.lock and vendor/");
+                .hint(kpin::verify::advice(&problems));
             }
         }
         Ok(manifest)

@@ -1,5 +1,6 @@
 //! `kpin outdated`: the table (or JSON) of newer upstream versions; exit 1 when a package can
-//! be upgraded within its constraint, 2 when a version feed failed.
+//! be upgraded within its constraint, 2 when a version feed failed or no package could be
+//! checked.
 
 use anyhow::Result;
 use kpin::error::{HintExt, Outcome};
@@ -32,6 +33,17 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
             failed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         ))
         .hint("set GITHUB_TOKEN for rate limits and private repositories; check `versions:` in kpin.yaml");
+    }
+    if outdated::none_checked(&reports) {
+        return Err(anyhow::anyhow!(
+            "could not check any package: the status of {} is unknown (see the notes above)",
+            if reports.len() == 1 {
+                format!("`{}`", reports[0].package)
+            } else {
+                "every package".to_owned()
+            }
+        ))
+        .hint("each note says what kpin needs to look up a package's versions");
     }
     Ok(if outdated::any_outdated(&reports) {
         Outcome::Drift

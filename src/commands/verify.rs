@@ -34,8 +34,9 @@ pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
     } else {
         let n = problems.len();
         ctx.term.warn(&format!(
-            "{n} problem{} found; `kpin sync` updates kpin.lock and restores vendor/",
-            if n == 1 { "" } else { "s" }
+            "{n} problem{} found; {}",
+            if n == 1 { "" } else { "s" },
+            verify::advice(&problems)
         ));
         Ok(Outcome::Drift)
     }

@@ -14,7 +14,8 @@ use url::Url;
 pub use cache::{Cache, hash_file};
 pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
-use crate::error::HintExt;
+use crate::error::{HintExt, quote};
+use crate::fsutil;
 use crate::lockfile::LockedFile;
 use crate::manifest::{self, Manifest, Package, Source};
 
@@ -103,7 +104,7 @@ pub async fn resolve(
                                 })
                             })?;
                     manifest::check_path_segment(&name)
-                        .with_context(|| format!("asset `{name}`"))?;
+                        .with_context(|| format!("asset {}", quote(&name)))?;
                     let url = Url::parse(&asset.url)
                         .with_context(|| format!("asset `{name}`: bad API URL `{}`", asset.url))?;
                     Ok(SourceFile {
@@ -117,9 +118,11 @@ pub async fn resolve(
                 })
                 .collect::<Result<Vec<_>>>()?
         }
-        Source::Path { template } => {
-            local_files(manifest, &manifest::expand(template, &package.version))?
-        }
+        Source::Path { template } => local_files(
+            manifest,
+            &format!("packages.{}.path", package.name),
+            &manifest::expand(template, &package.version),
+        )?,
     };
     let mut seen = BTreeSet::new();
     for f in &files {
@@ -137,14 +140,26 @@ pub async fn resolve(
 /// A file recorded in the lockfile, to fetch again without resolving the source.
 pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFile> {
     // The lockfile is input too: a crafted name must not write outside vendor/.
-    manifest::check_path_segment(&file.name)
-        .with_context(|| format!("{}: file `{}`", manifest.lock_path().display(), file.name))?;
+    manifest::check_path_segment(&file.name).with_context(|| {
+        format!(
+            "{}: file {}",
+            manifest.lock_path().display(),
+            quote(&file.name)
+        )
+    })?;
     let origin = match file.url.strip_prefix(PATH_PREFIX) {
         Some(rel) => {
-            manifest::check_relative_path(rel)
-                .with_context(|| format!("kpin.lock: file `{}`", file.name))?;
+            let at = || {
+                format!(
+                    "{}: file {}",
+                    manifest.lock_path().display(),
+                    quote(&file.name)
+                )
+            };
+            manifest::check_relative_path(rel).with_context(at)?;
             Origin::Local {
-                path: manifest.resolve_path(rel),
+                path: fsutil::resolve_inside(&manifest.root, &manifest.root, rel)
+                    .with_context(at)?,
             }
         }
         None => url_file(&file.url)?.origin,
@@ -158,14 +173,17 @@ pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFil
 
 /// A URL source file: named after the last path segment.
 fn url_file(text: &str) -> Result<SourceFile> {
-    let url = Url::parse(text).with_context(|| format!("`{text}` is not a valid URL"))?;
+    let url = Url::parse(text).with_context(|| format!("{} is not a valid URL", quote(text)))?;
     let segment = url
         .path_segments()
         .and_then(|mut s| s.rfind(|p| !p.is_empty()))
         .unwrap_or("");
     let name = percent_decode(segment);
     manifest::check_path_segment(&name).with_context(|| {
-        format!("{url}: cannot name the vendored file after the last path segment")
+        format!(
+            "{}: cannot name the vendored file after the last path segment",
+            quote(url.as_str())
+        )
     })?;
     let origin = if url.scheme() == "file" {
         let path = url
@@ -185,10 +203,11 @@ fn url_file(text: &str) -> Result<SourceFile> {
     })
 }
 
-/// A `path:` source: one file, or every YAML/JSON file directly in a directory, sorted.
-fn local_files(manifest: &Manifest, rel: &str) -> Result<Vec<SourceFile>> {
+/// A `path:` source (`field` of kpin.yaml): one file, or every YAML/JSON file directly in a
+/// directory, sorted.
+fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<SourceFile>> {
     let rel = rel.trim_start_matches("./").trim_end_matches('/');
-    let path = manifest.resolve_path(rel);
+    let path = manifest.resolve(field, rel)?;
     let meta = std::fs::metadata(&path)
         .with_context(|| format!("local source {}", path.display()))
         .hint("`path:` is relative to the directory of kpin.yaml")?;

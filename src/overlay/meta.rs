@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{OpCtx, RawSelector, Selector, Workspace};
-use crate::error::HintExt;
+use crate::error::{HintExt, quote};
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -157,12 +157,15 @@ impl ImageChange {
             && (!d.starts_with("sha256:") || d.len() != 71)
         {
             return Err(anyhow::anyhow!(
-                "image.digest: `{d}` is not a sha256 digest"
+                "image.digest: {} is not a sha256 digest",
+                quote(d)
             ))
             .hint("write it as sha256:<64 hex characters>");
         }
         let name = Glob::new(&raw.name)
-            .map_err(|e| anyhow::anyhow!("image.name: `{}` is not a valid glob: {e}", raw.name))?
+            .map_err(|e| {
+                anyhow::anyhow!("image.name: {} is not a valid glob: {e}", quote(&raw.name))
+            })?
             .compile_matcher();
         Ok(ImageChange {
             name,

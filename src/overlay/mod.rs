@@ -173,16 +173,17 @@ impl Overlay {
         }
     }
 
-    /// Read and validate the overlay at `path`; `display` names it in messages.
-    pub fn load(path: &Path, display: &str) -> Result<Overlay> {
+    /// Read and validate the overlay at `path`; `display` names it in messages. Files it adds
+    /// must resolve inside `root`, the project directory.
+    pub fn load(root: &Path, path: &Path, display: &str) -> Result<Overlay> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading overlay {display}"))
             .hint("check the overlay paths in kpin.yaml (they are relative to kpin.yaml)")?;
-        Overlay::parse(&text, path, display)
+        Overlay::parse(&text, path, display, root)
     }
 
-    /// Validate overlay text; `path` locates files it adds.
-    pub fn parse(text: &str, path: &Path, display: &str) -> Result<Overlay> {
+    /// Validate overlay text; `path` locates files it adds, which must resolve inside `root`.
+    pub fn parse(text: &str, path: &Path, display: &str, root: &Path) -> Result<Overlay> {
         let shown = Path::new(display);
         // Two readings of one file: kpin's own keys (selectors, label values) with YAML 1.2 so
         // `name: on` stays the string the user meant, and the values that end up inside
@@ -196,7 +197,7 @@ impl Overlay {
         yaml::expect_mapping(&own, shown).hint(SHAPE_HINT)?;
         check_list_shapes(&own, display)?;
         let raw: RawOverlay = serde_path_to_error::deserialize(own).map_err(|e| {
-            let at = e.path().to_string();
+            let at = crate::error::abbreviate(&e.path().to_string());
             let inner = yaml::user_words(&e.into_inner().to_string());
             let err = anyhow::anyhow!("{display}: at `{at}`: {inner}");
             if inner.contains("unknown variant") {
@@ -222,7 +223,8 @@ impl Overlay {
                     .cloned()
                     .unwrap_or(Value::Null)
             };
-            let (op, optional) = build(raw_op, &at, base, display, &mut inputs)
+            let files = Files { root, base };
+            let (op, optional) = build(raw_op, &at, &files, display, &mut inputs)
                 .with_context(|| format!("{display} operations[{index}] ({key})"))?;
             operations.push(Operation {
                 index,
@@ -267,12 +269,19 @@ fn check_list_shapes(own: &Value, display: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where the files an overlay adds are: relative to `base` (the overlay's directory), and
+/// inside `root` (the project directory).
+struct Files<'a> {
+    root: &'a Path,
+    base: &'a Path,
+}
+
 /// Turn one raw operation into its validated form; `k8s_field` gives a field of the operation
 /// read with Kubernetes YAML typing.
 fn build(
     raw: &RawOperation,
     k8s_field: &dyn Fn(&str) -> Value,
-    base: &Path,
+    files: &Files,
     display: &str,
     inputs: &mut Vec<(String, String)>,
 ) -> Result<(Op, bool)> {
@@ -326,9 +335,13 @@ fn build(
             let mut objects = Vec::new();
             for (i, file) in a.files.iter().enumerate() {
                 if Path::new(file).is_absolute() {
-                    anyhow::bail!("add.files[{i}]: `{file}` must be relative to the overlay file");
+                    anyhow::bail!(
+                        "add.files[{i}]: {} must be relative to the overlay file",
+                        crate::error::quote(file)
+                    );
                 }
-                let full = base.join(file);
+                let full = crate::fsutil::resolve_inside(files.root, files.base, file)
+                    .with_context(|| format!("add.files[{i}]"))?;
                 let shown = format!(
                     "{}/{file}",
                     Path::new(display)
@@ -676,6 +689,7 @@ mod tests {
             text,
             Path::new("/nowhere/overlays/x.yaml"),
             "overlays/x.yaml",
+            Path::new("/nowhere"),
         )
     }
 
@@ -812,6 +826,7 @@ mod tests {
             "operations:\n- add: {files: [pdb.yaml]}\n",
             &at,
             "overlays/o.yaml",
+            dir.path(),
         )
         .unwrap();
         assert_eq!(
@@ -822,6 +837,7 @@ mod tests {
             "operations:\n- add: {files: [empty.yaml]}\n",
             &at,
             "overlays/o.yaml",
+            dir.path(),
         )
         .unwrap_err();
         assert!(
@@ -832,6 +848,7 @@ mod tests {
             "operations:\n- add: {files: [gone.yaml]}\n",
             &at,
             "overlays/o.yaml",
+            dir.path(),
         )
         .unwrap_err();
         assert!(

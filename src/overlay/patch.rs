@@ -65,7 +65,8 @@ pub(super) fn parse_json_patch(value: Value) -> Result<json_patch::Patch> {
                 && let Err(why) = check_pointer(p)
             {
                 return Err(anyhow::anyhow!(
-                    "jsonPatch.patch[{i}].{field}: `{p}` is not a JSON pointer: {why}"
+                    "jsonPatch.patch[{i}].{field}: {} is not a JSON pointer: {why}",
+                    crate::error::quote(p)
                 ))
                 .hint(pointer_hint);
             }
@@ -74,7 +75,11 @@ pub(super) fn parse_json_patch(value: Value) -> Result<json_patch::Patch> {
     serde_path_to_error::deserialize(value)
         .map_err(|e| {
             let at = e.path().to_string();
-            anyhow::anyhow!("jsonPatch.patch{}: {}", at.trim_start_matches('.'), e.into_inner())
+            anyhow::anyhow!(
+                "jsonPatch.patch{}: {}",
+                at.trim_start_matches('.'),
+                crate::error::shorten_quoted(&e.into_inner().to_string())
+            )
         })
         .hint("each operation is {op: add|remove|replace|move|copy|test, path: /pointer, value: ...} (`from:` for move and copy)")
 }

@@ -78,9 +78,12 @@ impl Selector {
             pattern
                 .as_deref()
                 .map(|p| {
-                    Glob::new(p)
-                        .map(|g| g.compile_matcher())
-                        .with_context(|| format!("select.{field}: `{p}` is not a valid glob"))
+                    Glob::new(p).map(|g| g.compile_matcher()).with_context(|| {
+                        format!(
+                            "select.{field}: {} is not a valid glob",
+                            crate::error::quote(p)
+                        )
+                    })
                 })
                 .transpose()
         };
@@ -88,9 +91,9 @@ impl Selector {
             let needs_values = matches!(expr.operator, LabelOperator::In | LabelOperator::NotIn);
             if needs_values == expr.values.is_empty() {
                 anyhow::bail!(
-                    "select.labelSelector: operator {:?} on `{}` {}",
+                    "select.labelSelector: operator {:?} on {} {}",
                     expr.operator,
-                    expr.key,
+                    crate::error::quote(&expr.key),
                     if needs_values {
                         "needs values"
                     } else {

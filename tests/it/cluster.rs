@@ -944,6 +944,240 @@ fn needs_orders_packages_and_a_cycle_is_an_error() {
     assert_eq!(fake.requests(), vec![]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Connection edges: every failure to reach the API server is one plain sentence naming the
+// server and the context, with a hint. Only loopback is contacted.
+// ---------------------------------------------------------------------------------------------
+
+/// A kubeconfig in `p` for `server`, context `fake`, user `admin` with `user` (YAML lines
+/// indented by four spaces) as credentials.
+fn kubeconfig_for(p: &Project, server: &str, user: &str) -> String {
+    let path = p.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {server}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: admin\nusers:\n- name: admin\n  user:\n{user}"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+const TOKEN: &str = "    token: t\n";
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_refused_connection_names_the_server_and_the_context() {
+    let p = project("1.0.0", &v1());
+    for scheme in ["https", "http"] {
+        let kubeconfig = kubeconfig_for(
+            &p,
+            &format!("{scheme}://127.0.0.1:{}", closed_port()),
+            TOKEN,
+        );
+        for command in ["apply", "diff"] {
+            let run = expect_code(p.run(&[command, "--kubeconfig", &kubeconfig]), 2);
+            assert_eq!(
+                run.stderr.lines().filter(|l| !l.trim_start().starts_with("Target")).collect::<Vec<_>>(),
+                [
+                    format!("error: cannot reach the cluster at {scheme}://[HOST] (context fake): the connection was refused").as_str(),
+                    "  hint: is the API server running, and are the address and port of `server:` in the kubeconfig right? (`kubectl cluster-info` tries the same)",
+                ],
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_gives_up_after_the_request_timeout() {
+    // Accepts connections and never writes a byte.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let p = project("1.0.0", &v1());
+    for (scheme, command, limit, shown) in [
+        ("https", "apply", "1s", "1s"),
+        ("http", "apply", "1", "1s"),
+        ("http", "diff", "500ms", "500ms"),
+    ] {
+        let kubeconfig = kubeconfig_for(&p, &format!("{scheme}://127.0.0.1:{port}"), TOKEN);
+        let started = std::time::Instant::now();
+        let run = expect_code(
+            p.run(&[
+                command,
+                "--kubeconfig",
+                &kubeconfig,
+                "--request-timeout",
+                limit,
+            ]),
+            2,
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_contains(
+            &run.stderr,
+            &format!(
+                "error: cannot reach the cluster at {scheme}://[HOST] (context fake): no answer within {shown} (--request-timeout)\n"
+            ),
+        );
+        assert_contains(
+            &run.stderr,
+            "hint: the server took the connection but sent nothing back",
+        );
+        assert!(!run.stderr.contains("deadline"), "{}", run.stderr);
+    }
+    let run = expect_code(p.run(&["apply", "--request-timeout", "soon"]), 2);
+    assert_contains(&run.stderr, "`soon` is not a duration");
+}
+
+#[test]
+fn tls_problems_say_what_is_wrong_with_the_server() {
+    let p = project("1.0.0", &v1());
+    // TLS to a port that speaks plain HTTP.
+    let fake = FakeApiServer::start(Options::default());
+    let kubeconfig = kubeconfig_for(&p, &fake.url().replace("http://", "https://"), TOKEN);
+    let run = expect_code(p.run(&["diff", "--kubeconfig", &kubeconfig]), 2);
+    assert_contains(
+        &run.stderr,
+        "error: cannot reach the cluster at https://[HOST] (context fake): the server does not answer with TLS there (an http:// port?)\n  hint: use the scheme and port",
+    );
+
+    // A certificate from a CA the kubeconfig does not name.
+    let server = crate::support::http::Server::https();
+    let kubeconfig = kubeconfig_for(&p, &server.base(), TOKEN);
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 2);
+    assert_contains(
+        &run.stderr,
+        "error: cannot reach the cluster at https://[HOST] (context fake): its certificate is not signed by a certificate authority the kubeconfig trusts\n  hint: give the cluster the CA that signed the API server's certificate",
+    );
+    // Naming that CA gets past TLS (this server is no API server, so something else fails).
+    let text = std::fs::read_to_string(&kubeconfig).unwrap().replace(
+        "    server:",
+        &format!(
+            "    certificate-authority: {}\n    server:",
+            server.ca_path().display()
+        ),
+    );
+    std::fs::write(&kubeconfig, text).unwrap();
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 2);
+    assert!(!run.stderr.contains("certificate"), "{}", run.stderr);
+}
+
+#[test]
+fn an_x509_v1_client_certificate_is_named_as_such() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        crate::support::skip(
+            "an_x509_v1_client_certificate_is_named_as_such",
+            "openssl is not installed",
+        );
+        return;
+    }
+    let p = project("1.0.0", &v1());
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "admin.key",
+        "-out",
+        "admin.csr",
+        "-subj",
+        "/CN=admin",
+    ]);
+    std::fs::write(dir.path().join("v3.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let sign = |out: &str, extensions: &[&str]| {
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            "admin.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            out,
+        ];
+        args.extend(extensions);
+        openssl(&args);
+    };
+    sign("v1.crt", &[]); // No extensions: X.509 version 1.
+    sign("v3.crt", &["-extfile", "v3.ext"]);
+    let user = |cert: &str| {
+        format!(
+            "    client-certificate: {}\n    client-key: {}\n",
+            dir.path().join(cert).display(),
+            dir.path().join("admin.key").display()
+        )
+    };
+    let server = format!("https://127.0.0.1:{}", closed_port());
+
+    let kubeconfig = kubeconfig_for(&p, &server, &user("v1.crt"));
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 2);
+    assert_contains(
+        &run.stderr,
+        "error: the client certificate of user `admin` (context fake) is an X.509 version 1 certificate, which kpin's TLS library (rustls) does not accept\n  hint: issue the client certificate again as X.509 v3",
+    );
+    assert!(!run.stderr.contains("private key"), "{}", run.stderr);
+
+    // The same key with a v3 certificate is fine: kpin goes on to connect.
+    let kubeconfig = kubeconfig_for(&p, &server, &user("v3.crt"));
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 2);
+    assert_contains(&run.stderr, "the connection was refused");
+}
+
 /// The same flows against a real cluster. Ignored by default and skipped unless
 /// `KPIN_TEST_KUBECONFIG` names a kubeconfig whose current context may be written to; each test
 /// works in its own namespace `kpin-it-<pid>-<n>` and deletes it afterwards. With kind:
@@ -1017,7 +1251,7 @@ mod real {
             self.project.write(
                 "kpin.yaml",
                 &format!(
-                    "packages:\n  demo:\n    version: {version}\n    url: https://example.invalid/demo.yaml\n    namespace: {}\n",
+                    "packages:\n  demo:\n    version: {version}\n    url: https://example.invalid/demo/{{version}}/demo.yaml\n    namespace: {}\n",
                     self.namespace
                 ),
             );
@@ -1405,7 +1639,7 @@ fn ingress_nginx_upgrade_needs_recreate_for_its_admission_jobs() {
         project.write(
             "kpin.yaml",
             &format!(
-                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/deploy.yaml\n    namespace: ingress-nginx\n"
+                "packages:\n  ingress-nginx:\n    version: {version}\n    url: https://example.invalid/ingress-nginx/{{version}}/deploy.yaml\n    namespace: ingress-nginx\n"
             ),
         );
         let dir = project

@@ -52,10 +52,10 @@ fn synced() -> Project {
     let p = Project::new();
     p.write("mirror/1.0.0/a.yaml", V1)
         .write("mirror/2.0.0/a.yaml", V2)
-        .write("other/g.yaml", V1)
+        .write("other/1.0.0/g.yaml", V1)
         .write(
             "kpin.yaml",
-            "# the team's manifest\npackages:\n  a:\n    version: 1.0.0   # pinned\n    path: mirror/{version}\n  gone:\n    version: 1.0.0\n    path: other\n",
+            "# the team's manifest\npackages:\n  a:\n    version: 1.0.0   # pinned\n    path: mirror/{version}\n  gone:\n    version: 1.0.0\n    path: other/{version}\n",
         );
     let run = p.run(&["sync"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -149,7 +149,10 @@ fn sync_is_wholly_old_or_wholly_new_after_a_kill_at_any_step() {
         "kpin.yaml",
         &p.read("kpin.yaml")
             .replace("1.0.0   # pinned", "2.0.0   # pinned")
-            .replace("  gone:\n    version: 1.0.0\n    path: other\n", ""),
+            .replace(
+                "  gone:\n    version: 1.0.0\n    path: other/{version}\n",
+                "",
+            ),
     );
     interrupt_every_step(&p, &["sync"]);
 }

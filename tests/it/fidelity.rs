@@ -448,7 +448,7 @@ fn every_release_renders_unchanged_without_overlays() {
         std::fs::create_dir_all(&vendor).expect("creating vendor dir");
         std::fs::copy(path, vendor.join(&file)).expect("copying fixture to the temp project");
         manifest.push_str(&format!(
-            "  {name}:\n    version: 1.0.0\n    path: upstream/{file}\n"
+            "  {name}:\n    version: 1.0.0\n    path: upstream/{{version}}/{file}\n"
         ));
         packages.push((name, label.clone(), path.clone()));
     }

@@ -7,6 +7,8 @@ mod conformance;
 mod crash;
 mod example;
 mod fidelity;
+mod fuzz;
+mod inputs;
 mod render;
 mod sync;
 mod upgrade;

@@ -128,9 +128,9 @@ fn package_namespace_shorthand_moves_the_package() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    namespace: frontend\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/{version}/web.yaml\n    namespace: frontend\n",
     );
-    p.write("upstream/web.yaml", WEB);
+    p.write("upstream/2.0.0/web.yaml", WEB);
     sync(&p);
     let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -194,9 +194,9 @@ fn render_web(upstream: &str, overlay: &str) -> Run {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/{version}/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("upstream/web.yaml", upstream);
+    p.write("upstream/2.0.0/web.yaml", upstream);
     p.write("overlays/web.yaml", overlay);
     sync(&p);
     p.run(&["--quiet", "render"])
@@ -318,9 +318,9 @@ fn missing_overlay_file() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/missing.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/{version}/web.yaml\n    overlays: [overlays/missing.yaml]\n",
     );
-    p.write("upstream/web.yaml", WEB);
+    p.write("upstream/2.0.0/web.yaml", WEB);
     sync(&p);
     let run = p.run(&["--quiet", "render"]);
     assert_eq!(run.code, 2);
@@ -336,9 +336,9 @@ fn added_object_that_already_exists() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/web.yaml\n    overlays: [overlays/web.yaml]\n",
+        "packages:\n  web:\n    version: 2.0.0\n    path: upstream/{version}/web.yaml\n    overlays: [overlays/web.yaml]\n",
     );
-    p.write("upstream/web.yaml", WEB);
+    p.write("upstream/2.0.0/web.yaml", WEB);
     p.write(
         "overlays/web.yaml",
         "operations:\n- add: {files: [sa.yaml]}\n",
@@ -419,6 +419,7 @@ proptest! {
             "operations:\n- labels: {set: {team: a}}\n- namespace: {name: moved}\n",
             Path::new("/x/overlays/p.yaml"),
             "overlays/p.yaml",
+            Path::new("/x"),
         ).unwrap();
         let target = Target { package: "p", version: "1" };
         let render = |objs: Vec<Object>| {
@@ -466,8 +467,13 @@ fn upstream_files(dir: &Path, project: &str) -> Vec<(String, PathBuf)> {
 fn render_upstream(path: &Path, version: &str, overlay: &str) -> render::Rendered {
     let text = std::fs::read_to_string(path).unwrap();
     let objects = render::objects_from_yaml(&text, path).unwrap();
-    let overlay =
-        Overlay::parse(overlay, Path::new("/x/overlays/o.yaml"), "overlays/o.yaml").unwrap();
+    let overlay = Overlay::parse(
+        overlay,
+        Path::new("/x/overlays/o.yaml"),
+        "overlays/o.yaml",
+        Path::new("/x"),
+    )
+    .unwrap();
     render::render_objects(
         objects,
         &[overlay],
@@ -703,12 +709,12 @@ fn two_packages_rendering_one_object_is_an_error() {
     let p = Project::new();
     p.write(
         "kpin.yaml",
-        "packages:\n  a:\n    version: '1'\n    path: upstream/a.yaml\n  b:\n    version: '1'\n    path: upstream/b.yaml\n",
+        "packages:\n  a:\n    version: '1'\n    path: upstream/{version}/a.yaml\n  b:\n    version: '1'\n    path: upstream/{version}/b.yaml\n",
     );
     let role =
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: shared}\n";
-    p.write("upstream/a.yaml", role);
-    p.write("upstream/b.yaml", role);
+    p.write("upstream/1/a.yaml", role);
+    p.write("upstream/1/b.yaml", role);
     sync(&p);
     assert_error(
         "error_two_packages_one_object",

@@ -713,8 +713,11 @@ fn local_path_and_file_url_sources() {
     p.write("mirror/web/1.0.0/deploy.yaml", &release("web", "1.0.0"))
         .write("mirror/web/1.0.0/crds.yml", &crds("web"))
         .write("mirror/web/1.0.0/README.md", "not vendored")
-        .write("mirror/single.yaml", &release("single", "3"));
-    let file_url = url::Url::from_file_path(p.path().join("mirror/single.yaml")).unwrap();
+        .write("mirror/single/3/single.yaml", &release("single", "3"));
+    let file_url = url::Url::from_file_path(p.path().join("mirror/single/3/single.yaml"))
+        .unwrap()
+        .as_str()
+        .replace("/3/", "/{version}/");
     p.write(
         "kpin.yaml",
         &format!("packages:\n  web:\n    version: 1.0.0\n    path: mirror/web/{{version}}\n  single:\n    version: '3'\n    url: {file_url}\n"),
@@ -899,6 +902,155 @@ fn verify_lists_every_problem() {
     assert_eq!(p.read("vendor/github.com/x/y/go.mod"), "module y\n");
     let run = p.run(&["verify"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+#[test]
+fn verify_sends_only_what_sync_can_fix_to_sync() {
+    let p = Project::new();
+    p.write("mirror/1.0.0/web.yaml", &release("web", "1.0.0"))
+        .write(
+            "overlays/web.yaml",
+            "operations:\n- labels: {select: {kind: ConfigMap}, set: {team: web}}\n",
+        )
+        .write(
+            "kpin.yaml",
+            "packages:\n  web:\n    version: 1.0.0\n    path: mirror/{version}\n    overlays: [overlays/web.yaml]\n",
+        );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    // The overlay now selects nothing: a render failure, which sync cannot repair.
+    p.write(
+        "overlays/web.yaml",
+        "operations:\n- labels: {select: {kind: Secret}, set: {team: web}}\n",
+    );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.starts_with("web: does not render: "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("warning: 1 problem found; fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that)\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let after_sync = p.run(&["verify"]);
+    assert_eq!(after_sync.code, 1, "sync indeed cannot fix it");
+    assert!(after_sync.stdout.starts_with("web: does not render: "));
+
+    // Next to a problem sync does fix (a package not locked yet), both are named.
+    p.write("other/1.0.0/other.yaml", &release("other", "1.0.0"))
+        .write(
+            "kpin.yaml",
+            &format!(
+                "{}  other:\n    version: 1.0.0\n    path: other/{{version}}\n",
+                p.read("kpin.yaml")
+            ),
+        );
+    let run = p.run(&["verify"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("2 problems found; fix the overlays or kpin.yaml of the packages that do not render (`kpin sync` cannot fix that); for the rest run `kpin sync`"),
+        "{}",
+        run.stderr
+    );
+    let locked = p.run(&["render", "--locked"]);
+    assert_eq!(locked.code, 1, "{}", locked.transcript());
+    assert!(
+        locked
+            .stderr
+            .contains("hint: fix the overlays or kpin.yaml of the packages that do not render"),
+        "{}",
+        locked.stderr
+    );
+}
+
+#[test]
+fn offline_sync_says_a_vendored_file_was_modified() {
+    let (_server, p) = two_packages();
+    assert_eq!(p.run(&["sync"]).code, 0);
+    let locked = sha256(release("web", "1.0.0").as_bytes());
+    std::fs::write(p.path().join("vendor/web/1.0.0/deploy.yaml"), "tampered\n").unwrap();
+    // The cache would restore it; without one the file must come from upstream.
+    std::fs::remove_dir_all(p.cache.path()).unwrap();
+    let run = p.run(&["sync", "--offline"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "package `web`: vendor/web/1.0.0/deploy.yaml was modified (sha256 {}, locked {locked}), and --offline forbids downloading it again from http://[HOST]/web/v1.0.0/deploy.yaml",
+            sha256(b"tampered\n")
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: restore it from version control (`git checkout -- vendor/web/1.0.0/deploy.yaml`), or run `kpin sync` with network access"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("neither in vendor/ nor in the cache"));
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_mode_the_umask_gives() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Project, rel: &str| {
+        std::fs::metadata(p.path().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for (umask, file, dir) in [("022", 0o644, 0o755), ("077", 0o600, 0o700)] {
+        let p = Project::new();
+        p.write("mirror/1.0.0/a.yaml", &release("a", "1.0.0"))
+            .write("mirror/2.0.0/a.yaml", &release("a", "2.0.0"))
+            .write(
+                "kpin.yaml",
+                "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+            );
+        // As a checkout under this umask would have it.
+        std::fs::set_permissions(
+            p.path().join("kpin.yaml"),
+            std::fs::Permissions::from_mode(file),
+        )
+        .unwrap();
+
+        let run = p.run_with_umask(umask, &["sync"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        assert_eq!(mode(&p, "kpin.lock"), file, "umask {umask}: kpin.lock");
+        assert_eq!(mode(&p, "vendor/a/1.0.0/a.yaml"), file, "umask {umask}");
+        assert_eq!(mode(&p, "vendor/a/1.0.0"), dir, "umask {umask}");
+
+        let run = p.run_with_umask(umask, &["upgrade", "a", "--to", "2.0.0"]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        for rel in ["kpin.yaml", "kpin.lock", "vendor/a/2.0.0/a.yaml"] {
+            assert_eq!(mode(&p, rel), file, "umask {umask}: {rel}");
+        }
+        assert_eq!(mode(&p, "vendor/a/2.0.0"), dir, "umask {umask}");
+    }
+    // A replaced file keeps the mode it had, whatever the umask.
+    let p = Project::new();
+    p.write("mirror/1.0.0/a.yaml", &release("a", "1.0.0"))
+        .write("mirror/2.0.0/a.yaml", &release("a", "2.0.0"))
+        .write(
+            "kpin.yaml",
+            "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n",
+        );
+    std::fs::set_permissions(
+        p.path().join("kpin.yaml"),
+        std::fs::Permissions::from_mode(0o664),
+    )
+    .unwrap();
+    assert_eq!(p.run_with_umask("022", &["sync"]).code, 0);
+    assert_eq!(
+        p.run_with_umask("022", &["upgrade", "a", "--to", "2.0.0"])
+            .code,
+        0
+    );
+    assert_eq!(mode(&p, "kpin.yaml"), 0o664);
 }
 
 #[test]

@@ -249,6 +249,55 @@ fn a_server_error_midway_leaves_everything_as_it_was() {
     );
 }
 
+/// A release file whose address has no `{version}`: every version gets the same bytes.
+const FIXED_URL: &str = "\
+packages:
+  argo-cd:
+    version: 2.14.21
+    url: {base}/argo-cd/stable/install.yaml
+";
+
+#[test]
+fn a_source_that_ignores_the_version_is_refused() {
+    let server = Server::http();
+    server.file(
+        "/argo-cd/stable/install.yaml",
+        fixture("widgets/1.0.0/widgets.yaml"),
+    );
+    let p = project(&server, FIXED_URL);
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("caused by: url: `http://[HOST]/argo-cd/stable/install.yaml` has no {version}, so every version would fetch the same files\n  hint: put {version} where the release's version goes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.request_count(), 0);
+    assert!(!p.path().join("vendor").exists());
+
+    // With a sha256 pin the fixed address is deliberate, but an upgrade must change the pin:
+    // the same bytes under a new version's name are refused, and nothing changes.
+    let pin = kpin::digest::sha256_hex(&fixture("widgets/1.0.0/widgets.yaml"));
+    let pinned = format!("{}    sha256: {pin}\n", p.read("kpin.yaml"));
+    p.write("kpin.yaml", &pinned);
+    let run = p.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let before = snapshot_files(&p);
+    let run = p.run(&["upgrade", "argo-cd", "--to", "3.3.14"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("error: argo-cd 3.3.14 fetched exactly the files of argo-cd 2.14.21: its source does not depend on the version"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: put {version} in the url"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot_files(&p), before, "nothing was written");
+}
+
 const ALL: &str = "\
 packages:
   alpha:
@@ -504,6 +553,39 @@ packages:
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn outdated_fails_when_no_package_could_be_checked() {
+    let server = Server::http();
+    serve_feeds(&server);
+    let unknown =
+        "packages:\n  in-house:\n    version: 0.4.1\n    url: {base}/in-house/{version}/all.yaml\n";
+    let p = project(&server, unknown);
+    let run = p.run(&["outdated"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("in-house: no version source"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("error: could not check any package: the status of `in-house` is unknown"),
+        "{}",
+        run.stderr
+    );
+    // One package checked is enough to say the rest are only notes.
+    p.write(
+        "kpin.yaml",
+        &format!(
+            "{}  local-path:\n    version: v0.0.31\n    github: {{repo: rancher/local-path-provisioner, tag: \"{{version}}\", assets: [a.yaml], apiUrl: {}}}\n",
+            unknown.replace("{base}", &server.base()),
+            server.api_url()
+        ),
+    );
+    let run = p.run(&["outdated"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
 #[test]

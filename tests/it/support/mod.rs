@@ -118,6 +118,26 @@ impl Project {
         Run::new(out, &[self.dir.path(), self.cache.path()])
     }
 
+    /// Run kpin with `args` under the file mode creation mask `umask` (e.g. `022`), set by a
+    /// shell the way a user's login sets it.
+    pub fn run_with_umask(&self, umask: &str, args: &[&str]) -> Run {
+        let kpin = self.kpin();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(kpin.get_program())
+            .args(args)
+            .current_dir(self.dir.path());
+        for (key, value) in kpin.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        let out = cmd.output().expect("running kpin through sh");
+        Run::new(out, &[self.dir.path(), self.cache.path()])
+    }
+
     /// Run kpin with `args` after `setup` changed the command, e.g. its environment.
     pub fn run_with(&self, args: &[&str], setup: impl FnOnce(&mut Command) -> &mut Command) -> Run {
         let mut cmd = self.kpin();
