@@ -7,6 +7,7 @@
 //! - overlays and render: [`overlay`], [`render`]
 //! - cluster: [`cluster`]
 //! - upgrade workflow: [`outdated`], [`upgrade`]
+//! - validation of rendered objects (schemas, retired APIs): [`validate`]
 
 pub mod changes;
 pub mod cluster;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod review;
 pub mod sync;
 pub mod upgrade;
+pub mod validate;
 pub mod verify;
 pub mod yaml;
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::digest;
 use crate::error::HintExt;
+use crate::validate::KubeVersion;
 use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "kpin.yaml";
@@ -35,6 +36,11 @@ pub struct RawManifest {
     /// Directory for vendored releases, relative to kpin.yaml. Default: `vendor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_dir: Option<String>,
+    /// Kubernetes minor version of the clusters (`"1.31"`): rendered objects are validated
+    /// against its API schemas and retired API versions. Default: the newest kpin knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_version: Option<Value>,
     /// Target environments (clusters), e.g. dev, qa, prod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, RawEnvironment>,
@@ -52,6 +58,11 @@ pub struct RawEnvironment {
     /// Overlay files applied to every package in this environment, after the package's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<String>,
+    /// Kubernetes minor version of this environment's cluster, when it differs from the
+    /// top-level `kubernetesVersion` (e.g. during a cluster upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_version: Option<Value>,
 }
 
 /// One package: a pinned version and where its release files come from.
@@ -168,6 +179,8 @@ pub struct Manifest {
     pub vendor_dir: PathBuf,
     pub environments: BTreeMap<String, Environment>,
     pub packages: BTreeMap<String, Package>,
+    /// The clusters' Kubernetes minor version, when kpin.yaml names one.
+    pub kubernetes_version: Option<KubeVersion>,
     /// Package names in dependency order (see `needs`).
     pub order: Vec<String>,
     /// The parsed file, kept for tools that rewrite it (upgrade) and for schema checks.
@@ -180,6 +193,8 @@ pub struct Environment {
     pub context: Option<String>,
     /// Overlay files (paths relative to the manifest root).
     pub overlays: Vec<String>,
+    /// This environment's Kubernetes minor version, when it overrides the manifest's.
+    pub kubernetes_version: Option<KubeVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -404,12 +419,15 @@ impl Manifest {
                     format!("{}: environments.{name}.overlays[{i}]", path.display())
                 })?;
             }
+            let kubernetes_version = kubernetes_version(env.kubernetes_version.as_ref())
+                .with_context(|| format!("{}: environments.{name}", path.display()))?;
             environments.insert(
                 name.clone(),
                 Environment {
                     name: name.clone(),
                     context: env.context.clone(),
                     overlays: env.overlays.clone(),
+                    kubernetes_version,
                 },
             );
         }
@@ -424,8 +442,11 @@ impl Manifest {
         let order =
             dependency_order(&packages).with_context(|| format!("{}: `needs`", path.display()))?;
 
+        let kubernetes_version = kubernetes_version(raw.kubernetes_version.as_ref())
+            .with_context(|| path.display().to_string())?;
         Ok(Manifest {
             order,
+            kubernetes_version,
             path: path.to_path_buf(),
             vendor_dir: root.join(vendor_rel),
             root,
@@ -554,6 +575,25 @@ fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>>
         visit(name, packages, &mut marks, &mut Vec::new(), &mut out)?;
     }
     Ok(out)
+}
+
+/// `kubernetesVersion:` as written: a quoted minor version. YAML reads `1.30` as the number
+/// 1.3, so numbers are refused with the quoting hint rather than silently misread.
+fn kubernetes_version(raw: Option<&Value>) -> Result<Option<KubeVersion>> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => KubeVersion::parse(text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("kubernetesVersion: {e}")),
+        Some(Value::Number(n)) => Err(anyhow::anyhow!(
+            "kubernetesVersion: YAML reads `{n}` as a number, which loses digits (1.30 is 1.3)"
+        ))
+        .hint(format!("quote it: kubernetesVersion: \"{n}\"")),
+        Some(other) => bail!(
+            "kubernetesVersion: expected a string such as \"1.31\", found a {}",
+            yaml::json_type_name(other)
+        ),
+    }
 }
 
 /// Deserialize with the failing field's path in the message (`packages.x.urll`).
