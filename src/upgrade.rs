@@ -145,6 +145,7 @@ impl UpgradeReport {
         };
         let mut out = changes::render_markdown(
             &title,
+            "",
             &self.sections(),
             options,
             MarkdownLimits::default(),

@@ -6,7 +6,7 @@
 
 pub mod apis;
 mod builtin;
-mod crd;
+pub mod crd;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -22,7 +22,8 @@ use crate::object::{Object, ObjectRef};
 use crate::overlay::{Action, Tracked};
 use crate::render::{self, RenderedPackage};
 use builtin::Builtin;
-use crd::{CrdIndex, Lookup};
+pub use crd::CrdIndex;
+use crd::Lookup;
 use schema::{Arena, Problem};
 
 // ---------------------------------------------------------------------------------------------
@@ -406,27 +407,14 @@ pub struct ValidationFailed {
 pub fn validate_rendered(
     manifest: &Manifest,
     env: Option<&str>,
-    rendered: &[RenderedPackage],
+    rendered: &[&RenderedPackage],
     version: KubeVersion,
 ) -> Result<Report> {
-    let mut builtin = Builtin::load(version)
-        .ok_or_else(|| {
-            anyhow::anyhow!("kpin has no API schemas for Kubernetes {version}")
-        })
-        .hint(format!(
-            "supported versions: {}; set `kubernetesVersion` in kpin.yaml or pass --kubernetes-version",
-            supported_versions()
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))?;
-    let mut arena = Arena::default();
-    let meta = builtin.definition(&mut arena, builtin::OBJECT_META);
     let mut crds = CrdIndex::default();
     for p in rendered {
         crds.add(&p.name, &p.objects);
     }
+    let builtin = load(version)?;
     let needs_more = rendered.iter().flat_map(|p| &p.objects).any(|o| {
         !builtin.is_builtin_group(o.group())
             && apis::lookup(o.api_version(), o.kind()).is_none()
@@ -446,10 +434,52 @@ pub fn validate_rendered(
             crds.add(&package.name, &other.objects);
         }
     }
+    let packages: Vec<(&str, &[Object])> = rendered
+        .iter()
+        .map(|p| (p.name.as_str(), p.objects.as_slice()))
+        .collect();
+    let mut report = check_packages(&packages, env, version, &mut crds)?;
+    for package in rendered {
+        let mut findings: Vec<&mut Finding> = report
+            .findings
+            .iter_mut()
+            .filter(|f| f.package == package.name && f.severity != Severity::Note)
+            .collect();
+        if !findings.is_empty() {
+            attach_provenance(manifest, package, env, &mut findings)?;
+        }
+    }
+    Ok(report)
+}
+
+fn load(version: KubeVersion) -> Result<Builtin> {
+    Builtin::load(version)
+        .ok_or_else(|| anyhow::anyhow!("kpin has no API schemas for Kubernetes {version}"))
+        .hint(format!(
+            "supported versions: {}; set `kubernetesVersion` in kpin.yaml or pass --kubernetes-version",
+            supported_versions()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+}
+
+/// Check the objects of `packages` (name, objects) rendered for `env` against `version`, with
+/// the CRDs in `crds`; no provenance (see `validate_rendered`).
+pub fn check_packages(
+    packages: &[(&str, &[Object])],
+    env: Option<&str>,
+    version: KubeVersion,
+    crds: &mut CrdIndex,
+) -> Result<Report> {
+    let mut builtin = load(version)?;
+    let mut arena = Arena::default();
+    let meta = builtin.definition(&mut arena, builtin::OBJECT_META);
     let mut checker = Checker {
         builtin: &mut builtin,
         arena: &mut arena,
-        crds: &mut crds,
+        crds,
         meta,
         version,
     };
@@ -457,14 +487,13 @@ pub fn validate_rendered(
         versions: BTreeMap::from([(env.unwrap_or(render::DEFAULT_ENV).to_owned(), version)]),
         ..Report::default()
     };
-    for package in rendered {
-        let start = report.findings.len();
-        for object in &package.objects {
+    for (name, objects) in packages {
+        for object in *objects {
             for (check, severity, path, found, expected) in checker.object(object) {
                 report.findings.push(Finding {
                     severity,
                     check,
-                    package: package.name.clone(),
+                    package: (*name).to_owned(),
                     environments: env.map(|e| vec![e.to_owned()]).unwrap_or_default(),
                     kubernetes: version,
                     object: object.reference(),
@@ -476,11 +505,7 @@ pub fn validate_rendered(
                 });
             }
         }
-        report.objects += package.objects.len();
-        let found = &mut report.findings[start..];
-        if found.iter().any(|f| f.severity != Severity::Note) {
-            attach_provenance(manifest, package, env, found)?;
-        }
+        report.objects += objects.len();
     }
     Ok(report)
 }
@@ -501,7 +526,8 @@ pub fn validate_manifest(
             .map(|p| render::render_package(manifest, p, env))
             .collect::<Result<Vec<_>>>()?;
         let version = version_for(manifest, env, override_version);
-        report.merge(validate_rendered(manifest, env, &rendered, version)?);
+        let refs: Vec<&RenderedPackage> = rendered.iter().collect();
+        report.merge(validate_rendered(manifest, env, &refs, version)?);
     }
     Ok(report)
 }
@@ -630,7 +656,7 @@ fn attach_provenance(
     manifest: &Manifest,
     rendered: &RenderedPackage,
     env: Option<&str>,
-    findings: &mut [Finding],
+    findings: &mut [&mut Finding],
 ) -> Result<()> {
     let Some(package) = manifest.packages.get(&rendered.name) else {
         return Ok(());

@@ -8,3 +8,4 @@ mod fidelity;
 mod render;
 mod sync;
 mod upgrade;
+mod validate;
