@@ -420,7 +420,7 @@ impl Manifest {
                 })?;
             }
             let kubernetes_version = kubernetes_version(env.kubernetes_version.as_ref())
-                .with_context(|| format!("{}: environments.{name}", path.display()))?;
+                .with_context(|| format!("reading {}: environments.{name}", path.display()))?;
             environments.insert(
                 name.clone(),
                 Environment {
@@ -443,7 +443,7 @@ impl Manifest {
             dependency_order(&packages).with_context(|| format!("{}: `needs`", path.display()))?;
 
         let kubernetes_version = kubernetes_version(raw.kubernetes_version.as_ref())
-            .with_context(|| path.display().to_string())?;
+            .with_context(|| format!("reading {}", path.display()))?;
         Ok(Manifest {
             order,
             kubernetes_version,
@@ -586,9 +586,9 @@ fn kubernetes_version(raw: Option<&Value>) -> Result<Option<KubeVersion>> {
             .map(Some)
             .map_err(|e| anyhow::anyhow!("kubernetesVersion: {e}")),
         Some(Value::Number(n)) => Err(anyhow::anyhow!(
-            "kubernetesVersion: YAML reads `{n}` as a number, which loses digits (1.30 is 1.3)"
+            "kubernetesVersion: YAML reads this as the number {n}, which loses digits (an unquoted 1.30 is 1.3)"
         ))
-        .hint(format!("quote it: kubernetesVersion: \"{n}\"")),
+        .hint("quote the version: kubernetesVersion: \"1.30\""),
         Some(other) => bail!(
             "kubernetesVersion: expected a string such as \"1.31\", found a {}",
             yaml::json_type_name(other)

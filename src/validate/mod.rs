@@ -158,7 +158,6 @@ pub struct Finding {
     pub package: String,
     /// Environments whose render has this finding; empty for the render without `--env`.
     pub environments: Vec<String>,
-    pub kubernetes: KubeVersion,
     pub object: ObjectRef,
     pub api_version: String,
     /// Field path as `render --explain` prints it; `None` for the object as a whole.
@@ -207,7 +206,6 @@ impl Finding {
             "check": self.check,
             "package": self.package,
             "environments": self.environments,
-            "kubernetesVersion": self.kubernetes,
             "object": {
                 "apiVersion": self.api_version,
                 "kind": self.object.kind,
@@ -326,7 +324,13 @@ impl Report {
         let errors = self.count(Severity::Error);
         let mut out = String::new();
         let (kind, title) = if errors > 0 {
-            ("CAUTION", format!("{errors} object(s) would be refused"))
+            (
+                "CAUTION",
+                format!(
+                    "{errors} error{}, the API server would refuse these objects",
+                    if errors == 1 { "" } else { "s" }
+                ),
+            )
         } else {
             ("WARNING", "validation warnings".to_owned())
         };
@@ -380,7 +384,7 @@ impl Report {
         }
         Err(anyhow::Error::new(ValidationFailed {
             message: format!(
-                "{} schema error{} in the rendered objects ({}); {what}:\n{}",
+                "{} validation error{} in the rendered objects ({}); {what}:\n{}",
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" },
                 self.versions_text(),
@@ -495,7 +499,6 @@ pub fn check_packages(
                     check,
                     package: (*name).to_owned(),
                     environments: env.map(|e| vec![e.to_owned()]).unwrap_or_default(),
-                    kubernetes: version,
                     object: object.reference(),
                     api_version: object.api_version().to_owned(),
                     path,

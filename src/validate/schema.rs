@@ -437,7 +437,7 @@ fn check_object(
                     .unwrap_or_default();
                 let mut expected = match &node.title {
                     Some(t) => format!("a field of {}", short_title(t)),
-                    None => "a field the schema declares".to_owned(),
+                    None => "a field the CRD schema declares here".to_owned(),
                 };
                 if let Some(close) = closest(key, &known) {
                     let _ = write!(expected, " (did you mean `{close}`?)");
