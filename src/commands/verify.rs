@@ -18,11 +18,11 @@ pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
         let envs = validate::verify_environments(&manifest);
         match validate::validate_manifest(&manifest, &[], &envs, args.validate.kubernetes_version) {
             Ok(report) => Some(report),
-            // A package that does not render is in `problems` already.
+            // Vendored files that are missing, tampered or do not render are in `problems`
+            // already: say validation could not run, and report those.
             Err(err)
-                if problems
-                    .iter()
-                    .any(|p| matches!(p, verify::Problem::RenderFailed { .. })) =>
+                if !problems.is_empty()
+                    && kpin::error::find_cause::<validate::UnsupportedVersion>(&err).is_none() =>
             {
                 ctx.term.warn(&format!(
                     "validation skipped: {}",

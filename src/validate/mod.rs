@@ -456,9 +456,14 @@ pub fn validate_rendered(
     Ok(report)
 }
 
+/// A Kubernetes version kpin has no schemas for (callers tell it apart from render errors).
+#[derive(Debug, thiserror::Error)]
+#[error("kpin has no API schemas for Kubernetes {0}")]
+pub struct UnsupportedVersion(pub KubeVersion);
+
 fn load(version: KubeVersion) -> Result<Builtin> {
     Builtin::load(version)
-        .ok_or_else(|| anyhow::anyhow!("kpin has no API schemas for Kubernetes {version}"))
+        .ok_or_else(|| anyhow::Error::new(UnsupportedVersion(version)))
         .hint(format!(
             "supported versions: {}; set `kubernetesVersion` in kpin.yaml or pass --kubernetes-version",
             supported_versions()
@@ -521,6 +526,9 @@ pub fn validate_manifest(
     override_version: Option<KubeVersion>,
 ) -> Result<Report> {
     let selected = manifest.select(packages)?;
+    for env in envs {
+        load(version_for(manifest, env.as_deref(), override_version))?;
+    }
     let mut report = Report::default();
     for env in envs {
         let env = env.as_deref();
