@@ -942,6 +942,30 @@ mod tests {
         Manifest::parse(text, Path::new("/repo/kpin.yaml"))
     }
 
+    #[test]
+    fn kubernetes_versions_are_quoted_minors_per_manifest_and_environment() {
+        let m = parse("kubernetesVersion: \"1.31\"\nenvironments:\n  dev: {kubernetesVersion: v1.33}\n  prod: {}\npackages: {}\n").unwrap();
+        let v = |minor| Some(KubeVersion { major: 1, minor });
+        assert_eq!(m.kubernetes_version, v(31));
+        assert_eq!(m.environments["dev"].kubernetes_version, v(33));
+        assert_eq!(m.environments["prod"].kubernetes_version, None);
+        let text = err("kubernetesVersion: 1.30\npackages: {}\n");
+        assert!(text.contains("YAML reads this as the number 1.3"), "{text}");
+        assert!(text.contains("hint: quote the version"), "{text}");
+        let text = err("environments:\n  dev: {kubernetesVersion: \"latest\"}\npackages: {}\n");
+        assert!(text.contains("environments.dev"), "{text}");
+        assert!(
+            text.contains("`latest` is not a Kubernetes version"),
+            "{text}"
+        );
+        let schema = json_schema().to_string();
+        assert_eq!(
+            schema.matches("\"kubernetesVersion\"").count(),
+            2,
+            "{schema}"
+        );
+    }
+
     fn err(text: &str) -> String {
         crate::error::render_error(&parse(text).unwrap_err())
     }
