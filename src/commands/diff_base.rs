@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use kpin::changes::DiffOptions;
-use kpin::error::{HintExt, Outcome};
+use kpin::error::Outcome;
 use kpin::review::{self, ReviewOptions};
 use kpin::validate;
 
@@ -61,13 +61,7 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         },
     )?;
     if errors > 0 {
-        return Err(anyhow::Error::new(validate::ValidationFailed {
-            message: format!(
-                "{errors} validation error{} in the working tree's render (listed above)",
-                if errors == 1 { "" } else { "s" }
-            ),
-        }))
-        .hint("fix the overlay operation named on each line (`kpin render --explain` shows what it changed)");
+        return Err(validate::failed_as_listed(errors));
     }
     let changed = sections.iter().any(|s| s.counts().any());
     Ok(if changed {

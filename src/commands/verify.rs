@@ -3,7 +3,7 @@
 //! an object would be refused).
 
 use anyhow::Result;
-use kpin::error::{HintExt, Outcome};
+use kpin::error::Outcome;
 use kpin::progress::Reporter;
 use kpin::validate::{self, Severity};
 use kpin::verify;
@@ -58,13 +58,7 @@ pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
     let count = manifest.packages.len();
     let errors = validation.as_ref().map_or(0, |r| r.count(Severity::Error));
     if errors > 0 {
-        return Err(anyhow::Error::new(validate::ValidationFailed {
-            message: format!(
-                "{errors} validation error{}: the API server would refuse these objects (listed above)",
-                if errors == 1 { "" } else { "s" }
-            ),
-        }))
-        .hint("fix the overlay operation named on each line (`kpin render --explain` shows what it changed)");
+        return Err(validate::failed_as_listed(errors));
     }
     if problems.is_empty() {
         ctx.term.status(

@@ -251,14 +251,13 @@ impl Report {
     pub fn merge(&mut self, other: Report) {
         self.versions.extend(other.versions);
         self.objects += other.objects;
+        let same = |a: &Finding, b: &Finding| {
+            (a.severity, a.check) == (b.severity, b.check)
+                && (&a.package, &a.object, &a.path) == (&b.package, &b.object, &b.path)
+                && (&a.found, &a.expected, &a.written_by) == (&b.found, &b.expected, &b.written_by)
+        };
         for f in other.findings {
-            let same = self.findings.iter_mut().find(|g| {
-                Finding {
-                    environments: f.environments.clone(),
-                    ..(*g).clone()
-                } == f
-            });
-            match same {
+            match self.findings.iter_mut().find(|g| same(g, &f)) {
                 Some(g) => {
                     for e in f.environments {
                         if !g.environments.contains(&e) {
@@ -391,7 +390,7 @@ impl Report {
                 errors.join("\n")
             ),
         }))
-        .hint("fix the overlay operation named on each line (`kpin render --explain` shows what it changed); `--no-validate` skips validation")
+        .hint(format!("{FIX_HINT}; `--no-validate` skips validation"))
     }
 }
 
@@ -400,6 +399,20 @@ impl Report {
 #[error("{message}")]
 pub struct ValidationFailed {
     pub message: String,
+}
+
+const FIX_HINT: &str =
+    "fix the overlay operation named on each line (`kpin render --explain` shows what it changed)";
+
+/// The error of a command that printed its findings already (`verify`, `diff --base`).
+pub fn failed_as_listed(errors: usize) -> anyhow::Error {
+    anyhow::Error::new(ValidationFailed {
+        message: format!(
+            "{errors} validation error{}: the API server would refuse these objects (listed above)",
+            if errors == 1 { "" } else { "s" }
+        ),
+    })
+    .hint(FIX_HINT)
 }
 
 // ---------------------------------------------------------------------------------------------
