@@ -1,7 +1,9 @@
 //! Render benchmark: the release `kpin render` against `kubectl kustomize` doing the same work
 //! (namespace move plus two patches) on every upstream release in `../shared/upstream`, in the
 //! same run. Prints wall time and peak RSS per package and the ratios the README quotes
-//! (goal: kpin at least 10x faster, at most a third of the peak memory).
+//! (goal: kpin at least 10x faster, at most a third of the peak memory), then the same with
+//! `kpin render --validate` (goal: render plus validation at least 8x faster than kustomize
+//! alone).
 //!
 //! Run: `cargo build --release && cargo bench --bench render`. Copies of the releases go to a
 //! temp dir only. Children are measured with `wait4` (wall clock around the process, `ru_maxrss`).
@@ -269,11 +271,21 @@ fn main() {
         }
     );
     println!(
-        "{:<58} {:>9} {:>8} | {:>9} {:>8} | {:>7} {:>7}",
-        "package", "kustz ms", "MiB", "kpin ms", "MiB", "speedup", "objects"
+        "{:<58} {:>9} {:>8} | {:>9} {:>8} | {:>7} | {:>9} {:>7} {:>7}",
+        "package",
+        "kustz ms",
+        "MiB",
+        "kpin ms",
+        "MiB",
+        "speedup",
+        "+valid ms",
+        "speedup",
+        "objects"
     );
     let reps = 3;
     let (mut k_total, mut p_total) = (Duration::ZERO, Duration::ZERO);
+    let mut v_total = Duration::ZERO;
+    let mut v_rss = 0i64;
     let (mut k_rss, mut p_rss) = (0i64, 0i64);
     let mut mismatched = Vec::new();
     for f in &fixtures {
@@ -284,8 +296,11 @@ fn main() {
         });
         let pout = temp.path().join("kpin.out.yaml");
         let p = best_of(reps, || run(&mut kpin_all(&[&f.name]), &pout));
-        match (k, p) {
-            (Ok(k), Ok(p)) => {
+        let v = best_of(reps, || {
+            run(&mut kpin_all(&[&f.name, "--validate", "--quiet"]), &pout)
+        });
+        match (k, p, v) {
+            (Ok(k), Ok(p), Ok(v)) => {
                 let (kn, pn) = (object_count(&kout), object_count(&pout));
                 if kn != pn {
                     mismatched.push(format!("{}: kustomize {kn} objects, kpin {pn}", f.name));
@@ -294,18 +309,28 @@ fn main() {
                 p_total += p.wall;
                 k_rss = k_rss.max(k.max_rss_kib);
                 p_rss = p_rss.max(p.max_rss_kib);
+                v_total += v.wall;
+                v_rss = v_rss.max(v.max_rss_kib);
                 println!(
-                    "{:<58} {:>9.1} {:>8.1} | {:>9.1} {:>8.1} | {:>6.1}x {:>7}",
+                    "{:<58} {:>9.1} {:>8.1} | {:>9.1} {:>8.1} | {:>6.1}x | {:>9.1} {:>6.1}x {:>7}",
                     f.name,
                     k.wall.as_secs_f64() * 1e3,
                     mib(k.max_rss_kib),
                     p.wall.as_secs_f64() * 1e3,
                     mib(p.max_rss_kib),
                     k.wall.as_secs_f64() / p.wall.as_secs_f64(),
+                    v.wall.as_secs_f64() * 1e3,
+                    k.wall.as_secs_f64() / v.wall.as_secs_f64(),
                     pn
                 );
             }
-            (k, p) => println!("{}: kustomize {:?} / kpin {:?}", f.name, k.err(), p.err()),
+            (k, p, v) => println!(
+                "{}: kustomize {:?} / kpin {:?} / kpin --validate {:?}",
+                f.name,
+                k.err(),
+                p.err(),
+                v.err()
+            ),
         }
     }
     // One process for the newest release of every project (what a real kpin.yaml holds).
@@ -319,6 +344,9 @@ fn main() {
         }
     }
     let all = best_of(reps, || run(&mut kpin_all(&latest), &out));
+    let mut latest_validated = latest.clone();
+    latest_validated.extend(["--validate", "--quiet"]);
+    let all_validated = best_of(reps, || run(&mut kpin_all(&latest_validated), &out));
     let latest_bytes: u64 = fixtures
         .iter()
         .filter(|f| latest.contains(&f.name.as_str()))
@@ -333,6 +361,19 @@ fn main() {
         k_total.as_secs_f64(),
         p_total.as_secs_f64(),
         if speed >= 10.0 { "met" } else { "MISSED" }
+    );
+    let with_validation = k_total.as_secs_f64() / v_total.as_secs_f64();
+    println!(
+        "render + validation, summed: kpin {:.2} s (validation costs {:.2} s, {:+.0}%; peak RSS {:.1} MiB) -> {with_validation:.1}x faster than kubectl kustomize alone (goal >= 8x: {})",
+        v_total.as_secs_f64(),
+        v_total.as_secs_f64() - p_total.as_secs_f64(),
+        (v_total.as_secs_f64() / p_total.as_secs_f64() - 1.0) * 100.0,
+        mib(v_rss),
+        if with_validation >= 8.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "peak RSS: kubectl kustomize {:.1} MiB, kpin {:.1} MiB -> kpin uses {:.2} of it (goal <= 0.33: {})",
@@ -350,6 +391,14 @@ fn main() {
             mib(all.max_rss_kib),
         ),
         Err(e) => println!("kpin rendering several packages in one process failed: {e}"),
+    }
+    match all_validated {
+        Ok(v) => println!(
+            "the same with --validate: {:.0} ms, peak RSS {:.1} MiB",
+            v.wall.as_secs_f64() * 1e3,
+            mib(v.max_rss_kib),
+        ),
+        Err(e) => println!("kpin --validate of several packages in one process failed: {e}"),
     }
     for m in &mismatched {
         println!("warning: object counts differ: {m}");

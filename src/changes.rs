@@ -1016,10 +1016,12 @@ impl Default for MarkdownLimits {
 }
 
 /// A pull-request comment: a summary table, notes and warnings per package, and one collapsible
-/// block per changed object. `title` becomes the top heading; `rerun` is the command printed
-/// when diffs had to be left out for size.
+/// block per changed object. `title` becomes the top heading and `preamble` (markdown, e.g.
+/// validation findings) follows it; `rerun` is the command printed when diffs had to be left
+/// out for size.
 pub fn render_markdown(
     title: &str,
+    preamble: &str,
     sections: &[Section],
     options: &DiffOptions,
     limits: MarkdownLimits,
@@ -1027,6 +1029,7 @@ pub fn render_markdown(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## {title}\n");
+    out.push_str(preamble);
     if sections.is_empty() {
         out.push_str("No packages.\n");
         return out;
@@ -1364,6 +1367,7 @@ mod tests {
         };
         let md = render_markdown(
             "kpin diff",
+            "",
             std::slice::from_ref(&section),
             &DiffOptions::default(),
             MarkdownLimits::default(),
@@ -1391,6 +1395,7 @@ mod tests {
         };
         let md = render_markdown(
             "kpin diff",
+            "",
             &[section],
             &DiffOptions::default(),
             tiny,
@@ -1421,6 +1426,7 @@ mod tests {
         };
         let md = render_markdown(
             "kpin diff",
+            "",
             &[section],
             &DiffOptions::default(),
             MarkdownLimits::default(),

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kpin::cluster::apply::FIELD_MANAGER;
 use kpin::cluster::prune::PruneOptions;
 use kpin::kinds;
+use kpin::validate::KubeVersion;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -162,6 +163,46 @@ pub struct VerifyArgs {
     /// Output format
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
+}
+
+/// Offline validation of rendered objects (API schemas, CRDs, retired API versions).
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Validate rendered objects against the Kubernetes API schemas and the packages' CRDs
+    /// (default in verify, diff and apply)
+    #[arg(long, overrides_with = "no_validate")]
+    pub validate: bool,
+    /// Skip validation
+    #[arg(long, overrides_with = "validate")]
+    pub no_validate: bool,
+    /// Kubernetes minor version to validate against, e.g. 1.33 [default: kubernetesVersion
+    /// of the environment or kpin.yaml]; implies --validate
+    #[arg(long, value_name = "X.Y", value_parser = kube_version)]
+    pub kubernetes_version: Option<KubeVersion>,
+}
+
+impl ValidateArgs {
+    /// Whether to validate, given the command's default.
+    pub fn enabled(&self, default: bool) -> bool {
+        !self.no_validate && (self.validate || self.kubernetes_version.is_some() || default)
+    }
+}
+
+/// A version kpin has API schemas for.
+fn kube_version(text: &str) -> Result<KubeVersion, String> {
+    let version = KubeVersion::parse(text)?;
+    let known = kpin::validate::supported_versions();
+    if known.contains(&version) {
+        Ok(version)
+    } else {
+        let list: Vec<String> = known.iter().map(ToString::to_string).collect();
+        Err(format!(
+            "kpin has no API schemas for Kubernetes {version}; it has {}",
+            list.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -190,6 +231,8 @@ pub struct RenderArgs {
     /// Show, per object, which overlay changed which fields
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
     #[command(flatten)]
     pub lock: LockedArg,
 }
@@ -283,6 +326,8 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub prune: PruneArgs,
     #[command(flatten)]
+    pub validate: ValidateArgs,
+    #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub lock: LockedArg,
@@ -361,6 +406,8 @@ pub struct ApplyArgs {
     /// Output format of the final report
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
+    #[command(flatten)]
+    pub validate: ValidateArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]

@@ -8,6 +8,7 @@
 //! - overlays and render: [`overlay`], [`render`]
 //! - cluster: [`cluster`]
 //! - upgrade workflow: [`outdated`], [`upgrade`]
+//! - validation of rendered objects (schemas, retired APIs): [`validate`]
 
 pub mod changes;
 pub mod cluster;
@@ -30,6 +31,7 @@ pub mod sync;
 pub mod transaction;
 pub mod upgrade;
 pub mod vendor;
+pub mod validate;
 pub mod verify;
 pub mod yaml;
 

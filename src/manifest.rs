@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::digest;
 use crate::error::{HintExt, abbreviate, quote};
 use crate::fsutil;
+use crate::validate::KubeVersion;
 use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "kpin.yaml";
@@ -36,6 +37,11 @@ pub struct RawManifest {
     /// Directory for vendored releases, relative to kpin.yaml. Default: `vendor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_dir: Option<String>,
+    /// Kubernetes minor version of the clusters (`"1.31"`): rendered objects are validated
+    /// against its API schemas and retired API versions. Default: the newest kpin knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_version: Option<Value>,
     /// Target environments (clusters), e.g. dev, qa, prod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, RawEnvironment>,
@@ -53,6 +59,11 @@ pub struct RawEnvironment {
     /// Overlay files applied to every package in this environment, after the package's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<String>,
+    /// Kubernetes minor version of this environment's cluster, when it differs from the
+    /// top-level `kubernetesVersion` (e.g. during a cluster upgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_version: Option<Value>,
 }
 
 /// One package: a pinned version and where its release files come from.
@@ -169,6 +180,8 @@ pub struct Manifest {
     pub vendor_dir: PathBuf,
     pub environments: BTreeMap<String, Environment>,
     pub packages: BTreeMap<String, Package>,
+    /// The clusters' Kubernetes minor version, when kpin.yaml names one.
+    pub kubernetes_version: Option<KubeVersion>,
     /// Package names in dependency order (see `needs`).
     pub order: Vec<String>,
     /// The parsed file, kept for tools that rewrite it (upgrade) and for schema checks.
@@ -181,6 +194,8 @@ pub struct Environment {
     pub context: Option<String>,
     /// Overlay files (paths relative to the manifest root).
     pub overlays: Vec<String>,
+    /// This environment's Kubernetes minor version, when it overrides the manifest's.
+    pub kubernetes_version: Option<KubeVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -409,12 +424,15 @@ impl Manifest {
                     format!("{}: environments.{name}.overlays[{i}]", path.display())
                 })?;
             }
+            let kubernetes_version = kubernetes_version(env.kubernetes_version.as_ref())
+                .with_context(|| format!("reading {}: environments.{name}", path.display()))?;
             environments.insert(
                 name.clone(),
                 Environment {
                     name: name.clone(),
                     context: env.context.clone(),
                     overlays: env.overlays.clone(),
+                    kubernetes_version,
                 },
             );
         }
@@ -429,8 +447,11 @@ impl Manifest {
         let order =
             dependency_order(&packages).with_context(|| format!("{}: `needs`", path.display()))?;
 
+        let kubernetes_version = kubernetes_version(raw.kubernetes_version.as_ref())
+            .with_context(|| format!("reading {}", path.display()))?;
         Ok(Manifest {
             order,
+            kubernetes_version,
             path: path.to_path_buf(),
             vendor_dir: root.join(vendor_rel),
             root,
@@ -563,6 +584,25 @@ fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>>
         visit(name, packages, &mut marks, &mut Vec::new(), &mut out)?;
     }
     Ok(out)
+}
+
+/// `kubernetesVersion:` as written: a quoted minor version. YAML reads `1.30` as the number
+/// 1.3, so numbers are refused with the quoting hint rather than silently misread.
+fn kubernetes_version(raw: Option<&Value>) -> Result<Option<KubeVersion>> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => KubeVersion::parse(text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("kubernetesVersion: {e}")),
+        Some(Value::Number(n)) => Err(anyhow::anyhow!(
+            "kubernetesVersion: YAML reads this as the number {n}, which loses digits (an unquoted 1.30 is 1.3)"
+        ))
+        .hint("quote the version: kubernetesVersion: \"1.30\""),
+        Some(other) => bail!(
+            "kubernetesVersion: expected a string such as \"1.31\", found a {}",
+            yaml::json_type_name(other)
+        ),
+    }
 }
 
 /// Deserialize with the failing field's path in the message (`packages.x.urll`).
@@ -977,6 +1017,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Manifest> {
         Manifest::parse(text, Path::new("/repo/kpin.yaml"))
+    }
+
+    #[test]
+    fn kubernetes_versions_are_quoted_minors_per_manifest_and_environment() {
+        let m = parse("kubernetesVersion: \"1.31\"\nenvironments:\n  dev: {kubernetesVersion: v1.33}\n  prod: {}\npackages: {}\n").unwrap();
+        let v = |minor| Some(KubeVersion { major: 1, minor });
+        assert_eq!(m.kubernetes_version, v(31));
+        assert_eq!(m.environments["dev"].kubernetes_version, v(33));
+        assert_eq!(m.environments["prod"].kubernetes_version, None);
+        let text = err("kubernetesVersion: 1.30\npackages: {}\n");
+        assert!(text.contains("YAML reads this as the number 1.3"), "{text}");
+        assert!(text.contains("hint: quote the version"), "{text}");
+        let text = err("environments:\n  dev: {kubernetesVersion: \"latest\"}\npackages: {}\n");
+        assert!(text.contains("environments.dev"), "{text}");
+        assert!(
+            text.contains("`latest` is not a Kubernetes version"),
+            "{text}"
+        );
+        let schema = json_schema().to_string();
+        assert_eq!(
+            schema.matches("\"kubernetesVersion\"").count(),
+            2,
+            "{schema}"
+        );
     }
 
     fn err(text: &str) -> String {

@@ -146,6 +146,7 @@ impl UpgradeReport {
         };
         let mut out = changes::render_markdown(
             &title,
+            "",
             &self.sections(),
             options,
             MarkdownLimits::default(),

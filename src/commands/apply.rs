@@ -13,7 +13,7 @@ use kpin::progress::Reporter as _;
 use kpin::render::{RenderedPackage, render_package};
 
 use super::Ctx;
-use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat};
+use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat, ValidateArgs};
 
 /// Everything checked offline: the manifest and each selected package rendered.
 pub(super) struct Plan {
@@ -42,6 +42,7 @@ pub(super) fn plan(
     packages: &[String],
     env: Option<&str>,
     lock: &LockedArg,
+    validate: &ValidateArgs,
 ) -> Result<Plan> {
     let manifest = ctx.checked_manifest(lock)?;
     if let Some(env) = env {
@@ -56,6 +57,16 @@ pub(super) fn plan(
         }
         rendered.push((r, package.namespace.clone()));
     }
+    let packages: Vec<_> = rendered.iter().map(|(r, _)| r).collect();
+    super::validate(
+        ctx,
+        &manifest,
+        env,
+        &packages,
+        validate,
+        true,
+        "nothing was sent to the cluster",
+    )?;
     Ok(Plan {
         env: env.map(str::to_owned),
         manifest,
@@ -86,7 +97,13 @@ pub(super) async fn connect(ctx: &Ctx<'_>, args: &ClusterArgs, plan: &Plan) -> R
 }
 
 pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
-    let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
+    let plan = plan(
+        ctx,
+        &args.packages,
+        args.env.as_deref(),
+        &args.lock,
+        &args.validate,
+    )?;
     let cluster = connect(ctx, &args.cluster, &plan).await?;
     let opts = ApplyOptions {
         field_manager: args.field_manager.clone(),

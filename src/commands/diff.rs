@@ -18,7 +18,13 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
     if let Some(base) = args.base.clone() {
         return super::diff_base::run(ctx, &args, &base);
     }
-    let plan = plan(ctx, &args.packages, args.env.as_deref(), &args.lock)?;
+    let plan = plan(
+        ctx,
+        &args.packages,
+        args.env.as_deref(),
+        &args.lock,
+        &args.validate,
+    )?;
     let cluster = connect(ctx, &args.cluster, &plan).await?;
     let mut sections = diff_all(
         &cluster,
@@ -67,6 +73,7 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
             title: format!("kpin diff against {target}{env}"),
             rerun: format!("kpin diff{env}"),
             json_fields: vec![("target", serde_json::to_value(&cluster.target)?)],
+            validation: None,
         },
     )?;
     Ok(if changed {
@@ -84,6 +91,8 @@ pub(super) struct Report {
     pub rerun: String,
     /// Extra top-level JSON fields, e.g. the target cluster or the base revision.
     pub json_fields: Vec<(&'static str, Value)>,
+    /// Validation findings, shown first (`diff --base`).
+    pub validation: Option<kpin::validate::Report>,
 }
 
 /// Print sections as text, JSON (with `changed` and the report's fields) or markdown: the one
@@ -95,12 +104,18 @@ pub(super) fn print_report(
     report: &Report,
 ) -> Result<()> {
     match format {
-        DiffFormat::Text => super::out(&changes::render_text(sections, options))?,
+        DiffFormat::Text => {
+            let findings = report.validation.as_ref().map(|v| v.to_text());
+            super::out(&(findings.unwrap_or_default() + &changes::render_text(sections, options)))?;
+        }
         DiffFormat::Json => {
             let mut json = changes::to_json(sections, options);
             if let Value::Object(map) = &mut json {
                 for (key, value) in &report.json_fields {
                     map.insert((*key).to_owned(), value.clone());
+                }
+                if let Some(v) = &report.validation {
+                    map.insert("validation".into(), v.to_json());
                 }
                 map.insert(
                     "changed".into(),
@@ -114,6 +129,11 @@ pub(super) fn print_report(
         }
         DiffFormat::Markdown => super::out(&changes::render_markdown(
             &report.title,
+            &report
+                .validation
+                .as_ref()
+                .map(|v| v.to_markdown())
+                .unwrap_or_default(),
             sections,
             options,
             MarkdownLimits::default(),

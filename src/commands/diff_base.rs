@@ -7,6 +7,7 @@ use anyhow::Result;
 use kpin::changes::DiffOptions;
 use kpin::error::Outcome;
 use kpin::review::{self, ReviewOptions};
+use kpin::validate;
 
 use super::Ctx;
 use crate::cli::DiffArgs;
@@ -21,6 +22,22 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         base_label: base.to_owned(),
     };
     let sections = review::compare(base_manifest.as_ref(), &head, &options)?;
+    // The head is what will be applied: validate it, and show the findings first.
+    let validation = if args.validate.enabled(true) {
+        let report = validate::validate_manifest(
+            &head,
+            &args.packages,
+            std::slice::from_ref(&args.env),
+            args.validate.kubernetes_version,
+        )?;
+        super::show_findings(ctx, &report);
+        Some(report)
+    } else {
+        None
+    };
+    let errors = validation
+        .as_ref()
+        .map_or(0, |v| v.count(validate::Severity::Error));
     let diff = DiffOptions {
         reveal_secrets: args.show_secrets,
         color: ctx.term.color() && std::io::stdout().is_terminal(),
@@ -40,8 +57,12 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
             title: format!("kpin diff against `{base}`{env}"),
             rerun: format!("kpin diff --base {base}{env}"),
             json_fields: vec![("base", base.into())],
+            validation,
         },
     )?;
+    if errors > 0 {
+        return Err(validate::failed_as_listed(errors));
+    }
     let changed = sections.iter().any(|s| s.counts().any());
     Ok(if changed {
         Outcome::Drift

@@ -18,8 +18,9 @@ use kpin::fetch::cache;
 use kpin::manifest::{self, Manifest};
 use kpin::progress::Reporter as _;
 use kpin::sync::SyncOptions;
+use kpin::validate;
 
-use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind};
+use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind, ValidateArgs};
 use crate::ui::Terminal;
 
 /// What every command gets: where the manifest is and how to report.
@@ -70,6 +71,54 @@ impl Ctx<'_> {
         }
         Ok(manifest)
     }
+}
+
+/// Validate packages rendered for `env` when the flags (and the command's `default`) ask for
+/// it: warnings and unvalidated objects go to stderr, errors become the command's error
+/// (exit 2) saying `what` did not happen.
+pub fn validate(
+    ctx: &Ctx<'_>,
+    manifest: &Manifest,
+    env: Option<&str>,
+    rendered: &[&kpin::render::RenderedPackage],
+    args: &ValidateArgs,
+    default: bool,
+    what: &str,
+) -> Result<()> {
+    if !args.enabled(default) {
+        return Ok(());
+    }
+    let version = validate::version_for(manifest, env, args.kubernetes_version);
+    let report = validate::validate_rendered(manifest, env, rendered, version)?;
+    show_findings(ctx, &report);
+    report.into_result(what).map(drop)
+}
+
+/// Warnings and unvalidated objects on stderr, then the one-line summary.
+pub fn show_findings(ctx: &Ctx<'_>, report: &validate::Report) {
+    use kpin::progress::Reporter as _;
+    for f in &report.findings {
+        match f.severity {
+            validate::Severity::Error => {}
+            validate::Severity::Warning => ctx.term.warn(&f.to_string()),
+            validate::Severity::Note => ctx.term.warn(&format!("not validated: {f}")),
+        }
+    }
+    let errors = report.count(validate::Severity::Error);
+    ctx.term.status(
+        "Validated",
+        &format!(
+            "{} object{} against {}: {}",
+            report.objects,
+            if report.objects == 1 { "" } else { "s" },
+            report.versions_text(),
+            match errors {
+                0 => "no errors".to_owned(),
+                1 => "1 error".to_owned(),
+                n => format!("{n} errors"),
+            }
+        ),
+    );
 }
 
 /// Sync settings from the shared flags, with the render stage filling the lock's digests.

@@ -28,6 +28,15 @@ pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
         }
         rendered.push(out);
     }
+    super::validate(
+        ctx,
+        &manifest,
+        args.env.as_deref(),
+        &rendered.iter().collect::<Vec<_>>(),
+        &args.validate,
+        false,
+        "nothing was written",
+    )?;
     if let Some(dir) = &args.output_dir {
         render::write_output_dir(dir, &rendered)?;
         for p in &rendered {

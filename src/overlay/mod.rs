@@ -615,6 +615,19 @@ impl Workspace {
     }
 }
 
+/// The overlay and operation index of a `Change::origin` (`overlays/x.yaml operations[2]
+/// (jsonPatch)` -> (`overlays/x.yaml`, 2)); a kpin.yaml shorthand has no index. The inverse of
+/// the origin `apply_ops` writes.
+pub fn split_origin(origin: &str) -> (&str, Option<usize>) {
+    match origin.rsplit_once(" operations[") {
+        Some((overlay, rest)) => (
+            overlay,
+            rest.split_once(']').and_then(|(i, _)| i.parse().ok()),
+        ),
+        None => (origin, None),
+    }
+}
+
 /// An operation skipped by `Workspace::apply_noting_misses` because it matched nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Miss {
@@ -882,6 +895,18 @@ mod tests {
             "}".repeat(300)
         );
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn origins_split_into_overlay_and_operation() {
+        assert_eq!(
+            split_origin("overlays/x.yaml operations[12] (jsonPatch)"),
+            ("overlays/x.yaml", Some(12))
+        );
+        assert_eq!(
+            split_origin("kpin.yaml packages.a.namespace"),
+            ("kpin.yaml packages.a.namespace", None)
+        );
     }
 
     #[test]

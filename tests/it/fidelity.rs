@@ -18,28 +18,6 @@ use crate::support;
 
 const FIDELITY_ANNOTATION: &str = "kpin.dev/fidelity-probe";
 
-/// Every release listed in `INDEX.tsv`, as (label, path).
-fn upstream_fixtures(dir: &Path) -> Vec<(String, PathBuf)> {
-    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("reading INDEX.tsv");
-    let mut lines = index.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .unwrap_or_else(|| panic!("INDEX.tsv has no `{name}` column"))
-    };
-    let (project, version, file) = (col("project"), col("version"), col("file"));
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let rel = format!("{}/{}/{}", f[project], f[version], f[file]);
-            (rel.clone(), dir.join(rel))
-        })
-        .collect()
-}
-
 /// The quirk fixtures of this repository (run everywhere).
 fn quirk_fixtures() -> Vec<(String, PathBuf)> {
     let dir = support::repo_root().join("tests/fixtures/quirks");
@@ -272,7 +250,7 @@ fn exact(_: Option<&Value>, _: Option<&Value>) -> Option<&'static str> {
 fn fixtures_or_skip(test: &str) -> Vec<(String, PathBuf)> {
     let mut fixtures = quirk_fixtures();
     if let Some(dir) = support::upstream_or_skip(test) {
-        fixtures.extend(upstream_fixtures(&dir));
+        fixtures.extend(support::upstream_releases(&dir));
     }
     fixtures
 }

@@ -12,3 +12,4 @@ mod inputs;
 mod render;
 mod sync;
 mod upgrade;
+mod validate;

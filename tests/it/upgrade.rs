@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::support::http::{Fault, Server};
-use crate::support::{Project, repo_root, upstream_or_skip};
+use crate::support::{Project, git, repo_root, upstream_or_skip};
 
 fn fixture(rel: &str) -> Vec<u8> {
     let path = repo_root().join("tests/fixtures/upgrade").join(rel);
@@ -357,27 +357,6 @@ fn upgrade_all_stays_within_constraints_and_rewrites_pins() {
 // ---------------------------------------------------------------------------------------------
 // diff --base
 // ---------------------------------------------------------------------------------------------
-
-fn git(p: &Project, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .current_dir(p.path())
-        .args([
-            "-c",
-            "user.email=ci@example.com",
-            "-c",
-            "user.name=ci",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .expect("running git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn diff_base_renders_a_pull_request_comment() {

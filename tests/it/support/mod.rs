@@ -19,6 +19,28 @@ pub fn upstream_dir() -> Option<PathBuf> {
     dir.join("INDEX.tsv").is_file().then_some(dir)
 }
 
+/// Every release listed in `INDEX.tsv` of the upstream folder, as (label, path).
+pub fn upstream_releases(dir: &Path) -> Vec<(String, PathBuf)> {
+    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).expect("reading INDEX.tsv");
+    let mut lines = index.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("INDEX.tsv has no `{name}` column"))
+    };
+    let (project, version, file) = (col("project"), col("version"), col("file"));
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let rel = format!("{}/{}/{}", f[project], f[version], f[file]);
+            (rel.clone(), dir.join(rel))
+        })
+        .collect()
+}
+
 /// Say why `test` does not run: a newcomer's machine may lack what it needs, so it prints
 /// SKIPPED; in CI (`CI=true`) it fails instead, so that a green CI always means it ran.
 #[track_caller]
@@ -210,4 +232,26 @@ pub fn filter_ports(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Run git in the project (a throwaway identity, no signing); fails the test when git fails.
+pub fn git(p: &Project, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(p.path())
+        .args([
+            "-c",
+            "user.email=ci@example.com",
+            "-c",
+            "user.name=ci",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
