@@ -30,8 +30,8 @@ pub mod review;
 pub mod sync;
 pub mod transaction;
 pub mod upgrade;
-pub mod vendor;
 pub mod validate;
+pub mod vendor;
 pub mod verify;
 pub mod yaml;
 
