@@ -83,6 +83,20 @@ change per object, the overlays that no longer match, and the rendered diff. The
 overlays no longer match (see --allow-broken-overlays) or any other error."
     )]
     Upgrade(UpgradeArgs),
+    /// Give an environment the version the environment before it runs (`promotion:` order)
+    #[command(
+        long_about = "Give an environment the version that the environment before it in \
+kpin.yaml's `promotion:` order runs (`--to prod` takes qa's version), with the same report as an \
+upgrade: upstream changes, overlays that no longer match, and the environment's rendered diff. \
+kpin.yaml (the environment's version), kpin.lock and vendor/ change together, or not at all.\n\n\
+When the environment before runs the target's version already but an earlier one runs another, \
+the promotion would skip environments: refused unless --allow-skip. Promotions to an older \
+version are refused; `kpin upgrade PKG --env ENV --to V` rolls back on purpose.",
+        after_help = "Exit status: 0 promoted (or nothing to promote, or reported with \
+--dry-run), 2 refused (a skipped environment, a downgrade, overlays that no longer match) or \
+any other error."
+    )]
+    Promote(PromoteArgs),
     /// Print the JSON Schema of kpin.yaml or of overlay files
     Schema(SchemaArgs),
     /// Print a shell completion script
@@ -330,6 +344,10 @@ pub struct OutdatedArgs {
 pub struct UpgradeArgs {
     /// Package to upgrade
     pub package: Option<String>,
+    /// Upgrade only this environment's version (`environments.<env>.version`); the other
+    /// environments keep theirs
+    #[arg(long, short)]
+    pub env: Option<String>,
     /// Target version [default: newest within the package's constraint]
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
@@ -347,6 +365,31 @@ pub struct UpgradeArgs {
     pub output: DiffFormat,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["package", "all"]))]
+pub struct PromoteArgs {
+    /// Package to promote
+    pub package: Option<String>,
+    /// Promote every package whose version differs from the environment before
+    #[arg(long)]
+    pub all: bool,
+    /// The environment that receives the version
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Take the version of an earlier environment when the one right before has nothing new
+    #[arg(long)]
+    pub allow_skip: bool,
+    /// Write the promotion even when overlays no longer match
+    #[arg(long)]
+    pub allow_broken_overlays: bool,
+    /// Report only; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the report (markdown: a pull-request comment body)
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
 }
 
 #[derive(Debug, Args)]

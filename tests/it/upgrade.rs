@@ -125,7 +125,10 @@ fn upgrade_reports_upstream_and_rendered_changes_and_writes_everything() {
     let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
         .unwrap()
         .unwrap();
-    assert_eq!(lock.packages["widgets"].version, "2.0.0");
+    let widgets = &lock.packages["widgets"];
+    assert_eq!(widgets.environments["default"], "2.0.0");
+    assert_eq!(widgets.versions.len(), 1, "1.0.0 is no longer locked");
+    assert!(widgets.version("2.0.0").is_some());
     assert!(
         !run.stdout.contains("b2xkLXRva2Vu") && !run.stdout.contains("bmV3LXRva2Vu"),
         "secrets leaked"
