@@ -97,6 +97,18 @@ version are refused; `kpin upgrade PKG --env ENV --to V` rolls back on purpose."
 any other error."
     )]
     Promote(PromoteArgs),
+    /// Show which version runs in which environment, and whether it matches kpin.lock
+    #[command(
+        long_about = "Connect to every environment's cluster (its `context:` in kpin.yaml) and \
+print a matrix of package x environment: the version the package's ApplySet parent records as \
+deployed, whether that is what kpin.lock records for the environment, and drift (fields kpin \
+applied that changed in the cluster since, from a server-side dry run). An unreachable cluster \
+is reported in its column; the others are still checked.",
+        after_help = "Exit status: 0 every package of every environment matches kpin.lock \
+without drift, 1 something differs (another version or render, drift, not deployed), 2 an \
+environment could not be checked (unreachable cluster, credentials) or any other error."
+    )]
+    Status(StatusArgs),
     /// Print the JSON Schema of kpin.yaml or of overlay files
     Schema(SchemaArgs),
     /// Print a shell completion script
@@ -390,6 +402,26 @@ pub struct PromoteArgs {
     /// Output format of the report (markdown: a pull-request comment body)
     #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
     pub output: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Packages to show [default: all]
+    pub packages: Vec<String>,
+    /// Environments to check [default: all, in promotion order]
+    #[arg(long, short, value_name = "ENV", value_delimiter = ',')]
+    pub env: Vec<String>,
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    /// kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Field manager of the dry run that measures drift
+    #[arg(long, value_name = "NAME", default_value = FIELD_MANAGER)]
+    pub field_manager: String,
+    #[command(flatten)]
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]
