@@ -330,7 +330,10 @@ mod tests {
                 ("prod".into(), "1.0.0".into())
             ])
         );
-        assert!(lock.to_text().contains("\nversion: 2\n"), "written as today's");
+        assert!(
+            lock.to_text().contains("\nversion: 2\n"),
+            "written as today's"
+        );
     }
 
     #[test]

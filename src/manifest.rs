@@ -493,12 +493,10 @@ impl Manifest {
         for (i, name) in raw.promotion.iter().enumerate() {
             let at = || format!("{}: promotion[{i}]", path.display());
             if !environments.contains_key(name) {
-                return Err(anyhow::anyhow!("{}: no environment `{name}`", at())).hint(
-                    format!(
-                        "list environments declared under `environments:` ({})",
-                        environments.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                );
+                return Err(anyhow::anyhow!("{}: no environment `{name}`", at())).hint(format!(
+                    "list environments declared under `environments:` ({})",
+                    environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
             }
             if !seen.insert(name) {
                 return Err(anyhow::anyhow!("{}: `{name}` is listed twice", at()))
@@ -884,10 +882,7 @@ fn validate_package(
 
     Ok(Package {
         name: name.to_owned(),
-        manifest_digest: fetch_digests
-            .get(&version.raw)
-            .cloned()
-            .unwrap_or_default(),
+        manifest_digest: fetch_digests.get(&version.raw).cloned().unwrap_or_default(),
         fetch_digests,
         version,
         env_versions,
@@ -1204,6 +1199,68 @@ mod tests {
             "kubernetes-sigs/metrics-server"
         );
         assert!(matches!(p.pins, Pins::Single(_)));
+    }
+
+    const ENVS: &str = "environments: {dev: {}, qa: {}, prod: {}}\npromotion: [dev, qa, prod]\npackages:\n  a:\n    version: 1.9.4\n    url: https://x/{version}/a.yaml\n    sha256: ab00000000000000000000000000000000000000000000000000000000000000\n    environments:\n      dev: {version: 1.10.6}\n      qa: {version: 1.9.4}\n";
+
+    #[test]
+    fn environments_run_their_own_version_or_the_packages() {
+        let m = parse(ENVS).unwrap();
+        let a = &m.packages["a"];
+        assert_eq!(m.promotion, ["dev", "qa", "prod"]);
+        assert_eq!(a.version_in(Some("dev")).raw, "1.10.6");
+        assert_eq!(a.version_in(Some("prod")).raw, "1.9.4");
+        assert_eq!(a.version_in(None).raw, "1.9.4");
+        let in_use: Vec<&str> = a.versions_in_use().iter().map(|v| v.raw.as_str()).collect();
+        assert_eq!(in_use, ["1.9.4", "1.10.6"], "oldest first, once each");
+        assert_eq!(
+            m.environment_versions(a),
+            BTreeMap::from([
+                ("default".to_owned(), "1.9.4".to_owned()),
+                ("dev".to_owned(), "1.10.6".to_owned()),
+                ("prod".to_owned(), "1.9.4".to_owned()),
+                ("qa".to_owned(), "1.9.4".to_owned()),
+            ])
+        );
+        // The pins belong to the package's version; dev's view has none and its own digest.
+        let dev = a.for_env(Some("dev"));
+        assert_eq!(dev.version.raw, "1.10.6");
+        assert_eq!(dev.pins, Pins::None);
+        assert!(dev.env_versions.is_empty());
+        assert_ne!(dev.manifest_digest, a.manifest_digest);
+        let qa = a.for_env(Some("qa"));
+        assert!(matches!(qa.pins, Pins::Single(_)));
+        assert_eq!(qa.manifest_digest, a.manifest_digest);
+    }
+
+    #[test]
+    fn environment_versions_and_the_promotion_order_are_checked() {
+        let e = err(&ENVS.replace("{version: 1.10.6}", "{version: 1.10}"));
+        assert!(
+            e.contains("environments.dev.version: YAML reads `1.1` as a number"),
+            "{e}"
+        );
+        let e = err(&ENVS.replace("{version: 1.10.6}", "{version: ../x}"));
+        assert!(e.contains("environments.dev.version"), "{e}");
+        let e = err(&ENVS.replace("[dev, qa, prod]", "[dev, staging]"));
+        assert!(e.contains("promotion[1]: no environment `staging`"), "{e}");
+        assert!(e.contains("hint: list environments declared"), "{e}");
+        let e = err(&ENVS.replace("[dev, qa, prod]", "[dev, qa, dev]"));
+        assert!(e.contains("promotion[2]: `dev` is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn staged_version_directories_are_read_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::parse(ENVS, &dir.path().join("kpin.yaml")).unwrap();
+        let stage = dir.path().join("vendor/.kpin-stage");
+        std::fs::create_dir_all(stage.join("a/1.10.6")).unwrap();
+        m.staged = Some(stage.clone());
+        assert_eq!(m.version_dir("a", "1.10.6"), stage.join("a/1.10.6"));
+        assert_eq!(
+            m.version_dir("a", "1.9.4"),
+            dir.path().join("vendor/a/1.9.4")
+        );
     }
 
     #[test]

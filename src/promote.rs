@@ -100,18 +100,18 @@ impl Refusal {
 }
 
 /// Where `to` sits in the promotion order: the environments before it, nearest last.
-fn before<'a>(manifest: &'a Manifest, to: &str) -> Result<&'a [String], Refusal> {
+fn before<'a>(manifest: &'a Manifest, to: &str) -> Result<&'a [String], Box<Refusal>> {
     if manifest.promotion.is_empty() {
-        return Err(Refusal::NoOrder {
+        return Err(Box::new(Refusal::NoOrder {
             manifest: manifest.path.display().to_string(),
-        });
+        }));
     }
     match manifest.promotion.iter().position(|e| e == to) {
-        None => Err(Refusal::NotInOrder {
+        None => Err(Box::new(Refusal::NotInOrder {
             env: to.to_owned(),
             order: manifest.promotion.join(", "),
-        }),
-        Some(0) => Err(Refusal::First { env: to.to_owned() }),
+        })),
+        Some(0) => Err(Box::new(Refusal::First { env: to.to_owned() })),
         Some(i) => Ok(&manifest.promotion[..i]),
     }
 }
@@ -122,7 +122,7 @@ pub fn decide(
     package: &Package,
     to: &str,
     allow_skip: bool,
-) -> Result<Decision, Refusal> {
+) -> Result<Decision, Box<Refusal>> {
     let earlier = before(manifest, to)?;
     let version_of = |env: &str| package.version_in(Some(env));
     let current = version_of(to);
@@ -137,7 +137,7 @@ pub fn decide(
         };
         if !allow_skip {
             let at = earlier.iter().position(|e| e == source).unwrap_or(0);
-            return Err(Refusal::Skip {
+            return Err(Box::new(Refusal::Skip {
                 package: package.name.clone(),
                 to: to.to_owned(),
                 previous: previous.clone(),
@@ -145,7 +145,7 @@ pub fn decide(
                 earlier: source.clone(),
                 version: version_of(source).raw.clone(),
                 skipped: earlier[at + 1..].join(", "),
-            });
+            }));
         }
         source
     };
@@ -153,13 +153,13 @@ pub fn decide(
     if let (Some(new), Some(old)) = (&version.semver, &current.semver)
         && new < old
     {
-        return Err(Refusal::Downgrade {
+        return Err(Box::new(Refusal::Downgrade {
             package: package.name.clone(),
             to: to.to_owned(),
             from: from.clone(),
             current: current.raw.clone(),
             version: version.raw.clone(),
-        });
+        }));
     }
     Ok(Decision::Promote {
         target: Target {
@@ -191,12 +191,12 @@ mod tests {
         Manifest::parse(&text, Path::new("/r/kpin.yaml")).unwrap()
     }
 
-    fn decide_to(envs: &str, to: &str, allow_skip: bool) -> Result<Decision, Refusal> {
+    fn decide_to(envs: &str, to: &str, allow_skip: bool) -> Result<Decision, Box<Refusal>> {
         let m = manifest(envs);
         decide(&m, &m.packages["a"], to, allow_skip)
     }
 
-    fn promoted(d: Result<Decision, Refusal>) -> (String, String) {
+    fn promoted(d: Result<Decision, Box<Refusal>>) -> (String, String) {
         match d {
             Ok(Decision::Promote { target, from }) => (from, target.version),
             other => panic!("{other:?}"),
@@ -206,9 +206,15 @@ mod tests {
     #[test]
     fn the_environment_before_gives_its_version() {
         let envs = "{dev: {version: 1.2.0}, qa: {version: 1.1.0}}";
-        assert_eq!(promoted(decide_to(envs, "qa", false)), ("dev".into(), "1.2.0".into()));
+        assert_eq!(
+            promoted(decide_to(envs, "qa", false)),
+            ("dev".into(), "1.2.0".into())
+        );
         // prod gets what qa has seen, not dev's newer version.
-        assert_eq!(promoted(decide_to(envs, "prod", false)), ("qa".into(), "1.1.0".into()));
+        assert_eq!(
+            promoted(decide_to(envs, "prod", false)),
+            ("qa".into(), "1.1.0".into())
+        );
     }
 
     #[test]
@@ -229,20 +235,29 @@ mod tests {
             refusal.to_string(),
             "promoting a to prod would skip qa: qa runs 1.0.0 like prod, dev runs 1.2.0"
         );
-        assert!(refusal.hint().contains("kpin promote a --to qa"), "{}", refusal.hint());
+        assert!(
+            refusal.hint().contains("kpin promote a --to qa"),
+            "{}",
+            refusal.hint()
+        );
         assert!(refusal.is_per_package());
-        assert_eq!(promoted(decide_to(envs, "prod", true)), ("dev".into(), "1.2.0".into()));
+        assert_eq!(
+            promoted(decide_to(envs, "prod", true)),
+            ("dev".into(), "1.2.0".into())
+        );
     }
 
     #[test]
     fn downgrades_and_order_mistakes_are_refused() {
         let refusal = decide_to("{prod: {version: 2.0.0}}", "prod", false).unwrap_err();
-        assert!(matches!(refusal, Refusal::Downgrade { .. }), "{refusal}");
-        assert!(refusal.hint().contains("kpin upgrade a --env prod --to 1.0.0"));
-        assert!(matches!(
-            decide_to("{}", "dev", false),
-            Err(Refusal::First { .. })
-        ));
+        assert!(matches!(*refusal, Refusal::Downgrade { .. }), "{refusal}");
+        assert!(
+            refusal
+                .hint()
+                .contains("kpin upgrade a --env prod --to 1.0.0")
+        );
+        let refusal = decide_to("{}", "dev", false).unwrap_err();
+        assert!(matches!(*refusal, Refusal::First { .. }));
         let refusal = decide_to("{}", "sandbox", false).unwrap_err();
         assert_eq!(
             refusal.to_string(),
@@ -255,7 +270,7 @@ mod tests {
         )
         .unwrap();
         let refusal = decide(&m, &m.packages["a"], "prod", false).unwrap_err();
-        assert!(matches!(refusal, Refusal::NoOrder { .. }));
+        assert!(matches!(*refusal, Refusal::NoOrder { .. }));
         assert!(refusal.hint().contains("promotion: [dev, qa, prod]"));
     }
 }

@@ -179,21 +179,21 @@ pub async fn sync(
     // Phase 1: prepare every version of every package; nothing visible changes.
     let task = reporter.task("Syncing", units.len() as u64);
     let mut results: Vec<(&Package, Result<Prepared>)> = futures::stream::iter(&units)
-            .map(|package| {
-                let run = &run;
-                let task = &task;
-                async move {
-                    let result = run.prepare(package).await;
-                    task.advance(1);
-                    (package, result)
-                }
-            })
-            .buffer_unordered(options.jobs.max(1))
-            .collect()
-            .await;
+        .map(|package| {
+            let run = &run;
+            let task = &task;
+            async move {
+                let result = run.prepare(package).await;
+                task.advance(1);
+                (package, result)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
     task.finish();
     results.sort_by(|a, b| {
-        (&a.0.name)
+        a.0.name
             .cmp(&b.0.name)
             .then_with(|| a.0.version.cmp_order(&b.0.version))
     });
@@ -228,9 +228,10 @@ pub async fn sync(
             .filter(|o| {
                 o.environments == fresh.environments
                     && o.versions.len() == fresh.versions.len()
-                    && o.versions.iter().zip(&fresh.versions).all(|(a, b)| {
-                        a.version == b.version && a.files == b.files
-                    })
+                    && o.versions
+                        .iter()
+                        .zip(&fresh.versions)
+                        .all(|(a, b)| a.version == b.version && a.files == b.files)
             });
         lock.packages.insert(
             package.name.clone(),

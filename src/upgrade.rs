@@ -202,7 +202,10 @@ impl UpgradeReport {
                     .as_deref()
                     .map(|e| format!(" in {e}"))
                     .unwrap_or_default();
-                format!("kpin upgrade {} {} → {}{env}", one.package, one.from, one.to)
+                format!(
+                    "kpin upgrade {} {} → {}{env}",
+                    one.package, one.from, one.to
+                )
             }
             _ => format!("kpin {verb}"),
         };
@@ -447,7 +450,8 @@ pub async fn upgrade(
     txn.commit(reporter)?;
     for p in &mut report.packages {
         for version in removed.get(&p.package).into_iter().flatten() {
-            p.notes.push(format!("removed vendor/{}/{version}", p.package));
+            p.notes
+                .push(format!("removed vendor/{}/{version}", p.package));
         }
         let env = p
             .environment
@@ -658,8 +662,9 @@ fn analyse(
                 format!("the current version of `{}` does not render", old.name)
             })?;
             if check.broken.is_empty() {
-                return Err(err)
-                    .with_context(|| format!("the current version of `{}` does not render", old.name));
+                return Err(err).with_context(|| {
+                    format!("the current version of `{}` does not render", old.name)
+                });
             }
             notes.push(format!(
                 "{} {} does not render ({} overlay operation(s) match nothing): compared without them",
@@ -913,8 +918,7 @@ fn locate_scalar(
     }
     let index = walked.found[depth - 1].0;
     let line = lines[index];
-    let (_, after_colon) =
-        key_of(line).ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
+    let (_, after_colon) = key_of(line).ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
     let value_start = after_colon
         + (line[after_colon..].len() - line[after_colon..].trim_start_matches(' ').len());
     let value = &line[value_start..];
@@ -974,8 +978,7 @@ fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditE
     let walked = walk(&lines, path)?;
     let depth = walked.found.len();
     // Only below a key that exists: kpin never adds a top-level section.
-    let Some(&(parent, parent_indent)) = walked.found.last().filter(|_| depth < path.len())
-    else {
+    let Some(&(parent, parent_indent)) = walked.found.last().filter(|_| depth < path.len()) else {
         return Err(EditError::Missing(dotted));
     };
     let plain_key = |k: &str| {
@@ -987,8 +990,7 @@ fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditE
         return Err(EditError::NotRoundTrip(dotted));
     }
     let parent_line = lines[parent];
-    let (_, after_colon) =
-        key_of(parent_line).ok_or_else(|| EditError::Missing(dotted.clone()))?;
+    let (_, after_colon) = key_of(parent_line).ok_or_else(|| EditError::Missing(dotted.clone()))?;
     let parent_value = value_text(&parent_line[after_colon..]);
     if !(parent_value.is_empty() || walked.empty_flow) {
         return Err(EditError::ComplexValue(path[..depth].join(".")));
@@ -1105,7 +1107,10 @@ pub fn remove_scalar(text: &str, path: &[&str], keep: usize) -> Result<String, E
             .iter()
             .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
             .collect();
-        let Some(map) = expected.pointer_mut(&pointer).and_then(Value::as_object_mut) else {
+        let Some(map) = expected
+            .pointer_mut(&pointer)
+            .and_then(Value::as_object_mut)
+        else {
             return Err(EditError::NotRoundTrip(dotted));
         };
         map.remove(path[depth]);
@@ -1349,6 +1354,117 @@ packages:
         let single = "packages:\n  a:\n    sha256: ab\n    version: 1.0.0\n";
         let out = set_scalar(single, &["packages", "a", "sha256"], "cd").unwrap();
         assert_eq!(out, "packages:\n  a:\n    sha256: cd\n    version: 1.0.0\n");
+    }
+
+    const ENVS: &str = "\
+environments:
+  dev: {}
+  qa: {}
+  prod: {}
+packages:
+  web:
+    version: 1.9.4 # everyone
+    url: https://x/{version}/a.yaml
+  app:
+    version: 1.0.0
+    url: https://x/{version}/a.yaml
+    environments:
+      # dev is special
+      dev:
+        overlays: [o.yaml]
+      qa: {}   # nothing yet
+";
+
+    #[test]
+    fn an_environment_version_is_added_where_its_mapping_is() {
+        // No `environments:` under the package yet: the whole path is added at its end.
+        let out = set_env_version(ENVS, "web", "dev", Some("1.10.6")).unwrap();
+        assert_eq!(
+            out,
+            ENVS.replace(
+                "    url: https://x/{version}/a.yaml\n  app:",
+                "    url: https://x/{version}/a.yaml\n    environments:\n      dev:\n        version: 1.10.6\n  app:"
+            )
+        );
+        // Below an existing block mapping, and into an empty `{}` one (its comment kept).
+        let out = set_env_version(ENVS, "app", "dev", Some("1.10")).unwrap();
+        assert!(
+            out.contains("        overlays: [o.yaml]\n        version: \"1.10\"\n      qa: {}"),
+            "{out}"
+        );
+        let out = set_env_version(ENVS, "app", "qa", Some("2.0.0")).unwrap();
+        assert!(
+            out.contains("      qa: # nothing yet\n        version: 2.0.0\n"),
+            "{out}"
+        );
+        // A missing environment mapping is added after the others.
+        let out = set_env_version(ENVS, "app", "prod", Some("2.0.0")).unwrap();
+        assert!(
+            out.ends_with("      qa: {}   # nothing yet\n      prod:\n        version: 2.0.0\n"),
+            "{out}"
+        );
+        // And an existing value is edited like any scalar.
+        let again = set_env_version(&out, "app", "prod", Some("2.1.0")).unwrap();
+        assert_eq!(again, out.replace("version: 2.0.0", "version: 2.1.0"));
+    }
+
+    #[test]
+    fn removing_an_environment_version_removes_what_it_leaves_empty() {
+        for (package, env) in [("web", "dev"), ("app", "dev"), ("app", "prod")] {
+            let added = set_env_version(ENVS, package, env, Some("3.0.0")).unwrap();
+            let removed = set_env_version(&added, package, env, None).unwrap();
+            assert_eq!(removed, ENVS, "{package} {env}");
+        }
+        // `qa: {}` held nothing before either: the mapping goes with the version.
+        let added = set_env_version(ENVS, "app", "qa", Some("3.0.0")).unwrap();
+        let removed = set_env_version(&added, "app", "qa", None).unwrap();
+        assert_eq!(removed, ENVS.replace("      qa: {}   # nothing yet\n", ""));
+        let flow =
+            "packages:\n  a:\n    version: 1.0.0\n    environments: {dev: {version: 2.0.0}}\n";
+        assert!(matches!(
+            set_env_version(flow, "a", "dev", None),
+            Err(EditError::FlowStyle(_))
+        ));
+        let err =
+            edit_env_version(flow, Path::new("kpin.yaml"), "a", "dev", Some("3.0.0")).unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("cannot set the version of `a` in environment dev in place"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hint: write `packages.a.environments` in block style"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn normalising_collapses_one_version_everywhere_into_the_package_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kpin.yaml");
+        let mut text = ENVS.to_owned();
+        for env in ["dev", "qa"] {
+            text = set_env_version(&text, "web", env, Some("1.10.6")).unwrap();
+        }
+        // dev and qa ahead, prod behind: nothing to tidy.
+        let (same, notes) = normalise_versions(&text, &path, "web").unwrap();
+        assert_eq!((same.as_str(), notes.len()), (text.as_str(), 0));
+        // prod too: the package's version moves, the environments' own versions go.
+        text = set_env_version(&text, "web", "prod", Some("1.10.6")).unwrap();
+        let (out, notes) = normalise_versions(&text, &path, "web").unwrap();
+        assert_eq!(out, ENVS.replace("1.9.4 # everyone", "1.10.6 # everyone"));
+        assert!(
+            notes[0].starts_with("every environment runs 1.10.6 now"),
+            "{notes:?}"
+        );
+        // An environment back on the package's version follows it again.
+        let back = set_env_version(ENVS, "web", "dev", Some("1.9.4")).unwrap();
+        let (out, notes) = normalise_versions(&back, &path, "web").unwrap();
+        assert_eq!(out, ENVS);
+        assert_eq!(
+            notes,
+            ["dev follows the package's version 1.9.4 again: environments.dev.version removed"]
+        );
     }
 
     proptest::proptest! {

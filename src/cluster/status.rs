@@ -127,9 +127,10 @@ pub async fn check(
         }
         // A dry run against the render at hand measures drift only where that render is what
         // the cluster runs; otherwise it would show the pending change, not drift.
-        let runs_this_render = status.deployed.as_ref().is_some_and(|d| {
-            d.rendered_digest == render::rendered_digest(&p.rendered.objects)
-        });
+        let runs_this_render = status
+            .deployed
+            .as_ref()
+            .is_some_and(|d| d.rendered_digest == render::rendered_digest(&p.rendered.objects));
         if status.state == State::InSync && runs_this_render {
             measured.push((out.len(), *p));
         }
@@ -137,13 +138,8 @@ pub async fn check(
     }
     if !measured.is_empty() {
         let selected: Vec<Selected<'_>> = measured.iter().map(|(_, s)| *s).collect();
-        let sections = diff::diff_all(
-            cluster,
-            &selected,
-            field_manager,
-            &PruneOptions::default(),
-        )
-        .await?;
+        let sections =
+            diff::diff_all(cluster, &selected, field_manager, &PruneOptions::default()).await?;
         for ((i, _), section) in measured.iter().zip(sections) {
             let drift: Vec<(ObjectRef, Change)> = section
                 .changes
@@ -230,7 +226,11 @@ impl StatusReport {
         let Some(p) = statuses.iter().find(|p| p.package == package) else {
             return "-".to_owned();
         };
-        let version = p.deployed.as_ref().map(|d| d.version.as_str()).unwrap_or("");
+        let version = p
+            .deployed
+            .as_ref()
+            .map(|d| d.version.as_str())
+            .unwrap_or("");
         match p.state {
             State::InSync => format!("{version} in sync"),
             State::Drift => {
@@ -514,7 +514,10 @@ mod tests {
         );
         assert!(r.differs() && r.incomplete());
         let md = r.to_markdown();
-        assert!(md.contains("| `b` | ⚠️ 1.0.0 (lock 2.0.0) | ❌ unreachable |"), "{md}");
+        assert!(
+            md.contains("| `b` | ⚠️ 1.0.0 (lock 2.0.0) | ❌ unreachable |"),
+            "{md}"
+        );
         let json = r.to_json();
         assert_eq!(json["environments"][0]["packages"][1]["state"], "differs");
         assert_eq!(json["environments"][1]["error"]["kind"], "unreachable");

@@ -8,9 +8,9 @@ use kpin::cluster::apply::{ApplyOptions, Selected, apply_all};
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
+use kpin::lockfile::Lockfile;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
-use kpin::lockfile::Lockfile;
 use kpin::render::{self, DEFAULT_ENV, RenderedPackage, render_package};
 
 use super::Ctx;

@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx<'_>, args: PromoteArgs) -> Result<Outcome> {
                 package.name,
                 refusal.hint()
             )),
-            Err(refusal) => return Err(promote::refusal_error(refusal)),
+            Err(refusal) => return Err(promote::refusal_error(*refusal)),
         }
     }
     if targets.is_empty() {
