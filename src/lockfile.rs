@@ -1,5 +1,6 @@
-//! `kpin.lock`: what was fetched (versions, URLs, digests) and what it renders to, written
-//! deterministically so reviews and CI can trust it.
+//! `kpin.lock`: what was fetched (every version in use, URLs, digests), which version each
+//! environment renders and what that renders to, written deterministically so reviews and CI
+//! can trust it.
 
 use std::collections::BTreeMap;
 use std::path::Path;

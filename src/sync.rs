@@ -1,9 +1,10 @@
 //! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml, all or nothing.
 //!
-//! Every package is first prepared (resolved, downloaded, verified, staged) without touching
-//! vendor/ or the lockfile. Only when all succeeded do the staged directories, the lockfile and
-//! the removal of stale directories go in, together, as one [`Transaction`]: a sync that fails
-//! or is killed at any point leaves the previous lockfile and vendor tree, or the new ones.
+//! Every version in use of every package (the package's and its environments') is first
+//! prepared (resolved, downloaded, verified, staged) without touching vendor/ or the lockfile.
+//! Only when all succeeded do the staged directories, the lockfile and the removal of stale
+//! directories go in, together, as one [`Transaction`]: a sync that fails or is killed at any
+//! point leaves the previous lockfile and vendor tree, or the new ones.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,10 +1,14 @@
-//! `kpin upgrade`: move packages to newer versions, report what changes upstream and after
-//! overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
+//! `kpin upgrade` (and `kpin promote`, which is an upgrade of one environment's version): move
+//! a package, or one environment of it, to another version, report what changes upstream and
+//! after overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
 //!
-//! Order of effects: every new version is fetched into the staging tree of a [`Transaction`] and
-//! analysed (upstream diff, overlay check, rendered diff) while nothing visible changes. Only
-//! then, and only when allowed, the transaction puts the new version directories in, removes
-//! the old ones and writes kpin.lock and kpin.yaml, all or nothing, even across a kill.
+//! Order of effects: kpin.yaml is edited in memory (the version line, or the environment's,
+//! added if needed; comments kept) and its versions tidied (`normalise_versions`). Every version
+//! no environment used before is fetched into the staging tree of a [`Transaction`], and the
+//! change is analysed (upstream diff, overlay check, rendered diff) while nothing visible
+//! changes. Only then, and only when allowed, the transaction puts the new version directories
+//! in, removes those no environment uses any more and writes kpin.lock and kpin.yaml, all or
+//! nothing, even across a kill.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -720,7 +724,7 @@ fn analyse(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Editing the version line of kpin.yaml.
+// Editing versions in kpin.yaml, in place.
 // ---------------------------------------------------------------------------------------------
 
 /// Why a value in kpin.yaml could not be edited in place.

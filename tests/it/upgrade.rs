@@ -701,6 +701,8 @@ fn the_ci_example_runs_the_documented_commands() {
         runs("review")
             .contains("kpin diff --base \"origin/${{ github.base_ref }}\" --output markdown")
     );
+    // Merges deploy the environments whose render changed, in promotion order.
+    assert!(runs("changes").contains("kpin diff --base \"$BEFORE\" --env \"$env\""));
     for env in ["dev", "qa", "prod"] {
         let job = format!("deploy-{env}");
         assert_eq!(jobs[&job]["environment"], env);
@@ -708,8 +710,26 @@ fn the_ci_example_runs_the_documented_commands() {
             runs(&job).contains(&format!("kpin apply --locked --env {env}")),
             "{job}"
         );
+        assert!(
+            jobs[&job]["if"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("needs.changes.outputs.{env} == 'true'")),
+            "{job}"
+        );
     }
-    assert_eq!(jobs["deploy-prod"]["needs"], "deploy-qa");
+    assert_eq!(
+        jobs["deploy-qa"]["needs"],
+        serde_json::json!(["changes", "deploy-dev"])
+    );
+    assert_eq!(
+        jobs["deploy-prod"]["needs"],
+        serde_json::json!(["changes", "deploy-qa"])
+    );
+    // Promotions arrive as pull requests; status and outdated run on schedules.
+    assert!(runs("promote").contains("kpin promote --all --to \"$TO\" --output markdown"));
+    assert!(runs("promote").contains("gh pr create"));
+    assert!(runs("status").contains("kpin status --locked --output markdown"));
     assert!(runs("outdated").contains("kpin outdated"));
 }
 
