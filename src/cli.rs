@@ -84,6 +84,32 @@ change per object, the overlays that no longer match, and the rendered diff. The
 overlays no longer match (see --allow-broken-overlays) or any other error."
     )]
     Upgrade(UpgradeArgs),
+    /// Give an environment the version the environment before it runs (`promotion:` order)
+    #[command(
+        long_about = "Give an environment the version that the environment before it in \
+kpin.yaml's `promotion:` order runs (`--to prod` takes qa's version), with the same report as an \
+upgrade: upstream changes, overlays that no longer match, and the environment's rendered diff. \
+kpin.yaml (the environment's version), kpin.lock and vendor/ change together, or not at all.\n\n\
+When the environment before runs the target's version already but an earlier one runs another, \
+the promotion would skip environments: refused unless --allow-skip. Promotions to an older \
+version are refused; `kpin upgrade PKG --env ENV --to V` rolls back on purpose.",
+        after_help = "Exit status: 0 promoted (or nothing to promote, or reported with \
+--dry-run), 2 refused (a skipped environment, a downgrade, overlays that no longer match) or \
+any other error."
+    )]
+    Promote(PromoteArgs),
+    /// Show which version runs in which environment, and whether it matches kpin.lock
+    #[command(
+        long_about = "Connect to every environment's cluster (its `context:` in kpin.yaml) and \
+print a matrix of package x environment: the version the package's ApplySet parent records as \
+deployed, whether that is what kpin.lock records for the environment, and drift (fields kpin \
+applied that changed in the cluster since, from a server-side dry run). An unreachable cluster \
+is reported in its column; the others are still checked.",
+        after_help = "Exit status: 0 every package of every environment matches kpin.lock \
+without drift, 1 something differs (another version or render, drift, not deployed), 2 an \
+environment could not be checked (unreachable cluster, credentials) or any other error."
+    )]
+    Status(StatusArgs),
     /// Print the JSON Schema of kpin.yaml or of overlay files
     Schema(SchemaArgs),
     /// Print a shell completion script
@@ -433,6 +459,10 @@ pub struct OutdatedArgs {
 pub struct UpgradeArgs {
     /// Package to upgrade
     pub package: Option<String>,
+    /// Upgrade only this environment's version (`environments.<env>.version`); the other
+    /// environments keep theirs
+    #[arg(long, short)]
+    pub env: Option<String>,
     /// Target version [default: newest within the package's constraint]
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
@@ -450,6 +480,55 @@ pub struct UpgradeArgs {
     pub output: DiffFormat,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["package", "all"]))]
+pub struct PromoteArgs {
+    /// Package to promote
+    pub package: Option<String>,
+    /// Promote every package whose version differs from the environment before
+    #[arg(long)]
+    pub all: bool,
+    /// The environment that receives the version
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+    /// Take the version of an earlier environment when the one right before has nothing new
+    #[arg(long)]
+    pub allow_skip: bool,
+    /// Write the promotion even when overlays no longer match
+    #[arg(long)]
+    pub allow_broken_overlays: bool,
+    /// Report only; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format of the report (markdown: a pull-request comment body)
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Packages to show [default: all]
+    pub packages: Vec<String>,
+    /// Environments to check [default: all, in promotion order]
+    #[arg(long, short, value_name = "ENV", value_delimiter = ',')]
+    pub env: Vec<String>,
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    /// kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long one request to an API server may take (as `apply --request-timeout`); an
+    /// environment whose server does not answer in time is reported unreachable
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = request_timeout)]
+    pub request_timeout: std::time::Duration,
+    /// Field manager of the dry run that measures drift
+    #[arg(long, value_name = "NAME", default_value = FIELD_MANAGER)]
+    pub field_manager: String,
+    #[command(flatten)]
+    pub lock: LockedArg,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@
 //!   [`transaction`], the one way vendor/, kpin.lock and kpin.yaml change together
 //! - overlays and render: [`overlay`], [`render`]
 //! - cluster: [`cluster`]
-//! - upgrade workflow: [`outdated`], [`upgrade`]
+//! - upgrade workflow: [`outdated`], [`upgrade`], and [`promote`], which moves versions from
+//!   one environment to the next through the same workflow
 //! - validation of rendered objects (schemas, retired APIs): [`validate`]
 
 pub mod changes;
@@ -25,6 +26,7 @@ pub mod object;
 pub mod outdated;
 pub mod overlay;
 pub mod progress;
+pub mod promote;
 pub mod render;
 pub mod review;
 pub mod sync;

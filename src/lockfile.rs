@@ -1,5 +1,6 @@
-//! `kpin.lock`: what was fetched (versions, URLs, digests) and what it renders to, written
-//! deterministically so reviews and CI can trust it.
+//! `kpin.lock`: what was fetched (every version in use, URLs, digests), which version each
+//! environment renders and what that renders to, written deterministically so reviews and CI
+//! can trust it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,11 +9,12 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt;
-use crate::manifest::{self, Package};
+use crate::manifest::{self, DEFAULT_ENV, Manifest, Package};
 use crate::{fsutil, yaml};
 
-/// Format version of the lockfile; bumped on incompatible changes.
-pub const LOCK_FORMAT: u32 = 1;
+/// Format version of the lockfile kpin writes; bumped on incompatible changes. Format 1 (one
+/// version per package) is still read, and rewritten as format 2 by the next `kpin sync`.
+pub const LOCK_FORMAT: u32 = 2;
 /// What to do about a lockfile kpin cannot read.
 const REGENERATE_HINT: &str =
     "the lockfile is generated: restore it from version control or delete it and run `kpin sync`";
@@ -23,7 +25,8 @@ pub const HEADER: &str =
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Lockfile {
-    /// Lockfile format version.
+    /// Lockfile format version: the one the file was read in (kpin always writes
+    /// [`LOCK_FORMAT`]).
     pub version: u32,
     /// Locked packages by name (sorted).
     #[serde(default)]
@@ -33,21 +36,32 @@ pub struct Lockfile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LockedPackage {
-    /// The pinned version from kpin.yaml.
-    pub version: String,
     /// Source kind: `url`, `github` or `path`.
     pub source: String,
-    /// Digest of the kpin.yaml entry fields that decide what is fetched.
-    pub manifest_digest: String,
-    /// Every vendored file, sorted by name.
-    pub files: Vec<LockedFile>,
+    /// Every version some environment uses, oldest first, with its vendored files.
+    pub versions: Vec<LockedVersion>,
+    /// The version each environment renders, by name (`default` is the render without
+    /// `--env`).
+    pub environments: BTreeMap<String, String>,
     /// Digest of everything that shapes the render besides the files: overlay settings and
     /// the bytes of every overlay file (and files they add).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlays_digest: Option<String>,
-    /// Digest of the rendered output per environment (`default` is the render without `--env`).
+    /// Digest of the rendered output per environment, each rendered from the version
+    /// `environments` names for it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rendered: BTreeMap<String, String>,
+}
+
+/// One vendored version of a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockedVersion {
+    pub version: String,
+    /// Digest of the kpin.yaml fields that decide what is fetched for this version.
+    pub manifest_digest: String,
+    /// Every vendored file, sorted by name.
+    pub files: Vec<LockedFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,22 +77,97 @@ pub struct LockedFile {
     pub size: u64,
 }
 
+impl LockedVersion {
+    /// The entry for `view` (a package at one version, see `Package::at_version`).
+    pub fn new(view: &Package, files: Vec<LockedFile>) -> LockedVersion {
+        LockedVersion {
+            version: view.version.raw.clone(),
+            manifest_digest: view.manifest_digest.clone(),
+            files,
+        }
+    }
+}
+
 impl LockedPackage {
-    /// The entry for `package` as kpin.yaml pins it now, with its vendored files and the
+    /// The entry for `package` as `manifest` pins it now, with its vendored versions and the
     /// render-stage digests (`None` and empty until the render stage fills them).
     pub fn new(
+        manifest: &Manifest,
         package: &Package,
-        files: Vec<LockedFile>,
+        versions: Vec<LockedVersion>,
         overlays_digest: Option<String>,
         rendered: BTreeMap<String, String>,
     ) -> LockedPackage {
         LockedPackage {
-            version: package.version.raw.clone(),
             source: package.source.kind().to_owned(),
-            manifest_digest: package.manifest_digest.clone(),
-            files,
+            versions,
+            environments: manifest.environment_versions(package),
             overlays_digest,
             rendered,
+        }
+    }
+
+    /// The locked files of one version.
+    pub fn version(&self, version: &str) -> Option<&LockedVersion> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+}
+
+/// Format 1: one version per package, its files directly under the package.
+mod v1 {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub(super) struct Lockfile {
+        #[allow(dead_code)]
+        version: u32,
+        #[serde(default)]
+        packages: BTreeMap<String, LockedPackage>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct LockedPackage {
+        version: String,
+        source: String,
+        manifest_digest: String,
+        files: Vec<LockedFile>,
+        #[serde(default)]
+        overlays_digest: Option<String>,
+        #[serde(default)]
+        rendered: BTreeMap<String, String>,
+    }
+
+    impl Lockfile {
+        /// The same facts in today's model: every environment rendered the one version.
+        pub(super) fn upgrade(self) -> super::Lockfile {
+            let packages = self
+                .packages
+                .into_iter()
+                .map(|(name, p)| {
+                    let environments = std::iter::once(DEFAULT_ENV.to_owned())
+                        .chain(p.rendered.keys().cloned())
+                        .map(|env| (env, p.version.clone()))
+                        .collect();
+                    let entry = super::LockedPackage {
+                        source: p.source,
+                        versions: vec![LockedVersion {
+                            version: p.version,
+                            manifest_digest: p.manifest_digest,
+                            files: p.files,
+                        }],
+                        environments,
+                        overlays_digest: p.overlays_digest,
+                        rendered: p.rendered,
+                    };
+                    (name, entry)
+                })
+                .collect();
+            super::Lockfile {
+                version: 1,
+                packages,
+            }
         }
     }
 }
@@ -102,28 +191,40 @@ impl Lockfile {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Lockfile> {
-        let lock: Lockfile = yaml::from_str(text, path)
-            .and_then(|value| {
+        let value: serde_json::Value = yaml::from_str(text, path)
+            .and_then(|value: serde_json::Value| {
                 yaml::expect_mapping(&value, path)?;
-                yaml::from_value(value, path)
+                Ok(value)
             })
             .map_err(anyhow::Error::from)
             .hint(REGENERATE_HINT)?;
-        if lock.version != LOCK_FORMAT {
-            return Err(anyhow::anyhow!(
-                "{}: lockfile format {} is not supported (this kpin reads format {LOCK_FORMAT})",
-                path.display(),
-                lock.version
-            ))
-            .hint("use the kpin version that wrote it, or delete it and run `kpin sync`");
-        }
+        let format = value.get("version").and_then(serde_json::Value::as_u64);
+        let lock: Lockfile = match format {
+            Some(1) => yaml::from_value::<v1::Lockfile>(value, path)
+                .map(v1::Lockfile::upgrade)
+                .map_err(anyhow::Error::from)
+                .hint(REGENERATE_HINT)?,
+            Some(f) if f == u64::from(LOCK_FORMAT) => yaml::from_value(value, path)
+                .map_err(anyhow::Error::from)
+                .hint(REGENERATE_HINT)?,
+            other => {
+                let shown = other.map_or_else(|| "(none)".to_owned(), |f| f.to_string());
+                return Err(anyhow::anyhow!(
+                    "{}: lockfile format {shown} is not supported (this kpin reads formats 1 and {LOCK_FORMAT})",
+                    path.display(),
+                ))
+                .hint("use the kpin version that wrote it, or delete it and run `kpin sync`");
+            }
+        };
         // The lockfile is input like kpin.yaml: its names become paths under vendor/.
         for (name, package) in &lock.packages {
             let names = manifest::check_name(name, "package").and_then(|()| {
-                package
-                    .files
-                    .iter()
-                    .try_for_each(|f| manifest::check_path_segment(&f.name))
+                package.versions.iter().try_for_each(|v| {
+                    manifest::check_path_segment(&v.version)?;
+                    v.files
+                        .iter()
+                        .try_for_each(|f| manifest::check_path_segment(&f.name))
+                })
             });
             names
                 .with_context(|| {
@@ -134,11 +235,18 @@ impl Lockfile {
         Ok(lock)
     }
 
-    /// The exact bytes kpin writes.
+    /// The exact bytes kpin writes: always in the current format, sorted.
     pub fn to_text(&self) -> String {
         let mut sorted = self.clone();
+        sorted.version = LOCK_FORMAT;
         for p in sorted.packages.values_mut() {
-            p.files.sort_by(|a, b| a.name.cmp(&b.name));
+            p.versions.sort_by(|a, b| {
+                manifest::Version::parse(&a.version)
+                    .cmp_order(&manifest::Version::parse(&b.version))
+            });
+            for v in &mut p.versions {
+                v.files.sort_by(|a, b| a.name.cmp(&b.name));
+            }
         }
         format!("{HEADER}{}", yaml::to_string(&sorted))
     }
@@ -153,28 +261,37 @@ impl Lockfile {
 mod tests {
     use super::*;
 
+    fn file(name: &str, sha: &str) -> LockedFile {
+        LockedFile {
+            name: name.into(),
+            url: format!("https://h/{name}"),
+            sha256: sha.into(),
+            size: 1,
+        }
+    }
+
     fn sample() -> Lockfile {
         let mut lock = Lockfile::new();
         lock.packages.insert(
             "b".into(),
             LockedPackage {
-                version: "1.0.0".into(),
                 source: "url".into(),
-                manifest_digest: "sha256:00".into(),
-                files: vec![
-                    LockedFile {
-                        name: "z.yaml".into(),
-                        url: "https://h/z.yaml".into(),
-                        sha256: "aa".into(),
-                        size: 1,
+                versions: vec![
+                    LockedVersion {
+                        version: "1.10.0".into(),
+                        manifest_digest: "sha256:10".into(),
+                        files: vec![file("a.yaml", "cc")],
                     },
-                    LockedFile {
-                        name: "a.yaml".into(),
-                        url: "https://h/a.yaml".into(),
-                        sha256: "bb".into(),
-                        size: 2,
+                    LockedVersion {
+                        version: "1.9.0".into(),
+                        manifest_digest: "sha256:09".into(),
+                        files: vec![file("z.yaml", "aa"), file("a.yaml", "bb")],
                     },
                 ],
+                environments: BTreeMap::from([
+                    ("default".into(), "1.9.0".into()),
+                    ("dev".into(), "1.10.0".into()),
+                ]),
                 overlays_digest: None,
                 rendered: BTreeMap::new(),
             },
@@ -186,6 +303,9 @@ mod tests {
     fn text_is_sorted_with_header_and_roundtrips() {
         let text = sample().to_text();
         assert!(text.starts_with("# @generated by kpin."));
+        assert!(text.contains("\nversion: 2\n"), "{text}");
+        // Versions oldest first (as versions, not as text), files by name.
+        assert!(text.find("1.9.0").unwrap() < text.find("1.10.0").unwrap());
         assert!(text.find("a.yaml").unwrap() < text.find("z.yaml").unwrap());
         let back = Lockfile::parse(&text, Path::new("kpin.lock")).unwrap();
         assert_eq!(back.to_text(), text);
@@ -196,5 +316,36 @@ mod tests {
         let err =
             Lockfile::parse("version: 9\npackages: {}\n", Path::new("kpin.lock")).unwrap_err();
         assert!(crate::error::render_error(&err).contains("format 9 is not supported"));
+    }
+
+    #[test]
+    fn format_1_is_read_as_one_version_for_every_recorded_environment() {
+        let v1 = "version: 1\npackages:\n  a:\n    version: 1.0.0\n    source: url\n    manifestDigest: sha256:m\n    files:\n    - {name: a.yaml, url: 'https://h/a.yaml', sha256: aa, size: 1}\n    overlaysDigest: sha256:o\n    rendered: {default: sha256:d, prod: sha256:p}\n";
+        let lock = Lockfile::parse(v1, Path::new("kpin.lock")).unwrap();
+        assert_eq!(lock.version, 1, "the format it was read in");
+        let a = &lock.packages["a"];
+        assert_eq!(a.versions.len(), 1);
+        assert_eq!(a.version("1.0.0").unwrap().manifest_digest, "sha256:m");
+        assert_eq!(
+            a.environments,
+            BTreeMap::from([
+                ("default".into(), "1.0.0".into()),
+                ("prod".into(), "1.0.0".into())
+            ])
+        );
+        assert!(
+            lock.to_text().contains("\nversion: 2\n"),
+            "written as today's"
+        );
+    }
+
+    #[test]
+    fn locked_versions_cannot_name_paths() {
+        let text = sample().to_text().replace("1.10.0", "../../etc");
+        let err = Lockfile::parse(&text, Path::new("kpin.lock")).unwrap_err();
+        assert!(
+            crate::error::render_error(&err).contains("cannot be used as a file or directory"),
+            "{err:#}"
+        );
     }
 }

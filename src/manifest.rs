@@ -20,6 +20,8 @@ pub const MANIFEST_FILE: &str = "kpin.yaml";
 pub const LOCK_FILE: &str = "kpin.lock";
 pub const DEFAULT_VENDOR_DIR: &str = "vendor";
 pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
+/// How kpin.lock and reports name the render without `--env`.
+pub const DEFAULT_ENV: &str = "default";
 const VERSION_PLACEHOLDER: &str = "{version}";
 
 // ---------------------------------------------------------------------------------------------
@@ -45,6 +47,10 @@ pub struct RawManifest {
     /// Target environments (clusters), e.g. dev, qa, prod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, RawEnvironment>,
+    /// The order versions travel through the environments, e.g. `[dev, qa, prod]`:
+    /// `kpin promote PACKAGE --to prod` gives prod the version qa runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotion: Vec<String>,
     /// The pinned packages, by name. The name becomes the directory `vendor/<name>/`.
     pub packages: BTreeMap<String, RawPackage>,
 }
@@ -116,6 +122,11 @@ pub struct RawPackage {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPackageEnvironment {
+    /// The package's version in this environment, instead of the package's `version` (written
+    /// by `kpin upgrade --env` and `kpin promote`). Quote it like `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub version: Option<Value>,
     /// Overlay files applied after the package's own overlays in this environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<String>,
@@ -179,11 +190,17 @@ pub struct Manifest {
     pub root: PathBuf,
     pub vendor_dir: PathBuf,
     pub environments: BTreeMap<String, Environment>,
+    /// Environments in the order versions are promoted through them (`promotion:`).
+    pub promotion: Vec<String>,
     pub packages: BTreeMap<String, Package>,
     /// The clusters' Kubernetes minor version, when kpin.yaml names one.
     pub kubernetes_version: Option<KubeVersion>,
     /// Package names in dependency order (see `needs`).
     pub order: Vec<String>,
+    /// A transaction's staging tree, laid out like vendor/: version directories staged there
+    /// are read instead of vendor/'s, so `sync` and `upgrade` render what they are about to
+    /// commit. `None` outside a transaction.
+    pub staged: Option<PathBuf>,
     /// The parsed file, kept for tools that rewrite it (upgrade) and for schema checks.
     pub raw: RawManifest,
 }
@@ -201,7 +218,10 @@ pub struct Environment {
 #[derive(Debug, Clone)]
 pub struct Package {
     pub name: String,
+    /// The version of the render without `--env` and of every environment without its own.
     pub version: Version,
+    /// Environments that run another version (`environments.<env>.version`), by name.
+    pub env_versions: BTreeMap<String, Version>,
     pub source: Source,
     /// Expected digests by file name (a single `sha256:` string is keyed by the only file).
     pub pins: Pins,
@@ -214,6 +234,51 @@ pub struct Package {
     pub needs: Vec<String>,
     /// Digest of the entry fields that decide what is fetched (version, source, pins).
     pub manifest_digest: String,
+    /// `manifest_digest` of every version in use, by version: an environment's version is
+    /// fetched from the same source, but the `sha256` pins belong to `version` only.
+    fetch_digests: BTreeMap<String, String>,
+}
+
+impl Package {
+    /// The version `env` renders: its own, else the package's (`None`: without `--env`).
+    pub fn version_in(&self, env: Option<&str>) -> &Version {
+        env.and_then(|e| self.env_versions.get(e))
+            .unwrap_or(&self.version)
+    }
+
+    /// Every version in use (the package's and the environments'), oldest first: each is
+    /// vendored and locked.
+    pub fn versions_in_use(&self) -> Vec<&Version> {
+        let mut versions: Vec<&Version> = std::iter::once(&self.version)
+            .chain(self.env_versions.values())
+            .collect();
+        versions.sort_by(|a, b| a.cmp_order(b));
+        versions.dedup_by(|a, b| a.raw == b.raw);
+        versions
+    }
+
+    /// The package as one of its versions: what is fetched, vendored, locked and rendered for
+    /// it, with that version's fetch digest, and the `sha256` pins only when it is the
+    /// package's own version. The view has no environment versions of its own.
+    pub fn at_version(&self, version: &Version) -> Package {
+        let own = version.raw == self.version.raw;
+        Package {
+            version: version.clone(),
+            env_versions: BTreeMap::new(),
+            pins: if own { self.pins.clone() } else { Pins::None },
+            manifest_digest: self
+                .fetch_digests
+                .get(&version.raw)
+                .cloned()
+                .unwrap_or_default(),
+            ..self.clone()
+        }
+    }
+
+    /// The package as `env` renders it (see `at_version`).
+    pub fn for_env(&self, env: Option<&str>) -> Package {
+        self.at_version(self.version_in(env))
+    }
 }
 
 /// Expected file digests from the manifest.
@@ -289,6 +354,16 @@ impl Version {
             raw: raw.to_owned(),
             semver: lenient_semver(raw),
         }
+    }
+
+    /// Oldest first: by semver where both read as one, versions that do not read as semver
+    /// after those that do, then by text, so every order kpin writes is stable.
+    pub fn cmp_order(&self, other: &Version) -> std::cmp::Ordering {
+        (self.semver.is_none(), &self.semver, &self.raw).cmp(&(
+            other.semver.is_none(),
+            &other.semver,
+            &other.raw,
+        ))
     }
 }
 
@@ -437,6 +512,21 @@ impl Manifest {
             );
         }
 
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, name) in raw.promotion.iter().enumerate() {
+            let at = || format!("{}: promotion[{i}]", path.display());
+            if !environments.contains_key(name) {
+                return Err(anyhow::anyhow!("{}: no environment `{name}`", at())).hint(format!(
+                    "list environments declared under `environments:` ({})",
+                    environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(anyhow::anyhow!("{}: `{name}` is listed twice", at()))
+                    .hint("each environment has one place in the promotion order");
+            }
+        }
+
         let mut packages = BTreeMap::new();
         for (name, pkg) in &raw.packages {
             let entry = raw_entries.get(name).cloned().unwrap_or(Value::Null);
@@ -456,8 +546,10 @@ impl Manifest {
             vendor_dir: root.join(vendor_rel),
             root,
             environments,
+            promotion: raw.promotion.clone(),
             packages,
             raw,
+            staged: None,
         })
     }
 
@@ -466,11 +558,33 @@ impl Manifest {
         self.root.join(LOCK_FILE)
     }
 
-    /// The vendored directory of one package at its pinned version.
+    /// The vendored directory of one package at its version (a view from
+    /// `Package::at_version` names any version in use).
     pub fn package_vendor_dir(&self, package: &Package) -> PathBuf {
-        self.vendor_dir
-            .join(&package.name)
-            .join(&package.version.raw)
+        self.version_dir(&package.name, &package.version.raw)
+    }
+
+    /// `vendor/<package>/<version>`, or its staged replacement while a transaction runs
+    /// (see `staged`).
+    pub fn version_dir(&self, package: &str, version: &str) -> PathBuf {
+        if let Some(stage) = &self.staged {
+            let staged = stage.join(package).join(version);
+            if staged.is_dir() {
+                return staged;
+            }
+        }
+        self.vendor_dir.join(package).join(version)
+    }
+
+    /// The version every environment of `package` renders, by name, with the render without
+    /// `--env` as `default`: what kpin.lock records under `environments`.
+    pub fn environment_versions(&self, package: &Package) -> BTreeMap<String, String> {
+        std::iter::once((DEFAULT_ENV.to_owned(), package.version.raw.clone()))
+            .chain(self.environments.keys().map(|e| {
+                let v = package.version_in(Some(e));
+                (e.clone(), v.raw.clone())
+            }))
+            .collect()
     }
 
     /// A path that `field` of kpin.yaml names (an overlay, a local source), joined to the root
@@ -639,28 +753,7 @@ fn validate_package(
     environments: &BTreeMap<String, Environment>,
 ) -> Result<Package> {
     check_name(name, "package")?;
-    let version_text = match &raw.version {
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-        Value::Number(n) => {
-            let n = n.to_string();
-            return Err(anyhow::anyhow!(
-                "version: YAML reads {} as a number, which loses digits such as trailing zeros",
-                quote(&n)
-            ))
-            .hint(if n.len() <= crate::error::QUOTE_CHARS {
-                format!("quote it: version: \"{n}\"")
-            } else {
-                "quote it".to_owned()
-            });
-        }
-        other => bail!(
-            "version: expected a string, found a {}",
-            yaml::json_type_name(other)
-        ),
-    };
-    check_path_segment(&version_text).context("version")?;
-    let version = Version::parse(&version_text);
+    let version = parse_version(&raw.version, "version")?;
 
     let source = match (&raw.url, &raw.urls, &raw.github, &raw.path) {
         (Some(url), None, None, None) => Source::Url {
@@ -772,6 +865,7 @@ fn validate_package(
         check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
     }
     let mut env_overlays = BTreeMap::new();
+    let mut env_versions = BTreeMap::new();
     for (env, settings) in &raw.environments {
         if !environments.contains_key(env) {
             return Err(anyhow::anyhow!(
@@ -788,6 +882,27 @@ fn validate_package(
                 .with_context(|| format!("environments.{}.overlays[{i}]", abbreviate(env)))?;
         }
         env_overlays.insert(env.clone(), settings.overlays.clone());
+        if let Some(v) = &settings.version {
+            let v = parse_version(v, &format!("environments.{env}.version"))?;
+            if let Source::Path { template } = &source {
+                check_relative_path(&expand(template, &v))
+                    .with_context(|| format!("environments.{env}.version: path"))?;
+            }
+            env_versions.insert(env.clone(), v);
+        }
+    }
+    // The package's own version last: an environment that names the same version shares its
+    // digest, pins included.
+    let entry_versions = raw
+        .environments
+        .values()
+        .filter_map(|e| e.version.as_ref())
+        .map(|v| (v, false))
+        .chain([(&raw.version, true)]);
+    let mut fetch_digests = BTreeMap::new();
+    for (value, own) in entry_versions {
+        let text = parse_version(value, "version")?.raw;
+        fetch_digests.insert(text, fetch_digest(entry, value, own));
     }
     let constraint = raw
         .constraint
@@ -828,7 +943,10 @@ fn validate_package(
 
     Ok(Package {
         name: name.to_owned(),
+        manifest_digest: fetch_digests.get(&version.raw).cloned().unwrap_or_default(),
+        fetch_digests,
         version,
+        env_versions,
         source,
         pins,
         namespace: raw.namespace.clone(),
@@ -837,17 +955,46 @@ fn validate_package(
         constraint,
         versions,
         needs: raw.needs.clone(),
-        manifest_digest: fetch_digest(entry),
     })
 }
 
-/// Digest of the entry fields that decide what is fetched, so changing overlays does not force
-/// a re-download but changing the version, a URL or a pin does.
-fn fetch_digest(entry: &Value) -> String {
-    const FETCH_KEYS: [&str; 6] = ["version", "url", "urls", "github", "path", "sha256"];
+/// A version as written at `field`: a string, or an integer (`1`); never a float, which loses
+/// digits.
+fn parse_version(value: &Value, field: &str) -> Result<Version> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        Value::Number(n) => {
+            let n = n.to_string();
+            return Err(anyhow::anyhow!(
+                "{field}: YAML reads {} as a number, which loses digits such as trailing zeros",
+                quote(&n)
+            ))
+            .hint(if n.len() <= crate::error::QUOTE_CHARS {
+                format!("quote it: version: \"{n}\"")
+            } else {
+                "quote it".to_owned()
+            });
+        }
+        other => bail!(
+            "{field}: expected a string, found a {}",
+            yaml::json_type_name(other)
+        ),
+    };
+    check_path_segment(&text).with_context(|| field.to_owned())?;
+    Ok(Version::parse(&text))
+}
+
+/// Digest of the entry fields that decide what is fetched for `version` (as written), so
+/// changing overlays does not force a re-download but changing the version, a URL or a pin
+/// does. The pins count only for the package's own version (`own`), which they pin.
+fn fetch_digest(entry: &Value, version: &Value, own: bool) -> String {
+    const FETCH_KEYS: [&str; 4] = ["url", "urls", "github", "path"];
     let mut subset = serde_json::Map::new();
+    subset.insert("version".to_owned(), version.clone());
     if let Value::Object(map) = entry {
-        for key in FETCH_KEYS {
+        let pins = own.then_some("sha256");
+        for key in FETCH_KEYS.into_iter().chain(pins) {
             if let Some(v) = map.get(key) {
                 subset.insert(key.to_owned(), v.clone());
             }
@@ -1229,6 +1376,68 @@ mod tests {
             "kubernetes-sigs/metrics-server"
         );
         assert!(matches!(p.pins, Pins::Single(_)));
+    }
+
+    const ENVS: &str = "environments: {dev: {}, qa: {}, prod: {}}\npromotion: [dev, qa, prod]\npackages:\n  a:\n    version: 1.9.4\n    url: https://x/{version}/a.yaml\n    sha256: ab00000000000000000000000000000000000000000000000000000000000000\n    environments:\n      dev: {version: 1.10.6}\n      qa: {version: 1.9.4}\n";
+
+    #[test]
+    fn environments_run_their_own_version_or_the_packages() {
+        let m = parse(ENVS).unwrap();
+        let a = &m.packages["a"];
+        assert_eq!(m.promotion, ["dev", "qa", "prod"]);
+        assert_eq!(a.version_in(Some("dev")).raw, "1.10.6");
+        assert_eq!(a.version_in(Some("prod")).raw, "1.9.4");
+        assert_eq!(a.version_in(None).raw, "1.9.4");
+        let in_use: Vec<&str> = a.versions_in_use().iter().map(|v| v.raw.as_str()).collect();
+        assert_eq!(in_use, ["1.9.4", "1.10.6"], "oldest first, once each");
+        assert_eq!(
+            m.environment_versions(a),
+            BTreeMap::from([
+                ("default".to_owned(), "1.9.4".to_owned()),
+                ("dev".to_owned(), "1.10.6".to_owned()),
+                ("prod".to_owned(), "1.9.4".to_owned()),
+                ("qa".to_owned(), "1.9.4".to_owned()),
+            ])
+        );
+        // The pins belong to the package's version; dev's view has none and its own digest.
+        let dev = a.for_env(Some("dev"));
+        assert_eq!(dev.version.raw, "1.10.6");
+        assert_eq!(dev.pins, Pins::None);
+        assert!(dev.env_versions.is_empty());
+        assert_ne!(dev.manifest_digest, a.manifest_digest);
+        let qa = a.for_env(Some("qa"));
+        assert!(matches!(qa.pins, Pins::Single(_)));
+        assert_eq!(qa.manifest_digest, a.manifest_digest);
+    }
+
+    #[test]
+    fn environment_versions_and_the_promotion_order_are_checked() {
+        let e = err(&ENVS.replace("{version: 1.10.6}", "{version: 1.10}"));
+        assert!(
+            e.contains("environments.dev.version: YAML reads `1.1` as a number"),
+            "{e}"
+        );
+        let e = err(&ENVS.replace("{version: 1.10.6}", "{version: ../x}"));
+        assert!(e.contains("environments.dev.version"), "{e}");
+        let e = err(&ENVS.replace("[dev, qa, prod]", "[dev, staging]"));
+        assert!(e.contains("promotion[1]: no environment `staging`"), "{e}");
+        assert!(e.contains("hint: list environments declared"), "{e}");
+        let e = err(&ENVS.replace("[dev, qa, prod]", "[dev, qa, dev]"));
+        assert!(e.contains("promotion[2]: `dev` is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn staged_version_directories_are_read_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::parse(ENVS, &dir.path().join("kpin.yaml")).unwrap();
+        let stage = dir.path().join("vendor/.kpin-stage");
+        std::fs::create_dir_all(stage.join("a/1.10.6")).unwrap();
+        m.staged = Some(stage.clone());
+        assert_eq!(m.version_dir("a", "1.10.6"), stage.join("a/1.10.6"));
+        assert_eq!(
+            m.version_dir("a", "1.9.4"),
+            dir.path().join("vendor/a/1.9.4")
+        );
     }
 
     #[test]

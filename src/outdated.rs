@@ -1,7 +1,10 @@
 //! `kpin outdated`: newer upstream versions per package, from GitHub releases mapped to
 //! versions through the package's tag template, within and beyond its semver constraint.
+//! Environments that run a version of their own are shown; "newer" means newer than the
+//! newest version any environment runs, so a version on its way through the promotion order
+//! is not reported again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::future::Future;
 
@@ -156,7 +159,10 @@ impl Problem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageReport {
     pub package: String,
+    /// The package's version (environments without their own run it).
     pub current: String,
+    /// Environments that run another version, by name.
+    pub environments: BTreeMap<String, String>,
     pub constraint: Option<String>,
     /// `owner/name` of the feed, when there is one.
     pub source: Option<String>,
@@ -171,6 +177,19 @@ pub struct PackageReport {
 }
 
 impl PackageReport {
+    /// The package's version, with the environments that run another: `1.9.4 (dev 1.10.6)`.
+    pub fn current_text(&self) -> String {
+        if self.environments.is_empty() {
+            return self.current.clone();
+        }
+        let own: Vec<String> = self
+            .environments
+            .iter()
+            .map(|(e, v)| format!("{e} {v}"))
+            .collect();
+        format!("{} ({})", self.current, own.join(", "))
+    }
+
     /// Outdated means `kpin upgrade` (within the constraint) would move it.
     pub fn is_outdated(&self) -> bool {
         self.wanted.is_some()
@@ -192,6 +211,12 @@ pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageReport {
     let mut report = PackageReport {
         package: package.name.clone(),
         current: package.version.raw.clone(),
+        environments: package
+            .env_versions
+            .iter()
+            .filter(|(_, v)| **v != package.version)
+            .map(|(e, v)| (e.clone(), v.raw.clone()))
+            .collect(),
         constraint: package.constraint.as_ref().map(ToString::to_string),
         source: package.versions.as_ref().map(|f| f.github_repo.clone()),
         wanted: None,
@@ -199,7 +224,13 @@ pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageReport {
         newer: Vec::new(),
         problem: None,
     };
-    let Some(current) = &package.version.semver else {
+    // The newest version in use: an environment ahead of the others already runs it.
+    let Some(current) = package
+        .versions_in_use()
+        .into_iter()
+        .filter_map(|v| v.semver.as_ref())
+        .max()
+    else {
         report.problem = Some(Problem::CurrentNotSemver);
         return report;
     };
@@ -304,7 +335,7 @@ pub fn render_table(reports: &[PackageReport]) -> String {
     for r in reports {
         rows.push([
             r.package.clone(),
-            r.current.clone(),
+            r.current_text(),
             r.constraint.clone().unwrap_or_else(dash),
             r.wanted.clone().unwrap_or_else(dash),
             r.latest.clone().unwrap_or_else(dash),
@@ -346,6 +377,7 @@ pub fn to_json(reports: &[PackageReport]) -> Value {
             json!({
                 "package": r.package,
                 "current": r.current,
+                "environments": r.environments,
                 "constraint": r.constraint,
                 "source": r.source,
                 "wanted": r.wanted,
@@ -364,7 +396,6 @@ pub fn to_json(reports: &[PackageReport]) -> Value {
 mod tests {
     use super::*;
     use crate::manifest::Manifest;
-    use std::collections::BTreeMap;
     use std::path::Path;
 
     fn release(tag: &str) -> UpstreamRelease {
@@ -540,6 +571,26 @@ packages:
         );
         let json = to_json(&reports);
         assert_eq!(json["outdated"], true);
+    }
+
+    #[test]
+    fn an_environment_ahead_counts_as_current_and_is_shown() {
+        let m = Manifest::parse(
+            "environments: {dev: {}, prod: {}}\npackages:\n  a:\n    version: 1.9.4\n    url: https://x/{version}\n    constraint: \"~1.9\"\n    versions: {github: kubernetes/ingress-nginx, tag: \"controller-v{version}\"}\n    environments:\n      dev: {version: 1.9.6}\n",
+            Path::new("/r/kpin.yaml"),
+        )
+        .unwrap();
+        let found = candidates(
+            &fake().0["kubernetes/ingress-nginx"],
+            "controller-v{version}",
+            false,
+        );
+        let r = assess(&m.packages["a"], &found);
+        // dev runs the newest 1.9 already: what remains is promoting it, not upgrading.
+        assert_eq!(r.wanted, None);
+        assert_eq!(r.latest.as_deref(), Some("1.12.8"));
+        assert_eq!(r.current_text(), "1.9.4 (dev 1.9.6)");
+        assert!(render_table(&[r]).contains("a        1.9.4 (dev 1.9.6)  ~1.9"));
     }
 
     #[test]

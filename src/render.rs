@@ -47,12 +47,16 @@ pub fn render_package(
 }
 
 /// Render one package; with `explain`, keep what every overlay changed for `explain()`.
+///
+/// The environment decides the version: its own (`environments.<env>.version`), else the
+/// package's.
 pub fn render_package_with(
     manifest: &Manifest,
     package: &Package,
     env: Option<&str>,
     explain: bool,
 ) -> Result<RenderedPackage> {
+    let package = &package.for_env(env);
     let version = package.version.raw.as_str();
     let rendering = || match env {
         Some(e) => format!("rendering {} {version} for environment `{e}`", package.name),
@@ -164,7 +168,8 @@ pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
     Ok(objects)
 }
 
-/// The vendored objects of a package, files in name order.
+/// The vendored objects of a package at its version (for another version in use, pass
+/// `package.at_version(v)`), files in name order.
 pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Object>> {
     let dir = manifest.package_vendor_dir(package);
     let entries = std::fs::read_dir(&dir)
@@ -315,9 +320,15 @@ pub struct RenderDigests {
 }
 
 /// Name of the render without `--env` in `RenderDigests::rendered`.
-pub const DEFAULT_ENV: &str = "default";
+pub use crate::manifest::DEFAULT_ENV;
 
-/// Digests of a package's overlay inputs and rendered output for every environment.
+/// The digest kpin.lock records for a render, and the ApplySet parent for what was applied.
+pub fn rendered_digest(objects: &[Object]) -> String {
+    format!("sha256:{}", digest::sha256_hex(to_yaml(objects).as_bytes()))
+}
+
+/// Digests of a package's overlay inputs and rendered output for every environment, each
+/// rendered from the version that environment uses.
 pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
     let mut envs: Vec<Option<&str>> = vec![None];
     envs.extend(manifest.environments.keys().map(|e| Some(e.as_str())));
@@ -337,13 +348,7 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
                 .iter()
                 .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
         );
-        rendered.insert(
-            key.to_owned(),
-            format!(
-                "sha256:{}",
-                digest::sha256_hex(to_yaml(&out.objects).as_bytes())
-            ),
-        );
+        rendered.insert(key.to_owned(), rendered_digest(&out.objects));
     }
     let inputs = serde_json::json!({
         "namespace": package.namespace,

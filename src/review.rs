@@ -2,6 +2,8 @@
 //! output, per package, compared with the same project at a git revision. No cluster needed:
 //! the revision is extracted with `git archive` into a temp directory (vendor/ and overlays/
 //! are committed), rendered there, and the directory removed however the comparison ends.
+//! Each environment renders the version it runs: without `--env`, the environments that run a
+//! version of their own get a section each, so a promotion shows up in review.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -149,7 +151,14 @@ pub fn compare(
     if let Some(env) = &options.env {
         head.environment(env)?;
     }
-    let env = options.env.as_deref();
+    // Without --env, the render without one, plus each environment that runs another version
+    // than the package's on either side: its render is not the default one.
+    let views: Vec<Option<&str>> = match options.env.as_deref() {
+        Some(env) => vec![Some(env)],
+        None => std::iter::once(None)
+            .chain(head.environments.keys().map(|e| Some(e.as_str())))
+            .collect(),
+    };
     let mut sections = Vec::new();
     for name in names {
         if !options.packages.is_empty() && !options.packages.iter().any(|p| p == name) {
@@ -157,35 +166,61 @@ pub fn compare(
         }
         let old = base.and_then(|b| b.packages.get(name).map(|p| (b, p)));
         let new = head.packages.get(name).map(|p| (head, p));
-        let old_render = old
-            .map(|(m, p)| {
-                env_render(m, p, env)
-                    .with_context(|| format!("rendering `{name}` at {}", options.base_label))
-            })
-            .transpose()?;
-        let new_render = new.map(|(m, p)| env_render(m, p, env)).transpose()?;
-        let empty = Vec::new();
-        let changes = changes::compare(
-            old_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
-            new_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
-        );
-        let mut warnings: Vec<String> = new_render
-            .as_ref()
-            .map(|r| r.warnings.clone())
-            .unwrap_or_default();
-        warnings.extend(changes::review_warnings(&changes));
-        sections.push(Section {
-            package: name.to_owned(),
-            title: String::new(),
-            version_before: old.map(|(_, p)| p.version.raw.clone()),
-            version_after: new.map(|(_, p)| p.version.raw.clone()),
-            notes: notes(old, new, env)?,
-            warnings,
-            changes,
-            detail: Detail::Unified,
-        });
+        for env in &views {
+            let own_version = |side: Option<(&Manifest, &Package)>| {
+                side.is_some_and(|(m, p)| {
+                    let env = env.filter(|e| m.environments.contains_key(*e));
+                    p.version_in(env) != &p.version
+                })
+            };
+            if options.env.is_none() && env.is_some() && !own_version(old) && !own_version(new) {
+                continue;
+            }
+            sections.push(section(name, old, new, *env, options)?);
+        }
     }
     Ok(sections)
+}
+
+/// One package compared in one environment (`None`: without `--env`).
+fn section(
+    name: &str,
+    old: Option<(&Manifest, &Package)>,
+    new: Option<(&Manifest, &Package)>,
+    env: Option<&str>,
+    options: &ReviewOptions,
+) -> Result<Section> {
+    let old_render = old
+        .map(|(m, p)| {
+            env_render(m, p, env)
+                .with_context(|| format!("rendering `{name}` at {}", options.base_label))
+        })
+        .transpose()?;
+    let new_render = new.map(|(m, p)| env_render(m, p, env)).transpose()?;
+    let empty = Vec::new();
+    let changes = changes::compare(
+        old_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
+        new_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
+    );
+    let mut warnings: Vec<String> = new_render
+        .as_ref()
+        .map(|r| r.warnings.clone())
+        .unwrap_or_default();
+    warnings.extend(changes::review_warnings(&changes));
+    Ok(Section {
+        package: name.to_owned(),
+        // Named when several environments of one package are listed.
+        title: match (env, &options.env) {
+            (Some(e), None) => format!("environment {e}"),
+            _ => String::new(),
+        },
+        version_before: old_render.as_ref().map(|r| r.version.clone()),
+        version_after: new_render.as_ref().map(|r| r.version.clone()),
+        notes: notes(old, new, env)?,
+        warnings,
+        changes,
+        detail: Detail::Unified,
+    })
 }
 
 /// Render for `env`, skipping packages in environments that do not exist at that revision.
@@ -205,12 +240,14 @@ fn notes(
     env: Option<&str>,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    match (old, new) {
-        (None, Some((_, p))) => out.push(format!("new package at version {}", p.version)),
-        (Some((_, p)), None) => out.push(format!("package removed (was version {})", p.version)),
-        (Some((_, a)), Some((_, b))) if a.version != b.version => {
-            out.push(format!("version {} -> {}", a.version, b.version));
-        }
+    let version = |(m, p): (&Manifest, &Package)| {
+        p.version_in(env.filter(|e| m.environments.contains_key(*e)))
+            .clone()
+    };
+    match (old.map(version), new.map(version)) {
+        (None, Some(v)) => out.push(format!("new package at version {v}")),
+        (Some(v), None) => out.push(format!("package removed (was version {v})")),
+        (Some(a), Some(b)) if a != b => out.push(format!("version {a} -> {b}")),
         _ => {}
     }
     if let (Some((_, a)), Some((_, b))) = (old, new) {

@@ -1,9 +1,10 @@
 //! `kpin sync`: bring vendor/ and kpin.lock in line with kpin.yaml, all or nothing.
 //!
-//! Every package is first prepared (resolved, downloaded, verified, staged) without touching
-//! vendor/ or the lockfile. Only when all succeeded do the staged directories, the lockfile and
-//! the removal of stale directories go in, together, as one [`Transaction`]: a sync that fails
-//! or is killed at any point leaves the previous lockfile and vendor tree, or the new ones.
+//! Every version in use of every package (the package's and its environments') is first
+//! prepared (resolved, downloaded, verified, staged) without touching vendor/ or the lockfile.
+//! Only when all succeeded do the staged directories, the lockfile and the removal of stale
+//! directories go in, together, as one [`Transaction`]: a sync that fails or is killed at any
+//! point leaves the previous lockfile and vendor tree, or the new ones.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,11 +18,12 @@ use serde::Serialize;
 use crate::error::{DriftError, HintExt};
 use crate::fetch::{self, Cache, Client, NetOptions, Origin, SourceFile};
 use crate::fsutil;
-use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
+use crate::lockfile::{LOCK_FORMAT, LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
 use crate::transaction::Transaction;
 use crate::vendor::{self, Extra};
+use crate::verify::{self, Problem};
 
 /// The render-stage digests recorded per package: `overlays_digest` and `rendered` by environment.
 pub type LockDigests = (Option<String>, BTreeMap<String, String>);
@@ -142,6 +144,12 @@ pub async fn sync(
         check_locked(manifest, old_lock.as_ref())?;
     }
 
+    // What is fetched and vendored: each package at each version in use.
+    let units: Vec<Package> = manifest
+        .packages
+        .values()
+        .flat_map(|p| p.versions_in_use().into_iter().map(|v| p.at_version(v)))
+        .collect();
     let mut txn = Transaction::begin("sync", &manifest.root, &manifest.vendor_dir)
         .with_context(|| {
             format!(
@@ -157,12 +165,11 @@ pub async fn sync(
         cache: Cache::new(options.cache_dir.clone()),
         net: options.net.clone(),
         client: OnceLock::new(),
-        staging: manifest
-            .packages
-            .values()
+        staging: units
+            .iter()
             .map(|p| {
                 (
-                    p.name.clone(),
+                    (p.name.clone(), p.version.raw.clone()),
                     txn.staging_for(&manifest.package_vendor_dir(p)),
                 )
             })
@@ -170,24 +177,27 @@ pub async fn sync(
         reporter,
     };
 
-    // Phase 1: prepare every package; nothing visible changes.
-    let task = reporter.task("Syncing", manifest.packages.len() as u64);
-    let mut results: Vec<(&Package, Result<Prepared>)> =
-        futures::stream::iter(manifest.packages.values())
-            .map(|package| {
-                let run = &run;
-                let task = &task;
-                async move {
-                    let result = run.prepare(package).await;
-                    task.advance(1);
-                    (package, result)
-                }
-            })
-            .buffer_unordered(options.jobs.max(1))
-            .collect()
-            .await;
+    // Phase 1: prepare every version of every package; nothing visible changes.
+    let task = reporter.task("Syncing", units.len() as u64);
+    let mut results: Vec<(&Package, Result<Prepared>)> = futures::stream::iter(&units)
+        .map(|package| {
+            let run = &run;
+            let task = &task;
+            async move {
+                let result = run.prepare(package).await;
+                task.advance(1);
+                (package, result)
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
     task.finish();
-    results.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    results.sort_by(|a, b| {
+        a.0.name
+            .cmp(&b.0.name)
+            .then_with(|| a.0.version.cmp_order(&b.0.version))
+    });
     let mut prepared = Vec::with_capacity(results.len());
     let mut first_error = None;
     for (package, result) in results {
@@ -204,34 +214,48 @@ pub async fn sync(
 
     // Phase 2: the lockfile as it will be, checked before vendor/ changes in --locked mode.
     let mut lock = Lockfile::new();
-    for (package, p) in &prepared {
-        let old = old_lock
+    for package in manifest.packages.values() {
+        let versions: Vec<LockedVersion> = prepared
+            .iter()
+            .filter(|(view, _)| view.name == package.name)
+            .map(|(view, p)| LockedVersion::new(view, p.files.clone()))
+            .collect();
+        let fresh = LockedPackage::new(manifest, package, versions, None, BTreeMap::new());
+        // The render digests still describe the files when every version has the same files
+        // and every environment the same version.
+        let unchanged = old_lock
             .as_ref()
-            .and_then(|l| l.packages.get(&package.name));
-        let unchanged = old.filter(|o| o.version == package.version.raw && o.files == p.files);
+            .and_then(|l| l.packages.get(&package.name))
+            .filter(|o| {
+                o.environments == fresh.environments
+                    && o.versions.len() == fresh.versions.len()
+                    && o.versions
+                        .iter()
+                        .zip(&fresh.versions)
+                        .all(|(a, b)| a.version == b.version && a.files == b.files)
+            });
         lock.packages.insert(
             package.name.clone(),
-            LockedPackage::new(
-                package,
-                p.files.clone(),
-                unchanged.and_then(|o| o.overlays_digest.clone()),
-                unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
-            ),
+            LockedPackage {
+                overlays_digest: unchanged.and_then(|o| o.overlays_digest.clone()),
+                rendered: unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
+                ..fresh
+            },
         );
     }
     if options.locked && options.hook.is_none() {
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
     }
 
-    // Phase 3: staged package directories replace the vendored ones (at the commit).
+    // Phase 3: staged version directories replace the vendored ones (at the commit).
     let mut report = SyncReport::default();
-    for (package, p) in &prepared {
+    for (view, p) in &prepared {
         if p.staged {
-            txn.replace_dir(&manifest.package_vendor_dir(package), p.files.clone());
+            txn.replace_dir(&manifest.package_vendor_dir(view), p.files.clone());
         }
         report.packages.push(PackageReport {
-            name: package.name.clone(),
-            version: package.version.raw.clone(),
+            name: view.name.clone(),
+            version: view.version.raw.clone(),
             downloaded: p.downloaded,
             bytes: p.bytes,
             cached: p.cached,
@@ -240,17 +264,16 @@ pub async fn sync(
     }
 
     // Phase 4: render-stage digests, computed from the files as they will be vendored (staged
-    // ones from the staging tree, laid out like vendor/). A package that does not render (e.g.
-    // an overlay that no longer matches after a version bump) is still vendored and locked:
-    // fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
+    // ones from the staging tree, the others from vendor/). A package that does not render
+    // (e.g. an overlay that no longer matches after a version bump) is still vendored and
+    // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
     if let Some(hook) = options.hook {
         let staged_view = Manifest {
-            vendor_dir: txn.stage_root().to_path_buf(),
+            staged: Some(txn.stage_root().to_path_buf()),
             ..manifest.clone()
         };
-        for (package, p) in &prepared {
-            let view = if p.staged { &staged_view } else { manifest };
-            let (overlays, rendered) = match hook.digests(view, package) {
+        for package in manifest.packages.values() {
+            let (overlays, rendered) = match hook.digests(&staged_view, package) {
                 Ok(digests) => digests,
                 Err(err) => {
                     reporter.warn(&format!(
@@ -275,7 +298,9 @@ pub async fn sync(
     } else {
         for (name, entry) in &lock.packages {
             if old_lock.as_ref().and_then(|l| l.packages.get(name)) != Some(entry) {
-                locked.push(format!("{name} {}", entry.version));
+                let versions: Vec<&str> =
+                    entry.versions.iter().map(|v| v.version.as_str()).collect();
+                locked.push(format!("{name} {}", versions.join(", ")));
             }
         }
         let text = lock.to_text();
@@ -303,7 +328,8 @@ pub async fn sync(
     Ok(report)
 }
 
-/// `--locked` before any work: the lockfile exists and covers exactly the manifest's entries.
+/// `--locked` before any work: the lockfile exists and covers exactly the manifest's entries,
+/// every version in use included (the same checks as `kpin verify`).
 fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
     let path = manifest.lock_path();
     let Some(lock) = lock else {
@@ -313,32 +339,26 @@ fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
         )))
         .hint("run `kpin sync` and commit kpin.lock");
     };
-    let mut reasons = Vec::new();
+    let mut reasons: Vec<Problem> = Vec::new();
     for package in manifest.packages.values() {
         match lock.packages.get(&package.name) {
-            None => reasons.push(format!("package `{}` is not locked", package.name)),
-            Some(entry)
-                if entry.manifest_digest != package.manifest_digest
-                    || entry.version != package.version.raw =>
-            {
-                reasons.push(format!(
-                    "package `{}` changed in kpin.yaml since it was locked (locked {}, now {})",
-                    package.name, entry.version, package.version
-                ))
-            }
-            Some(_) => {}
+            None => reasons.push(Problem::PackageNotLocked {
+                package: package.name.clone(),
+            }),
+            Some(entry) => reasons.extend(verify::stale_entry(manifest, package, entry)),
         }
     }
     for name in lock.packages.keys() {
         if !manifest.packages.contains_key(name) {
-            reasons.push(format!(
-                "package `{name}` is locked but no longer in kpin.yaml"
-            ));
+            reasons.push(Problem::NotInManifest {
+                package: name.clone(),
+            });
         }
     }
     if reasons.is_empty() {
         return Ok(());
     }
+    let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
     Err(DriftError::error(format!(
         "{} is out of date (--locked): {}",
         path.display(),
@@ -352,8 +372,16 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
     let Some(old) = old else {
         return check_locked(manifest, None);
     };
-    if old.to_text() == new.to_text() {
+    if old.to_text() == new.to_text() && old.version == LOCK_FORMAT {
         return Ok(());
+    }
+    if old.version != LOCK_FORMAT {
+        return Err(DriftError::error(format!(
+            "{} is in lockfile format {} (--locked); this kpin writes format {LOCK_FORMAT}",
+            manifest.lock_path().display(),
+            old.version
+        )))
+        .hint("run `kpin sync` once and commit kpin.lock: it records the same versions and digests in the new format");
     }
     let changed: Vec<&str> = new
         .packages
@@ -406,8 +434,8 @@ struct Run<'a> {
     net: NetOptions,
     /// Built on first use, so runs that need no network never load certificates.
     client: OnceLock<Client>,
-    /// Where each package's new vendor directory is staged.
-    staging: BTreeMap<String, PathBuf>,
+    /// Where each package version's new vendor directory is staged.
+    staging: BTreeMap<(String, String), PathBuf>,
     reporter: &'a dyn Reporter,
 }
 
@@ -428,9 +456,8 @@ impl Run<'_> {
         let reusable = self
             .old_lock
             .and_then(|l| l.packages.get(&package.name))
-            .filter(|e| {
-                e.manifest_digest == package.manifest_digest && e.version == package.version.raw
-            })
+            .and_then(|e| e.version(&package.version.raw))
+            .filter(|e| e.manifest_digest == package.manifest_digest)
             .filter(|_| !matches!(package.source, Source::Path { .. }));
         let mut wanted = match reusable {
             Some(entry) => entry
@@ -528,7 +555,7 @@ impl Run<'_> {
                 self.reporter
                     .status("Cached", &format!("{} {}", package.name, package.version));
             }
-            let staged = &self.staging[&package.name];
+            let staged = &self.staging[&(package.name.clone(), package.version.raw.clone())];
             fs::create_dir_all(staged)
                 .with_context(|| format!("creating {}", staged.display()))
                 .with_context(|| {

@@ -1,10 +1,14 @@
-//! `kpin upgrade`: move packages to newer versions, report what changes upstream and after
-//! overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
+//! `kpin upgrade` (and `kpin promote`, which is an upgrade of one environment's version): move
+//! a package, or one environment of it, to another version, report what changes upstream and
+//! after overlays, and write kpin.yaml, kpin.lock and vendor/ all together or not at all.
 //!
-//! Order of effects: every new version is fetched into the staging tree of a [`Transaction`] and
-//! analysed (upstream diff, overlay check, rendered diff) while nothing visible changes. Only
-//! then, and only when allowed, the transaction puts the new version directories in, removes
-//! the old ones and writes kpin.lock and kpin.yaml, all or nothing, even across a kill.
+//! Order of effects: kpin.yaml is edited in memory (the version line, or the environment's,
+//! added if needed; comments kept) and its versions tidied (`normalise_versions`). Every version
+//! no environment used before is fetched into the staging tree of a [`Transaction`], and the
+//! change is analysed (upstream diff, overlay check, rendered diff) while nothing visible
+//! changes. Only then, and only when allowed, the transaction puts the new version directories
+//! in, removes those no environment uses any more and writes kpin.lock and kpin.yaml, all or
+//! nothing, even across a kill.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,8 +21,8 @@ use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Se
 use crate::error::HintExt;
 use crate::fetch::{self, Cache, Client, Origin};
 use crate::fsutil;
-use crate::lockfile::{LockedFile, LockedPackage, Lockfile};
-use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins};
+use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
+use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins, Version};
 use crate::object::Object;
 use crate::overlay::{self, Miss, Target as OverlayTarget, Workspace};
 use crate::progress::Reporter;
@@ -30,7 +34,45 @@ use crate::yaml;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub package: String,
+    /// The environment whose version moves (`environments.<env>.version`); `None` moves the
+    /// package's `version`, which every environment without a version of its own follows.
+    pub env: Option<String>,
     pub version: String,
+    /// Why, for the report (`promoted from qa`).
+    pub note: Option<String>,
+}
+
+/// The command a report is for: upgrades and promotions share the workflow and the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verb {
+    #[default]
+    Upgrade,
+    Promote,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Upgrade => "upgrade",
+            Verb::Promote => "promote",
+        }
+    }
+
+    /// What the workflow writes, in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Verb::Upgrade => "upgrade",
+            Verb::Promote => "promotion",
+        }
+    }
+
+    /// The status line once written.
+    fn done(self) -> &'static str {
+        match self {
+            Verb::Upgrade => "Upgraded",
+            Verb::Promote => "Promoted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +81,8 @@ pub struct UpgradeOptions {
     pub allow_broken_overlays: bool,
     /// Analyse and report; change nothing.
     pub dry_run: bool,
+    /// Which command runs the workflow (for the report's wording).
+    pub verb: Verb,
 }
 
 /// An overlay operation whose selector matches nothing in the new version.
@@ -75,11 +119,14 @@ impl BrokenOverlay {
 #[derive(Debug, Clone)]
 pub struct PackageUpgrade {
     pub package: String,
+    /// The environment whose version moved; `None` for the package's version.
+    pub environment: Option<String>,
     pub from: String,
     pub to: String,
     /// Upstream objects, old release vs new release, before overlays.
     pub upstream: Vec<ObjectChange>,
-    /// Rendered objects (default environment), old vs new, after overlays.
+    /// Rendered objects of the environment (without one: the render without `--env`), old vs
+    /// new, after overlays.
     pub rendered: Vec<ObjectChange>,
     /// Warnings of the new render (e.g. leftover references to a moved namespace).
     pub render_warnings: Vec<String>,
@@ -91,6 +138,7 @@ pub struct PackageUpgrade {
 /// The result of `upgrade`.
 #[derive(Debug, Clone)]
 pub struct UpgradeReport {
+    pub verb: Verb,
     pub packages: Vec<PackageUpgrade>,
     /// Whether kpin.yaml, kpin.lock and vendor/ were changed.
     pub written: bool,
@@ -118,7 +166,10 @@ impl UpgradeReport {
             let mut warnings = p.render_warnings.clone();
             warnings.extend(changes::review_warnings(&p.rendered));
             let rendered = Section {
-                title: "rendered changes, after overlays".to_owned(),
+                title: match &p.environment {
+                    Some(env) => format!("rendered changes in {env}, after overlays"),
+                    None => "rendered changes, after overlays".to_owned(),
+                },
                 notes: Vec::new(),
                 warnings,
                 changes: p.rendered.clone(),
@@ -140,9 +191,27 @@ impl UpgradeReport {
     }
 
     pub fn to_markdown(&self, options: &DiffOptions) -> String {
-        let title = match self.packages.as_slice() {
-            [one] => format!("kpin upgrade {} {} → {}", one.package, one.from, one.to),
-            _ => "kpin upgrade".to_owned(),
+        let verb = self.verb.as_str();
+        let title = match (self.packages.as_slice(), self.verb) {
+            ([one], Verb::Promote) => format!(
+                "kpin promote {} to {}: {} → {}",
+                one.package,
+                one.environment.as_deref().unwrap_or_default(),
+                one.from,
+                one.to
+            ),
+            ([one], Verb::Upgrade) => {
+                let env = one
+                    .environment
+                    .as_deref()
+                    .map(|e| format!(" in {e}"))
+                    .unwrap_or_default();
+                format!(
+                    "kpin upgrade {} {} → {}{env}",
+                    one.package, one.from, one.to
+                )
+            }
+            _ => format!("kpin {verb}"),
         };
         let mut out = changes::render_markdown(
             &title,
@@ -150,7 +219,7 @@ impl UpgradeReport {
             &self.sections(),
             options,
             MarkdownLimits::default(),
-            "kpin upgrade --dry-run",
+            &format!("kpin {verb} --dry-run"),
         );
         let broken: Vec<&BrokenOverlay> = self.broken_overlays().collect();
         if !broken.is_empty() {
@@ -179,7 +248,9 @@ impl UpgradeReport {
         let packages: Vec<Value> = self
             .packages
             .iter()
-            .map(|p| json!({"package": p.package, "from": p.from, "to": p.to}))
+            .map(|p| {
+                json!({"package": p.package, "environment": p.environment, "from": p.from, "to": p.to})
+            })
             .collect();
         let mut v = changes::to_json(&self.sections(), options);
         if let Value::Object(map) = &mut v {
@@ -211,75 +282,111 @@ pub async fn upgrade(
     let lock_path = manifest.lock_path();
     let old_lock = Lockfile::load(&lock_path)?;
 
-    // 1. kpin.yaml with the new versions (pins follow once the new files are known).
+    // 1. kpin.yaml with the new versions, in canonical form (pins follow once the new files
+    //    are known).
     let mut text = manifest_text.clone();
+    let mut names: Vec<&str> = Vec::new();
+    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in targets {
         let package = manifest.select(std::slice::from_ref(&t.package))?[0];
-        if package.version.raw == t.version {
+        if names.contains(&t.package.as_str()) {
+            anyhow::bail!("package `{}` is given twice", t.package);
+        }
+        names.push(&t.package);
+        let env = t.env.as_deref();
+        if let Some(env) = env {
+            manifest.environment(env)?;
+        }
+        if package.version_in(env).raw == t.version {
             return Err(anyhow::anyhow!(
-                "package `{}` is already at version {}",
+                "package `{}` is already at version {}{}",
                 t.package,
-                t.version
+                t.version,
+                env.map(|e| format!(" in {e}")).unwrap_or_default()
             ))
             .hint("pass a different version with --to");
         }
-        text = edit_manifest_version(&text, &manifest.path, &t.package, &t.version)?;
+        text = match env {
+            None => edit_manifest_version(&text, &manifest.path, &t.package, &t.version)?,
+            Some(env) => {
+                edit_env_version(&text, &manifest.path, &t.package, env, Some(&t.version))?
+            }
+        };
+        let (normal, normal_notes) = normalise_versions(&text, &manifest.path, &t.package)?;
+        text = normal;
+        let entry = notes.entry(t.package.clone()).or_default();
+        entry.extend(t.note.clone());
+        entry.extend(normal_notes);
     }
 
-    // 2. Fetch the new versions into the transaction's staging tree.
-    let names: Vec<&str> = targets.iter().map(|t| t.package.as_str()).collect();
+    // 2. Versions no environment used before are fetched into the transaction's staging tree;
+    //    the others are vendored and locked already.
     let mut txn = Transaction::begin(
-        &format!("upgrade of {}", names.join(", ")),
+        &format!("{} of {}", options.verb.as_str(), names.join(", ")),
         &manifest.root,
         &manifest.vendor_dir,
     )?;
     let versioned = staged_manifest(&text, manifest, txn.stage_root())?;
-    let mut files_by_package = BTreeMap::new();
-    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        let package = &versioned.packages[&t.package];
-        reporter.status("Fetching", &format!("{} {}", package.name, package.version));
-        let files = stage_package(&versioned, package, fetcher)
-            .await
-            .with_context(|| format!("fetching {} {}", package.name, package.version))?;
-        let old = &manifest.packages[&t.package];
-        if same_files(&files, &current_files(manifest, old, old_lock.as_ref())?) {
-            return Err(anyhow::anyhow!(
-                "{} {} fetched exactly the files of {} {}: its source does not depend on the version, so the upgrade would change nothing but the name",
-                package.name,
-                package.version,
-                old.name,
-                old.version
-            ))
-            .hint(format!(
-                "put {{version}} in the url, urls, path or github.tag of `{}` in {MANIFEST_FILE} so that each version fetches its own release; nothing was changed",
-                package.name
-            ));
+    let mut files: BTreeMap<(String, String), Vec<LockedFile>> = BTreeMap::new();
+    let mut staged_dirs: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        let old = &manifest.packages[*name];
+        let new = &versioned.packages[*name];
+        for version in new.versions_in_use() {
+            let key = (name.to_string(), version.raw.clone());
+            let found = if old.versions_in_use().contains(&version) {
+                carried_files(old_lock.as_ref(), manifest, old, version)?
+            } else {
+                let view = new.at_version(version);
+                reporter.status("Fetching", &format!("{name} {version}"));
+                let dir = txn.staging_for(&manifest.version_dir(name, &version.raw));
+                staged_dirs.push(key.clone());
+                let fetched = stage_package(&versioned, &view, &dir, fetcher)
+                    .await
+                    .with_context(|| format!("fetching {name} {version}"))?;
+                refuse_same_files(manifest, old, old_lock.as_ref(), version, &fetched)?;
+                fetched
+            };
+            files.insert(key, found);
         }
-        let (new_text, pin_notes) = update_pins(&text, manifest, package, &files)?;
-        text = new_text;
-        notes
-            .entry(t.package.clone())
-            .or_default()
-            .extend(pin_notes);
-        files_by_package.insert(t.package.clone(), files);
+        // The pins name the bytes of the package's version: they follow it.
+        if new.version != old.version {
+            let key = (name.to_string(), new.version.raw.clone());
+            let (new_text, pin_notes) = update_pins(&text, manifest, new, &files[&key])?;
+            text = new_text;
+            notes.entry(name.to_string()).or_default().extend(pin_notes);
+        }
     }
     let staged = staged_manifest(&text, manifest, txn.stage_root())?;
 
-    // 3. Analyse: upstream diff, overlay check in every environment, rendered diff.
+    // 3. Analyse: upstream diff, overlay check of every render whose version moves, rendered
+    //    diff of the target's environment.
     let mut report = UpgradeReport {
+        verb: options.verb,
         packages: Vec::new(),
         written: false,
     };
     let mut lock = old_lock.clone().unwrap_or_else(Lockfile::new);
+    let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in targets {
         let old = &manifest.packages[&t.package];
         let new = &staged.packages[&t.package];
+        let env = t.env.as_deref();
         reporter.status(
             "Comparing",
-            &format!("{} {} -> {}", old.name, old.version, new.version),
+            &format!(
+                "{} {} -> {}{}",
+                old.name,
+                old.version_in(env),
+                new.version_in(env),
+                env.map(|e| format!(" in {e}")).unwrap_or_default()
+            ),
         );
-        let analysis = analyse(manifest, old, &staged, new)?;
+        let moved: Vec<Option<&str>> = std::iter::once(None)
+            .chain(staged.environments.keys().map(|e| Some(e.as_str())))
+            .filter(|e| old.version_in(*e) != new.version_in(*e))
+            .collect();
+        let analysis = analyse(manifest, old, &staged, new, env, &moved)?;
         let digests = if analysis.broken_overlays.is_empty() {
             let d = render::digests(&staged, new)?;
             (Some(d.overlays_digest), d.rendered)
@@ -292,20 +399,31 @@ pub async fn upgrade(
             }
             (None, BTreeMap::new())
         };
+        let versions = new
+            .versions_in_use()
+            .into_iter()
+            .map(|v| {
+                let key = (t.package.clone(), v.raw.clone());
+                LockedVersion::new(&new.at_version(v), files.remove(&key).unwrap_or_default())
+            })
+            .collect();
         lock.packages.insert(
             new.name.clone(),
-            LockedPackage::new(
-                new,
-                files_by_package.remove(&t.package).unwrap_or_default(),
-                digests.0,
-                digests.1,
-            ),
+            LockedPackage::new(&staged, new, versions, digests.0, digests.1),
         );
+        let gone: Vec<String> = old
+            .versions_in_use()
+            .into_iter()
+            .filter(|v| !new.versions_in_use().contains(v))
+            .map(|v| v.raw.clone())
+            .collect();
+        removed.insert(t.package.clone(), gone);
+        let mut package_notes = notes.remove(&t.package).unwrap_or_default();
+        package_notes.extend(analysis.notes.iter().cloned());
         report.packages.push(PackageUpgrade {
             package: t.package.clone(),
-            from: old.version.raw.clone(),
-            to: new.version.raw.clone(),
-            notes: notes.remove(&t.package).unwrap_or_default(),
+            environment: t.env.clone(),
+            notes: package_notes,
             ..analysis
         });
     }
@@ -315,52 +433,83 @@ pub async fn upgrade(
         return Ok(report);
     }
 
-    // 4. Commit: the new version directories, the old ones removed, kpin.lock and kpin.yaml,
-    //    all or nothing.
-    for t in targets {
-        let old = &manifest.packages[&t.package];
-        let new = &staged.packages[&t.package];
-        let files = lock
+    // 4. Commit: the new version directories, the ones no environment uses any more removed,
+    //    kpin.lock and kpin.yaml, all or nothing.
+    for (name, version) in &staged_dirs {
+        let locked = lock
             .packages
-            .get(&new.name)
-            .map(|e| e.files.clone())
+            .get(name)
+            .and_then(|e| e.version(version))
+            .map(|v| v.files.clone())
             .unwrap_or_default();
-        txn.replace_dir(
-            &manifest.vendor_dir.join(&new.name).join(&new.version.raw),
-            files,
-        );
-        let old_dir = manifest.package_vendor_dir(old);
-        if old_dir.exists() {
-            txn.remove_dir(&old_dir);
+        txn.replace_dir(&manifest.version_dir(name, version), locked);
+    }
+    for (name, versions) in &removed {
+        for version in versions {
+            let dir = manifest.version_dir(name, version);
+            if dir.exists() {
+                txn.remove_dir(&dir);
+            }
         }
     }
     txn.write_file(&lock_path, lock.to_text().into_bytes());
     txn.write_file(&manifest.path, text.into_bytes());
     txn.commit(reporter)?;
     for p in &mut report.packages {
-        p.notes
-            .push(format!("removed vendor/{}/{}", p.package, p.from));
-        reporter.status("Upgraded", &format!("{} {} -> {}", p.package, p.from, p.to));
+        for version in removed.get(&p.package).into_iter().flatten() {
+            p.notes
+                .push(format!("removed vendor/{}/{version}", p.package));
+        }
+        let env = p
+            .environment
+            .as_deref()
+            .map(|e| format!(" in {e}"))
+            .unwrap_or_default();
+        reporter.status(
+            options.verb.done(),
+            &format!("{} {} -> {}{env}", p.package, p.from, p.to),
+        );
     }
     report.written = true;
     Ok(report)
 }
 
-/// `text` parsed as the manifest, with vendor/ redirected to the staging tree.
+/// `text` parsed as the manifest, reading version directories staged in the transaction.
 fn staged_manifest(text: &str, manifest: &Manifest, stage: &Path) -> Result<Manifest> {
     let mut m = Manifest::parse(text, &manifest.path).context("the upgraded kpin.yaml")?;
-    m.vendor_dir = stage.to_path_buf();
+    m.staged = Some(stage.to_path_buf());
     Ok(m)
 }
 
-/// Obtain every file of `package` into its (staging) vendor directory; the lock entries.
+/// The locked files of a version some environment already uses: it stays vendored as it is.
+fn carried_files(
+    lock: Option<&Lockfile>,
+    manifest: &Manifest,
+    package: &Package,
+    version: &Version,
+) -> Result<Vec<LockedFile>> {
+    lock.and_then(|l| l.packages.get(&package.name))
+        .and_then(|e| e.version(&version.raw))
+        .map(|v| v.files.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} does not record {} {version}, which kpin.yaml uses",
+                manifest.lock_path().display(),
+                package.name
+            )
+        })
+        .hint("run `kpin sync` first, so kpin.lock and vendor/ hold every version in use")
+}
+
+/// Obtain every file of `package` (a view at one version) into the directory `dir`; the lock
+/// entries.
 async fn stage_package(
     manifest: &Manifest,
     package: &Package,
+    dir: &Path,
     fetcher: &Fetcher<'_>,
 ) -> Result<Vec<LockedFile>> {
-    let dir = manifest.package_vendor_dir(package);
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let sources = fetch::resolve(manifest, package, fetcher.client).await?;
     let mut locked = Vec::with_capacity(sources.len());
     for source in sources {
@@ -395,20 +544,47 @@ async fn stage_package(
     Ok(locked)
 }
 
-/// The files of the version being replaced, by name and digest: from kpin.lock when it
-/// records that version, else hashed in vendor/ (empty when neither has them).
+/// Refuse a new version whose files are byte for byte those of a version the package uses
+/// now: its source does not depend on the version, and the upgrade would change nothing but
+/// the name.
+fn refuse_same_files(
+    manifest: &Manifest,
+    old: &Package,
+    lock: Option<&Lockfile>,
+    version: &Version,
+    fetched: &[LockedFile],
+) -> Result<()> {
+    for current in old.versions_in_use() {
+        if same_files(fetched, &current_files(manifest, old, current, lock)?) {
+            return Err(anyhow::anyhow!(
+                "{} {version} fetched exactly the files of {} {current}: its source does not depend on the version, so the upgrade would change nothing but the name",
+                old.name,
+                old.name,
+            ))
+            .hint(format!(
+                "put {{version}} in the url, urls, path or github.tag of `{}` in {MANIFEST_FILE} so that each version fetches its own release; nothing was changed",
+                old.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The files of a version in use, by name and digest: from kpin.lock when it records that
+/// version, else hashed in vendor/ (empty when neither has them).
 fn current_files(
     manifest: &Manifest,
     package: &Package,
+    version: &Version,
     lock: Option<&Lockfile>,
 ) -> Result<Vec<LockedFile>> {
-    if let Some(entry) = lock
+    if let Some(v) = lock
         .and_then(|l| l.packages.get(&package.name))
-        .filter(|e| e.version == package.version.raw)
+        .and_then(|e| e.version(&version.raw))
     {
-        return Ok(entry.files.clone());
+        return Ok(v.files.clone());
     }
-    let dir = manifest.package_vendor_dir(package);
+    let dir = manifest.version_dir(&package.name, &version.raw);
     let Ok(entries) = fs::read_dir(&dir) else {
         return Ok(Vec::new());
     };
@@ -546,66 +722,90 @@ fn check_overlays(
     })
 }
 
-/// Upstream diff, overlay check in every environment, and the rendered diff of one package.
+/// Upstream diff, overlay check of the renders in `checked`, and the rendered diff of one
+/// package in `env` (`None`: the render without `--env`), which is among `checked`.
 fn analyse(
     manifest: &Manifest,
     old: &Package,
     staged: &Manifest,
     new: &Package,
+    env: Option<&str>,
+    checked: &[Option<&str>],
 ) -> Result<PackageUpgrade> {
+    let (old_view, new_view) = (old.for_env(env), new.for_env(env));
     // The diff starts from what is vendored now: without it there is nothing to compare.
-    let old_upstream = render::read_upstream(manifest, old)
+    let old_upstream = render::read_upstream(manifest, &old_view)
         .with_context(|| format!("reading the current version of `{}`", old.name))?;
-    let new_upstream = render::read_upstream(staged, new)?;
-    let old_rendered = render::render_package(manifest, old, None)
-        .with_context(|| format!("the current version of `{}` does not render", old.name))?;
+    let new_upstream = render::read_upstream(staged, &new_view)?;
+    // A current version whose overlays no longer match (written with --allow-broken-overlays)
+    // is compared as far as it renders, so it can be moved off.
+    let mut notes = Vec::new();
+    let old_objects = match render::render_package(manifest, old, env) {
+        Ok(r) => r.objects,
+        Err(err) => {
+            let check = check_overlays(manifest, &old_view, env).with_context(|| {
+                format!("the current version of `{}` does not render", old.name)
+            })?;
+            if check.broken.is_empty() {
+                return Err(err).with_context(|| {
+                    format!("the current version of `{}` does not render", old.name)
+                });
+            }
+            notes.push(format!(
+                "{} {} does not render ({} overlay operation(s) match nothing): compared without them",
+                old.name,
+                old_view.version,
+                check.broken.len()
+            ));
+            check.objects
+        }
+    };
 
-    let mut envs: Vec<Option<&str>> = vec![None];
-    envs.extend(staged.environments.keys().map(|e| Some(e.as_str())));
     let mut broken: BTreeMap<Miss, Vec<String>> = BTreeMap::new();
-    let mut default_check = None;
-    for env in envs {
-        let check = check_overlays(staged, new, env)?;
+    let mut env_check = None;
+    for e in checked {
+        let check = check_overlays(staged, &new.for_env(*e), *e)?;
         for key in &check.broken {
             broken
                 .entry(key.clone())
                 .or_default()
-                .push(env.unwrap_or(render::DEFAULT_ENV).to_owned());
+                .push(e.unwrap_or(render::DEFAULT_ENV).to_owned());
         }
-        if env.is_none() {
-            default_check = Some(check);
+        if *e == env {
+            env_check = Some(check);
         }
     }
-    let (new_objects, warnings) = match default_check {
+    let (new_objects, warnings) = match env_check {
         Some(check) if !check.broken.is_empty() => (check.objects, check.warnings),
         _ => {
-            let r = render::render_package(staged, new, None)?;
+            let r = render::render_package(staged, new, env)?;
             (r.objects, r.warnings)
         }
     };
     Ok(PackageUpgrade {
         package: new.name.clone(),
-        from: old.version.raw.clone(),
-        to: new.version.raw.clone(),
+        environment: env.map(str::to_owned),
+        from: old_view.version.raw.clone(),
+        to: new_view.version.raw.clone(),
         upstream: changes::compare(&old_upstream, &new_upstream),
-        rendered: changes::compare(&old_rendered.objects, &new_objects),
+        rendered: changes::compare(&old_objects, &new_objects),
         render_warnings: warnings,
         broken_overlays: broken
             .into_iter()
             .map(|(miss, environments)| BrokenOverlay {
-                package: format!("{} {}", new.name, new.version),
+                package: format!("{} {}", new.name, new_view.version),
                 file: miss.overlay,
                 operation: miss.operation,
                 selector: miss.selector,
                 environments,
             })
             .collect(),
-        notes: Vec::new(),
+        notes,
     })
 }
 
 // ---------------------------------------------------------------------------------------------
-// Editing the version line of kpin.yaml.
+// Editing versions in kpin.yaml, in place.
 // ---------------------------------------------------------------------------------------------
 
 /// Why a value in kpin.yaml could not be edited in place.
@@ -732,38 +932,78 @@ fn block_end(lines: &[&str], from: usize, parent: usize) -> usize {
     end
 }
 
+/// The keys of `path` found in the text, outermost first.
+struct Walk {
+    /// (line index, indentation) of each key found, up to the first one missing.
+    found: Vec<(usize, usize)>,
+    /// The walk stopped at a key whose value is an empty flow mapping (`{}`).
+    empty_flow: bool,
+}
+
+/// Follow `path` through block mappings. A key whose value is a non-empty flow collection on
+/// the way is refused (kpin does not edit flow style); one holding `{}` ends the walk.
+fn walk(lines: &[&str], path: &[&str]) -> Result<Walk, EditError> {
+    // The block to search: lines [from, to) at indentation `indent`.
+    let (mut from, mut to, mut indent) = (0, lines.len(), Some(0));
+    let mut out = Walk {
+        found: Vec::new(),
+        empty_flow: false,
+    };
+    for (depth, key) in path.iter().enumerate() {
+        let Some(level) = indent.or_else(|| lines[from..to].iter().find_map(|l| indent_of(l)))
+        else {
+            break;
+        };
+        let Some(line) = (from..to).find(|&i| {
+            indent_of(lines[i]) == Some(level) && key_of(lines[i]).is_some_and(|(k, _)| k == *key)
+        }) else {
+            break;
+        };
+        out.found.push((line, level));
+        if depth + 1 < path.len() {
+            let (_, after) = key_of(lines[line]).ok_or(EditError::Missing(key.to_string()))?;
+            let rest = value_text(&lines[line][after..]);
+            if rest == "{}" {
+                out.empty_flow = true;
+                break;
+            }
+            if rest.starts_with(['{', '[']) {
+                return Err(EditError::FlowStyle(path[..=depth].join(".")));
+            }
+            (from, to, indent) = (line + 1, block_end(lines, line + 1, level), None);
+        }
+    }
+    Ok(out)
+}
+
+/// The value after a key's colon, without its comment and surrounding space.
+fn value_text(after_colon: &str) -> &str {
+    let value = after_colon.trim_end_matches(['\n', '\r']);
+    let value = match value.find(" #") {
+        Some(i) => &value[..i],
+        None => value,
+    };
+    value.trim()
+}
+
 /// Find the scalar at `path`: (line index, value start byte, value end byte, quote char).
 fn locate_scalar(
     lines: &[&str],
     path: &[&str],
     dotted: &str,
 ) -> Result<(usize, usize, usize, Option<char>), EditError> {
-    let missing = |depth: usize| EditError::Missing(path[..=depth].join("."));
-    // The block to search: lines [from, to) at indentation `indent`.
-    let (mut from, mut to, mut indent) = (0, lines.len(), Some(0));
-    let mut found = None;
-    for (depth, key) in path.iter().enumerate() {
-        let level = indent
-            .or_else(|| lines[from..to].iter().find_map(|l| indent_of(l)))
-            .ok_or_else(|| missing(depth))?;
-        let line = (from..to)
-            .find(|&i| {
-                indent_of(lines[i]) == Some(level)
-                    && key_of(lines[i]).is_some_and(|(k, _)| k == *key)
-            })
-            .ok_or_else(|| missing(depth))?;
-        let (_, after) = key_of(lines[line]).ok_or_else(|| missing(depth))?;
-        if depth + 1 < path.len() {
-            let rest = lines[line][after..].trim();
-            if rest.starts_with(['{', '[']) {
-                return Err(EditError::FlowStyle(path[..=depth].join(".")));
-            }
-            (from, to, indent) = (line + 1, block_end(lines, line + 1, level), None);
-        }
-        found = Some((line, after));
+    let walked = walk(lines, path)?;
+    let depth = walked.found.len();
+    if depth < path.len() {
+        return Err(if walked.empty_flow {
+            EditError::FlowStyle(path[..depth].join("."))
+        } else {
+            EditError::Missing(path[..=depth].join("."))
+        });
     }
-    let (index, after_colon) = found.ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
+    let index = walked.found[depth - 1].0;
     let line = lines[index];
+    let (_, after_colon) = key_of(line).ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
     let value_start = after_colon
         + (line[after_colon..].len() - line[after_colon..].trim_start_matches(' ').len());
     let value = &line[value_start..];
@@ -797,6 +1037,265 @@ fn locate_scalar(
         }
         _ => Err(complex()),
     }
+}
+
+/// Like `set_scalar`, but a missing key is added, with the mappings that lead to it: in block
+/// style, at the end of the deepest mapping that exists (an empty `{}` one included), indented
+/// like its siblings. The result is checked by reading it back, like `set_scalar`'s.
+pub fn upsert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditError> {
+    match set_scalar(text, path, value) {
+        Err(EditError::Missing(_)) => insert_scalar(text, path, value),
+        Err(EditError::FlowStyle(at)) if walk_stops_at_empty_flow(text, path) => {
+            insert_scalar(text, path, value).map_err(|_| EditError::FlowStyle(at))
+        }
+        other => other,
+    }
+}
+
+fn walk_stops_at_empty_flow(text: &str, path: &[&str]) -> bool {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    walk(&lines, path).is_ok_and(|w| w.empty_flow)
+}
+
+fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditError> {
+    let dotted = path.join(".");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let walked = walk(&lines, path)?;
+    let depth = walked.found.len();
+    // Only below a key that exists: kpin never adds a top-level section.
+    let Some(&(parent, parent_indent)) = walked.found.last().filter(|_| depth < path.len()) else {
+        return Err(EditError::Missing(dotted));
+    };
+    let plain_key = |k: &str| {
+        !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !path[depth..].iter().all(|k| plain_key(k)) {
+        return Err(EditError::NotRoundTrip(dotted));
+    }
+    let parent_line = lines[parent];
+    let (_, after_colon) = key_of(parent_line).ok_or_else(|| EditError::Missing(dotted.clone()))?;
+    let parent_value = value_text(&parent_line[after_colon..]);
+    if !(parent_value.is_empty() || walked.empty_flow) {
+        return Err(EditError::ComplexValue(path[..depth].join(".")));
+    }
+    let eol = if parent_line.ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    // The indentation step of the file, from the keys found (two spaces in a flat file).
+    let unit = walked
+        .found
+        .windows(2)
+        .filter_map(|w| w[1].1.checked_sub(w[0].1).filter(|n| *n > 0))
+        .next_back()
+        .unwrap_or(2);
+    let end = if walked.empty_flow {
+        parent + 1
+    } else {
+        block_end(&lines, parent + 1, parent_indent)
+    };
+    let child_indent = lines[parent + 1..end]
+        .iter()
+        .find_map(|l| indent_of(l))
+        .unwrap_or(parent_indent + unit);
+    let written = |q: Option<char>| match q {
+        None => value.to_owned(),
+        _ => Value::String(value.to_owned()).to_string(),
+    };
+    let mut expected: Value = yaml::from_str(text, Path::new(MANIFEST_FILE))
+        .map_err(|_| EditError::NotRoundTrip(dotted.clone()))?;
+    {
+        let mut at = &mut expected;
+        for key in path {
+            if !at.is_object() {
+                *at = Value::Object(serde_json::Map::new());
+            }
+            at = at
+                .as_object_mut()
+                .ok_or_else(|| EditError::NotRoundTrip(dotted.clone()))?
+                .entry(key.to_string())
+                .or_insert(Value::Null);
+        }
+        *at = Value::String(value.to_owned());
+    }
+    for q in [None, Some('"')] {
+        let mut edited = String::with_capacity(text.len() + 64);
+        for (i, l) in lines.iter().enumerate() {
+            if i == end {
+                break;
+            }
+            if i == parent && walked.empty_flow {
+                // `key: {}  # note` becomes `key:  # note` with the new entries below it.
+                let brace = after_colon + parent_line[after_colon..].find("{}").unwrap_or(0);
+                edited.push_str(parent_line[..brace].trim_end());
+                let rest = &parent_line[brace + 2..];
+                let comment = rest.trim_end_matches(['\n', '\r']).trim_end();
+                if !comment.trim().is_empty() {
+                    edited.push(' ');
+                    edited.push_str(comment.trim_start());
+                }
+                edited.push_str(eol);
+                continue;
+            }
+            edited.push_str(l);
+        }
+        if !edited.is_empty() && !edited.ends_with('\n') {
+            edited.push_str(eol);
+        }
+        for (k, key) in path[depth..].iter().enumerate() {
+            edited.push_str(&" ".repeat(child_indent + k * unit));
+            edited.push_str(key);
+            edited.push(':');
+            if depth + k + 1 == path.len() {
+                edited.push(' ');
+                edited.push_str(&written(q));
+            }
+            edited.push_str(eol);
+        }
+        for l in &lines[end.min(lines.len())..] {
+            edited.push_str(l);
+        }
+        let reread: Option<Value> = yaml::from_str(&edited, Path::new(MANIFEST_FILE)).ok();
+        if reread.as_ref() == Some(&expected) {
+            return Ok(edited);
+        }
+    }
+    Err(EditError::NotRoundTrip(dotted))
+}
+
+/// Remove the scalar at `path` (its line), and the mappings on its path it leaves empty, but
+/// never those of the first `keep` keys. Comments inside a removed mapping go with it; the
+/// rest of the file stays as it was. Checked by reading the result back.
+pub fn remove_scalar(text: &str, path: &[&str], keep: usize) -> Result<String, EditError> {
+    let dotted = path.join(".");
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (index, ..) = locate_scalar(&lines, path, &dotted)?;
+    let found = walk(&lines, path)?.found;
+    let (mut start, mut end) = (index, index + 1);
+    for depth in (keep..path.len() - 1).rev() {
+        let (line, indent) = found[depth];
+        let block_to = block_end(&lines, line + 1, indent);
+        let others = (line + 1..block_to)
+            .any(|i| !(start..end).contains(&i) && indent_of(lines[i]).is_some());
+        if others {
+            break;
+        }
+        (start, end) = (line, block_to.max(end));
+    }
+    let mut expected: Value = yaml::from_str(text, Path::new(MANIFEST_FILE))
+        .map_err(|_| EditError::NotRoundTrip(dotted.clone()))?;
+    for depth in (keep.max(1)..path.len()).rev() {
+        let pointer: String = path[..depth]
+            .iter()
+            .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let Some(map) = expected
+            .pointer_mut(&pointer)
+            .and_then(Value::as_object_mut)
+        else {
+            return Err(EditError::NotRoundTrip(dotted));
+        };
+        map.remove(path[depth]);
+        if !map.is_empty() || depth <= keep {
+            break;
+        }
+    }
+    let edited: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(start..end).contains(i))
+        .map(|(_, l)| *l)
+        .collect();
+    let reread: Option<Value> = yaml::from_str(&edited, Path::new(MANIFEST_FILE)).ok();
+    if reread.as_ref() == Some(&expected) {
+        Ok(edited)
+    } else {
+        Err(EditError::NotRoundTrip(dotted))
+    }
+}
+
+/// Set `packages.<package>.environments.<env>.version` to `version` (adding what is missing),
+/// or remove it with `None` (and the mappings it leaves empty, up to the package).
+pub fn set_env_version(
+    text: &str,
+    package: &str,
+    env: &str,
+    version: Option<&str>,
+) -> Result<String, EditError> {
+    let path = ["packages", package, "environments", env, "version"];
+    match version {
+        Some(v) => upsert_scalar(text, &path, v),
+        None => remove_scalar(text, &path, 2),
+    }
+}
+
+/// `set_env_version` with the error mapped for users: names the file and gives a hint.
+pub fn edit_env_version(
+    text: &str,
+    manifest_path: &Path,
+    package: &str,
+    env: &str,
+    version: Option<&str>,
+) -> Result<String> {
+    set_env_version(text, package, env, version)
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "{}: cannot {} the version of `{package}` in environment {env} in place",
+                manifest_path.display(),
+                if version.is_some() { "set" } else { "remove" }
+            ))
+        })
+        .hint(format!(
+            "write `packages.{package}.environments` in block style (one key per line), or edit it by hand"
+        ))
+}
+
+/// kpin.yaml `text` with the versions of `package` in their canonical form, and what changed
+/// for the report: when every environment runs one version, it becomes the package's
+/// `version`; an environment's own version equal to the package's is removed (it follows the
+/// package again).
+pub fn normalise_versions(
+    text: &str,
+    manifest_path: &Path,
+    package: &str,
+) -> Result<(String, Vec<String>)> {
+    let manifest = Manifest::parse(text, manifest_path)?;
+    let Some(p) = manifest.packages.get(package) else {
+        return Ok((text.to_owned(), Vec::new()));
+    };
+    let mut text = text.to_owned();
+    let mut notes = Vec::new();
+    let mut version = p.version.raw.clone();
+    let used: std::collections::BTreeSet<&str> = manifest
+        .environments
+        .keys()
+        .map(|e| p.version_in(Some(e)).raw.as_str())
+        .collect();
+    let collapsed = match used.into_iter().collect::<Vec<_>>().as_slice() {
+        [only] if *only != version => Some((*only).to_owned()),
+        _ => None,
+    };
+    if let Some(only) = &collapsed {
+        text = edit_manifest_version(&text, manifest_path, package, only)?;
+        notes.push(format!(
+            "every environment runs {only} now: it becomes the package's version ({version} before), and the environments' own versions go"
+        ));
+        version.clone_from(only);
+    }
+    for (env, v) in &p.env_versions {
+        if v.raw == version {
+            text = edit_env_version(&text, manifest_path, package, env, None)?;
+            if collapsed.is_none() {
+                notes.push(format!(
+                    "{env} follows the package's version {version} again: environments.{env}.version removed"
+                ));
+            }
+        }
+    }
+    Ok((text, notes))
 }
 
 /// `set_package_version` with the error mapped for users: names the file and gives a hint.
@@ -940,6 +1439,117 @@ packages:
         let single = "packages:\n  a:\n    sha256: ab\n    version: 1.0.0\n";
         let out = set_scalar(single, &["packages", "a", "sha256"], "cd").unwrap();
         assert_eq!(out, "packages:\n  a:\n    sha256: cd\n    version: 1.0.0\n");
+    }
+
+    const ENVS: &str = "\
+environments:
+  dev: {}
+  qa: {}
+  prod: {}
+packages:
+  web:
+    version: 1.9.4 # everyone
+    url: https://x/{version}/a.yaml
+  app:
+    version: 1.0.0
+    url: https://x/{version}/a.yaml
+    environments:
+      # dev is special
+      dev:
+        overlays: [o.yaml]
+      qa: {}   # nothing yet
+";
+
+    #[test]
+    fn an_environment_version_is_added_where_its_mapping_is() {
+        // No `environments:` under the package yet: the whole path is added at its end.
+        let out = set_env_version(ENVS, "web", "dev", Some("1.10.6")).unwrap();
+        assert_eq!(
+            out,
+            ENVS.replace(
+                "    url: https://x/{version}/a.yaml\n  app:",
+                "    url: https://x/{version}/a.yaml\n    environments:\n      dev:\n        version: 1.10.6\n  app:"
+            )
+        );
+        // Below an existing block mapping, and into an empty `{}` one (its comment kept).
+        let out = set_env_version(ENVS, "app", "dev", Some("1.10")).unwrap();
+        assert!(
+            out.contains("        overlays: [o.yaml]\n        version: \"1.10\"\n      qa: {}"),
+            "{out}"
+        );
+        let out = set_env_version(ENVS, "app", "qa", Some("2.0.0")).unwrap();
+        assert!(
+            out.contains("      qa: # nothing yet\n        version: 2.0.0\n"),
+            "{out}"
+        );
+        // A missing environment mapping is added after the others.
+        let out = set_env_version(ENVS, "app", "prod", Some("2.0.0")).unwrap();
+        assert!(
+            out.ends_with("      qa: {}   # nothing yet\n      prod:\n        version: 2.0.0\n"),
+            "{out}"
+        );
+        // And an existing value is edited like any scalar.
+        let again = set_env_version(&out, "app", "prod", Some("2.1.0")).unwrap();
+        assert_eq!(again, out.replace("version: 2.0.0", "version: 2.1.0"));
+    }
+
+    #[test]
+    fn removing_an_environment_version_removes_what_it_leaves_empty() {
+        for (package, env) in [("web", "dev"), ("app", "dev"), ("app", "prod")] {
+            let added = set_env_version(ENVS, package, env, Some("3.0.0")).unwrap();
+            let removed = set_env_version(&added, package, env, None).unwrap();
+            assert_eq!(removed, ENVS, "{package} {env}");
+        }
+        // `qa: {}` held nothing before either: the mapping goes with the version.
+        let added = set_env_version(ENVS, "app", "qa", Some("3.0.0")).unwrap();
+        let removed = set_env_version(&added, "app", "qa", None).unwrap();
+        assert_eq!(removed, ENVS.replace("      qa: {}   # nothing yet\n", ""));
+        let flow =
+            "packages:\n  a:\n    version: 1.0.0\n    environments: {dev: {version: 2.0.0}}\n";
+        assert!(matches!(
+            set_env_version(flow, "a", "dev", None),
+            Err(EditError::FlowStyle(_))
+        ));
+        let err =
+            edit_env_version(flow, Path::new("kpin.yaml"), "a", "dev", Some("3.0.0")).unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("cannot set the version of `a` in environment dev in place"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hint: write `packages.a.environments` in block style"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn normalising_collapses_one_version_everywhere_into_the_package_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kpin.yaml");
+        let mut text = ENVS.to_owned();
+        for env in ["dev", "qa"] {
+            text = set_env_version(&text, "web", env, Some("1.10.6")).unwrap();
+        }
+        // dev and qa ahead, prod behind: nothing to tidy.
+        let (same, notes) = normalise_versions(&text, &path, "web").unwrap();
+        assert_eq!((same.as_str(), notes.len()), (text.as_str(), 0));
+        // prod too: the package's version moves, the environments' own versions go.
+        text = set_env_version(&text, "web", "prod", Some("1.10.6")).unwrap();
+        let (out, notes) = normalise_versions(&text, &path, "web").unwrap();
+        assert_eq!(out, ENVS.replace("1.9.4 # everyone", "1.10.6 # everyone"));
+        assert!(
+            notes[0].starts_with("every environment runs 1.10.6 now"),
+            "{notes:?}"
+        );
+        // An environment back on the package's version follows it again.
+        let back = set_env_version(ENVS, "web", "dev", Some("1.9.4")).unwrap();
+        let (out, notes) = normalise_versions(&back, &path, "web").unwrap();
+        assert_eq!(out, ENVS);
+        assert_eq!(
+            notes,
+            ["dev follows the package's version 1.9.4 again: environments.dev.version removed"]
+        );
     }
 
     proptest::proptest! {

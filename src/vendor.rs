@@ -1,7 +1,8 @@
 //! What vendor/ holds, decided in one place for `sync` (which removes what is stale) and
 //! `verify` (which reports it): the directories kpin manages — the packages of kpin.yaml and of
-//! the previous kpin.lock, one directory per version in use — and everything else, which kpin
-//! never touches (a Go `vendor/github.com` tree, a README).
+//! the previous kpin.lock, one directory per version in use by the package or any of its
+//! environments — and everything else, which kpin never touches (a Go `vendor/github.com` tree,
+//! a README).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,9 +51,10 @@ pub fn extras(
         }
         match manifest.packages.get(&name) {
             Some(package) => {
+                let in_use = package.versions_in_use();
                 for version in sorted_entries(&path)? {
                     let v = file_name(&version);
-                    if v == package.version.raw {
+                    if in_use.iter().any(|u| u.raw == v) {
                         continue;
                     }
                     out.push(if v.starts_with(".kpin-") {
@@ -91,17 +93,19 @@ fn file_name(path: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// dev's 3.0.0 is in use next to the package's 2.0.0; 1.0.0 is no one's.
     #[test]
     fn only_what_kpin_put_there_is_stale() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let manifest = Manifest::parse(
-            "packages:\n  web:\n    version: 2.0.0\n    path: mirror/{version}\n",
+            "environments:\n  dev: {}\n  prod: {}\npackages:\n  web:\n    version: 2.0.0\n    path: mirror/{version}\n    environments:\n      dev:\n        version: 3.0.0\n",
             &root.join("kpin.yaml"),
         )
         .unwrap();
         for d in [
             "vendor/web/2.0.0",
+            "vendor/web/3.0.0",
             "vendor/web/1.0.0",
             "vendor/gone/1.0.0",
             "vendor/github.com/x/y",
@@ -114,10 +118,9 @@ mod tests {
         lock.packages.insert(
             "gone".into(),
             crate::lockfile::LockedPackage {
-                version: "1.0.0".into(),
                 source: "path".into(),
-                manifest_digest: String::new(),
-                files: Vec::new(),
+                versions: Vec::new(),
+                environments: Default::default(),
                 overlays_digest: None,
                 rendered: Default::default(),
             },

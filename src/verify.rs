@@ -1,7 +1,7 @@
 //! `kpin verify`: offline agreement check of kpin.yaml, kpin.lock and vendor/, listing every
 //! problem found rather than stopping at the first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::path::Path;
@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::fetch;
-use crate::lockfile::{LockedPackage, Lockfile};
-use crate::manifest::{Manifest, Package, Source};
+use crate::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
+use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
 use crate::vendor::{self, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
@@ -26,12 +26,19 @@ pub enum Problem {
     LockMissing,
     /// A package of kpin.yaml has no lock entry.
     PackageNotLocked { package: String },
-    /// The kpin.yaml entry changed since it was locked (version, source or pins).
+    /// The kpin.yaml entry changed since it was locked (version, source or pins); with
+    /// `environment`, the version of that environment changed.
     StaleEntry {
         package: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        environment: Option<String>,
         locked_version: String,
         version: String,
     },
+    /// kpin.lock was written in an older format; `kpin sync` rewrites it.
+    LockFormat { found: u32, current: u32 },
+    /// kpin.lock records a version of the package that no environment uses.
+    VersionNotInUse { package: String, version: String },
     /// kpin.lock has a package that kpin.yaml no longer lists.
     NotInManifest { package: String },
     /// A local `path:` source no longer has the locked files.
@@ -73,6 +80,7 @@ impl fmt::Display for Problem {
             Problem::PackageNotLocked { package } => write!(f, "{package}: not in kpin.lock"),
             Problem::StaleEntry {
                 package,
+                environment: None,
                 locked_version,
                 version,
             } => {
@@ -81,6 +89,25 @@ impl fmt::Display for Problem {
                     "{package}: kpin.yaml entry changed since it was locked (locked {locked_version}, now {version})"
                 )
             }
+            Problem::StaleEntry {
+                package,
+                environment: Some(env),
+                locked_version,
+                version,
+            } => {
+                write!(
+                    f,
+                    "{package}: the version of environment `{env}` changed since it was locked (locked {locked_version}, now {version})"
+                )
+            }
+            Problem::LockFormat { found, current } => write!(
+                f,
+                "kpin.lock is in lockfile format {found}; this kpin writes format {current}"
+            ),
+            Problem::VersionNotInUse { package, version } => write!(
+                f,
+                "{package}: kpin.lock records version {version}, which no environment uses"
+            ),
             Problem::NotInManifest { package } => {
                 write!(f, "{package}: locked but not in kpin.yaml")
             }
@@ -193,8 +220,8 @@ where
     }
 }
 
-/// Every problem found, in a stable order (by package, then file). Errors are I/O failures
-/// and an unreadable lockfile, not disagreements.
+/// Every problem found, in a stable order (by package, then version, then file). Errors are
+/// I/O failures and an unreadable lockfile, not disagreements.
 pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     let Some(lock) = Lockfile::load(&manifest.lock_path())? else {
@@ -202,6 +229,12 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
         problems.extend(extra_vendor_dirs(manifest, None)?);
         return Ok(problems);
     };
+    if lock.version != LOCK_FORMAT {
+        problems.push(Problem::LockFormat {
+            found: lock.version,
+            current: LOCK_FORMAT,
+        });
+    }
     for package in manifest.packages.values() {
         let Some(entry) = lock.packages.get(&package.name) else {
             problems.push(Problem::PackageNotLocked {
@@ -209,20 +242,22 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
             });
             continue;
         };
-        if entry.manifest_digest != package.manifest_digest || entry.version != package.version.raw
-        {
-            problems.push(Problem::StaleEntry {
-                package: package.name.clone(),
-                locked_version: entry.version.clone(),
-                version: package.version.raw.clone(),
-            });
+        let stale = stale_entry(manifest, package, entry);
+        if !stale.is_empty() {
+            problems.extend(stale);
             continue;
         }
         let before = problems.len();
-        if matches!(package.source, Source::Path { .. }) {
-            problems.extend(local_source_problems(manifest, package, entry)?);
+        for version in package.versions_in_use() {
+            let view = package.at_version(version);
+            let Some(locked) = entry.version(&version.raw) else {
+                continue; // `stale_entry` reported it.
+            };
+            if matches!(package.source, Source::Path { .. }) {
+                problems.extend(local_source_problems(manifest, &view, locked)?);
+            }
+            problems.extend(vendor_problems(manifest, &view, locked)?);
         }
-        problems.extend(vendor_problems(manifest, package, entry)?);
         if problems.len() == before
             && let Some(hook) = hook
         {
@@ -243,11 +278,80 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
     Ok(problems)
 }
 
-/// Files of `vendor/<package>/<version>` against the lock entry.
-fn vendor_problems(
+/// How the lock entry disagrees with kpin.yaml about what is fetched: an environment (or the
+/// package) on another version, a version whose source or pins changed, a locked version no
+/// environment uses.
+pub(crate) fn stale_entry(
     manifest: &Manifest,
     package: &Package,
     entry: &LockedPackage,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let now = manifest.environment_versions(package);
+    let follows_default = |versions: &BTreeMap<String, String>, env: &str| {
+        versions.get(env) == versions.get(DEFAULT_ENV)
+    };
+    for (env, version) in &now {
+        // An environment added since the lock is the render stage's to report (its render
+        // digest is missing) when its version is locked.
+        let locked = match entry.environments.get(env) {
+            Some(l) => l.clone(),
+            None if env != DEFAULT_ENV && entry.version(version).is_some() => continue,
+            None => "-".to_owned(),
+        };
+        // An environment that follows the package's version on both sides moved with it: the
+        // package's own line says so.
+        let moved_with_package = env != DEFAULT_ENV
+            && follows_default(&now, env)
+            && follows_default(&entry.environments, env);
+        if locked != *version && !moved_with_package {
+            problems.push(Problem::StaleEntry {
+                package: package.name.clone(),
+                environment: (env != DEFAULT_ENV).then(|| env.clone()),
+                locked_version: locked,
+                version: version.clone(),
+            });
+        }
+    }
+    let in_use = package.versions_in_use();
+    for version in &in_use {
+        let view = package.at_version(version);
+        let fresh = entry
+            .version(&version.raw)
+            .is_some_and(|l| l.manifest_digest == view.manifest_digest);
+        let reported = problems
+            .iter()
+            .any(|p| matches!(p, Problem::StaleEntry { version: v, .. } if *v == version.raw));
+        if !fresh && !reported {
+            problems.push(Problem::StaleEntry {
+                package: package.name.clone(),
+                environment: None,
+                locked_version: version.raw.clone(),
+                version: version.raw.clone(),
+            });
+        }
+    }
+    for locked in &entry.versions {
+        let used = in_use.iter().any(|v| v.raw == locked.version);
+        let reported = problems.iter().any(
+            |p| matches!(p, Problem::StaleEntry { locked_version: v, .. } if *v == locked.version),
+        );
+        if !used && !reported {
+            problems.push(Problem::VersionNotInUse {
+                package: package.name.clone(),
+                version: locked.version.clone(),
+            });
+        }
+    }
+    problems
+}
+
+/// Files of `vendor/<package>/<version>` against the locked version (`package` is a view at
+/// that version, see `Package::at_version`).
+fn vendor_problems(
+    manifest: &Manifest,
+    package: &Package,
+    entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
     let dir = manifest.package_vendor_dir(package);
     let (name, version) = (&package.name, &package.version.raw);
@@ -292,11 +396,12 @@ fn vendor_problems(
     Ok(problems)
 }
 
-/// A local `path:` source re-read: the files it has now against the locked ones.
+/// A local `path:` source re-read: the files it has now against the locked ones (`package` is
+/// a view at one version).
 fn local_source_problems(
     manifest: &Manifest,
     package: &Package,
-    entry: &LockedPackage,
+    entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
     // Path sources never touch the network, so resolving them needs no runtime.
     let files = futures::executor::block_on(fetch::resolve(manifest, package, None))?;

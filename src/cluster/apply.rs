@@ -3,7 +3,8 @@
 //! CRDs are established, then the rest package by package, stage by stage (admission webhooks
 //! last), with bounded parallelism within a stage. A dry-run comparison keeps unchanged objects
 //! from being patched; client-side-apply migration, conflicts, immutable fields (`--recreate`),
-//! prune (see [`super::prune`]) and readiness waits follow.
+//! prune (see [`super::prune`]) and readiness waits follow. Once every object of a package
+//! applied, its parent records what runs ([`Deployed`]): version, environment, render digest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use futures::StreamExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::applyset::Contents;
+use super::applyset::{Contents, Deployed};
 use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
 use super::package::{self, CustomKinds, ParentState, Prepared, prepare_package, read_parent};
@@ -25,7 +26,7 @@ use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
 use crate::progress::{Reporter, Task};
-use crate::render::RenderedPackage;
+use crate::render::{self, DEFAULT_ENV, RenderedPackage};
 
 /// Objects with this annotation set to `"true"` are deleted and re-created when an immutable
 /// field changes, even without `--recreate`.
@@ -500,6 +501,10 @@ struct Run<'a> {
     rendered: &'a RenderedPackage,
     prepared: Prepared,
     parent: ParentState,
+    /// What the parent holds now: what was live, then what this apply wrote.
+    parent_now: (Contents, Option<Deployed>),
+    /// What the parent says runs once every object applied.
+    deployed: Deployed,
     /// What the parent records once this apply is done (without prune: the union).
     desired: Contents,
     /// What `--prune` will do, decided before anything is written.
@@ -624,8 +629,15 @@ async fn start_package<'a>(
         }
         None => None,
     };
+    let deployed = Deployed {
+        version: p.rendered.version.clone(),
+        environment: p.rendered.env.as_deref().unwrap_or(DEFAULT_ENV).to_owned(),
+        rendered_digest: render::rendered_digest(&p.rendered.objects),
+    };
     Ok(Run {
         rendered: p.rendered,
+        parent_now: (parent.recorded.clone(), parent.deployed.clone()),
+        deployed,
         desired: Contents::of(&prepared.objects, ns),
         prepared,
         parent,
@@ -724,19 +736,23 @@ async fn apply_selected(
     }
     task.finish();
 
-    // 4. Prune, then wait, per package that applied cleanly.
+    // 4. Prune, record what runs, then wait, per package that applied cleanly.
     for run in &mut runs {
         if run.failed {
             continue;
         }
+        let mut contents = run.parent_now.0.clone();
         if let Some(plan) = &run.plan {
             let pruned = prune::execute(cluster, plan, &run.rendered_refs, opts.dry_run).await;
             run.failed |= pruned.iter().any(|r| r.action == Action::Failed);
             run.results.extend(pruned);
-            let after = plan.contents_after(&run.desired, &run.prepared.parent_ns);
-            if !opts.dry_run && !run.failed && after != run.parent.recorded.union(&run.desired) {
-                applier.write_parent(run, &after).await?;
-            }
+            contents = plan.contents_after(&run.desired, &run.prepared.parent_ns);
+        }
+        // Every object is in: the parent says what runs (a failed prune leaves it as it was).
+        let now = (contents, Some(run.deployed.clone()));
+        if !opts.dry_run && !run.failed && now != run.parent_now {
+            applier.write_parent(run, &now.0, now.1.as_ref()).await?;
+            run.parent_now = now;
         }
         if let (Some(timeout), false, false) = (opts.wait, opts.dry_run, run.failed) {
             let workloads = &run.watched;
@@ -783,22 +799,30 @@ impl Applier<'_> {
                 return Ok(());
             }
         }
-        let run = &runs[i];
+        let run = &mut runs[i];
         let superset = run.parent.recorded.union(&run.desired);
         if run.parent.live.is_none() || superset != run.parent.recorded {
-            self.write_parent(run, &superset).await?;
+            // What runs has not changed yet: the old record stays until every object applied.
+            let deployed = run.parent_now.1.clone();
+            self.write_parent(run, &superset, deployed.as_ref()).await?;
+            run.parent_now = (superset, deployed);
         }
         Ok(())
     }
 
-    async fn write_parent(&self, run: &Run<'_>, contents: &Contents) -> Result<()> {
+    async fn write_parent(
+        &self,
+        run: &Run<'_>,
+        contents: &Contents,
+        deployed: Option<&Deployed>,
+    ) -> Result<()> {
         let parent = &run.prepared.parent;
         run.parent
             .api
             .patch(
                 &parent.name,
                 &PatchParams::apply(&self.opts.field_manager).force(),
-                &Patch::Apply(&parent.object(contents)),
+                &Patch::Apply(&parent.object(contents, deployed)),
             )
             .await
             .with_context(|| {

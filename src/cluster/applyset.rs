@@ -1,6 +1,8 @@
 //! The ApplySet convention (KEP-3659, readable by `kubectl apply --prune --applyset`): a parent
 //! ConfigMap per package records which group-kinds and namespaces its members live in, and each
-//! member carries the `applyset.kubernetes.io/part-of` label.
+//! member carries the `applyset.kubernetes.io/part-of` label. kpin adds what runs: the
+//! package's version, environment and rendered digest of the last complete apply
+//! ([`Deployed`]), which `kpin status` compares with kpin.lock.
 
 use std::collections::BTreeSet;
 
@@ -17,6 +19,49 @@ pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 /// Members with this annotation set to `keep` survive `--prune`.
 pub const KEEP_ANNOTATION: &str = "kpin.dev/prune";
+/// The version of the package the last complete apply applied.
+pub const VERSION_ANNOTATION: &str = "kpin.dev/version";
+/// The environment it was rendered for (`default` without `--env`).
+pub const ENVIRONMENT_ANNOTATION: &str = "kpin.dev/environment";
+/// The digest of its render, as kpin.lock records renders (`rendered.<env>`).
+pub const DIGEST_ANNOTATION: &str = "kpin.dev/rendered-digest";
+
+/// What a package's parent says runs: written once every object of an apply succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    pub version: String,
+    pub environment: String,
+    pub rendered_digest: String,
+}
+
+impl Deployed {
+    /// Read from a live parent; `None` when it records none (written by an older kpin, or no
+    /// apply of the package completed yet).
+    pub fn from_parent(parent: &Value) -> Option<Deployed> {
+        let ann = |key: &str| {
+            parent
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Some(Deployed {
+            version: ann(VERSION_ANNOTATION)?,
+            environment: ann(ENVIRONMENT_ANNOTATION).unwrap_or_default(),
+            rendered_digest: ann(DIGEST_ANNOTATION)?,
+        })
+    }
+}
+
+/// The kpin that last wrote a parent (`kpin/0.1.0`), from its tooling annotation.
+pub fn tooling(parent: &Value) -> Option<String> {
+    parent
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(TOOLING))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
 
 /// The parent object of one package's ApplySet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,10 +179,10 @@ impl Parent {
         )
     }
 
-    /// The parent object recording `contents`, to be server-side applied.
-    pub fn object(&self, contents: &Contents) -> Value {
+    /// The parent object recording `contents` and what runs, to be server-side applied.
+    pub fn object(&self, contents: &Contents, deployed: Option<&Deployed>) -> Value {
         let join = |items: Vec<String>| items.join(",");
-        json!({
+        let mut parent = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -150,7 +195,18 @@ impl Parent {
                     NAMESPACES: join(contents.namespaces.iter().cloned().collect()),
                 },
             },
-        })
+        });
+        if let (Some(d), Some(ann)) = (
+            deployed,
+            parent
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut),
+        ) {
+            ann.insert(VERSION_ANNOTATION.into(), d.version.clone().into());
+            ann.insert(ENVIRONMENT_ANNOTATION.into(), d.environment.clone().into());
+            ann.insert(DIGEST_ANNOTATION.into(), d.rendered_digest.clone().into());
+        }
+        parent
     }
 }
 
@@ -216,7 +272,15 @@ mod tests {
         ];
         let p = Parent::for_package("demo", "apps");
         let c = Contents::of(&objects, "apps");
-        let parent = p.object(&c);
+        let deployed = Deployed {
+            version: "1.2.0".into(),
+            environment: "prod".into(),
+            rendered_digest: "sha256:ab".into(),
+        };
+        let parent = p.object(&c, Some(&deployed));
+        assert_eq!(Deployed::from_parent(&parent), Some(deployed));
+        assert_eq!(Deployed::from_parent(&p.object(&c, None)), None);
+        assert_eq!(tooling(&parent), Some(format!("kpin/{}", crate::VERSION)));
         assert_eq!(
             parent["metadata"]["annotations"][GROUP_KINDS],
             "ClusterRole.rbac.authorization.k8s.io,ConfigMap,Deployment.apps"

@@ -108,11 +108,16 @@ async fn diff_package(
     warnings.extend(changes::recreate_warning(&immutable).map(|w| {
         format!("{w}; the server refused their dry run, so their diffs compare with the render")
     }));
+    // The parent says which version the last complete apply applied; without a record, both
+    // sides name the render's.
+    let live_version = state
+        .deployed
+        .as_ref()
+        .map_or_else(|| rendered.version.clone(), |d| d.version.clone());
     Ok(Section {
         package: rendered.name.clone(),
         title: String::new(),
-        // The cluster does not record which version was applied; both sides name the render's.
-        version_before: Some(rendered.version.clone()),
+        version_before: Some(live_version),
         version_after: Some(rendered.version.clone()),
         notes,
         warnings,

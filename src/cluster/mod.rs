@@ -11,6 +11,8 @@
 //! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
 //! - [`wait`]: readiness of workloads, Jobs, CRDs and APIServices
 //! - [`report`]: what happened per object, as a table or JSON
+//! - [`status`]: what runs where (`kpin status`): the parents' records against kpin.lock, and
+//!   drift
 
 pub mod apply;
 pub mod applyset;
@@ -21,6 +23,7 @@ pub mod discovery;
 pub mod package;
 pub mod prune;
 pub mod report;
+pub mod status;
 pub mod wait;
 
 use kube::api::{DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams};

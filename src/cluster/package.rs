@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::applyset::{self, Contents, Parent};
+use super::applyset::{self, Contents, Deployed, Parent};
 use super::{Cluster, ClusterError, ResourceApi, api_for, apply_body, get};
 use crate::kinds;
 use crate::object::Object;
@@ -145,6 +145,8 @@ pub(crate) struct ParentState {
     pub live: Option<Value>,
     /// What the live parent records (empty when there is none).
     pub recorded: Contents,
+    /// What it says runs, when it says.
+    pub deployed: Option<Deployed>,
 }
 
 /// Read the parent and refuse one that another tool manages.
@@ -174,10 +176,12 @@ pub(crate) async fn read_parent(
         .into());
     }
     let recorded = live.as_ref().map(Contents::from_parent).unwrap_or_default();
+    let deployed = live.as_ref().and_then(Deployed::from_parent);
     Ok(ParentState {
         api,
         live,
         recorded,
+        deployed,
     })
 }
 

@@ -8,9 +8,10 @@ use kpin::cluster::apply::{ApplyOptions, Selected, apply_all};
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
+use kpin::lockfile::Lockfile;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
-use kpin::render::{RenderedPackage, render_package};
+use kpin::render::{self, DEFAULT_ENV, RenderedPackage, render_package};
 
 use super::Ctx;
 use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat, ValidateArgs};
@@ -44,7 +45,31 @@ pub(super) fn plan(
     lock: &LockedArg,
     validate: &ValidateArgs,
 ) -> Result<Plan> {
-    let manifest = ctx.checked_manifest(lock)?;
+    let plan = render_plan(ctx.checked_manifest(lock)?, packages, env)?;
+    for (rendered, _) in &plan.packages {
+        for w in &rendered.warnings {
+            ctx.term.warn(&format!("{}: {w}", rendered.name));
+        }
+    }
+    let rendered: Vec<_> = plan.packages.iter().map(|(r, _)| r).collect();
+    super::validate(
+        ctx,
+        &plan.manifest,
+        env,
+        &rendered,
+        validate,
+        true,
+        "nothing was sent to the cluster",
+    )?;
+    Ok(plan)
+}
+
+/// Render the selected packages of `manifest` for `env` (each in the version it uses there).
+pub(super) fn render_plan(
+    manifest: Manifest,
+    packages: &[String],
+    env: Option<&str>,
+) -> Result<Plan> {
     if let Some(env) = env {
         manifest.environment(env)?;
     }
@@ -52,26 +77,38 @@ pub(super) fn plan(
     for package in manifest.select(packages)? {
         let r = render_package(&manifest, package, env)
             .with_context(|| format!("rendering package {}", package.name))?;
-        for w in &r.warnings {
-            ctx.term.warn(&format!("{}: {w}", package.name));
-        }
         rendered.push((r, package.namespace.clone()));
     }
-    let packages: Vec<_> = rendered.iter().map(|(r, _)| r).collect();
-    super::validate(
-        ctx,
-        &manifest,
-        env,
-        &packages,
-        validate,
-        true,
-        "nothing was sent to the cluster",
-    )?;
     Ok(Plan {
         env: env.map(str::to_owned),
         manifest,
         packages: rendered,
     })
+}
+
+/// The ApplySet parents record the digest of each render applied, which `kpin status`
+/// compares with kpin.lock: say beforehand when the lock records another render (an apply
+/// without `--locked` of a working tree that differs from it). Without a lock there is nothing
+/// to compare with.
+fn warn_unlocked_renders(ctx: &Ctx<'_>, plan: &Plan) -> Result<()> {
+    let Some(lock) = Lockfile::load(&plan.manifest.lock_path())? else {
+        return Ok(());
+    };
+    let env = plan.env.as_deref().unwrap_or(DEFAULT_ENV);
+    for (rendered, _) in &plan.packages {
+        let locked = lock
+            .packages
+            .get(&rendered.name)
+            .and_then(|p| p.rendered.get(env));
+        if locked == Some(&render::rendered_digest(&rendered.objects)) {
+            continue;
+        }
+        ctx.term.warn(&format!(
+            "{} {}: kpin.lock records another render for {env}; `kpin status` will show what this apply leaves as not matching the lock (run `kpin sync` and commit kpin.lock)",
+            rendered.name, rendered.version
+        ));
+    }
+    Ok(())
 }
 
 /// Connect to the cluster the flags and the environment select, and say which one it is.
@@ -104,6 +141,9 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         &args.lock,
         &args.validate,
     )?;
+    if !args.dry_run {
+        warn_unlocked_renders(ctx, &plan)?;
+    }
     let cluster = connect(ctx, &args.cluster, &plan).await?;
     let opts = ApplyOptions {
         field_manager: args.field_manager.clone(),

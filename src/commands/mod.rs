@@ -4,7 +4,9 @@ mod apply;
 mod diff;
 mod diff_base;
 mod outdated;
+mod promote;
 mod render;
+mod status;
 mod sync;
 mod upgrade;
 mod verify;
@@ -147,6 +149,8 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
         Command::Apply(args) => block_on(apply::run(&ctx, args)),
         Command::Outdated(args) => block_on(outdated::run(&ctx, args)),
         Command::Upgrade(args) => block_on(upgrade::run(&ctx, args)),
+        Command::Promote(args) => block_on(promote::run(&ctx, args)),
+        Command::Status(args) => block_on(status::run(&ctx, args)),
         Command::Schema(args) => {
             let schema = match args.kind {
                 SchemaKind::Manifest => manifest::json_schema(),

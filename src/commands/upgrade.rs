@@ -1,5 +1,6 @@
 //! `kpin upgrade`: pick target versions (from `--to` or the version feed within constraints),
-//! run the upgrade and print its report; refused upgrades exit 2 after the report.
+//! for the package or one environment (`--env`), run the upgrade and print its report; refused
+//! upgrades exit 2 after the report. `kpin promote` prints through `finish` too.
 
 use std::io::IsTerminal;
 
@@ -10,13 +11,16 @@ use kpin::fetch::{Cache, Client, cache};
 use kpin::manifest::{Manifest, Package};
 use kpin::outdated;
 use kpin::progress::Reporter;
-use kpin::upgrade::{self, Fetcher, Target, UpgradeOptions};
+use kpin::upgrade::{self, Fetcher, Target, UpgradeOptions, UpgradeReport, Verb};
 
 use super::Ctx;
 use crate::cli::{DiffFormat, UpgradeArgs};
 
 pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
+    if let Some(env) = &args.env {
+        manifest.environment(env)?;
+    }
     let client = Client::new(args.net.to_options())?;
     let targets = choose_targets(ctx, &manifest, &args, &client).await?;
     if targets.is_empty() {
@@ -30,14 +34,28 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
     let options = UpgradeOptions {
         allow_broken_overlays: args.allow_broken_overlays,
         dry_run: args.dry_run,
+        verb: Verb::Upgrade,
     };
     let report = upgrade::upgrade(&manifest, &targets, &fetcher, &options, ctx.term).await?;
+    finish(ctx, &report, args.output, &options)
+}
+
+/// Print an upgrade's (or promotion's) report; a refusal for broken overlays exits 2 after it.
+pub(super) fn finish(
+    ctx: &Ctx<'_>,
+    report: &UpgradeReport,
+    output: DiffFormat,
+    options: &UpgradeOptions,
+) -> Result<Outcome> {
     let diff = DiffOptions {
         color: ctx.term.color() && std::io::stdout().is_terminal(),
-        labels: ("current".to_owned(), "upgraded".to_owned()),
+        labels: match options.verb {
+            Verb::Upgrade => ("current".to_owned(), "upgraded".to_owned()),
+            Verb::Promote => ("current".to_owned(), "promoted".to_owned()),
+        },
         ..DiffOptions::default()
     };
-    match args.output {
+    match output {
         DiffFormat::Text => super::out(&report.to_text(&diff))?,
         DiffFormat::Json => super::out(&format!(
             "{}\n",
@@ -46,11 +64,12 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         DiffFormat::Markdown => super::out(&report.to_markdown(&diff))?,
     }
     let broken = report.broken_overlays().count();
-    if broken > 0 && !args.allow_broken_overlays {
+    let noun = options.verb.noun();
+    if broken > 0 && !options.allow_broken_overlays {
         return Err(anyhow::anyhow!(
-            "upgrade not written: {broken} overlay operation(s) match nothing in the new version"
+            "{noun} not written: {broken} overlay operation(s) match nothing in the new version"
         ))
-        .hint("fix the overlays listed above, or pass --allow-broken-overlays to write the upgrade anyway");
+        .hint(format!("fix the overlays listed above, or pass --allow-broken-overlays to write the {noun} anyway"));
     }
     if !report.written {
         ctx.term.status(
@@ -61,25 +80,34 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// `--to` for one package, else the newest version within each package's constraint.
+/// `--to` for one package, else the newest version within each package's constraint; for the
+/// environment's version with `--env`.
 async fn choose_targets(
     ctx: &Ctx<'_>,
     manifest: &Manifest,
     args: &UpgradeArgs,
     client: &Client,
 ) -> Result<Vec<Target>> {
-    let selected: Vec<&Package> = match &args.package {
+    let env = args.env.as_deref();
+    // Each package as the environment runs it: its version is what the feed is compared with.
+    let selected: Vec<Package> = match &args.package {
         Some(name) => manifest.select(std::slice::from_ref(name))?,
         None => manifest.packages.values().collect(),
+    }
+    .into_iter()
+    .map(|p| p.for_env(env))
+    .collect();
+    let target = |package: &str, version: &str| Target {
+        package: package.to_owned(),
+        env: args.env.clone(),
+        version: version.to_owned(),
+        note: None,
     };
     if let (Some(to), [package]) = (&args.to, selected.as_slice()) {
-        return Ok(vec![Target {
-            package: package.name.clone(),
-            version: to.clone(),
-        }]);
+        return Ok(vec![target(&package.name, to)]);
     }
     let mut with_feed = Vec::new();
-    for package in selected {
+    for package in &selected {
         if package.versions.is_some() {
             with_feed.push(package);
         } else if args.all {
@@ -101,10 +129,7 @@ async fn choose_targets(
             });
         }
         match (&r.wanted, &r.latest) {
-            (Some(v), _) => targets.push(Target {
-                package: r.package.clone(),
-                version: v.clone(),
-            }),
+            (Some(v), _) => targets.push(target(&r.package, v)),
             (None, Some(latest)) => ctx.term.status(
                 "Up to date",
                 &format!(

@@ -1,7 +1,7 @@
-//! All or nothing: `sync` and `upgrade` interrupted at every step of their commit — a failure
-//! (rolled back at once) and a kill (rolled back or finished by the next command of any kind) —
-//! leave kpin.yaml, kpin.lock and vendor/ byte for byte as they were, or as a clean run makes
-//! them. The steps are the commit's numbered checkpoints (`KPIN_TEST_INTERRUPT=kill:N`), not
+//! All or nothing: `sync` and `upgrade` (and `promote`, in environments.rs) interrupted at
+//! every step of their commit — a failure (rolled back at once) and a kill (rolled back or
+//! finished by the next command of any kind) — leave kpin.yaml, kpin.lock and vendor/ byte for
+//! byte as they were, or as a clean run makes them. The steps are the commit's numbered checkpoints (`KPIN_TEST_INTERRUPT=kill:N`), not
 //! timing.
 
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ fn synced() -> Project {
 /// Run `args` on copies of `before`, interrupting the commit at each step in turn, until a run
 /// is no longer interrupted. After a kill, `kpin verify` (any command would do) must find the
 /// project wholly old or wholly new; after a failure, wholly old at once.
-fn interrupt_every_step(before: &Project, args: &[&str]) {
+pub(crate) fn interrupt_every_step(before: &Project, args: &[&str]) {
     let old = state(before.path());
     let clean = copy(before);
     let run = clean.run(args);

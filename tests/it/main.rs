@@ -5,6 +5,7 @@ mod support;
 mod cluster;
 mod conformance;
 mod crash;
+mod environments;
 mod example;
 mod fidelity;
 mod fuzz;

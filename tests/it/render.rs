@@ -767,14 +767,13 @@ fn verify_hook_reports_overlay_edits_that_were_not_relocked() {
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let (overlays_digest, rendered) = render::lock_hook(&manifest, package).unwrap();
-    let locked = kpin::lockfile::LockedPackage {
-        version: "1.0.0".into(),
-        source: "url".into(),
-        manifest_digest: package.manifest_digest.clone(),
-        files: Vec::new(),
+    let locked = kpin::lockfile::LockedPackage::new(
+        &manifest,
+        package,
+        Vec::new(),
         overlays_digest,
         rendered,
-    };
+    );
     assert!(
         render::verify_hook(&manifest, package, &locked)
             .unwrap()

@@ -1154,7 +1154,8 @@ fn real_upstream_releases_sync_with_their_published_digests() {
         let locked = &lock.packages[name];
         for (url, sha) in files {
             let file = url.rsplit('/').next().unwrap();
-            let entry = locked.files.iter().find(|f| f.name == file).unwrap();
+            let entry = locked.version(version).unwrap();
+            let entry = entry.files.iter().find(|f| f.name == file).unwrap();
             assert_eq!(&entry.sha256, sha, "{name}/{file} in kpin.lock");
             let vendored =
                 std::fs::read(p.path().join("vendor").join(name).join(version).join(file)).unwrap();

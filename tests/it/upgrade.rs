@@ -125,7 +125,10 @@ fn upgrade_reports_upstream_and_rendered_changes_and_writes_everything() {
     let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
         .unwrap()
         .unwrap();
-    assert_eq!(lock.packages["widgets"].version, "2.0.0");
+    let widgets = &lock.packages["widgets"];
+    assert_eq!(widgets.environments["default"], "2.0.0");
+    assert_eq!(widgets.versions.len(), 1, "1.0.0 is no longer locked");
+    assert!(widgets.version("2.0.0").is_some());
     assert!(
         !run.stdout.contains("b2xkLXRva2Vu") && !run.stdout.contains("bmV3LXRva2Vu"),
         "secrets leaked"
@@ -759,6 +762,8 @@ fn the_ci_example_runs_the_documented_commands() {
         runs("review")
             .contains("kpin diff --base \"origin/${{ github.base_ref }}\" --output markdown")
     );
+    // Merges deploy the environments whose render changed, in promotion order.
+    assert!(runs("changes").contains("kpin diff --base \"$BEFORE\" --env \"$env\""));
     for env in ["dev", "qa", "prod"] {
         let job = format!("deploy-{env}");
         assert_eq!(jobs[&job]["environment"], env);
@@ -766,8 +771,26 @@ fn the_ci_example_runs_the_documented_commands() {
             runs(&job).contains(&format!("kpin apply --locked --env {env}")),
             "{job}"
         );
+        assert!(
+            jobs[&job]["if"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("needs.changes.outputs.{env} == 'true'")),
+            "{job}"
+        );
     }
-    assert_eq!(jobs["deploy-prod"]["needs"], "deploy-qa");
+    assert_eq!(
+        jobs["deploy-qa"]["needs"],
+        serde_json::json!(["changes", "deploy-dev"])
+    );
+    assert_eq!(
+        jobs["deploy-prod"]["needs"],
+        serde_json::json!(["changes", "deploy-qa"])
+    );
+    // Promotions arrive as pull requests; status and outdated run on schedules.
+    assert!(runs("promote").contains("kpin promote --all --to \"$TO\" --output markdown"));
+    assert!(runs("promote").contains("gh pr create"));
+    assert!(runs("status").contains("kpin status --locked --output markdown"));
     assert!(runs("outdated").contains("kpin outdated"));
 }
 
