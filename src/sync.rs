@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::{DriftError, HintExt};
-use crate::fetch::{self, Cache, Client, NetOptions, Origin, SourceFile};
+use crate::fetch::{self, Cache, Client, NetOptions, SourceFile};
 use crate::fsutil;
 use crate::lockfile::{LOCK_FORMAT, LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{Manifest, Package, Pins, Source};
@@ -589,107 +589,97 @@ impl Run<'_> {
             sha256,
             size,
         };
-        if let Some((expected, _)) = &wanted.expected {
-            if let Some((sha, size)) = vendored.files.get(name).filter(|(sha, _)| sha == expected) {
-                self.reporter.debug(&format!(
-                    "{} {name}: vendored copy matches sha256 {sha}",
-                    package.name
-                ));
-                return Ok(Obtained {
-                    locked: locked_file(sha.clone(), *size),
-                    content: vendor_dir.join(name),
-                    downloaded: false,
-                    cached: false,
-                });
-            }
-            if let Some(path) = self.cache.get(expected) {
-                // Re-hash: a cache entry can be damaged like any file.
-                let (sha, size) = fetch::hash_file(&path)?;
-                if sha == *expected {
-                    self.reporter.debug(&format!(
-                        "{} {name}: cache hit {}",
-                        package.name,
-                        path.display()
-                    ));
-                    return Ok(Obtained {
-                        locked: locked_file(sha, size),
-                        content: path,
-                        downloaded: false,
-                        cached: true,
-                    });
-                }
-                self.reporter.debug(&format!(
-                    "{} {name}: damaged cache entry {} evicted",
-                    package.name,
-                    path.display()
-                ));
-                self.cache.evict(expected);
-            }
+        let expected = wanted.expected.as_ref().map(|(sha, _)| sha.as_str());
+        if let Some((sha, size)) =
+            expected.and_then(|e| vendored.files.get(name).filter(|(sha, _)| sha == e))
+        {
+            self.reporter.debug(&format!(
+                "{} {name}: vendored copy matches sha256 {sha}",
+                package.name
+            ));
+            return Ok(Obtained {
+                locked: locked_file(sha.clone(), *size),
+                content: vendor_dir.join(name),
+                downloaded: false,
+                cached: false,
+            });
         }
-        let (sha, size, content, downloaded) = match &wanted.source.origin {
-            Origin::Local { path } => {
-                self.reporter.debug(&format!(
-                    "{} {name}: reading {}",
-                    package.name,
-                    path.display()
-                ));
-                let (sha, size) = fetch::hash_file(path)
-                    .with_context(|| format!("package `{}`", package.name))?;
-                (sha, size, path.clone(), false)
+        let client = match wanted.source.origin.is_remote() && !self.offline {
+            true => Some(self.client()?),
+            false => None,
+        };
+        let announce = || {
+            self.reporter.status(
+                "Fetching",
+                &format!("{} {} ({name})", package.name, package.version),
+            );
+        };
+        let got = match fetch::obtain(
+            &wanted.source,
+            expected,
+            &self.cache,
+            client,
+            self.reporter,
+            &announce,
+        )
+        .await
+        {
+            Ok(got) => got,
+            Err(e) if e.downcast_ref::<fetch::OfflineError>().is_some() => {
+                return Err(self.offline_error(package, wanted, vendored, vendor_dir, locked));
             }
-            Origin::Remote { url, auth } => {
-                if self.offline {
-                    if let (Some((sha, _)), Some((expected, _))) =
-                        (vendored.files.get(name), &wanted.expected)
-                    {
-                        let shown =
-                            fsutil::display_relative(&vendor_dir.join(name), &self.manifest.root);
-                        return Err(anyhow::anyhow!(
-                            "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
-                            package.name,
-                            wanted.source.locked_url
-                        ))
-                        .hint(format!(
-                            "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
-                        ));
-                    }
-                    let why = if locked {
-                        "is neither in vendor/ nor in the cache"
-                    } else {
-                        "is not locked yet"
-                    };
-                    return Err(anyhow::anyhow!(
-                        "package `{}` file `{name}` {why}, and --offline forbids downloading {}",
-                        package.name,
-                        wanted.source.locked_url
-                    ))
-                    .hint("run `kpin sync` once with network access, or restore vendor/ from version control");
-                }
-                let client = self.client()?;
-                self.reporter.debug(&format!("GET {url}"));
-                self.reporter.status(
-                    "Fetching",
-                    &format!("{} {} ({name})", package.name, package.version),
-                );
-                let (sha, size, content) = self
-                    .cache
-                    .download(client, url, *auth)
-                    .await
-                    .with_context(|| format!("package `{}` file `{name}`", package.name))?;
-                (sha, size, content, true)
+            Err(e) if wanted.source.origin.is_remote() => {
+                return Err(e.context(format!("package `{}` file `{name}`", package.name)));
             }
+            Err(e) => return Err(e.context(format!("package `{}`", package.name))),
         };
         if let Some((expected, against)) = &wanted.expected
-            && *expected != sha
+            && *expected != got.sha256
         {
-            return Err(mismatch(package, wanted, expected, &sha, *against));
+            return Err(mismatch(package, wanted, expected, &got.sha256, *against));
         }
         Ok(Obtained {
-            locked: locked_file(sha, size),
-            content,
-            downloaded,
-            cached: false,
+            locked: locked_file(got.sha256, got.size),
+            content: got.content,
+            downloaded: got.found == fetch::Found::Downloaded,
+            cached: got.found == fetch::Found::Cache,
         })
+    }
+
+    /// Why `--offline` cannot get a file: the vendored copy was modified, or it was never
+    /// vendored or cached.
+    fn offline_error(
+        &self,
+        package: &Package,
+        wanted: &Wanted,
+        vendored: &VendorScan,
+        vendor_dir: &Path,
+        locked: bool,
+    ) -> anyhow::Error {
+        let name = &wanted.source.name;
+        if let (Some((sha, _)), Some((expected, _))) = (vendored.files.get(name), &wanted.expected)
+        {
+            let shown = fsutil::display_relative(&vendor_dir.join(name), &self.manifest.root);
+            return anyhow::anyhow!(
+                "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
+                package.name,
+                wanted.source.locked_url
+            )
+            .hint(format!(
+                "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
+            ));
+        }
+        let why = if locked {
+            "is neither in vendor/ nor in the cache"
+        } else {
+            "is not locked yet"
+        };
+        anyhow::anyhow!(
+            "package `{}` file `{name}` {why}, and --offline forbids downloading {}",
+            package.name,
+            wanted.source.locked_url
+        )
+        .hint("run `kpin sync` once with network access, or restore vendor/ from version control")
     }
 }
 

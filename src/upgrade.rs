@@ -19,13 +19,13 @@ use serde_json::{Value, json};
 
 use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Section};
 use crate::error::HintExt;
-use crate::fetch::{self, Cache, Client, Origin};
+use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins, Version};
 use crate::object::Object;
 use crate::overlay::{self, Miss, Target as OverlayTarget, Workspace};
-use crate::progress::Reporter;
+use crate::progress::{Reporter, Silent};
 use crate::render;
 use crate::transaction::Transaction;
 use crate::yaml;
@@ -513,31 +513,21 @@ async fn stage_package(
     let sources = fetch::resolve(manifest, package, fetcher.client).await?;
     let mut locked = Vec::with_capacity(sources.len());
     for source in sources {
-        let (sha256, size, content) = match &source.origin {
-            Origin::Local { path } => {
-                let (sha, size) = fetch::hash_file(path)?;
-                (sha, size, path.clone())
-            }
-            Origin::Remote { url, auth } => {
-                let client = fetcher.client.ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "`{}` must be downloaded, and the network is off",
-                        source.locked_url
-                    )
-                })?;
-                fetcher
-                    .cache
-                    .download(client, url, *auth)
-                    .await
-                    .with_context(|| format!("file `{}`", source.name))?
-            }
-        };
-        fsutil::copy_file(&content, &dir.join(&source.name))?;
+        let got = fetch::obtain(
+            &source,
+            None,
+            &fetcher.cache,
+            fetcher.client,
+            &Silent,
+            &|| {},
+        )
+        .await?;
+        fsutil::copy_file(&got.content, &dir.join(&source.name))?;
         locked.push(LockedFile {
             name: source.name,
             url: source.locked_url,
-            sha256,
-            size,
+            sha256: got.sha256,
+            size: got.size,
         });
     }
     locked.sort_by(|a, b| a.name.cmp(&b.name));

@@ -18,6 +18,7 @@ use crate::error::{HintExt, quote};
 use crate::fsutil;
 use crate::lockfile::LockedFile;
 use crate::manifest::{self, Manifest, Package, Source};
+use crate::progress::Reporter;
 
 /// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
 pub const PATH_PREFIX: &str = "path:";
@@ -43,6 +44,92 @@ pub enum Origin {
 impl Origin {
     pub fn is_remote(&self) -> bool {
         matches!(self, Origin::Remote { .. })
+    }
+}
+
+/// Where `obtain` found a file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The content-addressed cache had the expected digest.
+    Cache,
+    /// A local source (`path:`, `file://`), read where it is.
+    Local,
+    /// Downloaded now (and cached).
+    Downloaded,
+}
+
+/// One file's bytes, obtained: where they are now, their digest and size.
+#[derive(Debug, Clone)]
+pub struct Obtained {
+    pub sha256: String,
+    pub size: u64,
+    pub content: PathBuf,
+    pub found: Found,
+}
+
+/// The file must be downloaded and there is no network (`--offline`, or no client given).
+#[derive(Debug, thiserror::Error)]
+#[error("`{url}` must be downloaded, and the network is off")]
+pub struct OfflineError {
+    pub url: String,
+}
+
+/// Get one release file's bytes: from the cache when `expected` names a digest it holds
+/// (re-hashed: a cache entry can be damaged like any file), from a local source, or downloaded
+/// with `client` (`None`: an [`OfflineError`]). The digest is the bytes' own: comparing it with
+/// what was expected is the caller's, who knows what to say about a mismatch. `announce` is
+/// called before a download.
+pub async fn obtain(
+    source: &SourceFile,
+    expected: Option<&str>,
+    cache: &Cache,
+    client: Option<&Client>,
+    reporter: &dyn Reporter,
+    announce: &dyn Fn(),
+) -> Result<Obtained> {
+    let name = &source.name;
+    if let Some(path) = expected.and_then(|sha| cache.get(sha)) {
+        let (sha256, size) = hash_file(&path)?;
+        if Some(sha256.as_str()) == expected {
+            reporter.debug(&format!("{name}: cache hit {}", path.display()));
+            return Ok(Obtained {
+                sha256,
+                size,
+                content: path,
+                found: Found::Cache,
+            });
+        }
+        reporter.debug(&format!(
+            "{name}: damaged cache entry {} evicted",
+            path.display()
+        ));
+        cache.evict(expected.unwrap_or_default());
+    }
+    match &source.origin {
+        Origin::Local { path } => {
+            reporter.debug(&format!("{name}: reading {}", path.display()));
+            let (sha256, size) = hash_file(path)?;
+            Ok(Obtained {
+                sha256,
+                size,
+                content: path.clone(),
+                found: Found::Local,
+            })
+        }
+        Origin::Remote { url, auth } => {
+            let client = client.ok_or_else(|| OfflineError {
+                url: source.locked_url.clone(),
+            })?;
+            reporter.debug(&format!("GET {url}"));
+            announce();
+            let (sha256, size, content) = cache.download(client, url, *auth).await?;
+            Ok(Obtained {
+                sha256,
+                size,
+                content,
+                found: Found::Downloaded,
+            })
+        }
     }
 }
 
