@@ -77,7 +77,23 @@ pub struct LockedFile {
     pub size: u64,
 }
 
+/// The render-stage fields of a lock entry, computed by the render stage
+/// (`render::digests`) and recorded by `sync` and `upgrade`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RenderDigests {
+    /// Digest of the overlay settings in kpin.yaml and the bytes of every overlay input.
+    pub overlays_digest: String,
+    /// Digest of the rendered YAML: `default` (no environment) and each environment by name.
+    pub rendered: BTreeMap<String, String>,
+}
+
 impl LockedVersion {
+    /// Whether this entry still describes `view` (a package at one version) as kpin.yaml
+    /// pins it: the one test of lock currency, for `sync`, `verify` and `--locked`.
+    pub fn is_current(&self, view: &Package) -> bool {
+        self.version == view.version.raw && self.manifest_digest == view.manifest_digest
+    }
+
     /// The entry for `view` (a package at one version, see `Package::at_version`).
     pub fn new(view: &Package, files: Vec<LockedFile>) -> LockedVersion {
         LockedVersion {
@@ -90,21 +106,40 @@ impl LockedVersion {
 
 impl LockedPackage {
     /// The entry for `package` as `manifest` pins it now, with its vendored versions and the
-    /// render-stage digests (`None` and empty until the render stage fills them).
+    /// render-stage digests (`None` until the render stage fills them).
     pub fn new(
         manifest: &Manifest,
         package: &Package,
         versions: Vec<LockedVersion>,
-        overlays_digest: Option<String>,
-        rendered: BTreeMap<String, String>,
+        digests: Option<RenderDigests>,
     ) -> LockedPackage {
-        LockedPackage {
+        let mut entry = LockedPackage {
             source: package.source.kind().to_owned(),
             versions,
             environments: manifest.environment_versions(package),
-            overlays_digest,
-            rendered,
-        }
+            overlays_digest: None,
+            rendered: BTreeMap::new(),
+        };
+        entry.set_digests(digests);
+        entry
+    }
+
+    /// The render-stage digests, when the render stage recorded them.
+    pub fn digests(&self) -> Option<RenderDigests> {
+        self.overlays_digest.as_ref().map(|o| RenderDigests {
+            overlays_digest: o.clone(),
+            rendered: self.rendered.clone(),
+        })
+    }
+
+    /// Record the render-stage digests (`None`: the package does not render).
+    pub fn set_digests(&mut self, digests: Option<RenderDigests>) {
+        let (overlays, rendered) = match digests {
+            Some(d) => (Some(d.overlays_digest), d.rendered),
+            None => (None, BTreeMap::new()),
+        };
+        self.overlays_digest = overlays;
+        self.rendered = rendered;
     }
 
     /// The locked files of one version.

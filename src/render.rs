@@ -310,14 +310,7 @@ pub fn to_yaml(objects: &[Object]) -> String {
 // Lockfile digests.
 // ---------------------------------------------------------------------------------------------
 
-/// What the lockfile records about a package's render.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderDigests {
-    /// Digest of the overlay settings in kpin.yaml and the bytes of every overlay input.
-    pub overlays_digest: String,
-    /// Digest of the rendered YAML: `default` (no environment) and each environment by name.
-    pub rendered: BTreeMap<String, String>,
-}
+pub use crate::lockfile::RenderDigests;
 
 /// Name of the render without `--env` in `RenderDigests::rendered`.
 pub use crate::manifest::DEFAULT_ENV;
@@ -328,7 +321,7 @@ pub fn rendered_digest(objects: &[Object]) -> String {
 }
 
 /// Digests of a package's overlay inputs and rendered output for every environment, each
-/// rendered from the version that environment uses.
+/// rendered from the version that environment uses. It is `sync`'s `LockHook`.
 pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
     let mut envs: Vec<Option<&str>> = vec![None];
     envs.extend(manifest.environments.keys().map(|e| Some(e.as_str())));
@@ -359,12 +352,6 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
         overlays_digest: digest::of_json(&inputs),
         rendered,
     })
-}
-
-/// `sync::LockHook`: the render-stage fields of a package's lock entry.
-pub fn lock_hook(manifest: &Manifest, package: &Package) -> Result<crate::sync::LockDigests> {
-    let d = digests(manifest, package)?;
-    Ok((Some(d.overlays_digest), d.rendered))
 }
 
 /// `verify::VerifyHook`: overlay edits that were not re-locked, renders that no longer match

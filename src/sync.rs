@@ -18,29 +18,28 @@ use serde::Serialize;
 use crate::error::{DriftError, HintExt};
 use crate::fetch::{self, Cache, Client, NetOptions, SourceFile};
 use crate::fsutil;
-use crate::lockfile::{LOCK_FORMAT, LockedFile, LockedPackage, LockedVersion, Lockfile};
+use crate::lockfile::{
+    LOCK_FORMAT, LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests,
+};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
 use crate::transaction::Transaction;
 use crate::vendor::{self, Extra};
 use crate::verify::{self, Problem};
 
-/// The render-stage digests recorded per package: `overlays_digest` and `rendered` by environment.
-pub type LockDigests = (Option<String>, BTreeMap<String, String>);
-
 /// Computes the render-stage lock fields of a package once its files are vendored.
 ///
 /// Sync calls it for every package after vendor/ is up to date and before the lockfile is
-/// written. Any `Fn(&Manifest, &Package) -> Result<LockDigests>` closure implements it.
+/// written. Any `Fn(&Manifest, &Package) -> Result<RenderDigests>` closure implements it.
 pub trait LockHook: Send + Sync {
-    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<LockDigests>;
+    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<RenderDigests>;
 }
 
 impl<F> LockHook for F
 where
-    F: Fn(&Manifest, &Package) -> Result<LockDigests> + Send + Sync,
+    F: Fn(&Manifest, &Package) -> Result<RenderDigests> + Send + Sync,
 {
-    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<LockDigests> {
+    fn digests(&self, manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
         self(manifest, package)
     }
 }
@@ -220,7 +219,7 @@ pub async fn sync(
             .filter(|(view, _)| view.name == package.name)
             .map(|(view, p)| LockedVersion::new(view, p.files.clone()))
             .collect();
-        let fresh = LockedPackage::new(manifest, package, versions, None, BTreeMap::new());
+        let fresh = LockedPackage::new(manifest, package, versions, None);
         // The render digests still describe the files when every version has the same files
         // and every environment the same version.
         let unchanged = old_lock
@@ -234,14 +233,9 @@ pub async fn sync(
                         .zip(&fresh.versions)
                         .all(|(a, b)| a.version == b.version && a.files == b.files)
             });
-        lock.packages.insert(
-            package.name.clone(),
-            LockedPackage {
-                overlays_digest: unchanged.and_then(|o| o.overlays_digest.clone()),
-                rendered: unchanged.map(|o| o.rendered.clone()).unwrap_or_default(),
-                ..fresh
-            },
-        );
+        let mut entry = fresh;
+        entry.set_digests(unchanged.and_then(LockedPackage::digests));
+        lock.packages.insert(package.name.clone(), entry);
     }
     if options.locked && options.hook.is_none() {
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
@@ -273,20 +267,19 @@ pub async fn sync(
             ..manifest.clone()
         };
         for package in manifest.packages.values() {
-            let (overlays, rendered) = match hook.digests(&staged_view, package) {
-                Ok(digests) => digests,
+            let digests = match hook.digests(&staged_view, package) {
+                Ok(digests) => Some(digests),
                 Err(err) => {
                     reporter.warn(&format!(
                         "{}: does not render, so kpin.lock records no render digests for it: {}",
                         package.name,
                         crate::error::summary(&err)
                     ));
-                    (None, BTreeMap::new())
+                    None
                 }
             };
             if let Some(entry) = lock.packages.get_mut(&package.name) {
-                entry.overlays_digest = overlays;
-                entry.rendered = rendered;
+                entry.set_digests(digests);
             }
         }
     }
@@ -457,7 +450,7 @@ impl Run<'_> {
             .old_lock
             .and_then(|l| l.packages.get(&package.name))
             .and_then(|e| e.version(&package.version.raw))
-            .filter(|e| e.manifest_digest == package.manifest_digest)
+            .filter(|e| e.is_current(package))
             .filter(|_| !matches!(package.source, Source::Path { .. }));
         let mut wanted = match reusable {
             Some(entry) => entry
@@ -841,13 +834,13 @@ pub(crate) mod tests {
 
     fn digests(
         overlays: &str,
-    ) -> impl Fn(&Manifest, &Package) -> Result<LockDigests> + Send + Sync {
+    ) -> impl Fn(&Manifest, &Package) -> Result<RenderDigests> + Send + Sync {
         let overlays = overlays.to_owned();
         move |_: &Manifest, p: &Package| {
-            Ok((
-                Some(overlays.clone()),
-                BTreeMap::from([("default".to_owned(), format!("render-of-{}", p.name))]),
-            ))
+            Ok(RenderDigests {
+                overlays_digest: overlays.clone(),
+                rendered: BTreeMap::from([("default".to_owned(), format!("render-of-{}", p.name))]),
+            })
         }
     }
 

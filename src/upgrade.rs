@@ -388,16 +388,15 @@ pub async fn upgrade(
             .collect();
         let analysis = analyse(manifest, old, &staged, new, env, &moved)?;
         let digests = if analysis.broken_overlays.is_empty() {
-            let d = render::digests(&staged, new)?;
-            (Some(d.overlays_digest), d.rendered)
+            Some(render::digests(&staged, new)?)
         } else {
             if options.allow_broken_overlays {
                 notes.entry(t.package.clone()).or_default().push(
-                "kpin.lock has no render digests for this package until its overlays match again"
-                    .to_owned(),
-            );
+                    "kpin.lock has no render digests for this package until its overlays match again"
+                        .to_owned(),
+                );
             }
-            (None, BTreeMap::new())
+            None
         };
         let versions = new
             .versions_in_use()
@@ -409,7 +408,7 @@ pub async fn upgrade(
             .collect();
         lock.packages.insert(
             new.name.clone(),
-            LockedPackage::new(&staged, new, versions, digests.0, digests.1),
+            LockedPackage::new(&staged, new, versions, digests),
         );
         let gone: Vec<String> = old
             .versions_in_use()

@@ -318,7 +318,7 @@ pub(crate) fn stale_entry(
         let view = package.at_version(version);
         let fresh = entry
             .version(&version.raw)
-            .is_some_and(|l| l.manifest_digest == view.manifest_digest);
+            .is_some_and(|l| l.is_current(&view));
         let reported = problems
             .iter()
             .any(|p| matches!(p, Problem::StaleEntry { version: v, .. } if *v == version.raw));

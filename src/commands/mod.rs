@@ -131,7 +131,7 @@ fn sync_options<'a>(lock: &LockArgs, net: &NetArgs) -> Result<SyncOptions<'a>> {
         jobs: net.jobs,
         net: net.to_options(),
         cache_dir: cache::default_dir(net.cache_dir.as_deref())?,
-        hook: Some(&kpin::render::lock_hook),
+        hook: Some(&kpin::render::digests),
     })
 }
 
