@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::kinds;
 use crate::manifest::{Manifest, Package};
 use crate::object::Object;
-use crate::overlay::{self, Action, Change, Overlay, Target, Tracked, Workspace};
+use crate::overlay::{self, Action, Change, Miss, Overlay, Target, Tracked, Workspace};
 use crate::yaml;
 
 /// One package rendered for one environment.
@@ -56,6 +56,29 @@ pub fn render_package_with(
     env: Option<&str>,
     explain: bool,
 ) -> Result<RenderedPackage> {
+    render(manifest, package, env, explain, None)
+}
+
+/// Render one package, but note each operation whose selector matches nothing and carry on,
+/// so one run lists every overlay a new upstream version breaks (`kpin upgrade`). The
+/// render is otherwise the same: sorted, checked for duplicates, with its warnings.
+pub fn render_package_noting_misses(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+) -> Result<(RenderedPackage, Vec<Miss>)> {
+    let mut misses = Vec::new();
+    let rendered = render(manifest, package, env, false, Some(&mut misses))?;
+    Ok((rendered, misses))
+}
+
+fn render(
+    manifest: &Manifest,
+    package: &Package,
+    env: Option<&str>,
+    explain: bool,
+    misses: Option<&mut Vec<Miss>>,
+) -> Result<RenderedPackage> {
     let package = &package.for_env(env);
     let version = package.version.raw.as_str();
     let rendering = || match env {
@@ -68,7 +91,8 @@ pub fn render_package_with(
         package: &package.name,
         version,
     };
-    let out = render_objects(upstream, &overlays, target, explain).with_context(rendering)?;
+    let out = render_objects_noting(upstream, &overlays, target, explain, misses)
+        .with_context(rendering)?;
     Ok(RenderedPackage {
         name: package.name.clone(),
         version: version.to_owned(),
@@ -98,9 +122,23 @@ pub fn render_objects(
     target: Target,
     explain: bool,
 ) -> Result<Rendered> {
+    render_objects_noting(upstream, overlays, target, explain, None)
+}
+
+/// `render_objects`; with `misses`, operations that match nothing are noted there and skipped.
+fn render_objects_noting(
+    upstream: Vec<Object>,
+    overlays: &[Overlay],
+    target: Target,
+    explain: bool,
+    mut misses: Option<&mut Vec<Miss>>,
+) -> Result<Rendered> {
     let mut ws = Workspace::new(upstream, explain);
     for overlay in overlays {
-        ws.apply(overlay, target)?;
+        match misses.as_deref_mut() {
+            Some(misses) => ws.apply_noting_misses(overlay, target, misses)?,
+            None => ws.apply(overlay, target)?,
+        }
     }
     let mut tracked = std::mem::take(&mut ws.objects);
     tracked.sort_by_cached_key(|t| t.object.order_key());

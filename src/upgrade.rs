@@ -23,8 +23,7 @@ use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{MANIFEST_FILE, Manifest, Package, Pins, Version};
-use crate::object::Object;
-use crate::overlay::{self, Miss, Target as OverlayTarget, Workspace};
+use crate::overlay::Miss;
 use crate::progress::{Reporter, Silent};
 use crate::render;
 use crate::transaction::Transaction;
@@ -677,40 +676,6 @@ fn update_pins(
     Ok((text, notes))
 }
 
-/// The overlay check of one render: objects with broken operations skipped, and those operations.
-struct OverlayCheck {
-    objects: Vec<Object>,
-    warnings: Vec<String>,
-    broken: Vec<Miss>,
-}
-
-/// Render like `render::render_package`, but record operations whose selector matches nothing
-/// and carry on, so one run lists every overlay the new version breaks.
-fn check_overlays(
-    manifest: &Manifest,
-    package: &Package,
-    env: Option<&str>,
-) -> Result<OverlayCheck> {
-    let target = OverlayTarget {
-        package: &package.name,
-        version: &package.version.raw,
-    };
-    let mut ws = Workspace::new(render::read_upstream(manifest, package)?, false);
-    let mut broken = Vec::new();
-    for overlay in render::package_overlays(manifest, package, env)? {
-        ws.apply_noting_misses(&overlay, target, &mut broken)?;
-    }
-    let moves = std::mem::take(&mut ws.moves);
-    let mut objects = ws.into_objects();
-    objects.sort_by_cached_key(Object::order_key);
-    let warnings = overlay::leftover_references(&objects, &moves);
-    Ok(OverlayCheck {
-        objects,
-        warnings,
-        broken,
-    })
-}
-
 /// Upstream diff, overlay check of the renders in `checked`, and the rendered diff of one
 /// package in `env` (`None`: the render without `--env`), which is among `checked`.
 fn analyse(
@@ -732,10 +697,11 @@ fn analyse(
     let old_objects = match render::render_package(manifest, old, env) {
         Ok(r) => r.objects,
         Err(err) => {
-            let check = check_overlays(manifest, &old_view, env).with_context(|| {
-                format!("the current version of `{}` does not render", old.name)
-            })?;
-            if check.broken.is_empty() {
+            let (check, misses) = render::render_package_noting_misses(manifest, old, env)
+                .with_context(|| {
+                    format!("the current version of `{}` does not render", old.name)
+                })?;
+            if misses.is_empty() {
                 return Err(err).with_context(|| {
                     format!("the current version of `{}` does not render", old.name)
                 });
@@ -744,7 +710,7 @@ fn analyse(
                 "{} {} does not render ({} overlay operation(s) match nothing): compared without them",
                 old.name,
                 old_view.version,
-                check.broken.len()
+                misses.len()
             ));
             check.objects
         }
@@ -753,8 +719,8 @@ fn analyse(
     let mut broken: BTreeMap<Miss, Vec<String>> = BTreeMap::new();
     let mut env_check = None;
     for e in checked {
-        let check = check_overlays(staged, &new.for_env(*e), *e)?;
-        for key in &check.broken {
+        let (check, misses) = render::render_package_noting_misses(staged, new, *e)?;
+        for key in &misses {
             broken
                 .entry(key.clone())
                 .or_default()
@@ -764,13 +730,11 @@ fn analyse(
             env_check = Some(check);
         }
     }
-    let (new_objects, warnings) = match env_check {
-        Some(check) if !check.broken.is_empty() => (check.objects, check.warnings),
-        _ => {
-            let r = render::render_package(staged, new, env)?;
-            (r.objects, r.warnings)
-        }
+    let new_render = match env_check {
+        Some(check) => check,
+        None => render::render_package(staged, new, env)?,
     };
+    let (new_objects, warnings) = (new_render.objects, new_render.warnings);
     Ok(PackageUpgrade {
         package: new.name.clone(),
         environment: env.map(str::to_owned),
