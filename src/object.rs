@@ -5,6 +5,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use std::path::Path;
+
+use crate::error::HintExt;
 use crate::kinds;
 
 /// One Kubernetes object (a JSON mapping with `apiVersion`, `kind`, `metadata`).
@@ -31,6 +34,32 @@ impl fmt::Display for ObjectRef {
 }
 
 impl Object {
+    /// Objects of a YAML stream (`List` kinds flattened by `yaml::objects_from_stream`), each
+    /// checked to have the identity kpin sorts, selects and applies by.
+    pub fn all_from_yaml(text: &str, origin: &Path) -> anyhow::Result<Vec<Object>> {
+        let objects = crate::yaml::objects_from_stream(text, origin)?;
+        for (index, object) in objects.iter().enumerate() {
+            let missing = [
+                ("apiVersion", object.api_version()),
+                ("kind", object.kind()),
+                ("metadata.name", object.name()),
+            ]
+            .into_iter()
+            .find(|(_, v)| v.is_empty());
+            if let Some((field, _)) = missing {
+                return Err(anyhow::anyhow!(
+                    "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
+                    origin.display(),
+                    index + 1,
+                    object.kind(),
+                    object.name()
+                ))
+                .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
+            }
+        }
+        Ok(objects)
+    }
+
     pub fn api_version(&self) -> &str {
         self.0
             .get("apiVersion")
@@ -105,6 +134,31 @@ fn ensure_object(value: &mut Value) -> &mut Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lists_are_flattened() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- apiVersion: v1\n  kind: ConfigMapList\n  items: [{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}]\n---\n{apiVersion: v1, kind: Secret, metadata: {name: c}}\n";
+        let names: Vec<String> = Object::all_from_yaml(text, Path::new("t.yaml"))
+            .unwrap()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn objects_need_identity() {
+        let err = Object::all_from_yaml(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        let text = crate::error::render_error(&err);
+        assert!(
+            text.contains("t.yaml: object 1 (kind `ConfigMap`, name ``) has no `metadata.name`"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn identity_and_display() {

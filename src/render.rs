@@ -180,32 +180,6 @@ fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
     Ok(())
 }
 
-/// Objects of a YAML stream (`List` kinds flattened by `yaml::objects_from_stream`), each
-/// checked to have the identity kpin sorts, selects and applies by.
-pub fn objects_from_yaml(text: &str, origin: &Path) -> Result<Vec<Object>> {
-    let objects = yaml::objects_from_stream(text, origin)?;
-    for (index, object) in objects.iter().enumerate() {
-        let missing = [
-            ("apiVersion", object.api_version()),
-            ("kind", object.kind()),
-            ("metadata.name", object.name()),
-        ]
-        .into_iter()
-        .find(|(_, v)| v.is_empty());
-        if let Some((field, _)) = missing {
-            return Err(anyhow::anyhow!(
-                "{}: object {} (kind `{}`, name `{}`) has no `{field}`",
-                origin.display(),
-                index + 1,
-                object.kind(),
-                object.name()
-            ))
-            .hint("every object needs apiVersion, kind and metadata.name (generateName cannot be applied declaratively)");
-        }
-    }
-    Ok(objects)
-}
-
 /// The vendored objects of a package at its version (for another version in use, pass
 /// `package.at_version(v)`), files in name order.
 pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Object>> {
@@ -231,7 +205,7 @@ pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Objec
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
         let shown = PathBuf::from(fsutil::display_relative(&file, &manifest.root));
-        objects.extend(objects_from_yaml(&text, &shown).hint(
+        objects.extend(Object::all_from_yaml(&text, &shown).hint(
             "vendored files are kept as fetched: `kpin verify` tells whether this one changed since it was locked, and `kpin sync` restores it",
         )?);
     }
@@ -575,31 +549,6 @@ pub fn explain(package: &RenderedPackage) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn lists_are_flattened() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- apiVersion: v1\n  kind: ConfigMapList\n  items: [{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}]\n---\n{apiVersion: v1, kind: Secret, metadata: {name: c}}\n";
-        let names: Vec<String> = objects_from_yaml(text, Path::new("t.yaml"))
-            .unwrap()
-            .iter()
-            .map(|o| o.name().to_owned())
-            .collect();
-        assert_eq!(names, ["a", "b", "c"]);
-    }
-
-    #[test]
-    fn objects_need_identity() {
-        let err = objects_from_yaml(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap_err();
-        let text = crate::error::render_error(&err);
-        assert!(
-            text.contains("t.yaml: object 1 (kind `ConfigMap`, name ``) has no `metadata.name`"),
-            "{text}"
-        );
-    }
 
     #[test]
     fn file_names_are_stable_and_safe() {

@@ -354,7 +354,7 @@ fn build(
                 let text = std::fs::read_to_string(&full)
                     .with_context(|| format!("add.files[{i}]: reading {shown}"))?;
                 inputs.push((shown.clone(), digest::sha256_hex(text.as_bytes())));
-                let added = crate::render::objects_from_yaml(&text, Path::new(&shown))?;
+                let added = Object::all_from_yaml(&text, Path::new(&shown))?;
                 if added.is_empty() {
                     anyhow::bail!("add.files[{i}]: {shown} holds no objects");
                 }
