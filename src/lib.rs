@@ -29,6 +29,7 @@ pub mod progress;
 pub mod promote;
 pub mod render;
 pub mod review;
+pub mod style;
 pub mod sync;
 pub mod transaction;
 pub mod upgrade;

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpin::progress::{Reporter, Task};
+use kpin::style::{self, Style};
 
 pub struct Terminal {
     quiet: bool,
@@ -32,12 +33,8 @@ impl Terminal {
         self.verbose
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
+    fn paint(&self, style: Style, text: &str) -> String {
+        style::paint(self.color, style, text)
     }
 
     /// Print an error report (already formatted by `kpin::error::render_error`).
@@ -45,9 +42,9 @@ impl Terminal {
         let mut out = String::new();
         for line in report.lines() {
             let painted = if let Some(rest) = line.strip_prefix("error:") {
-                format!("{}{rest}", self.paint("1;31", "error:"))
+                format!("{}{rest}", self.paint(Style::Error, "error:"))
             } else if let Some(rest) = line.strip_prefix("  hint:") {
-                format!("  {}{rest}", self.paint("1;36", "hint:"))
+                format!("  {}{rest}", self.paint(Style::Hint, "hint:"))
             } else {
                 line.to_owned()
             };
@@ -61,18 +58,24 @@ impl Terminal {
 impl Reporter for Terminal {
     fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
-            eprintln!("{} {message}", self.paint("1;32", &format!("{verb:>12}")));
+            eprintln!(
+                "{} {message}",
+                self.paint(Style::Status, &format!("{verb:>12}"))
+            );
         }
     }
 
     fn debug(&self, message: &str) {
         if self.verbose > 0 && !self.quiet {
-            eprintln!("{} {message}", self.paint("2", &format!("{:>12}", "debug")));
+            eprintln!(
+                "{} {message}",
+                self.paint(Style::Dim, &format!("{:>12}", "debug"))
+            );
         }
     }
 
     fn warn(&self, message: &str) {
-        eprintln!("{} {message}", self.paint("1;33", "warning:"));
+        eprintln!("{} {message}", self.paint(Style::Warning, "warning:"));
     }
 
     fn task(&self, label: &str, total: u64) -> Box<dyn Task> {

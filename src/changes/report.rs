@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::style::{Style, paint};
+
 use super::{Change, Counts, DiffOptions, FieldChange, ObjectChange};
 
 /// How each changed object is detailed.
@@ -62,21 +64,13 @@ impl Section {
     }
 }
 
-fn paint(color: bool, code: &str, text: &str) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
-}
-
 fn paint_diff_line(color: bool, line: &str) -> String {
     match line.as_bytes().first() {
         _ if !color => line.to_owned(),
-        _ if line.starts_with("+++") || line.starts_with("---") => paint(true, "1", line),
-        Some(b'+') => paint(true, "32", line),
-        Some(b'-') => paint(true, "31", line),
-        Some(b'@') => paint(true, "36", line),
+        _ if line.starts_with("+++") || line.starts_with("---") => paint(true, Style::Bold, line),
+        Some(b'+') => paint(true, Style::Added, line),
+        Some(b'-') => paint(true, Style::Removed, line),
+        Some(b'@') => paint(true, Style::Hunk, line),
         _ => line.to_owned(),
     }
 }
@@ -118,7 +112,7 @@ pub fn render_text(sections: &[Section], options: &DiffOptions) -> String {
             "{}",
             paint(
                 options.color,
-                "1",
+                Style::Bold,
                 &format!("{} ({counts})", section.heading("->"))
             )
         );
@@ -129,7 +123,7 @@ pub fn render_text(sections: &[Section], options: &DiffOptions) -> String {
             let _ = writeln!(
                 out,
                 "  {} {warning}",
-                paint(options.color, "1;33", "warning:")
+                paint(options.color, Style::Warning, "warning:")
             );
         }
         for change in section
@@ -137,17 +131,17 @@ pub fn render_text(sections: &[Section], options: &DiffOptions) -> String {
             .iter()
             .filter(|c| c.change != Change::Unchanged)
         {
-            let code = match change.change {
-                Change::Added => "32",
-                Change::Removed => "31",
-                _ => "33",
+            let style = match change.change {
+                Change::Added => Style::Added,
+                Change::Removed => Style::Removed,
+                Change::Changed | Change::Unchanged => Style::Changed,
             };
             let _ = writeln!(
                 out,
                 "  {}",
                 paint(
                     options.color,
-                    code,
+                    style,
                     &format!("{} {}", change.change.symbol(), change.reference)
                 )
             );
