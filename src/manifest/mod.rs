@@ -1,6 +1,13 @@
 //! `kpin.yaml`: the dependency manifest, parsed at the edge from `RawManifest` into the
 //! validated `Manifest` every other module works with.
 
+mod edit;
+
+pub use edit::{
+    EditError, edit_env_version, edit_manifest_version, normalise_versions, remove_scalar,
+    set_env_version, set_package_version, set_scalar, upsert_scalar,
+};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
