@@ -753,6 +753,7 @@ fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Pa
     })
 }
 
+/// One package of kpin.yaml checked and typed: each step below names the field it reads.
 fn validate_package(
     name: &str,
     raw: &RawPackage,
@@ -761,7 +762,55 @@ fn validate_package(
 ) -> Result<Package> {
     check_name(name, "package")?;
     let version = parse_version(&raw.version, "version")?;
+    let source = package_source(raw, &version)?;
+    let pins = package_pins(raw, &source)?;
+    if let Some(ns) = &raw.namespace {
+        check_dns_label(ns).context("namespace")?;
+    }
+    for (i, o) in raw.overlays.iter().enumerate() {
+        check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
+    }
+    let (env_overlays, env_versions) = package_environments(raw, &source, environments)?;
+    let fetch_digests = fetch_digests(raw, entry)?;
+    let constraint = raw
+        .constraint
+        .as_deref()
+        .map(|c| {
+            semver::VersionReq::parse(c)
+                .with_context(|| format!("constraint: {} is not a semver range", quote(c)))
+                .hint("examples: \"~1.11\", \"^0.7\", \">=2.0, <3\"")
+        })
+        .transpose()?;
+    Ok(Package {
+        name: name.to_owned(),
+        manifest_digest: fetch_digests.get(&version.raw).cloned().unwrap_or_default(),
+        fetch_digests,
+        versions: version_feed(raw, &source)?,
+        version,
+        env_versions,
+        source,
+        pins,
+        namespace: raw.namespace.clone(),
+        overlays: raw.overlays.clone(),
+        env_overlays,
+        constraint,
+        needs: raw.needs.clone(),
+    })
+}
 
+/// The tag a GitHub release is looked up by when `tag:` is not given.
+const DEFAULT_GITHUB_TAG: &str = "v{version}";
+
+/// `api_url:` of a GitHub source or version feed, defaulted and without a trailing slash.
+fn github_api_url(api_url: Option<&String>) -> String {
+    api_url
+        .map_or(DEFAULT_GITHUB_API, String::as_str)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// `url` / `urls` / `github` / `path`: exactly one, well formed, with its placeholders.
+fn package_source(raw: &RawPackage, version: &Version) -> Result<Source> {
     let source = match (&raw.url, &raw.urls, &raw.github, &raw.path) {
         (Some(url), None, None, None) => Source::Url {
             templates: vec![url.clone()],
@@ -785,18 +834,16 @@ fn validate_package(
             }
             Source::Github(GithubSource {
                 repo: gh.repo.clone(),
-                tag: gh.tag.clone().unwrap_or_else(|| "v{version}".to_owned()),
-                assets: gh.assets.clone(),
-                api_url: gh
-                    .api_url
+                tag: gh
+                    .tag
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_GITHUB_API.to_owned())
-                    .trim_end_matches('/')
-                    .to_owned(),
+                    .unwrap_or_else(|| DEFAULT_GITHUB_TAG.to_owned()),
+                assets: gh.assets.clone(),
+                api_url: github_api_url(gh.api_url.as_ref()),
             })
         }
         (None, None, None, Some(p)) => {
-            check_relative_path(&expand(p, &version)).context("path")?;
+            check_relative_path(&expand(p, version)).context("path")?;
             Source::Path {
                 template: p.clone(),
             }
@@ -813,7 +860,7 @@ fn validate_package(
     };
     if let Source::Url { templates } = &source {
         for t in templates {
-            let expanded = expand(t, &version);
+            let expanded = expand(t, version);
             let parsed = url::Url::parse(&expanded)
                 .with_context(|| format!("url: {} is not a valid URL", quote(&expanded)))?;
             if !matches!(parsed.scheme(), "https" | "http" | "file") {
@@ -828,12 +875,16 @@ fn validate_package(
     if raw.sha256.is_none() {
         check_depends_on_version(&source)?;
     }
+    Ok(source)
+}
 
-    let pins = match &raw.sha256 {
+/// `sha256:`: one digest for a one-file source, or one per file name.
+fn package_pins(raw: &RawPackage, source: &Source) -> Result<Pins> {
+    Ok(match &raw.sha256 {
         None => Pins::None,
         Some(RawPins::One(d)) => {
             let d = check_digest(d).context("sha256")?;
-            let single = match &source {
+            let single = match source {
                 Source::Url { templates } => templates.len() == 1,
                 Source::Github(gh) => gh.assets.len() == 1,
                 Source::Path { .. } => false,
@@ -863,14 +914,19 @@ fn validate_package(
             }
             Pins::ByFile(out)
         }
-    };
+    })
+}
 
-    if let Some(ns) = &raw.namespace {
-        check_dns_label(ns).context("namespace")?;
-    }
-    for (i, o) in raw.overlays.iter().enumerate() {
-        check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
-    }
+/// Overlays and versions per environment, each environment declared at the top level.
+type EnvSettings = (BTreeMap<String, Vec<String>>, BTreeMap<String, Version>);
+
+/// `environments:` of a package: every environment declared at the top level, its overlay
+/// paths relative, its version well formed.
+fn package_environments(
+    raw: &RawPackage,
+    source: &Source,
+    environments: &BTreeMap<String, Environment>,
+) -> Result<EnvSettings> {
     let mut env_overlays = BTreeMap::new();
     let mut env_versions = BTreeMap::new();
     for (env, settings) in &raw.environments {
@@ -891,13 +947,18 @@ fn validate_package(
         env_overlays.insert(env.clone(), settings.overlays.clone());
         if let Some(v) = &settings.version {
             let v = parse_version(v, &format!("environments.{env}.version"))?;
-            if let Source::Path { template } = &source {
+            if let Source::Path { template } = source {
                 check_relative_path(&expand(template, &v))
                     .with_context(|| format!("environments.{env}.version: path"))?;
             }
             env_versions.insert(env.clone(), v);
         }
     }
+    Ok((env_overlays, env_versions))
+}
+
+/// The fetch digest of every version the package uses, keyed by version text.
+fn fetch_digests(raw: &RawPackage, entry: &Value) -> Result<BTreeMap<String, String>> {
     // The package's own version last: an environment that names the same version shares its
     // digest, pins included.
     let entry_versions = raw
@@ -906,21 +967,17 @@ fn validate_package(
         .filter_map(|e| e.version.as_ref())
         .map(|v| (v, false))
         .chain([(&raw.version, true)]);
-    let mut fetch_digests = BTreeMap::new();
+    let mut digests = BTreeMap::new();
     for (value, own) in entry_versions {
         let text = parse_version(value, "version")?.raw;
-        fetch_digests.insert(text, fetch_digest(entry, value, own));
+        digests.insert(text, fetch_digest(entry, value, own));
     }
-    let constraint = raw
-        .constraint
-        .as_deref()
-        .map(|c| {
-            semver::VersionReq::parse(c)
-                .with_context(|| format!("constraint: {} is not a semver range", quote(c)))
-                .hint("examples: \"~1.11\", \"^0.7\", \">=2.0, <3\"")
-        })
-        .transpose()?;
-    let versions = match (&raw.versions, &source) {
+    Ok(digests)
+}
+
+/// Where `kpin outdated` / `upgrade` list versions: `versions:`, or the GitHub source itself.
+fn version_feed(raw: &RawPackage, source: &Source) -> Result<Option<VersionFeed>> {
+    Ok(match (&raw.versions, source) {
         (Some(v), _) => {
             let repo = v.github.clone().ok_or_else(|| {
                 anyhow::anyhow!(
@@ -929,13 +986,11 @@ fn validate_package(
             })?;
             Some(VersionFeed {
                 github_repo: repo,
-                tag: v.tag.clone().unwrap_or_else(|| "v{version}".to_owned()),
-                api_url: v
-                    .api_url
+                tag: v
+                    .tag
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_GITHUB_API.to_owned())
-                    .trim_end_matches('/')
-                    .to_owned(),
+                    .unwrap_or_else(|| DEFAULT_GITHUB_TAG.to_owned()),
+                api_url: github_api_url(v.api_url.as_ref()),
                 prereleases: v.prereleases,
             })
         }
@@ -946,22 +1001,6 @@ fn validate_package(
             prereleases: false,
         }),
         (None, _) => None,
-    };
-
-    Ok(Package {
-        name: name.to_owned(),
-        manifest_digest: fetch_digests.get(&version.raw).cloned().unwrap_or_default(),
-        fetch_digests,
-        version,
-        env_versions,
-        source,
-        pins,
-        namespace: raw.namespace.clone(),
-        overlays: raw.overlays.clone(),
-        env_overlays,
-        constraint,
-        versions,
-        needs: raw.needs.clone(),
     })
 }
 
