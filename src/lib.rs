@@ -13,6 +13,7 @@
 
 pub mod changes;
 pub mod cluster;
+pub mod diff_base;
 pub mod digest;
 pub mod error;
 pub mod fetch;
@@ -28,7 +29,6 @@ pub mod overlay;
 pub mod progress;
 pub mod promote;
 pub mod render;
-pub mod review;
 pub mod style;
 pub mod sync;
 pub mod transaction;

@@ -110,7 +110,7 @@ pub fn candidates(
 
 /// Why a package could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub enum Unchecked {
     /// A `url` or `path` source without `versions:`.
     NoVersionSource,
     /// The pinned version does not read as a semantic version, so nothing compares to it.
@@ -124,40 +124,40 @@ pub enum Problem {
     },
 }
 
-impl Problem {
+impl Unchecked {
     pub fn message(&self) -> String {
         match self {
-            Problem::NoVersionSource => "no version source".to_owned(),
-            Problem::CurrentNotSemver => "current version is not a semantic version".to_owned(),
-            Problem::NoVersions { tag_template } => {
+            Unchecked::NoVersionSource => "no version source".to_owned(),
+            Unchecked::CurrentNotSemver => "current version is not a semantic version".to_owned(),
+            Unchecked::NoVersions { tag_template } => {
                 format!("no release tag matches `{tag_template}`")
             }
-            Problem::Feed { message, .. } => message.clone(),
+            Unchecked::Feed { message, .. } => message.clone(),
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Problem::NoVersionSource => Some(
+            Unchecked::NoVersionSource => Some(
                 "add `versions: {github: OWNER/REPO, tag: \"v{version}\"}` to the package in kpin.yaml".to_owned(),
             ),
-            Problem::CurrentNotSemver => Some("pin a version such as 1.2.3 or v1.2.3".to_owned()),
-            Problem::NoVersions { .. } => {
+            Unchecked::CurrentNotSemver => Some("pin a version such as 1.2.3 or v1.2.3".to_owned()),
+            Unchecked::NoVersions { .. } => {
                 Some("check `tag:` (e.g. \"controller-v{version}\") under `versions:` or `github:`".to_owned())
             }
-            Problem::Feed { hint, .. } => hint.clone(),
+            Unchecked::Feed { hint, .. } => hint.clone(),
         }
     }
 
     /// A feed error stops the command with exit 2; the other problems are configuration notes.
     pub fn is_error(&self) -> bool {
-        matches!(self, Problem::Feed { .. })
+        matches!(self, Unchecked::Feed { .. })
     }
 }
 
 /// The outcome for one package.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackageReport {
+pub struct PackageVersions {
     pub package: String,
     /// The package's version (environments without their own run it).
     pub current: String,
@@ -173,10 +173,10 @@ pub struct PackageReport {
     pub latest: Option<String>,
     /// Every newer version, newest first.
     pub newer: Vec<String>,
-    pub problem: Option<Problem>,
+    pub problem: Option<Unchecked>,
 }
 
-impl PackageReport {
+impl PackageVersions {
     /// The package's version, with the environments that run another: `1.9.4 (dev 1.10.6)`.
     pub fn current_text(&self) -> String {
         if self.environments.is_empty() {
@@ -207,8 +207,8 @@ impl PackageReport {
 }
 
 /// Compare a package's pin with the candidates offered upstream.
-pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageReport {
-    let mut report = PackageReport {
+pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageVersions {
+    let mut report = PackageVersions {
         package: package.name.clone(),
         current: package.version.raw.clone(),
         environments: package
@@ -231,7 +231,7 @@ pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageReport {
         .filter_map(|v| v.semver.as_ref())
         .max()
     else {
-        report.problem = Some(Problem::CurrentNotSemver);
+        report.problem = Some(Unchecked::CurrentNotSemver);
         return report;
     };
     let newer: Vec<&Candidate> = candidates.iter().filter(|c| c.semver > *current).collect();
@@ -270,19 +270,19 @@ pub async fn check<F: ReleaseFeed>(
     feed: &F,
     include_prereleases: bool,
     jobs: usize,
-) -> Vec<PackageReport> {
-    let mut reports: Vec<PackageReport> = futures::stream::iter(packages.iter().copied())
+) -> Vec<PackageVersions> {
+    let mut reports: Vec<PackageVersions> = futures::stream::iter(packages.iter().copied())
         .map(|package| async move {
             let Some(source) = &package.versions else {
                 let mut report = assess(package, &[]);
-                report.problem = Some(Problem::NoVersionSource);
+                report.problem = Some(Unchecked::NoVersionSource);
                 return report;
             };
             match versions_of(feed, source, include_prereleases || source.prereleases).await {
                 Ok(found) => {
                     let mut report = assess(package, &found);
                     if found.is_empty() && report.problem.is_none() {
-                        report.problem = Some(Problem::NoVersions {
+                        report.problem = Some(Unchecked::NoVersions {
                             tag_template: source.tag.clone(),
                         });
                     }
@@ -302,8 +302,8 @@ pub async fn check<F: ReleaseFeed>(
     reports
 }
 
-fn feed_problem(err: &anyhow::Error) -> Problem {
-    Problem::Feed {
+fn feed_problem(err: &anyhow::Error) -> Unchecked {
+    Unchecked::Feed {
         message: crate::error::summary(err),
         hint: crate::error::hint_of(err).map(str::to_owned),
     }
@@ -312,17 +312,17 @@ fn feed_problem(err: &anyhow::Error) -> Problem {
 /// Whether no package could be checked at all: every status is unknown (or an error). Then
 /// "nothing is outdated" would be a guess, so `kpin outdated` fails instead of passing a
 /// scheduled CI job.
-pub fn none_checked(reports: &[PackageReport]) -> bool {
+pub fn none_checked(reports: &[PackageVersions]) -> bool {
     !reports.is_empty() && reports.iter().all(|r| r.problem.is_some())
 }
 
 /// Whether any package is outdated within its constraint (exit 1 for scheduled CI jobs).
-pub fn any_outdated(reports: &[PackageReport]) -> bool {
-    reports.iter().any(PackageReport::is_outdated)
+pub fn any_outdated(reports: &[PackageVersions]) -> bool {
+    reports.iter().any(PackageVersions::is_outdated)
 }
 
 /// Aligned table for the terminal, followed by notes for packages with problems.
-pub fn render_table(reports: &[PackageReport]) -> String {
+pub fn render_table(reports: &[PackageVersions]) -> String {
     let dash = || "-".to_owned();
     let mut rows = vec![[
         "PACKAGE".to_owned(),
@@ -354,7 +354,7 @@ pub fn render_table(reports: &[PackageReport]) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    let problems: Vec<&PackageReport> = reports.iter().filter(|r| r.problem.is_some()).collect();
+    let problems: Vec<&PackageVersions> = reports.iter().filter(|r| r.problem.is_some()).collect();
     if !problems.is_empty() {
         out.push('\n');
     }
@@ -370,7 +370,7 @@ pub fn render_table(reports: &[PackageReport]) -> String {
 }
 
 /// The report as JSON for machines.
-pub fn to_json(reports: &[PackageReport]) -> Value {
+pub fn to_json(reports: &[PackageVersions]) -> Value {
     let packages: Vec<Value> = reports
         .iter()
         .map(|r| {
@@ -486,13 +486,13 @@ packages:
     versions: {github: example/tags-only}
 ";
 
-    async fn run(prereleases: bool) -> Vec<PackageReport> {
+    async fn run(prereleases: bool) -> Vec<PackageVersions> {
         let m = Manifest::parse(MANIFEST, Path::new("/r/kpin.yaml")).unwrap();
         let pkgs: Vec<&Package> = m.packages.values().collect();
         check(&pkgs, &fake(), prereleases, 4).await
     }
 
-    fn by_name<'a>(reports: &'a [PackageReport], name: &str) -> &'a PackageReport {
+    fn by_name<'a>(reports: &'a [PackageVersions], name: &str) -> &'a PackageVersions {
         reports.iter().find(|r| r.package == name).unwrap()
     }
 
@@ -548,11 +548,11 @@ packages:
         let reports = run(false).await;
         assert_eq!(
             by_name(&reports, "local").problem,
-            Some(Problem::NoVersionSource)
+            Some(Unchecked::NoVersionSource)
         );
         let limited = by_name(&reports, "limited");
         assert_eq!(limited.status(), "error");
-        let Some(Problem::Feed { message, hint }) = &limited.problem else {
+        let Some(Unchecked::Feed { message, hint }) = &limited.problem else {
             panic!()
         };
         assert_eq!(

@@ -13,13 +13,13 @@ use anyhow::Result;
 
 use crate::error::HintExt as _;
 use crate::manifest::{Manifest, Package};
-use crate::upgrade::Target;
+use crate::upgrade::VersionMove;
 
 /// What a promotion of one package to one environment does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Move the target's environment to the version `from` runs.
-    Promote { target: Target, from: String },
+    Promote { target: VersionMove, from: String },
     /// The environment runs the version of the environments before it already.
     UpToDate { version: String },
 }
@@ -162,7 +162,7 @@ pub fn decide(
         }));
     }
     Ok(Decision::Promote {
-        target: Target {
+        target: VersionMove {
             package: package.name.clone(),
             env: Some(to.to_owned()),
             version: version.raw.clone(),

@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::kinds;
 use crate::manifest::{Manifest, Package};
 use crate::object::Object;
-use crate::overlay::{self, Action, Change, Miss, Overlay, Target, Tracked, Workspace};
+use crate::overlay::{self, Edit, Effect, Miss, Overlay, PackageAt, Tracked, Workspace};
 use crate::yaml;
 
 /// One package rendered for one environment.
@@ -87,7 +87,7 @@ fn render(
     };
     let upstream = read_upstream(manifest, package).with_context(rendering)?;
     let overlays = package_overlays(manifest, package, env).with_context(rendering)?;
-    let target = Target {
+    let target = PackageAt {
         package: &package.name,
         version,
     };
@@ -119,7 +119,7 @@ pub struct Rendered {
 pub fn render_objects(
     upstream: Vec<Object>,
     overlays: &[Overlay],
-    target: Target,
+    target: PackageAt,
     explain: bool,
 ) -> Result<Rendered> {
     render_objects_noting(upstream, overlays, target, explain, None)
@@ -129,7 +129,7 @@ pub fn render_objects(
 fn render_objects_noting(
     upstream: Vec<Object>,
     overlays: &[Overlay],
-    target: Target,
+    target: PackageAt,
     explain: bool,
     mut misses: Option<&mut Vec<Miss>>,
 ) -> Result<Rendered> {
@@ -508,11 +508,11 @@ pub fn explain(package: &RenderedPackage) -> String {
     };
     let mut unchanged = 0;
     for t in history {
-        if t.changes.is_empty() {
+        if t.effects.is_empty() {
             unchanged += 1;
             continue;
         }
-        let removed = t.changes.iter().any(|c| c.action == Action::Removed);
+        let removed = t.effects.iter().any(|c| c.edit == Edit::Removed);
         let shown = if removed {
             t.upstream.as_ref().unwrap_or(&t.object)
         } else {
@@ -524,11 +524,11 @@ pub fn explain(package: &RenderedPackage) -> String {
         {
             let _ = writeln!(out, "upstream: {}", up.reference());
         }
-        for Change { origin, action } in &t.changes {
-            let what = match action {
-                Action::Added => "added".to_owned(),
-                Action::Removed => "removed".to_owned(),
-                Action::Modified(paths) => paths.join(", "),
+        for Effect { origin, edit } in &t.effects {
+            let what = match edit {
+                Edit::Added => "added".to_owned(),
+                Edit::Removed => "removed".to_owned(),
+                Edit::Modified(paths) => paths.join(", "),
             };
             let _ = writeln!(out, "- {origin}: {what}");
         }

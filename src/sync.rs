@@ -61,7 +61,7 @@ pub struct SyncOptions<'a> {
 /// What a sync did, for the summary line and for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
-    pub packages: Vec<PackageReport>,
+    pub packages: Vec<VendoredPackage>,
     /// Whether kpin.lock was (re)written.
     pub lock_written: bool,
     /// Stale paths removed from vendor/, relative to the manifest directory.
@@ -78,7 +78,7 @@ impl SyncReport {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PackageReport {
+pub struct VendoredPackage {
     pub name: String,
     pub version: String,
     /// Files downloaded from the network.
@@ -157,7 +157,7 @@ pub async fn sync(
             )
         })
         .hint(VENDOR_HINT)?;
-    let run = Run {
+    let run = Session {
         manifest,
         old_lock: old_lock.as_ref(),
         offline: options.offline,
@@ -178,7 +178,7 @@ pub async fn sync(
 
     // Phase 1: prepare every version of every package; nothing visible changes.
     let task = reporter.task("Syncing", units.len() as u64);
-    let mut results: Vec<(&Package, Result<Prepared>)> = futures::stream::iter(&units)
+    let mut results: Vec<(&Package, Result<Staged>)> = futures::stream::iter(&units)
         .map(|package| {
             let run = &run;
             let task = &task;
@@ -247,7 +247,7 @@ pub async fn sync(
         if p.staged {
             txn.replace_dir(&manifest.package_vendor_dir(view), p.files.clone());
         }
-        report.packages.push(PackageReport {
+        report.packages.push(VendoredPackage {
             name: view.name.clone(),
             version: view.version.raw.clone(),
             downloaded: p.downloaded,
@@ -396,7 +396,7 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
 }
 
 /// One package ready to be swapped in.
-struct Prepared {
+struct Staged {
     files: Vec<LockedFile>,
     /// Whether a replacement for `vendor/<package>/<version>` was staged (it was not right).
     staged: bool,
@@ -419,7 +419,7 @@ struct Obtained {
     cached: bool,
 }
 
-struct Run<'a> {
+struct Session<'a> {
     manifest: &'a Manifest,
     old_lock: Option<&'a Lockfile>,
     offline: bool,
@@ -432,7 +432,7 @@ struct Run<'a> {
     reporter: &'a dyn Reporter,
 }
 
-impl Run<'_> {
+impl Session<'_> {
     fn client(&self) -> Result<&Client> {
         if let Some(client) = self.client.get() {
             return Ok(client);
@@ -441,7 +441,7 @@ impl Run<'_> {
         Ok(self.client.get_or_init(|| client))
     }
 
-    async fn prepare(&self, package: &Package) -> Result<Prepared> {
+    async fn prepare(&self, package: &Package) -> Result<Staged> {
         let manifest = self.manifest;
         let vendor_dir = manifest.package_vendor_dir(package);
         let vendored = scan_vendor(&vendor_dir)?;
@@ -522,7 +522,7 @@ impl Run<'_> {
                 .map(|w| self.obtain(package, w, &vendored, &vendor_dir, reusable.is_some())),
         )
         .await?;
-        let mut prepared = Prepared {
+        let mut prepared = Staged {
             files: obtained.iter().map(|o| o.locked.clone()).collect(),
             staged: false,
             downloaded: obtained.iter().filter(|o| o.downloaded).count(),

@@ -33,7 +33,7 @@ use crate::transaction::Transaction;
 
 /// One package to move, and where to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct VersionMove {
     pub package: String,
     /// The environment whose version moves (`environments.<env>.version`); `None` moves the
     /// package's `version`, which every environment without a version of its own follows.
@@ -114,6 +114,11 @@ impl BrokenOverlay {
     pub fn hint(&self) -> &'static str {
         "upstream may have renamed or removed the object: fix the selector, or add `optional: true` to the operation if it should apply only when the object exists"
     }
+
+    /// The broken operation as an error, so it prints like every other (`error:` / `hint:`).
+    pub fn to_error(&self) -> anyhow::Error {
+        anyhow::Error::msg(self.message()).hint(self.hint())
+    }
 }
 
 /// What one package's upgrade changes.
@@ -186,7 +191,8 @@ impl UpgradeReport {
     pub fn to_text(&self, options: &DiffOptions) -> String {
         let mut out = changes::render_text(&self.sections(), options);
         for b in self.broken_overlays() {
-            out.push_str(&format!("\nerror: {}\n  hint: {}\n", b.message(), b.hint()));
+            out.push('\n');
+            out.push_str(&crate::error::render_error(&b.to_error()));
         }
         out
     }
@@ -264,7 +270,7 @@ impl UpgradeReport {
 }
 
 /// Where new files come from and go.
-pub struct Fetcher<'a> {
+pub struct Sources<'a> {
     /// `None` offline: only local (`path:`, `file://`) sources can be upgraded.
     pub client: Option<&'a Client>,
     pub cache: Cache,
@@ -273,8 +279,8 @@ pub struct Fetcher<'a> {
 /// Upgrade `targets` (see the module documentation for the order of effects).
 pub async fn upgrade(
     manifest: &Manifest,
-    targets: &[Target],
-    fetcher: &Fetcher<'_>,
+    targets: &[VersionMove],
+    fetcher: &Sources<'_>,
     options: &UpgradeOptions,
     reporter: &dyn Reporter,
 ) -> Result<UpgradeReport> {
@@ -507,7 +513,7 @@ async fn stage_package(
     manifest: &Manifest,
     package: &Package,
     dir: &Path,
-    fetcher: &Fetcher<'_>,
+    fetcher: &Sources<'_>,
 ) -> Result<Vec<LockedFile>> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let sources = fetch::resolve(manifest, package, fetcher.client).await?;

@@ -18,8 +18,8 @@ use super::applyset::{Contents, Deployed};
 use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
 use super::package::{self, CustomKinds, ParentState, Prepared, prepare_package, read_parent};
-use super::prune::{self, Plan, PruneOptions, Rendered};
-use super::report::{Action, NotReady, ObjectResult, PackageReport};
+use super::prune::{self, InRender, PruneOptions, PrunePlan};
+use super::report::{Action, NotReady, ObjectResult, PackageResult};
 use super::wait::{self, Rule, Watched};
 use super::{Cluster, ResourceApi, api_for, api_status, csa, get};
 use crate::error::HintExt as _;
@@ -497,7 +497,7 @@ fn wants_recreate(object: &Object) -> bool {
 }
 
 /// One package on its way into the cluster.
-struct Run<'a> {
+struct InFlight<'a> {
     rendered: &'a RenderedPackage,
     prepared: Prepared,
     parent: ParentState,
@@ -508,8 +508,8 @@ struct Run<'a> {
     /// What the parent records once this apply is done (without prune: the union).
     desired: Contents,
     /// What `--prune` will do, decided before anything is written.
-    plan: Option<Plan>,
-    rendered_refs: Rendered,
+    plan: Option<PrunePlan>,
+    rendered_refs: InRender,
     results: Vec<ObjectResult>,
     watched: Vec<Watched>,
     done: HashSet<ObjectRef>,
@@ -517,7 +517,7 @@ struct Run<'a> {
     failed: bool,
 }
 
-impl Run<'_> {
+impl InFlight<'_> {
     fn record(&mut self, result: ObjectResult, watched: Option<Watched>) {
         self.failed |= result.action == Action::Failed;
         if result.action != Action::Failed {
@@ -550,7 +550,7 @@ impl Run<'_> {
     }
 
     /// The package's results: applied objects in render order, then what prune did.
-    fn report(mut self) -> PackageReport {
+    fn report(mut self) -> PackageResult {
         self.results.sort_by_cached_key(|r| {
             match r.action {
                 Action::Pruned | Action::Kept => None,
@@ -558,7 +558,7 @@ impl Run<'_> {
             }
             .map_or((true, None), |rank| (false, Some((rank, r.object.clone()))))
         });
-        PackageReport {
+        PackageResult {
             package: self.rendered.name.clone(),
             version: self.rendered.version.clone(),
             objects: self.results,
@@ -575,7 +575,7 @@ async fn start<'a>(
     packages: &[Selected<'a>],
     opts: &ApplyOptions,
     custom: &CustomKinds,
-) -> Result<Vec<Run<'a>>> {
+) -> Result<Vec<InFlight<'a>>> {
     let rendered_namespaces: HashSet<&str> = packages
         .iter()
         .flat_map(|p| &p.rendered.objects)
@@ -607,7 +607,7 @@ async fn start_package<'a>(
     opts: &ApplyOptions,
     custom: &CustomKinds,
     rendered_namespaces: &HashSet<&str>,
-) -> Result<Run<'a>> {
+) -> Result<InFlight<'a>> {
     let name = &p.rendered.name;
     let prepared = prepare_package(cluster, p.rendered, p.namespace, custom).await;
     let parent = read_parent(cluster, name, &prepared.parent).await?;
@@ -617,11 +617,11 @@ async fn start_package<'a>(
             "create it first, or add a Namespace {ns} object to package {name} (an overlay)"
         ))?;
     }
-    let rendered_refs = Rendered::of(&prepared.objects);
+    let rendered_refs = InRender::of(&prepared.objects);
     let plan = match &opts.prune {
         Some(prune_opts) => {
             let members = prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
-            let plan = Plan::new(members, &rendered_refs, prune_opts);
+            let plan = PrunePlan::new(members, &rendered_refs, prune_opts);
             if plan.is_mass() && !prune_opts.allow_mass {
                 return Err(plan.mass_error(name));
             }
@@ -634,7 +634,7 @@ async fn start_package<'a>(
         environment: p.rendered.env.as_deref().unwrap_or(DEFAULT_ENV).to_owned(),
         rendered_digest: render::rendered_digest(&p.rendered.objects),
     };
-    Ok(Run {
+    Ok(InFlight {
         rendered: p.rendered,
         parent_now: (parent.recorded.clone(), parent.deployed.clone()),
         deployed,
@@ -659,7 +659,7 @@ pub async fn apply_all(
     packages: &[Selected<'_>],
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<PackageReport>> {
+) -> Result<Vec<PackageResult>> {
     apply_selected(cluster, packages, opts, reporter)
         .await
         .map_err(|e| cluster.explain(e))
@@ -670,7 +670,7 @@ async fn apply_selected(
     packages: &[Selected<'_>],
     opts: &ApplyOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<PackageReport>> {
+) -> Result<Vec<PackageResult>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
     let mut runs = start(cluster, packages, opts, &custom).await?;
     let applier = Applier {
@@ -769,13 +769,18 @@ async fn apply_selected(
             }
         }
     }
-    Ok(runs.into_iter().map(Run::report).collect())
+    Ok(runs.into_iter().map(InFlight::report).collect())
 }
 
 impl Applier<'_> {
     /// Write run `i`'s parent recording the union of what it had and what it will have, after
     /// applying the Namespace it lives in when some package renders it.
-    async fn record_parent(&self, runs: &mut [Run<'_>], i: usize, task: &dyn Task) -> Result<()> {
+    async fn record_parent(
+        &self,
+        runs: &mut [InFlight<'_>],
+        i: usize,
+        task: &dyn Task,
+    ) -> Result<()> {
         let ns = runs[i].prepared.parent_ns.clone();
         let is_parent_ns =
             |o: &Object| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns;
@@ -812,7 +817,7 @@ impl Applier<'_> {
 
     async fn write_parent(
         &self,
-        run: &Run<'_>,
+        run: &InFlight<'_>,
         contents: &Contents,
         deployed: Option<&Deployed>,
     ) -> Result<()> {
@@ -838,7 +843,7 @@ impl Applier<'_> {
     /// failure, the later stages are skipped.
     async fn apply_stages(
         &self,
-        run: &mut Run<'_>,
+        run: &mut InFlight<'_>,
         filter: impl Fn(Stage) -> bool,
         task: &dyn Task,
     ) {
@@ -879,7 +884,11 @@ impl Applier<'_> {
     /// established, then forget what discovery knew of their groups. `false` (with the CRDs
     /// reported not ready) when they are not in time. The other CRDs are waited for with the
     /// workloads (with `--wait`): nothing in this apply needs them sooner.
-    async fn wait_for_crds(&self, runs: &mut [Run<'_>], reporter: &dyn Reporter) -> Result<bool> {
+    async fn wait_for_crds(
+        &self,
+        runs: &mut [InFlight<'_>],
+        reporter: &dyn Reporter,
+    ) -> Result<bool> {
         let objects = || runs.iter().flat_map(|r| &r.prepared.objects);
         let used: HashSet<(&str, &str)> = objects().map(|o| (o.group(), o.kind())).collect();
         let needed: HashSet<String> = objects()

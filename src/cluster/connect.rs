@@ -31,7 +31,7 @@ pub struct ConnectOptions {
 /// The cluster kpin talks to, printed before anything changes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Target {
+pub struct Destination {
     /// The kubeconfig context, `None` for in-cluster config.
     pub context: Option<String>,
     pub server: String,
@@ -39,7 +39,7 @@ pub struct Target {
     pub default_namespace: String,
 }
 
-impl std::fmt::Display for Target {
+impl std::fmt::Display for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.context {
             Some(c) => write!(f, "context {c} ({})", self.server),
@@ -48,7 +48,7 @@ impl std::fmt::Display for Target {
     }
 }
 
-impl Target {
+impl Destination {
     /// How kpin found the server, for messages: `context prod` or `in-cluster config`.
     pub fn via(&self) -> String {
         match &self.context {
@@ -61,7 +61,7 @@ impl Target {
 /// A connected cluster: the kube client and the lazily filled RESTMapper.
 pub struct Cluster {
     pub client: kube::Client,
-    pub target: Target,
+    pub target: Destination,
     pub mapper: RestMapper,
     /// `--request-timeout`, for messages about requests that took too long.
     pub request_timeout: Option<Duration>,
@@ -377,7 +377,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             (config, None)
         }
     };
-    let target = Target {
+    let target = Destination {
         context,
         server: config
             .cluster_url

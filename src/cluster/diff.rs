@@ -9,7 +9,7 @@ use kube::api::{Patch, PatchParams};
 
 use super::apply::{Selected, immutable_fields, is_immutable};
 use super::package::{self, CustomKinds, prepare_package, read_parent};
-use super::prune::{self, Plan, PruneOptions, Rendered};
+use super::prune::{self, InRender, PruneOptions, PrunePlan};
 use super::{Cluster, api_for, api_status, get, strip_noise};
 use crate::changes::{self, Detail, Section};
 use crate::object::{Object, ObjectRef};
@@ -86,7 +86,7 @@ async fn diff_package(
     if state.live.is_some() {
         let members =
             prune::live_members(cluster, &state.recorded, &package.parent_ns, &package.id).await?;
-        let plan = Plan::new(members, &Rendered::of(objects), prune_opts);
+        let plan = PrunePlan::new(members, &InRender::of(objects), prune_opts);
         before.extend(plan.delete.iter().map(|m| Object(strip_noise(&m.live))));
         notes.extend(plan.keep.iter().map(|(m, reason)| {
             format!(

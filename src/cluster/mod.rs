@@ -29,7 +29,7 @@ pub mod wait;
 use kube::api::{DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-pub use connect::{Cluster, ConnectOptions, Target, connect};
+pub use connect::{Cluster, ConnectOptions, Destination, connect};
 
 use crate::object::Object;
 use discovery::Resolved;

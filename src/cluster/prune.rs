@@ -131,7 +131,7 @@ pub(crate) async fn live_members(
 
 /// What `--prune` does with the live members of one set.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Plan {
+pub(crate) struct PrunePlan {
     /// Live members of the set, rendered or not.
     pub members: usize,
     /// Members to delete, in reverse apply order: webhooks first, CRDs last.
@@ -141,16 +141,16 @@ pub(crate) struct Plan {
 }
 
 /// The rendered identities `--prune` must never delete.
-pub(crate) struct Rendered {
+pub(crate) struct InRender {
     exact: HashSet<ObjectRef>,
     /// (kind, namespace, name) -> group, to catch the same object under another API group.
     loose: std::collections::HashMap<(String, Option<String>, String), String>,
 }
 
-impl Rendered {
-    pub fn of(objects: &[Object]) -> Rendered {
+impl InRender {
+    pub fn of(objects: &[Object]) -> InRender {
         let refs: Vec<ObjectRef> = objects.iter().map(Object::reference).collect();
-        Rendered {
+        InRender {
             loose: refs
                 .iter()
                 .map(|r| {
@@ -183,11 +183,11 @@ impl Rendered {
     }
 }
 
-impl Plan {
-    pub fn new(members: Vec<Member>, rendered: &Rendered, opts: &PruneOptions) -> Plan {
-        let mut plan = Plan {
+impl PrunePlan {
+    pub fn new(members: Vec<Member>, rendered: &InRender, opts: &PruneOptions) -> PrunePlan {
+        let mut plan = PrunePlan {
             members: members.len(),
-            ..Plan::default()
+            ..PrunePlan::default()
         };
         for member in members {
             let r = &member.object;
@@ -257,8 +257,8 @@ impl Plan {
 /// Each DELETE is preceded by the check that the object is not in the current render.
 pub(crate) async fn execute(
     cluster: &Cluster,
-    plan: &Plan,
-    rendered: &Rendered,
+    plan: &PrunePlan,
+    rendered: &InRender,
     dry_run: bool,
 ) -> Vec<ObjectResult> {
     let mut out = Vec::with_capacity(plan.delete.len() + plan.keep.len());
@@ -365,7 +365,7 @@ mod tests {
                 None,
             ),
         ];
-        let plan = Plan::new(members, &Rendered::of(&desired), &PruneOptions::default());
+        let plan = PrunePlan::new(members, &InRender::of(&desired), &PruneOptions::default());
         assert!(plan.delete.is_empty() && plan.keep.is_empty());
         assert_eq!(plan.members, 2);
     }
@@ -387,7 +387,7 @@ mod tests {
                 member(&cm, "gone", Some("demo")),
             ]
         };
-        let plan = Plan::new(members(), &Rendered::of(&[]), &PruneOptions::default());
+        let plan = PrunePlan::new(members(), &InRender::of(&[]), &PruneOptions::default());
         let deleted: Vec<String> = plan.delete.iter().map(|m| m.object.to_string()).collect();
         assert_eq!(deleted, ["ConfigMap demo/gone"]);
         assert_eq!(plan.keep.len(), 2);
@@ -401,7 +401,7 @@ mod tests {
             .into(),
             allow_mass: false,
         };
-        let plan = Plan::new(members(), &Rendered::of(&[]), &allow);
+        let plan = PrunePlan::new(members(), &InRender::of(&[]), &allow);
         let deleted: Vec<String> = plan.delete.iter().map(|m| m.object.to_string()).collect();
         // Reverse apply order: namespaced objects first, the Namespace, then the CRD last.
         assert_eq!(
@@ -418,13 +418,13 @@ mod tests {
     fn an_object_rendered_under_another_group_is_kept_and_never_deleted() {
         let old_ingress = resolved("extensions", "Ingress", "ingresses", true);
         let members = vec![member(&old_ingress, "web", Some("demo"))];
-        let rendered = Rendered::of(&[object(
+        let rendered = InRender::of(&[object(
             "networking.k8s.io/v1",
             "Ingress",
             "web",
             Some("demo"),
         )]);
-        let plan = Plan::new(members.clone(), &rendered, &PruneOptions::default());
+        let plan = PrunePlan::new(members.clone(), &rendered, &PruneOptions::default());
         assert!(plan.delete.is_empty());
         assert_eq!(
             plan.keep[0].1,
@@ -443,9 +443,9 @@ mod tests {
         let keep_two: Vec<Object> = (0..2)
             .map(|i| object("v1", "ConfigMap", &format!("c{i}"), Some("demo")))
             .collect();
-        let plan = Plan::new(
+        let plan = PrunePlan::new(
             members.clone(),
-            &Rendered::of(&keep_two),
+            &InRender::of(&keep_two),
             &PruneOptions::default(),
         );
         assert_eq!(plan.delete.len(), 6);
@@ -459,9 +459,9 @@ mod tests {
             .map(|i| object("v1", "ConfigMap", &format!("c{i}"), Some("demo")))
             .collect();
         assert!(
-            !Plan::new(
+            !PrunePlan::new(
                 members,
-                &Rendered::of(&keep_three),
+                &InRender::of(&keep_three),
                 &PruneOptions::default()
             )
             .is_mass()

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::Target;
+use super::Destination;
 use crate::object::ObjectRef;
 
 /// What happened to one object. A closed set: the table and JSON show exactly these.
@@ -80,14 +80,14 @@ pub struct NotReady {
 
 /// One package's results.
 #[derive(Debug, Clone)]
-pub struct PackageReport {
+pub struct PackageResult {
     pub package: String,
     pub version: String,
     pub objects: Vec<ObjectResult>,
     pub not_ready: Vec<NotReady>,
 }
 
-impl PackageReport {
+impl PackageResult {
     pub fn failed(&self) -> bool {
         !self.not_ready.is_empty() || self.objects.iter().any(|o| o.action == Action::Failed)
     }
@@ -96,9 +96,9 @@ impl PackageReport {
 /// The whole run.
 #[derive(Debug, Clone)]
 pub struct ApplyReport {
-    pub target: Target,
+    pub target: Destination,
     pub dry_run: bool,
-    pub packages: Vec<PackageReport>,
+    pub packages: Vec<PackageResult>,
 }
 
 fn ref_json(r: &ObjectRef) -> Value {
@@ -107,7 +107,7 @@ fn ref_json(r: &ObjectRef) -> Value {
 
 impl ApplyReport {
     pub fn failed(&self) -> bool {
-        self.packages.iter().any(PackageReport::failed)
+        self.packages.iter().any(PackageResult::failed)
     }
 
     /// Counts per action, in `Action` order, for the summary line.

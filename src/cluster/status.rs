@@ -14,7 +14,7 @@ use super::apply::Selected;
 use super::applyset::{self, Deployed};
 use super::package::{self, prepare_package, read_parent};
 use super::prune::PruneOptions;
-use super::{Cluster, ClusterError, Target, diff};
+use super::{Cluster, ClusterError, Destination, diff};
 use crate::changes::Change;
 use crate::object::ObjectRef;
 use crate::render;
@@ -188,7 +188,7 @@ pub struct EnvironmentStatus {
     /// The environment's name; `default` without environments.
     pub name: String,
     /// The cluster, once its context was resolved.
-    pub target: Option<Target>,
+    pub target: Option<Destination>,
     pub packages: Result<Vec<PackageStatus>, (Unchecked, String, Option<String>)>,
 }
 

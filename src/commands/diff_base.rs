@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use kpin::changes::DiffOptions;
+use kpin::diff_base::{self, BaseDiffOptions};
 use kpin::error::Outcome;
-use kpin::review::{self, ReviewOptions};
 use kpin::validate;
 
 use super::Ctx;
@@ -14,14 +14,14 @@ use crate::cli::DiffArgs;
 
 pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
     let head = ctx.manifest()?;
-    let snapshot = review::extract(&head, base)?;
-    let base_manifest = review::base_manifest(&snapshot, base)?;
-    let options = ReviewOptions {
+    let snapshot = diff_base::extract(&head, base)?;
+    let base_manifest = diff_base::base_manifest(&snapshot, base)?;
+    let options = BaseDiffOptions {
         packages: args.packages.clone(),
         env: args.env.clone(),
         base_label: base.to_owned(),
     };
-    let sections = review::compare(base_manifest.as_ref(), &head, &options)?;
+    let sections = diff_base::compare(base_manifest.as_ref(), &head, &options)?;
     // The head is what will be applied: validate it, and show the findings first.
     let validation = if args.validate.enabled(true) {
         let report = validate::validate_manifest(

@@ -142,7 +142,7 @@ fn expected(lock: Option<&Lockfile>, plan: &Plan) -> BTreeMap<String, Expected> 
 
 fn unchecked(
     name: String,
-    target: Option<kpin::cluster::Target>,
+    target: Option<kpin::cluster::Destination>,
     err: &anyhow::Error,
 ) -> EnvironmentStatus {
     let why = Unchecked::of(err);

@@ -11,7 +11,7 @@ use kpin::fetch::{Cache, Client, cache};
 use kpin::manifest::{Manifest, Package};
 use kpin::outdated;
 use kpin::progress::Reporter;
-use kpin::upgrade::{self, Fetcher, Target, UpgradeOptions, UpgradeReport, Verb};
+use kpin::upgrade::{self, Sources, UpgradeOptions, UpgradeReport, Verb, VersionMove};
 
 use super::Ctx;
 use crate::cli::{DiffFormat, UpgradeArgs};
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         ctx.term.status("Finished", "nothing to upgrade");
         return Ok(Outcome::Clean);
     }
-    let fetcher = Fetcher {
+    let fetcher = Sources {
         client: Some(&client),
         cache: Cache::new(cache::default_dir(args.net.cache_dir.as_deref())?),
     };
@@ -87,7 +87,7 @@ async fn choose_targets(
     manifest: &Manifest,
     args: &UpgradeArgs,
     client: &Client,
-) -> Result<Vec<Target>> {
+) -> Result<Vec<VersionMove>> {
     let env = args.env.as_deref();
     // Each package as the environment runs it: its version is what the feed is compared with.
     let selected: Vec<Package> = match &args.package {
@@ -97,7 +97,7 @@ async fn choose_targets(
     .into_iter()
     .map(|p| p.for_env(env))
     .collect();
-    let target = |package: &str, version: &str| Target {
+    let target = |package: &str, version: &str| VersionMove {
         package: package.to_owned(),
         env: args.env.clone(),
         version: version.to_owned(),

@@ -371,7 +371,7 @@ fn build(
 
 /// The package an overlay is applied to, for messages.
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub struct PackageAt<'a> {
     pub package: &'a str,
     pub version: &'a str,
 }
@@ -382,19 +382,19 @@ pub struct Tracked {
     pub object: Object,
     /// The object as upstream published it (kept only when explaining); `None` for added objects.
     pub upstream: Option<Object>,
-    pub changes: Vec<Change>,
+    pub effects: Vec<Effect>,
 }
 
 /// One overlay operation's effect on one object.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub struct Effect {
     /// `overlays/x.yaml operations[2] (jsonPatch)`.
     pub origin: String,
-    pub action: Action,
+    pub edit: Edit,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Edit {
     Added,
     /// Field paths that changed (`spec.replicas`, `metadata.namespace`).
     Modified(Vec<String>),
@@ -426,7 +426,7 @@ pub struct Workspace {
 pub struct OpCtx<'a> {
     pub origin: String,
     pub optional: bool,
-    pub target: Target<'a>,
+    pub target: PackageAt<'a>,
 }
 
 impl Workspace {
@@ -437,7 +437,7 @@ impl Workspace {
                 .map(|object| Tracked {
                     upstream: explain.then(|| object.clone()),
                     object,
-                    changes: Vec::new(),
+                    effects: Vec::new(),
                 })
                 .collect(),
             removed: Vec::new(),
@@ -462,9 +462,9 @@ impl Workspace {
             let mut paths = Vec::new();
             changed_paths(&before.0, &tracked.object.0, "", &mut paths);
             if !paths.is_empty() {
-                tracked.changes.push(Change {
+                tracked.effects.push(Effect {
                     origin: origin.to_owned(),
-                    action: Action::Modified(paths),
+                    edit: Edit::Modified(paths),
                 });
             }
         }
@@ -488,7 +488,7 @@ impl Workspace {
     }
 
     /// Apply every operation of `overlay` in order.
-    pub fn apply(&mut self, overlay: &Overlay, target: Target) -> Result<()> {
+    pub fn apply(&mut self, overlay: &Overlay, target: PackageAt) -> Result<()> {
         self.apply_ops(overlay, target, None)
     }
 
@@ -498,7 +498,7 @@ impl Workspace {
     pub fn apply_noting_misses(
         &mut self,
         overlay: &Overlay,
-        target: Target,
+        target: PackageAt,
         misses: &mut Vec<Miss>,
     ) -> Result<()> {
         self.apply_ops(overlay, target, Some(misses))
@@ -507,7 +507,7 @@ impl Workspace {
     fn apply_ops(
         &mut self,
         overlay: &Overlay,
-        target: Target,
+        target: PackageAt,
         mut misses: Option<&mut Vec<Miss>>,
     ) -> Result<()> {
         for op in &overlay.operations {
@@ -572,9 +572,9 @@ impl Workspace {
                 for (i, mut t) in std::mem::take(&mut self.objects).into_iter().enumerate() {
                     if hits.contains(&i) {
                         if self.explain {
-                            t.changes.push(Change {
+                            t.effects.push(Effect {
                                 origin: ctx.origin.clone(),
-                                action: Action::Removed,
+                                edit: Edit::Removed,
                             });
                             self.removed.push(t);
                         }
@@ -599,9 +599,9 @@ impl Workspace {
                     self.objects.push(Tracked {
                         object: object.clone(),
                         upstream: None,
-                        changes: vec![Change {
+                        effects: vec![Effect {
                             origin: ctx.origin.clone(),
-                            action: Action::Added,
+                            edit: Edit::Added,
                         }],
                     });
                 }
@@ -615,7 +615,7 @@ impl Workspace {
     }
 }
 
-/// The overlay and operation index of a `Change::origin` (`overlays/x.yaml operations[2]
+/// The overlay and operation index of an `Effect::origin` (`overlays/x.yaml operations[2]
 /// (jsonPatch)` -> (`overlays/x.yaml`, 2)); a kpin.yaml shorthand has no index. The inverse of
 /// the origin `apply_ops` writes.
 pub fn split_origin(origin: &str) -> (&str, Option<usize>) {
@@ -712,7 +712,7 @@ mod tests {
         let mut ws = Workspace::new(objects.into_iter().map(Object).collect(), explain);
         ws.apply(
             &overlay,
-            Target {
+            PackageAt {
                 package: "pkg",
                 version: "1.0.0",
             },
@@ -815,10 +815,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            ws.objects[0].changes,
-            vec![Change {
+            ws.objects[0].effects,
+            vec![Effect {
                 origin: "overlays/x.yaml operations[0] (mergePatch)".into(),
-                action: Action::Modified(vec!["spec.replicas".into()])
+                edit: Edit::Modified(vec!["spec.replicas".into()])
             }]
         );
         let out = run(

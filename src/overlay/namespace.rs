@@ -103,9 +103,9 @@ pub(super) fn apply(ws: &mut Workspace, to: &str, ctx: &OpCtx) -> Result<()> {
     for i in duplicates.into_iter().rev() {
         let mut dropped = ws.objects.remove(i);
         if ws.explain {
-            dropped.changes.push(super::Change {
+            dropped.effects.push(super::Effect {
                 origin: ctx.origin.clone(),
-                action: super::Action::Removed,
+                edit: super::Edit::Removed,
             });
             ws.removed.push(dropped);
         }

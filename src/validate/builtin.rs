@@ -139,7 +139,7 @@ pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::schema::{Problem, check};
+    use crate::validate::schema::{Fault, check};
     use serde_json::json;
 
     #[test]
@@ -171,14 +171,14 @@ mod tests {
                     "ports": [{"containerPort": 80}, {"containerPort": 80}]}]}}}});
         let mut out = Vec::new();
         check(&arena, id, &deployment, "", None, &mut out);
-        let got: Vec<(Problem, &str)> = out.iter().map(|v| (v.problem, v.path.as_str())).collect();
+        let got: Vec<(Fault, &str)> = out.iter().map(|v| (v.fault, v.path.as_str())).collect();
         assert_eq!(
             got,
             [
-                (Problem::UnknownField, "spec.replica"),
-                (Problem::WrongType, "spec.minReadySeconds"),
+                (Fault::UnknownField, "spec.replica"),
+                (Fault::WrongType, "spec.minReadySeconds"),
                 (
-                    Problem::DuplicateItem,
+                    Fault::DuplicateItem,
                     "spec.template.spec.containers[0].ports[1]"
                 ),
             ]

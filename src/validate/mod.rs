@@ -19,12 +19,12 @@ use serde_json::{Value, json};
 use crate::error::HintExt;
 use crate::manifest::Manifest;
 use crate::object::{Object, ObjectRef};
-use crate::overlay::{Action, Tracked};
+use crate::overlay::{Edit, Tracked};
 use crate::render::{self, RenderedPackage};
 use builtin::Builtin;
 pub use crd::CrdIndex;
 use crd::Lookup;
-use schema::{Arena, Problem};
+use schema::{Arena, Fault};
 
 // ---------------------------------------------------------------------------------------------
 // Kubernetes versions.
@@ -137,15 +137,15 @@ pub enum Check {
     NotValidated,
 }
 
-impl From<Problem> for Check {
-    fn from(p: Problem) -> Check {
+impl From<Fault> for Check {
+    fn from(p: Fault) -> Check {
         match p {
-            Problem::UnknownField => Check::UnknownField,
-            Problem::WrongType => Check::WrongType,
-            Problem::MissingRequired => Check::MissingRequired,
-            Problem::NotInEnum => Check::NotInEnum,
-            Problem::DuplicateItem => Check::DuplicateItem,
-            Problem::OutOfRange => Check::OutOfRange,
+            Fault::UnknownField => Check::UnknownField,
+            Fault::WrongType => Check::WrongType,
+            Fault::MissingRequired => Check::MissingRequired,
+            Fault::NotInEnum => Check::NotInEnum,
+            Fault::DuplicateItem => Check::DuplicateItem,
+            Fault::OutOfRange => Check::OutOfRange,
         }
     }
 }
@@ -663,7 +663,7 @@ impl Checker<'_> {
         }
         out.extend(violations.into_iter().map(|v| {
             (
-                Check::from(v.problem),
+                Check::from(v.fault),
                 Severity::Error,
                 Some(v.path),
                 v.found,
@@ -692,8 +692,7 @@ fn attach_provenance(
     let history = explained.explanation.unwrap_or_default();
     for f in findings {
         if let Some(t) = history.iter().find(|t| {
-            t.object.reference() == f.object
-                && !t.changes.iter().any(|c| c.action == Action::Removed)
+            t.object.reference() == f.object && !t.effects.iter().any(|c| c.edit == Edit::Removed)
         }) {
             f.written_by = writer(t, f.path.as_deref());
         }
@@ -711,13 +710,13 @@ fn writer(tracked: &Tracked, path: Option<&str>) -> Option<String> {
         changed.is_empty() || under(path, changed) || under(changed, path)
     };
     let modified = path.and_then(|path| {
-        tracked.changes.iter().rev().find(|c| match &c.action {
-            Action::Modified(paths) => paths.iter().any(|p| covers(p, path)),
+        tracked.effects.iter().rev().find(|c| match &c.edit {
+            Edit::Modified(paths) => paths.iter().any(|p| covers(p, path)),
             _ => false,
         })
     });
     modified
-        .or_else(|| tracked.changes.iter().find(|c| c.action == Action::Added))
+        .or_else(|| tracked.effects.iter().find(|c| c.edit == Edit::Added))
         .map(|c| c.origin.clone())
 }
 
@@ -740,18 +739,18 @@ mod tests {
 
     #[test]
     fn the_writer_is_the_last_operation_touching_the_field() {
-        use crate::overlay::Change;
+        use crate::overlay::Effect;
         let t = Tracked {
             object: Object(json!({})),
             upstream: None,
-            changes: vec![
-                Change {
+            effects: vec![
+                Effect {
                     origin: "a.yaml operations[0] (mergePatch)".into(),
-                    action: Action::Modified(vec!["spec.template".into()]),
+                    edit: Edit::Modified(vec!["spec.template".into()]),
                 },
-                Change {
+                Effect {
                     origin: "b.yaml operations[1] (jsonPatch)".into(),
-                    action: Action::Modified(vec!["spec.replicas".into()]),
+                    edit: Edit::Modified(vec!["spec.replicas".into()]),
                 },
             ],
         };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use kpin::manifest::Manifest;
 use kpin::object::Object;
-use kpin::overlay::{Overlay, Target};
+use kpin::overlay::{Overlay, PackageAt};
 use kpin::render;
 use proptest::prelude::*;
 
@@ -421,7 +421,7 @@ proptest! {
             "overlays/p.yaml",
             Path::new("/x"),
         ).unwrap();
-        let target = Target { package: "p", version: "1" };
+        let target = PackageAt { package: "p", version: "1" };
         let render = |objs: Vec<Object>| {
             render::render_objects(objs, std::slice::from_ref(&overlay), target, false)
                 .map(|r| (render::to_yaml(&r.objects), r.warnings))
@@ -466,7 +466,7 @@ fn upstream_files(dir: &Path, project: &str) -> Vec<(String, PathBuf)> {
 
 fn render_upstream(path: &Path, version: &str, overlay: &str) -> render::Rendered {
     let text = std::fs::read_to_string(path).unwrap();
-    let objects = render::objects_from_yaml(&text, path).unwrap();
+    let objects = kpin::object::Object::all_from_yaml(&text, path).unwrap();
     let overlay = Overlay::parse(
         overlay,
         Path::new("/x/overlays/o.yaml"),
@@ -477,7 +477,7 @@ fn render_upstream(path: &Path, version: &str, overlay: &str) -> render::Rendere
     render::render_objects(
         objects,
         &[overlay],
-        Target {
+        PackageAt {
             package: "upstream",
             version,
         },

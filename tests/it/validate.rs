@@ -297,7 +297,7 @@ const KNOWN_UPSTREAM_DEFECTS: &[(&str, u32, &str)] = &[(
 
 fn read(path: &Path) -> Vec<Object> {
     let text = std::fs::read_to_string(path).unwrap();
-    kpin::render::objects_from_yaml(&text, path).unwrap()
+    kpin::object::Object::all_from_yaml(&text, path).unwrap()
 }
 
 #[test]

@@ -123,7 +123,7 @@ pub fn extract(manifest: &Manifest, rev: &str) -> Result<Snapshot> {
 
 /// What to compare.
 #[derive(Debug, Clone, Default)]
-pub struct ReviewOptions {
+pub struct BaseDiffOptions {
     /// Packages to compare; all (on either side) when empty.
     pub packages: Vec<String>,
     /// Environment whose overlays to add.
@@ -137,7 +137,7 @@ pub struct ReviewOptions {
 pub fn compare(
     base: Option<&Manifest>,
     head: &Manifest,
-    options: &ReviewOptions,
+    options: &BaseDiffOptions,
 ) -> Result<Vec<Section>> {
     let mut names: BTreeSet<&str> = head.packages.keys().map(String::as_str).collect();
     if let Some(b) = base {
@@ -188,7 +188,7 @@ fn section(
     old: Option<(&Manifest, &Package)>,
     new: Option<(&Manifest, &Package)>,
     env: Option<&str>,
-    options: &ReviewOptions,
+    options: &BaseDiffOptions,
 ) -> Result<Section> {
     let old_render = old
         .map(|(m, p)| {
@@ -383,9 +383,9 @@ mod tests {
         let snapshot = extract(&head, "HEAD").unwrap();
         let base_dir = snapshot.manifest_path.parent().unwrap().to_path_buf();
         let base = base_manifest(&snapshot, "HEAD").unwrap();
-        let options = ReviewOptions {
+        let options = BaseDiffOptions {
             base_label: "HEAD".into(),
-            ..ReviewOptions::default()
+            ..BaseDiffOptions::default()
         };
         let sections = compare(base.as_ref(), &head, &options).unwrap();
         assert_eq!(sections.len(), 1);
