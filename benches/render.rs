@@ -8,6 +8,11 @@
 //! Run: `cargo build --release && cargo bench --bench render`. Copies of the releases go to a
 //! temp dir only. Children are measured with `wait4` (wall clock around the process, `ru_maxrss`).
 
+// Benchmarks print their figures and measure with libc or a counting allocator.
+#![allow(clippy::print_stdout, clippy::print_stderr, unsafe_code)]
+// Pedantic lints hold the shipped code, not the measuring harness.
+#![allow(clippy::pedantic)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,7 +49,7 @@ fn run(cmd: &mut Command, out: &Path) -> Result<Usage, String> {
     let mut status = 0;
     // SAFETY: plain libc call on our own child's pid with valid out-pointers.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let pid = unsafe { libc::wait4(child.id() as i32, &raw mut status, 0, &raw mut usage) };
     let wall = started.elapsed();
     if pid < 0 {
         return Err(format!("wait4: {}", std::io::Error::last_os_error()));
@@ -192,9 +197,7 @@ fn mib(kib: i64) -> f64 {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let upstream = std::env::var_os("KPIN_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/upstream"));
+    let upstream = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| root.join("../shared/upstream"), PathBuf::from);
     if !upstream.join("INDEX.tsv").is_file() {
         println!(
             "SKIPPED render benchmark: {} is absent (set KPIN_UPSTREAM_DIR)",
@@ -202,9 +205,7 @@ fn main() {
         );
         return;
     }
-    let kpin = std::env::var_os("KPIN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/kpin"));
+    let kpin = std::env::var_os("KPIN_BIN").map_or_else(|| root.join("target/release/kpin"), PathBuf::from);
     if !kpin.is_file() {
         println!(
             "SKIPPED render benchmark: {} is missing (cargo build --release)",

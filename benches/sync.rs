@@ -4,6 +4,11 @@
 //! (parallel downloads should make it close to the former), then the warm
 //! `kpin sync --locked --offline` time (goal: under 50 ms). Run with `cargo bench --bench sync`.
 
+// Benchmarks print their figures.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Pedantic lints hold the shipped code, not the measuring harness.
+#![allow(clippy::pedantic)]
+
 #[path = "../tests/it/support/http.rs"]
 #[allow(dead_code)]
 mod http;

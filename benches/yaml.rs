@@ -6,6 +6,11 @@
 //! Fidelity reference: kpin's reader, which `tests/it/fidelity.rs` proves equal to kubectl's
 //! own decoder on the same files.
 
+// Benchmarks print their figures and measure with libc or a counting allocator.
+#![allow(clippy::print_stdout, clippy::print_stderr, unsafe_code)]
+// Pedantic lints hold the shipped code, not the measuring harness.
+#![allow(clippy::pedantic)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,12 +139,9 @@ fn mismatches(reference: &[Value], other: &[Value], first: &mut Option<String>) 
             (Value::Object(x), Value::Object(y)) => {
                 let mut n = 0;
                 for (k, v) in x {
-                    match y.get(k) {
-                        Some(w) => n += walk(v, w, &format!("{path}/{k}"), first),
-                        None => {
-                            n += 1;
-                            first.get_or_insert_with(|| format!("{path}/{k}: key missing"));
-                        }
+                    if let Some(w) = y.get(k) { n += walk(v, w, &format!("{path}/{k}"), first) } else {
+                        n += 1;
+                        first.get_or_insert_with(|| format!("{path}/{k}: key missing"));
                     }
                 }
                 n + y.keys().filter(|k| !x.contains_key(*k)).count()
@@ -223,10 +225,10 @@ fn quirks(text: &str, objects: &[Value]) -> String {
                             && v.starts_with('0')
                             && v.bytes().all(|b| b.is_ascii_digit()) =>
                         {
-                            c.leading_zero += 1
+                            c.leading_zero += 1;
                         }
                         v if v.len() > 18 && v.bytes().all(|b| b.is_ascii_digit()) => {
-                            c.big_int += 1
+                            c.big_int += 1;
                         }
                         _ => {}
                     },
@@ -298,9 +300,7 @@ fn fixtures() -> Vec<(String, PathBuf)> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         out.push((format!("quirks/{name}"), path.clone()));
     }
-    let dir = std::env::var_os("KPIN_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"));
+    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"), PathBuf::from);
     match std::fs::read_to_string(dir.join("INDEX.tsv")) {
         Ok(index) => {
             for line in index.lines().skip(1).filter(|l| !l.trim().is_empty()) {

@@ -112,9 +112,7 @@ pub fn extract(manifest: &Manifest, rev: &str) -> Result<Snapshot> {
     }
     let file_name = manifest
         .path
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(MANIFEST_FILE));
+        .file_name().map_or_else(|| PathBuf::from(MANIFEST_FILE), PathBuf::from);
     Ok(Snapshot {
         manifest_path: dir.path().join(&rel).join(file_name),
         _dir: dir,
@@ -199,8 +197,8 @@ fn section(
     let new_render = new.map(|(m, p)| env_render(m, p, env)).transpose()?;
     let empty = Vec::new();
     let changes = changes::compare(
-        old_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
-        new_render.as_ref().map(|r| &r.objects).unwrap_or(&empty),
+        old_render.as_ref().map_or(&empty, |r| &r.objects),
+        new_render.as_ref().map_or(&empty, |r| &r.objects),
     );
     let mut warnings: Vec<String> = new_render
         .as_ref()
@@ -288,7 +286,7 @@ fn notes(
         match before.iter().find(|(p, _)| p == path) {
             None => out.push(format!("overlay added: {path}")),
             Some((_, old_bytes)) if old_bytes != bytes => {
-                out.push(format!("overlay changed: {path}"))
+                out.push(format!("overlay changed: {path}"));
             }
             Some(_) => {}
         }

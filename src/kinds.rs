@@ -97,7 +97,7 @@ pub static KINDS: &[KindInfo] = kinds! {
 
 /// The API group of an `apiVersion` (`apps/v1` -> `apps`, `v1` -> ``).
 pub fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
 pub fn lookup(group: &str, kind: &str) -> Option<&'static KindInfo> {

@@ -150,7 +150,7 @@ impl LockedPackage {
 
 /// Format 1: one version per package, its files directly under the package.
 mod v1 {
-    use super::*;
+    use super::{Deserialize, BTreeMap, LockedFile, DEFAULT_ENV, LockedVersion};
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]

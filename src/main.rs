@@ -1,5 +1,8 @@
 //! The `kpin` binary: parse arguments, run one command, map the result to an exit code.
 
+// The CLI layer is the one place that prints (the library reports through `Reporter`).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod commands;
 mod ui;

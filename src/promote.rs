@@ -127,9 +127,7 @@ pub fn decide(
     let version_of = |env: &str| package.version_in(Some(env));
     let current = version_of(to);
     let previous = &earlier[earlier.len() - 1];
-    let from = if version_of(previous) != current {
-        previous
-    } else {
+    let from = if version_of(previous) == current {
         let Some(source) = earlier.iter().rev().find(|e| version_of(e) != current) else {
             return Ok(Decision::UpToDate {
                 version: current.raw.clone(),
@@ -148,6 +146,8 @@ pub fn decide(
             }));
         }
         source
+    } else {
+        previous
     };
     let version = version_of(from);
     if let (Some(new), Some(old)) = (&version.semver, &current.semver)

@@ -163,9 +163,7 @@ fn render_objects_noting(
 fn display_manifest(manifest: &Manifest) -> String {
     manifest
         .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "kpin.yaml".to_owned())
+        .file_name().map_or_else(|| "kpin.yaml".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Two objects with one identity would fight in the cluster; this is always a mistake.

@@ -452,41 +452,38 @@ impl Session<'_> {
             .and_then(|e| e.version(&package.version.raw))
             .filter(|e| e.is_current(package))
             .filter(|_| !matches!(package.source, Source::Path { .. }));
-        let mut wanted = match reusable {
-            Some(entry) => entry
-                .files
-                .iter()
-                .map(|f| {
-                    Ok(Wanted {
-                        source: fetch::locked_source(manifest, f)
-                            .with_context(|| format!("package `{}`", package.name))?,
-                        expected: Some((f.sha256.clone(), Expected::Lockfile)),
-                    })
+        let mut wanted = if let Some(entry) = reusable { entry
+        .files
+        .iter()
+        .map(|f| {
+            Ok(Wanted {
+                source: fetch::locked_source(manifest, f)
+                    .with_context(|| format!("package `{}`", package.name))?,
+                expected: Some((f.sha256.clone(), Expected::Lockfile)),
+            })
+        })
+        .collect::<Result<Vec<_>>>()? } else {
+            // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
+            let client = if !self.offline && matches!(package.source, Source::Github(_)) {
+                Some(self.client()?)
+            } else {
+                None
+            };
+            let files = fetch::resolve(manifest, package, client)
+                .await
+                .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+            check_pins_match(package, &files)?;
+            let count = files.len();
+            files
+                .into_iter()
+                .map(|source| Wanted {
+                    expected: package
+                        .pins
+                        .for_file(&source.name, count)
+                        .map(|d| (d.to_owned(), Expected::Pin)),
+                    source,
                 })
-                .collect::<Result<Vec<_>>>()?,
-            None => {
-                // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
-                let client = if !self.offline && matches!(package.source, Source::Github(_)) {
-                    Some(self.client()?)
-                } else {
-                    None
-                };
-                let files = fetch::resolve(manifest, package, client)
-                    .await
-                    .with_context(|| format!("package `{}` {}", package.name, package.version))?;
-                check_pins_match(package, &files)?;
-                let count = files.len();
-                files
-                    .into_iter()
-                    .map(|source| Wanted {
-                        expected: package
-                            .pins
-                            .for_file(&source.name, count)
-                            .map(|d| (d.to_owned(), Expected::Pin)),
-                        source,
-                    })
-                    .collect()
-            }
+                .collect()
         };
 
         // Assets of private repositories download only through the API: when a locked GitHub
@@ -597,10 +594,7 @@ impl Session<'_> {
                 cached: false,
             });
         }
-        let client = match wanted.source.origin.is_remote() && !self.offline {
-            true => Some(self.client()?),
-            false => None,
-        };
+        let client = if wanted.source.origin.is_remote() && !self.offline { Some(self.client()?) } else { None };
         let announce = || {
             self.reporter.status(
                 "Fetching",
@@ -738,7 +732,7 @@ fn scan_vendor(dir: &Path) -> Result<VendorScan> {
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
             scan.files.insert(name, fetch::hash_file(&entry.path())?);
         } else {
             scan.clean = false;

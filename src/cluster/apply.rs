@@ -418,7 +418,7 @@ impl Applier<'_> {
             match get(api, name).await {
                 Ok(None) => break,
                 Ok(Some(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(self.opts.poll.min(Duration::from_millis(200))).await
+                    tokio::time::sleep(self.opts.poll.min(Duration::from_millis(200))).await;
                 }
                 Ok(Some(_)) => {
                     return ObjectResult::new(r, Action::Failed)

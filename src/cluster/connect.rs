@@ -327,55 +327,52 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let context = choose_context(opts)?;
     let mut user_name = String::new();
-    let (mut config, context) = match read_kubeconfig(opts.kubeconfig.as_deref())? {
-        Some(kubeconfig) => {
-            let name = context
-                .clone()
-                .or_else(|| kubeconfig.current_context.clone())
-                .ok_or(ClusterError::NoContext)?;
-            if !kubeconfig.contexts.iter().any(|c| c.name == name) {
-                let known: Vec<&str> = kubeconfig
-                    .contexts
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
-                return Err(ClusterError::UnknownContext {
-                    name,
-                    known: known.join(", "),
-                }
-                .into());
-            }
-            let user = kubeconfig
+    let (mut config, context) = if let Some(kubeconfig) = read_kubeconfig(opts.kubeconfig.as_deref())? {
+        let name = context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+            .ok_or(ClusterError::NoContext)?;
+        if !kubeconfig.contexts.iter().any(|c| c.name == name) {
+            let known: Vec<&str> = kubeconfig
                 .contexts
                 .iter()
-                .find(|c| c.name == name)
-                .and_then(|c| c.context.as_ref())
-                .and_then(|c| c.user.clone());
-            user_name = user.unwrap_or_default();
-            let options = KubeConfigOptions {
-                context: Some(name.clone()),
-                ..Default::default()
-            };
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .with_context(|| format!("loading kubeconfig context {name}"))?;
-            (config, Some(name))
-        }
-        None => {
-            if let Some(name) = context {
-                return Err(ClusterError::UnknownContext {
-                    name,
-                    known: "(no kubeconfig found)".into(),
-                }
-                .into());
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(ClusterError::UnknownContext {
+                name,
+                known: known.join(", "),
             }
-            let config = kube::Config::incluster()
-                .map_err(|e| anyhow::anyhow!(e))
-                .context(
-                    "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
-                )?;
-            (config, None)
+            .into());
         }
+        let user = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone());
+        user_name = user.unwrap_or_default();
+        let options = KubeConfigOptions {
+            context: Some(name.clone()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .with_context(|| format!("loading kubeconfig context {name}"))?;
+        (config, Some(name))
+    } else {
+        if let Some(name) = context {
+            return Err(ClusterError::UnknownContext {
+                name,
+                known: "(no kubeconfig found)".into(),
+            }
+            .into());
+        }
+        let config = kube::Config::incluster()
+            .map_err(|e| anyhow::anyhow!(e))
+            .context(
+                "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
+            )?;
+        (config, None)
     };
     let target = Destination {
         context,

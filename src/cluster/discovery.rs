@@ -101,29 +101,26 @@ impl RestMapper {
             return self.resolve("v1", kind).await;
         }
         let known = self.preferred.lock().ok().and_then(|p| p.clone());
-        let preferred = match known {
-            Some(p) => p,
-            None => {
-                let groups = self
-                    .client
-                    .list_api_groups()
-                    .await
-                    .context("listing API groups")?;
-                let map: HashMap<String, String> = groups
-                    .groups
-                    .into_iter()
-                    .filter_map(|g| {
-                        let v = g
-                            .preferred_version
-                            .or_else(|| g.versions.first().cloned())?;
-                        Some((g.name, v.group_version))
-                    })
-                    .collect();
-                if let Ok(mut p) = self.preferred.lock() {
-                    *p = Some(map.clone());
-                }
-                map
+        let preferred = if let Some(p) = known { p } else {
+            let groups = self
+                .client
+                .list_api_groups()
+                .await
+                .context("listing API groups")?;
+            let map: HashMap<String, String> = groups
+                .groups
+                .into_iter()
+                .filter_map(|g| {
+                    let v = g
+                        .preferred_version
+                        .or_else(|| g.versions.first().cloned())?;
+                    Some((g.name, v.group_version))
+                })
+                .collect();
+            if let Ok(mut p) = self.preferred.lock() {
+                *p = Some(map.clone());
             }
+            map
         };
         match preferred.get(group) {
             Some(gv) => self.resolve(gv, kind).await,

@@ -229,8 +229,7 @@ impl StatusReport {
         let version = p
             .deployed
             .as_ref()
-            .map(|d| d.version.as_str())
-            .unwrap_or("");
+            .map_or("", |d| d.version.as_str());
         match p.state {
             State::InSync => format!("{version} in sync"),
             State::Drift => {
@@ -395,7 +394,7 @@ impl StatusReport {
         let header: Vec<String> = self
             .environments
             .iter()
-            .map(|e| md(&e.name).to_string())
+            .map(|e| md(&e.name).clone())
             .collect();
         let _ = writeln!(out, "| Package | {} |", header.join(" | "));
         let _ = writeln!(out, "|---|{}", "---|".repeat(self.environments.len()));

@@ -105,7 +105,7 @@ pub(super) fn print_report(
 ) -> Result<()> {
     match format {
         DiffFormat::Text => {
-            let findings = report.validation.as_ref().map(|v| v.to_text());
+            let findings = report.validation.as_ref().map(kpin::validate::Report::to_text);
             super::out(&(findings.unwrap_or_default() + &changes::render_text(sections, options)))?;
         }
         DiffFormat::Json => {
@@ -132,7 +132,7 @@ pub(super) fn print_report(
             &report
                 .validation
                 .as_ref()
-                .map(|v| v.to_markdown())
+                .map(kpin::validate::Report::to_markdown)
                 .unwrap_or_default(),
             sections,
             options,

@@ -319,7 +319,7 @@ fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<Source
             && name
                 .rsplit_once('.')
                 .is_some_and(|(_, ext)| LOCAL_EXTENSIONS.contains(&ext))
-            && entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            && entry.file_type().is_ok_and(|t| t.is_file());
         if !wanted {
             continue;
         }

@@ -98,15 +98,12 @@ fn indent_of(line: &str) -> Option<usize> {
 fn key_of(line: &str) -> Option<(String, usize)> {
     let start = line.len() - line.trim_start_matches(' ').len();
     let rest = &line[start..];
-    let (key, after) = match rest.chars().next()? {
-        q @ ('"' | '\'') => {
-            let end = rest[1..].find(q)? + 1;
-            (rest[1..end].to_owned(), end + 1)
-        }
-        _ => {
-            let colon = rest.find(':')?;
-            (rest[..colon].trim_end().to_owned(), colon)
-        }
+    let (key, after) = if let q @ ('"' | '\'') = rest.chars().next()? {
+        let end = rest[1..].find(q)? + 1;
+        (rest[1..end].to_owned(), end + 1)
+    } else {
+        let colon = rest.find(':')?;
+        (rest[..colon].trim_end().to_owned(), colon)
     };
     let tail = &rest[after..];
     let colon = tail.find(':')?;

@@ -1062,8 +1062,7 @@ fn check_placeholders(source: &Source) -> Result<()> {
         if let Some(start) = stripped.find('{') {
             let end = stripped[start..]
                 .find('}')
-                .map(|e| start + e + 1)
-                .unwrap_or(stripped.len());
+                .map_or(stripped.len(), |e| start + e + 1);
             return Err(anyhow::anyhow!(
                 "{}: unknown placeholder {}",
                 quote(t),

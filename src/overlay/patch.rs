@@ -112,9 +112,7 @@ pub(super) fn apply_json_patch(object: &mut Object, patch: &json_patch::Patch) -
             json_patch::PatchErrorKind::TestFailed => {
                 let actual = object
                     .0
-                    .pointer(e.path.as_str())
-                    .map(|v| serde_json::to_string(v).unwrap_or_default())
-                    .unwrap_or_else(|| "nothing".to_owned());
+                    .pointer(e.path.as_str()).map_or_else(|| "nothing".to_owned(), |v| serde_json::to_string(v).unwrap_or_default());
                 format!("the value there is {actual}: upstream changed it, so review whether this patch still makes sense")
             }
             _ => "the path does not exist in this object: check it against `kpin render --explain` or the vendored file".to_owned(),

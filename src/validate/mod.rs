@@ -616,29 +616,26 @@ impl Checker<'_> {
         let group = object.group();
         let mut violations = Vec::new();
         if self.builtin.is_builtin_group(group) || apis::lookup(api_version, kind).is_some() {
-            match self.builtin.kind(self.arena, api_version, kind) {
-                Some(id) => {
-                    schema::check(self.arena, id, &object.0, "", self.meta, &mut violations)
-                }
-                None => {
-                    let served = self.builtin.versions_of(group, kind);
-                    out.push((
-                        Check::UnservedVersion,
-                        Severity::Error,
-                        at_api_version,
-                        format!("Kubernetes {} serves no {api_version} {kind}", self.version),
-                        if served.is_empty() {
-                            "a kind this Kubernetes version serves".to_owned()
-                        } else {
-                            served.join(" or ")
-                        },
-                    ));
-                }
+            if let Some(id) = self.builtin.kind(self.arena, api_version, kind) {
+                schema::check(self.arena, id, &object.0, "", self.meta, &mut violations);
+            } else {
+                let served = self.builtin.versions_of(group, kind);
+                out.push((
+                    Check::UnservedVersion,
+                    Severity::Error,
+                    at_api_version,
+                    format!("Kubernetes {} serves no {api_version} {kind}", self.version),
+                    if served.is_empty() {
+                        "a kind this Kubernetes version serves".to_owned()
+                    } else {
+                        served.join(" or ")
+                    },
+                ));
             }
         } else {
             match self.crds.lookup(self.arena, api_version, kind) {
                 Lookup::Schema { id, .. } => {
-                    schema::check_resource(self.arena, id, &object.0, self.meta, &mut violations)
+                    schema::check_resource(self.arena, id, &object.0, self.meta, &mut violations);
                 }
                 Lookup::NoSchema { .. } => {}
                 Lookup::NotServed { package, served } => out.push((

@@ -270,7 +270,7 @@ mod tests {
             ]
             .iter()
             .filter(|k| **k != "0.1e-3")
-            .map(|k| k.to_string())
+            .map(std::string::ToString::to_string)
             .collect::<Vec<_>>()
         );
         let err = read("data:\n  ~: x\n").unwrap_err().to_string();

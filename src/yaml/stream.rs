@@ -161,7 +161,7 @@ pub(super) fn read_stream(text: &str, origin: &Path) -> Result<Vec<Option<Value>
             }
             Event::DocumentEnd => docs.push(builder.root.take()),
             Event::Scalar(text, style, anchor, tag) => {
-                builder.scalar(&text, style, anchor, tag.as_deref(), &mark)?
+                builder.scalar(&text, style, anchor, tag.as_deref(), &mark)?;
             }
             Event::SequenceStart(_, anchor, _) => builder.open(
                 Frame::Seq {

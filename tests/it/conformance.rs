@@ -93,9 +93,7 @@ fn the_fake_answers_like_the_recorded_real_api_server() {
 
 /// The recorded scenarios; `None` (skipped) when they are absent, except on CI.
 fn recordings() -> Option<Vec<Scenario>> {
-    let dir = std::env::var_os("KPIN_RECORDINGS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::support::repo_root().join("../shared/apiserver-recordings"));
+    let dir = std::env::var_os("KPIN_RECORDINGS_DIR").map_or_else(|| crate::support::repo_root().join("../shared/apiserver-recordings"), PathBuf::from);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -266,9 +264,7 @@ fn send(
         .map(|(k, v)| {
             (
                 k.clone(),
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string()),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
             )
         })
         .collect();
@@ -444,7 +440,7 @@ impl Check<'_> {
             Some("APIResourceList") => self.resource_list(rec_body, &body),
             _ if rec_body.get("items").is_some() => self.list(rec_body, &body),
             _ if rec_body.pointer("/metadata/name").is_some() => {
-                self.object("object", rec_body, &body)
+                self.object("object", rec_body, &body);
             }
             _ => {}
         }
@@ -480,7 +476,7 @@ impl Check<'_> {
         let mut words: Vec<String> = PHRASES
             .iter()
             .filter(|p| rec_msg.contains(*p))
-            .map(|p| p.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         for cause in rec
             .pointer("/details/causes")

@@ -259,7 +259,7 @@ fn fixtures_or_skip(test: &str) -> Vec<(String, PathBuf)> {
 fn par_map<T: Send>(fixtures: &[(String, PathBuf)], f: impl Fn(&str, &Path) -> T + Sync) -> Vec<T> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
+        .map_or(2, std::num::NonZero::get)
         .min(4);
     let mut results: Vec<(usize, T)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -354,7 +354,7 @@ fn emitted_yaml_reads_back_identically_in_yaml_1_1_and_1_2() {
         if kubectl {
             match kubectl_decode(&out) {
                 Ok(o) => {
-                    problems.extend(compare(label, "kubectl re-read", objects.clone(), o, exact))
+                    problems.extend(compare(label, "kubectl re-read", objects.clone(), o, exact));
                 }
                 Err(e) => problems.push(format!("{label}: kubectl failed on kpin output: {e}")),
             }

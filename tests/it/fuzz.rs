@@ -163,7 +163,7 @@ fn run(reader: fn(&[u8]), cases: usize, seed: u64) -> Vec<(String, String)> {
     let mut failures = Vec::new();
     for case in 0..cases {
         let mut input = seeds[case % seeds.len()].clone();
-        for _ in 0..1 + rng.below(4) {
+        for _ in 0..=rng.below(4) {
             mutate(&mut input, &seeds, &mut rng);
         }
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| reader(&input))) {

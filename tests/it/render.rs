@@ -93,7 +93,7 @@ fn output_dir_has_one_file_per_object_and_is_replaced_whole() {
         .iter()
         .map(|f| p.read(&format!("out/app/{f}")))
         .collect();
-    from_stream.sort();
+    from_stream.sort_unstable();
     from_files.sort();
     assert_eq!(from_files, from_stream);
     let leftovers: Vec<_> = std::fs::read_dir(p.path().join("out"))
@@ -510,7 +510,7 @@ fn namespace_mentions(value: &serde_json::Value, ns: &str, path: String, out: &m
                 || s.contains(&format!("={ns}/"))
                 || s.contains(&format!(".{ns}.svc")) =>
         {
-            out.push(path)
+            out.push(path);
         }
         _ => {}
     }

@@ -437,7 +437,7 @@ fn for_kind(kind: &str, k: &str) -> bool {
 fn builtin_info(kind: &str, names: &[String]) -> Info {
     let n = names.len();
     let sorted = |keys: &[&str]| {
-        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut keys: Vec<String> = keys.iter().map(std::string::ToString::to_string).collect();
         keys.sort();
         keys
     };
@@ -1316,8 +1316,8 @@ impl FakeApiServer {
                 namespaced: b.namespaced,
                 crd: None,
                 generation: b.generation,
-                subresources: b.subresources.iter().map(|s| s.to_string()).collect(),
-                fields: b.fields.iter().map(|s| s.to_string()).collect(),
+                subresources: b.subresources.iter().map(std::string::ToString::to_string).collect(),
+                fields: b.fields.iter().map(std::string::ToString::to_string).collect(),
                 schema: None,
             })
             .collect();
@@ -1376,7 +1376,7 @@ impl FakeApiServer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Write a kubeconfig with context `fake` (and an identical `other` context) into `dir`.
@@ -1685,7 +1685,7 @@ fn immutable_error(t: &ResourceType, name: &str, live: &Value, new: &Value) -> O
         let pointer = format!("/{}", field.replace('.', "/"));
         let (before, after) = (live.pointer(&pointer), new.pointer(&pointer));
         if before.is_some() && before != after {
-            let shown = after.map(Value::to_string).unwrap_or_else(|| "null".into());
+            let shown = after.map_or_else(|| "null".into(), Value::to_string);
             causes.push((
                 *field,
                 format!("Invalid value: {shown}: field is immutable"),
@@ -1728,7 +1728,7 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         .await
         .unwrap_or_default();
     let latency = {
-        let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let at = inner.started.elapsed();
         inner.log.push(Logged {
             method: parts.method.to_string(),
@@ -1743,7 +1743,7 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut inner = state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut inner = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     inner.tick();
     let query = parse_query(parts.uri.query().unwrap_or(""));
     // Aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
@@ -2297,9 +2297,7 @@ impl Inner {
         let kind = spec["names"]["kind"].as_str().unwrap_or("").to_owned();
         let plural = spec["names"]["plural"].as_str().unwrap_or("").to_owned();
         let list_kind = spec["names"]["listKind"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{kind}List"));
+            .as_str().map_or_else(|| format!("{kind}List"), str::to_owned);
         let namespaced = spec["scope"].as_str() == Some("Namespaced");
         self.types.retain(|t| t.crd.as_deref() != Some(&name));
         for v in spec["versions"].as_array().into_iter().flatten() {
@@ -2987,9 +2985,7 @@ impl Inner {
             manager: manager.to_owned(),
             operation: "Apply".into(),
             api_version: config["apiVersion"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| t.api_version()),
+                .as_str().map_or_else(|| t.api_version(), str::to_owned),
             time: if content_changed {
                 Some(now())
             } else {
@@ -3324,9 +3320,7 @@ fn secret_string_data(t: &ResourceType, obj: &mut Value) {
     let data = obj_mut(obj, "data");
     for (k, v) in plain {
         let text = v
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| v.to_string());
+            .as_str().map_or_else(|| v.to_string(), str::to_owned);
         data.insert(
             k,
             json!(base64::engine::general_purpose::STANDARD.encode(text)),
@@ -3365,9 +3359,7 @@ fn record_update(
     let diff = t.compare(old, new);
     let changed = diff.changed();
     let api_version = new["apiVersion"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| t.api_version());
+        .as_str().map_or_else(|| t.api_version(), str::to_owned);
     let is_me = |m: &Managed| m.is(manager, "Update", subresource) && m.api_version == api_version;
     for m in managers.iter_mut().filter(|m| !is_me(m)) {
         m.fields
@@ -3415,7 +3407,7 @@ fn validate(t: &ResourceType, config: &Value) -> Vec<String> {
             "metadata" => validate_metadata(v, &mut errors),
             _ => match &t.schema {
                 None if !t.fields.contains(k) => {
-                    errors.push(format!("{path}: field not declared in schema"))
+                    errors.push(format!("{path}: field not declared in schema"));
                 }
                 None => validate_builtin_field(t, k, v, &mut errors),
                 Some(schema) => match schema.get("properties").and_then(|p| p.get(k)) {
@@ -3473,10 +3465,10 @@ fn validate_builtin_field(t: &ResourceType, field: &str, v: &Value, errors: &mut
     let path = format!(".{field}");
     match (t.kind.as_str(), field) {
         ("ConfigMap" | "Secret", "data" | "binaryData" | "stringData") => {
-            string_map(v, &path, errors)
+            string_map(v, &path, errors);
         }
         (_, "spec" | "status") if !v.is_object() && !v.is_null() => {
-            errors.push(format!("{path}: expected map, got {}", go_repr(v)))
+            errors.push(format!("{path}: expected map, got {}", go_repr(v)));
         }
         _ => {}
     }

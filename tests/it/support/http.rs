@@ -339,7 +339,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mute
                 &[],
                 format!("status {code}\n").as_bytes(),
             )
-            .await
+            .await;
         }
         Some(Fault::RateLimit) => {
             let headers = [
@@ -352,7 +352,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mute
                 &headers,
                 b"{\"message\":\"API rate limit exceeded\"}",
             )
-            .await
+            .await;
         }
         Some(Fault::TooManyRequests(secs)) => {
             respond(
@@ -361,7 +361,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mute
                 &[("retry-after", &secs.to_string())],
                 b"slow down\n",
             )
-            .await
+            .await;
         }
         Some(Fault::Truncate) => {
             let head = format!(
@@ -374,7 +374,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mute
         }
         Some(Fault::Delay(d)) => {
             tokio::time::sleep(d).await;
-            send_route(&mut stream, &request, &body, &headers, octet_only).await
+            send_route(&mut stream, &request, &body, &headers, octet_only).await;
         }
         None => send_route(&mut stream, &request, &body, &headers, octet_only).await,
     }
