@@ -393,6 +393,7 @@ fn cascading_kind(text: &str) -> Result<String, String> {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // flags of a command line
 pub struct ApplyArgs {
     /// Packages to apply [default: all]
     pub packages: Vec<String>,
@@ -484,6 +485,7 @@ pub struct UpgradeArgs {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["package", "all"]))]
+#[allow(clippy::struct_excessive_bools)] // flags of a command line
 pub struct PromoteArgs {
     /// Package to promote
     pub package: Option<String>,

@@ -112,7 +112,8 @@ pub fn extract(manifest: &Manifest, rev: &str) -> Result<Snapshot> {
     }
     let file_name = manifest
         .path
-        .file_name().map_or_else(|| PathBuf::from(MANIFEST_FILE), PathBuf::from);
+        .file_name()
+        .map_or_else(|| PathBuf::from(MANIFEST_FILE), PathBuf::from);
     Ok(Snapshot {
         manifest_path: dir.path().join(&rel).join(file_name),
         _dir: dir,
@@ -231,6 +232,9 @@ fn env_render(
     render::render_package(manifest, package, env)
 }
 
+/// What an overlay reads (`Overlay::inputs`); `None` when it does not load.
+type Inputs = Option<Vec<(String, String)>>;
+
 /// Version bumps and overlay changes: what a reviewer reads before the object diffs.
 fn notes(
     old: Option<(&Manifest, &Package)>,
@@ -266,7 +270,6 @@ fn notes(
         }
     }
     // An overlay counts as changed when its file or any file it adds changed (`Overlay::inputs`).
-    type Inputs = Option<Vec<(String, String)>>;
     let overlays = |side: Option<(&Manifest, &Package)>| -> Result<Vec<(String, Inputs)>> {
         let Some((m, p)) = side else {
             return Ok(Vec::new());

@@ -1,6 +1,6 @@
 //! Error vocabulary shared by every module: exit codes, hints, and the errors callers branch on.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Process exit codes, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,10 +245,10 @@ pub fn render_error(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for (i, text) in distinct_causes(err).iter().enumerate() {
         let label = if i == 0 { "error:" } else { "  caused by:" };
-        out.push_str(&format!("{label} {text}\n"));
+        let _ = writeln!(out, "{label} {text}");
     }
     if let Some(hint) = hint_of(err) {
-        out.push_str(&format!("  hint: {}\n", cap_lines(hint)));
+        let _ = writeln!(out, "  hint: {}", cap_lines(hint));
     }
     out
 }

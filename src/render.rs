@@ -6,6 +6,7 @@
 //! the environment's overlays -> sort by `Object::order_key` (the table in `kinds`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -161,9 +162,10 @@ fn render_objects_noting(
 }
 
 fn display_manifest(manifest: &Manifest) -> String {
-    manifest
-        .path
-        .file_name().map_or_else(|| "kpin.yaml".to_owned(), |n| n.to_string_lossy().into_owned())
+    manifest.path.file_name().map_or_else(
+        || "kpin.yaml".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Two objects with one identity would fight in the cluster; this is always a mistake.
@@ -476,7 +478,9 @@ fn check_replaceable(dest: &Path) -> Result<()> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let rendered_file = entry.file_type().is_ok_and(|t| t.is_file()) && name.ends_with(".yaml");
+        // Exactly as `object_file_name` writes it: a `FOO.YAML` is someone else's file.
+        let rendered_file = entry.file_type().is_ok_and(|t| t.is_file())
+            && Path::new(&name).extension() == Some(OsStr::new("yaml"));
         if !rendered_file {
             return Err(anyhow::anyhow!(
                 "{} holds `{name}`, which `kpin render` does not write: refusing to replace the directory",

@@ -113,30 +113,16 @@ pub struct DigestMismatch {
     pub against: Expected,
 }
 
-/// Run a sync. See the module documentation for the order of effects.
 /// What to do when vendor/ cannot hold the vendored releases.
 const VENDOR_HINT: &str = "kpin keeps the vendored releases there: make it a writable directory, or point `vendorDir` in kpin.yaml elsewhere";
 
+/// Run a sync. See the module documentation for the order of effects.
 pub async fn sync(
     manifest: &Manifest,
     options: &SyncOptions<'_>,
     reporter: &dyn Reporter,
 ) -> Result<SyncReport> {
-    if fs::canonicalize(&manifest.vendor_dir).ok() == fs::canonicalize(&manifest.root).ok() {
-        return Err(anyhow::anyhow!(
-            "{}: vendorDir must not be the directory of kpin.yaml",
-            manifest.path.display()
-        ))
-        .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
-    }
-    if manifest.vendor_dir.exists() && !manifest.vendor_dir.is_dir() {
-        return Err(anyhow::anyhow!(
-            "{}: vendorDir {} is not a directory",
-            manifest.path.display(),
-            manifest.vendor_dir.display()
-        ))
-        .hint(VENDOR_HINT);
-    }
+    check_vendor_dir(manifest)?;
     let lock_path = manifest.lock_path();
     let old_lock = Lockfile::load(&lock_path)?;
     if options.locked {
@@ -164,124 +150,25 @@ pub async fn sync(
         cache: Cache::new(options.cache_dir.clone()),
         net: options.net.clone(),
         client: OnceLock::new(),
-        staging: units
-            .iter()
-            .map(|p| {
-                (
-                    (p.name.clone(), p.version.raw.clone()),
-                    txn.staging_for(&manifest.package_vendor_dir(p)),
-                )
-            })
-            .collect(),
+        staging: staging_dirs(manifest, &txn, &units),
         reporter,
     };
 
     // Phase 1: prepare every version of every package; nothing visible changes.
-    let task = reporter.task("Syncing", units.len() as u64);
-    let mut results: Vec<(&Package, Result<Staged>)> = futures::stream::iter(&units)
-        .map(|package| {
-            let run = &run;
-            let task = &task;
-            async move {
-                let result = run.prepare(package).await;
-                task.advance(1);
-                (package, result)
-            }
-        })
-        .buffer_unordered(options.jobs.max(1))
-        .collect()
-        .await;
-    task.finish();
-    results.sort_by(|a, b| {
-        a.0.name
-            .cmp(&b.0.name)
-            .then_with(|| a.0.version.cmp_order(&b.0.version))
-    });
-    let mut prepared = Vec::with_capacity(results.len());
-    let mut first_error = None;
-    for (package, result) in results {
-        match result {
-            Ok(p) => prepared.push((package, p)),
-            Err(e) if first_error.is_none() => first_error = Some(e),
-            // The first error is returned; the others must not be lost.
-            Err(e) => reporter.warn(&crate::error::summary(&e)),
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
+    let prepared = run.prepare_all(&units, options.jobs).await?;
 
     // Phase 2: the lockfile as it will be, checked before vendor/ changes in --locked mode.
-    let mut lock = Lockfile::new();
-    for package in manifest.packages.values() {
-        let versions: Vec<LockedVersion> = prepared
-            .iter()
-            .filter(|(view, _)| view.name == package.name)
-            .map(|(view, p)| LockedVersion::new(view, p.files.clone()))
-            .collect();
-        let fresh = LockedPackage::new(manifest, package, versions, None);
-        // The render digests still describe the files when every version has the same files
-        // and every environment the same version.
-        let unchanged = old_lock
-            .as_ref()
-            .and_then(|l| l.packages.get(&package.name))
-            .filter(|o| {
-                o.environments == fresh.environments
-                    && o.versions.len() == fresh.versions.len()
-                    && o.versions
-                        .iter()
-                        .zip(&fresh.versions)
-                        .all(|(a, b)| a.version == b.version && a.files == b.files)
-            });
-        let mut entry = fresh;
-        entry.set_digests(unchanged.and_then(LockedPackage::digests));
-        lock.packages.insert(package.name.clone(), entry);
-    }
+    let mut lock = planned_lock(manifest, old_lock.as_ref(), &prepared);
     if options.locked && options.hook.is_none() {
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
     }
 
     // Phase 3: staged version directories replace the vendored ones (at the commit).
-    let mut report = SyncReport::default();
-    for (view, p) in &prepared {
-        if p.staged {
-            txn.replace_dir(&manifest.package_vendor_dir(view), p.files.clone());
-        }
-        report.packages.push(VendoredPackage {
-            name: view.name.clone(),
-            version: view.version.raw.clone(),
-            downloaded: p.downloaded,
-            bytes: p.bytes,
-            cached: p.cached,
-            vendored: p.staged,
-        });
-    }
+    let mut report = replace_staged(manifest, &mut txn, &prepared);
 
-    // Phase 4: render-stage digests, computed from the files as they will be vendored (staged
-    // ones from the staging tree, the others from vendor/). A package that does not render
-    // (e.g. an overlay that no longer matches after a version bump) is still vendored and
-    // locked: fetching is sync's job, and `kpin render`/`kpin verify` report the overlay error.
+    // Phase 4: render-stage digests, computed from the files as they will be vendored.
     if let Some(hook) = options.hook {
-        let staged_view = Manifest {
-            staged: Some(txn.stage_root().to_path_buf()),
-            ..manifest.clone()
-        };
-        for package in manifest.packages.values() {
-            let digests = match hook.digests(&staged_view, package) {
-                Ok(digests) => Some(digests),
-                Err(err) => {
-                    reporter.warn(&format!(
-                        "{}: does not render, so kpin.lock records no render digests for it: {}",
-                        package.name,
-                        crate::error::summary(&err)
-                    ));
-                    None
-                }
-            };
-            if let Some(entry) = lock.packages.get_mut(&package.name) {
-                entry.set_digests(digests);
-            }
-        }
+        add_render_digests(hook, manifest, txn.stage_root(), &mut lock, reporter);
     }
 
     // Phase 5: the lockfile.
@@ -289,13 +176,7 @@ pub async fn sync(
     if options.locked {
         check_unchanged(manifest, old_lock.as_ref(), &lock)?;
     } else {
-        for (name, entry) in &lock.packages {
-            if old_lock.as_ref().and_then(|l| l.packages.get(name)) != Some(entry) {
-                let versions: Vec<&str> =
-                    entry.versions.iter().map(|v| v.version.as_str()).collect();
-                locked.push(format!("{name} {}", versions.join(", ")));
-            }
-        }
+        locked = changed_entries(old_lock.as_ref(), &lock);
         let text = lock.to_text();
         report.lock_written = fs::read(&lock_path).ok().as_deref() != Some(text.as_bytes());
         txn.write_file(&lock_path, text.into_bytes());
@@ -309,16 +190,163 @@ pub async fn sync(
 
     // Phase 7: all of it at once.
     txn.commit(reporter)?;
+    announce(&report, &locked, reporter);
+    Ok(report)
+}
+
+/// vendorDir must be a directory of its own: sync removes stale directories in it.
+fn check_vendor_dir(manifest: &Manifest) -> Result<()> {
+    if fs::canonicalize(&manifest.vendor_dir).ok() == fs::canonicalize(&manifest.root).ok() {
+        return Err(anyhow::anyhow!(
+            "{}: vendorDir must not be the directory of kpin.yaml",
+            manifest.path.display()
+        ))
+        .hint("kpin removes stale directories there; use a dedicated directory such as `vendor`");
+    }
+    if manifest.vendor_dir.exists() && !manifest.vendor_dir.is_dir() {
+        return Err(anyhow::anyhow!(
+            "{}: vendorDir {} is not a directory",
+            manifest.path.display(),
+            manifest.vendor_dir.display()
+        ))
+        .hint(VENDOR_HINT);
+    }
+    Ok(())
+}
+
+/// Where each unit's new vendor directory is staged in the transaction, by (package, version).
+fn staging_dirs(
+    manifest: &Manifest,
+    txn: &Transaction,
+    units: &[Package],
+) -> BTreeMap<(String, String), PathBuf> {
+    units
+        .iter()
+        .map(|p| {
+            (
+                (p.name.clone(), p.version.raw.clone()),
+                txn.staging_for(&manifest.package_vendor_dir(p)),
+            )
+        })
+        .collect()
+}
+
+/// Phase 2 of a sync: kpin.lock for the prepared files, keeping the old render digests of
+/// every package they still describe.
+fn planned_lock(
+    manifest: &Manifest,
+    old_lock: Option<&Lockfile>,
+    prepared: &[(&Package, Prepared)],
+) -> Lockfile {
+    let mut lock = Lockfile::new();
+    for package in manifest.packages.values() {
+        let versions: Vec<LockedVersion> = prepared
+            .iter()
+            .filter(|(view, _)| view.name == package.name)
+            .map(|(view, p)| LockedVersion::new(view, p.files.clone()))
+            .collect();
+        let fresh = LockedPackage::new(manifest, package, versions, None);
+        // The render digests still describe the files when every version has the same files
+        // and every environment the same version.
+        let unchanged = old_lock
+            .and_then(|l| l.packages.get(&package.name))
+            .filter(|o| {
+                o.environments == fresh.environments
+                    && o.versions.len() == fresh.versions.len()
+                    && o.versions
+                        .iter()
+                        .zip(&fresh.versions)
+                        .all(|(a, b)| a.version == b.version && a.files == b.files)
+            });
+        let mut entry = fresh;
+        entry.set_digests(unchanged.and_then(LockedPackage::digests));
+        lock.packages.insert(package.name.clone(), entry);
+    }
+    lock
+}
+
+/// Phase 3 of a sync: each staged directory replaces its vendored one at the commit. The
+/// report of what each unit took.
+fn replace_staged(
+    manifest: &Manifest,
+    txn: &mut Transaction,
+    prepared: &[(&Package, Prepared)],
+) -> SyncReport {
+    let mut report = SyncReport::default();
+    for (view, p) in prepared {
+        if p.staged {
+            txn.replace_dir(&manifest.package_vendor_dir(view), p.files.clone());
+        }
+        report.packages.push(VendoredPackage {
+            name: view.name.clone(),
+            version: view.version.raw.clone(),
+            downloaded: p.downloaded,
+            bytes: p.bytes,
+            cached: p.cached,
+            vendored: p.staged,
+        });
+    }
+    report
+}
+
+/// Phase 4 of a sync: render-stage digests, computed from the files as they will be vendored
+/// (staged ones from the staging tree at `stage_root`, the others from vendor/). A package
+/// that does not render (e.g. an overlay that no longer matches after a version bump) is
+/// still vendored and locked: fetching is sync's job, and `kpin render`/`kpin verify` report
+/// the overlay error.
+fn add_render_digests(
+    hook: &dyn LockHook,
+    manifest: &Manifest,
+    stage_root: &Path,
+    lock: &mut Lockfile,
+    reporter: &dyn Reporter,
+) {
+    let staged_view = Manifest {
+        staged: Some(stage_root.to_path_buf()),
+        ..manifest.clone()
+    };
+    for package in manifest.packages.values() {
+        let digests = match hook.digests(&staged_view, package) {
+            Ok(digests) => Some(digests),
+            Err(err) => {
+                reporter.warn(&format!(
+                    "{}: does not render, so kpin.lock records no render digests for it: {}",
+                    package.name,
+                    crate::error::summary(&err)
+                ));
+                None
+            }
+        };
+        if let Some(entry) = lock.packages.get_mut(&package.name) {
+            entry.set_digests(digests);
+        }
+    }
+}
+
+/// The entries of `lock` that differ from the old lockfile's, as `name version, version`.
+fn changed_entries(old_lock: Option<&Lockfile>, lock: &Lockfile) -> Vec<String> {
+    let mut changed = Vec::new();
+    for (name, entry) in &lock.packages {
+        if old_lock.and_then(|l| l.packages.get(name)) != Some(entry) {
+            let versions: Vec<&str> = entry.versions.iter().map(|v| v.version.as_str()).collect();
+            changed.push(format!("{name} {}", versions.join(", ")));
+        }
+    }
+    changed
+}
+
+/// After the commit: one status line per directory vendored, lock entry written and stale
+/// directory removed.
+fn announce(report: &SyncReport, locked: &[String], reporter: &dyn Reporter) {
     for p in report.packages.iter().filter(|p| p.vendored) {
         reporter.status("Vendored", &format!("{} {}", p.name, p.version));
     }
-    for entry in &locked {
+    for entry in locked {
         reporter.status("Locked", entry);
     }
     for dir in &report.removed {
         reporter.status("Removed", dir);
     }
-    Ok(report)
 }
 
 /// `--locked` before any work: the lockfile exists and covers exactly the manifest's entries,
@@ -395,14 +423,33 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
     .hint("run `kpin sync`, review the changes and commit kpin.lock")
 }
 
-/// One package ready to be swapped in.
-struct Staged {
+/// One package version ready to be swapped in.
+struct Prepared {
     files: Vec<LockedFile>,
     /// Whether a replacement for `vendor/<package>/<version>` was staged (it was not right).
     staged: bool,
     downloaded: usize,
     bytes: u64,
     cached: usize,
+}
+
+impl Prepared {
+    /// The files obtained, and where they came from; nothing staged yet.
+    fn of(obtained: &[Obtained]) -> Prepared {
+        let mut files: Vec<LockedFile> = obtained.iter().map(|o| o.locked.clone()).collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Prepared {
+            files,
+            staged: false,
+            downloaded: obtained.iter().filter(|o| o.downloaded).count(),
+            bytes: obtained
+                .iter()
+                .filter(|o| o.downloaded)
+                .map(|o| o.locked.size)
+                .sum(),
+            cached: obtained.iter().filter(|o| o.cached).count(),
+        }
+    }
 }
 
 /// A file to obtain, and the digest it must have when one is known in advance.
@@ -419,6 +466,7 @@ struct Obtained {
     cached: bool,
 }
 
+/// What preparing each unit of one sync shares.
 struct Session<'a> {
     manifest: &'a Manifest,
     old_lock: Option<&'a Lockfile>,
@@ -441,9 +489,52 @@ impl Session<'_> {
         Ok(self.client.get_or_init(|| client))
     }
 
-    async fn prepare(&self, package: &Package) -> Result<Staged> {
-        let manifest = self.manifest;
-        let vendor_dir = manifest.package_vendor_dir(package);
+    /// Phase 1 of a sync: prepare every unit, `jobs` at a time. In package and version order;
+    /// the first error in that order is returned, and the others are warned about.
+    async fn prepare_all<'p>(
+        &self,
+        units: &'p [Package],
+        jobs: usize,
+    ) -> Result<Vec<(&'p Package, Prepared)>> {
+        let task = self.reporter.task("Syncing", units.len() as u64);
+        let mut results: Vec<(&Package, Result<Prepared>)> = futures::stream::iter(units)
+            .map(|package| {
+                let task = &task;
+                async move {
+                    let result = self.prepare(package).await;
+                    task.advance(1);
+                    (package, result)
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .collect()
+            .await;
+        task.finish();
+        results.sort_by(|a, b| {
+            a.0.name
+                .cmp(&b.0.name)
+                .then_with(|| a.0.version.cmp_order(&b.0.version))
+        });
+        let mut prepared = Vec::with_capacity(results.len());
+        let mut first_error = None;
+        for (package, result) in results {
+            match result {
+                Ok(p) => prepared.push((package, p)),
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                // The first error is returned; the others must not be lost.
+                Err(e) => self.reporter.warn(&crate::error::summary(&e)),
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(prepared),
+        }
+    }
+
+    /// Prepare one package version: the files it must have, each obtained and verified, and a
+    /// new vendor directory staged unless the vendored one holds exactly those files.
+    async fn prepare(&self, package: &Package) -> Result<Prepared> {
+        let vendor_dir = self.manifest.package_vendor_dir(package);
         let vendored = scan_vendor(&vendor_dir)?;
         // Local sources are re-read every time: their files can change without kpin.yaml changing.
         let reusable = self
@@ -452,43 +543,78 @@ impl Session<'_> {
             .and_then(|e| e.version(&package.version.raw))
             .filter(|e| e.is_current(package))
             .filter(|_| !matches!(package.source, Source::Path { .. }));
-        let mut wanted = if let Some(entry) = reusable { entry
-        .files
-        .iter()
-        .map(|f| {
-            Ok(Wanted {
-                source: fetch::locked_source(manifest, f)
-                    .with_context(|| format!("package `{}`", package.name))?,
-                expected: Some((f.sha256.clone(), Expected::Lockfile)),
-            })
-        })
-        .collect::<Result<Vec<_>>>()? } else {
-            // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
-            let client = if !self.offline && matches!(package.source, Source::Github(_)) {
-                Some(self.client()?)
-            } else {
-                None
-            };
-            let files = fetch::resolve(manifest, package, client)
-                .await
-                .with_context(|| format!("package `{}` {}", package.name, package.version))?;
-            check_pins_match(package, &files)?;
-            let count = files.len();
-            files
-                .into_iter()
-                .map(|source| Wanted {
-                    expected: package
-                        .pins
-                        .for_file(&source.name, count)
-                        .map(|d| (d.to_owned(), Expected::Pin)),
-                    source,
-                })
-                .collect()
+        let mut wanted = match reusable {
+            Some(entry) => self.locked_files(package, entry)?,
+            None => self.resolved_files(package).await?,
         };
+        if reusable.is_some() {
+            self.refresh_asset_urls(package, &mut wanted, &vendored)
+                .await?;
+        }
+        let obtained = futures::future::try_join_all(
+            wanted
+                .iter()
+                .map(|w| self.obtain(package, w, &vendored, &vendor_dir, reusable.is_some())),
+        )
+        .await?;
+        let mut prepared = Prepared::of(&obtained);
+        if !vendored.holds(&obtained) {
+            self.stage(package, &obtained, &prepared)?;
+            prepared.staged = true;
+        }
+        Ok(prepared)
+    }
 
-        // Assets of private repositories download only through the API: when a locked GitHub
-        // file must be downloaded again, look the release up for its current asset URLs (the
-        // bytes are still checked against the lockfile).
+    /// The files kpin.lock records for a version it locked as kpin.yaml still describes it.
+    fn locked_files(&self, package: &Package, entry: &LockedVersion) -> Result<Vec<Wanted>> {
+        entry
+            .files
+            .iter()
+            .map(|f| {
+                Ok(Wanted {
+                    source: fetch::locked_source(self.manifest, f)
+                        .with_context(|| format!("package `{}`", package.name))?,
+                    expected: Some((f.sha256.clone(), Expected::Lockfile)),
+                })
+            })
+            .collect()
+    }
+
+    /// The files of a version kpin.lock does not record (or not as kpin.yaml now describes
+    /// it), resolved from its source, each with its `sha256` pin if it has one.
+    async fn resolved_files(&self, package: &Package) -> Result<Vec<Wanted>> {
+        // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
+        let client = if !self.offline && matches!(package.source, Source::Github(_)) {
+            Some(self.client()?)
+        } else {
+            None
+        };
+        let files = fetch::resolve(self.manifest, package, client)
+            .await
+            .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        check_pins_match(package, &files)?;
+        let count = files.len();
+        Ok(files
+            .into_iter()
+            .map(|source| Wanted {
+                expected: package
+                    .pins
+                    .for_file(&source.name, count)
+                    .map(|d| (d.to_owned(), Expected::Pin)),
+                source,
+            })
+            .collect())
+    }
+
+    /// Assets of private repositories download only through the API: when a locked GitHub
+    /// file must be downloaded again, look the release up for its current asset URLs (the
+    /// bytes are still checked against the lockfile).
+    async fn refresh_asset_urls(
+        &self,
+        package: &Package,
+        wanted: &mut [Wanted],
+        vendored: &VendorScan,
+    ) -> Result<()> {
         let missing = |w: &Wanted| {
             w.expected.as_ref().is_some_and(|(sha, _)| {
                 vendored
@@ -498,69 +624,43 @@ impl Session<'_> {
                     && self.cache.get(sha).is_none()
             })
         };
-        if reusable.is_some()
-            && !self.offline
-            && matches!(package.source, Source::Github(_))
-            && wanted.iter().any(missing)
+        if self.offline
+            || !matches!(package.source, Source::Github(_))
+            || !wanted.iter().any(missing)
         {
-            let fresh = fetch::resolve(manifest, package, Some(self.client()?))
-                .await
-                .with_context(|| format!("package `{}` {}", package.name, package.version))?;
-            for w in &mut wanted {
-                if let Some(f) = fresh.iter().find(|f| f.name == w.source.name) {
-                    w.source.origin = f.origin.clone();
-                }
+            return Ok(());
+        }
+        let fresh = fetch::resolve(self.manifest, package, Some(self.client()?))
+            .await
+            .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        for w in wanted {
+            if let Some(f) = fresh.iter().find(|f| f.name == w.source.name) {
+                w.source.origin = f.origin.clone();
             }
         }
+        Ok(())
+    }
 
-        let obtained = futures::future::try_join_all(
-            wanted
-                .iter()
-                .map(|w| self.obtain(package, w, &vendored, &vendor_dir, reusable.is_some())),
-        )
-        .await?;
-        let mut prepared = Staged {
-            files: obtained.iter().map(|o| o.locked.clone()).collect(),
-            staged: false,
-            downloaded: obtained.iter().filter(|o| o.downloaded).count(),
-            bytes: obtained
-                .iter()
-                .filter(|o| o.downloaded)
-                .map(|o| o.locked.size)
-                .sum(),
-            cached: obtained.iter().filter(|o| o.cached).count(),
-        };
-        prepared.files.sort_by(|a, b| a.name.cmp(&b.name));
-
-        let up_to_date = vendored.clean
-            && vendored.files.len() == obtained.len()
-            && obtained.iter().all(|o| {
-                vendored
-                    .files
-                    .get(&o.locked.name)
-                    .is_some_and(|(sha, _)| *sha == o.locked.sha256)
-            });
-        if !up_to_date {
-            if prepared.downloaded == 0 && prepared.cached > 0 {
-                self.reporter
-                    .status("Cached", &format!("{} {}", package.name, package.version));
-            }
-            let staged = &self.staging[&(package.name.clone(), package.version.raw.clone())];
-            fs::create_dir_all(staged)
-                .with_context(|| format!("creating {}", staged.display()))
-                .with_context(|| {
-                    format!(
-                        "cannot write to vendorDir {}",
-                        self.manifest.vendor_dir.display()
-                    )
-                })
-                .hint(VENDOR_HINT)?;
-            for o in &obtained {
-                fsutil::copy_file(&o.content, &staged.join(&o.locked.name))?;
-            }
-            prepared.staged = true;
+    /// Copy the obtained files into the package version's staging directory.
+    fn stage(&self, package: &Package, obtained: &[Obtained], prepared: &Prepared) -> Result<()> {
+        if prepared.downloaded == 0 && prepared.cached > 0 {
+            self.reporter
+                .status("Cached", &format!("{} {}", package.name, package.version));
         }
-        Ok(prepared)
+        let staged = &self.staging[&(package.name.clone(), package.version.raw.clone())];
+        fs::create_dir_all(staged)
+            .with_context(|| format!("creating {}", staged.display()))
+            .with_context(|| {
+                format!(
+                    "cannot write to vendorDir {}",
+                    self.manifest.vendor_dir.display()
+                )
+            })
+            .hint(VENDOR_HINT)?;
+        for o in obtained {
+            fsutil::copy_file(&o.content, &staged.join(&o.locked.name))?;
+        }
+        Ok(())
     }
 
     /// Get one file's verified bytes: from vendor/, the cache, the local source or the network.
@@ -594,7 +694,11 @@ impl Session<'_> {
                 cached: false,
             });
         }
-        let client = if wanted.source.origin.is_remote() && !self.offline { Some(self.client()?) } else { None };
+        let client = if wanted.source.origin.is_remote() && !self.offline {
+            Some(self.client()?)
+        } else {
+            None
+        };
         let announce = || {
             self.reporter.status(
                 "Fetching",
@@ -717,6 +821,19 @@ struct VendorScan {
     files: BTreeMap<String, (String, u64)>,
     /// No subdirectories or other non-files.
     clean: bool,
+}
+
+impl VendorScan {
+    /// The directory holds exactly the obtained files and nothing else.
+    fn holds(&self, obtained: &[Obtained]) -> bool {
+        self.clean
+            && self.files.len() == obtained.len()
+            && obtained.iter().all(|o| {
+                self.files
+                    .get(&o.locked.name)
+                    .is_some_and(|(sha, _)| *sha == o.locked.sha256)
+            })
+    }
 }
 
 fn scan_vendor(dir: &Path) -> Result<VendorScan> {

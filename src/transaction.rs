@@ -531,7 +531,10 @@ mod tests {
 
     fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-            let mut entries: Vec<_> = fs::read_dir(dir).unwrap().filter_map(std::result::Result::ok).collect();
+            let mut entries: Vec<_> = fs::read_dir(dir)
+                .unwrap()
+                .filter_map(std::result::Result::ok)
+                .collect();
             entries.sort_by_key(std::fs::DirEntry::file_name);
             for e in entries {
                 let p = e.path();

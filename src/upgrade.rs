@@ -11,8 +11,9 @@
 //! nothing, even across a kill.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -232,13 +233,14 @@ impl UpgradeReport {
         if !broken.is_empty() {
             out.push_str("\n> [!CAUTION]\n> Overlays that no longer match:\n");
             for b in broken {
-                out.push_str(&format!(
-                    "> - `{}` {}: selector `{}` matches nothing ({})\n",
+                let _ = writeln!(
+                    out,
+                    "> - `{}` {}: selector `{}` matches nothing ({})",
                     b.file,
                     b.operation,
                     b.selector,
                     b.environments.join(", ")
-                ));
+                );
             }
         }
         out
@@ -284,99 +286,190 @@ pub async fn upgrade(
     options: &UpgradeOptions,
     reporter: &dyn Reporter,
 ) -> Result<UpgradeReport> {
-    let manifest_text = fs::read_to_string(&manifest.path)
-        .with_context(|| format!("reading {}", manifest.path.display()))?;
-    let lock_path = manifest.lock_path();
-    let old_lock = Lockfile::load(&lock_path)?;
-
-    // 1. kpin.yaml with the new versions, in canonical form (pins follow once the new files
-    //    are known).
-    let mut text = manifest_text.clone();
-    let mut names: Vec<&str> = Vec::new();
-    let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        let package = manifest.select(std::slice::from_ref(&t.package))?[0];
-        if names.contains(&t.package.as_str()) {
-            anyhow::bail!("package `{}` is given twice", t.package);
-        }
-        names.push(&t.package);
-        let env = t.env.as_deref();
-        if let Some(env) = env {
-            manifest.environment(env)?;
-        }
-        if package.version_in(env).raw == t.version {
-            return Err(anyhow::anyhow!(
-                "package `{}` is already at version {}{}",
-                t.package,
-                t.version,
-                env.map(|e| format!(" in {e}")).unwrap_or_default()
-            ))
-            .hint("pass a different version with --to");
-        }
-        text = match env {
-            None => edit_manifest_version(&text, &manifest.path, &t.package, &t.version)?,
-            Some(env) => {
-                edit_env_version(&text, &manifest.path, &t.package, env, Some(&t.version))?
-            }
-        };
-        let (normal, normal_notes) = normalise_versions(&text, &manifest.path, &t.package)?;
-        text = normal;
-        let entry = notes.entry(t.package.clone()).or_default();
-        entry.extend(t.note.clone());
-        entry.extend(normal_notes);
-    }
-
-    // 2. Versions no environment used before are fetched into the transaction's staging tree;
-    //    the others are vendored and locked already.
-    let mut txn = Transaction::begin(
-        &format!("{} of {}", options.verb.as_str(), names.join(", ")),
+    let mut plan = Plan::read(manifest, targets)?;
+    plan.edit_versions()?;
+    let txn = Transaction::begin(
+        &format!("{} of {}", options.verb.as_str(), plan.names.join(", ")),
         &manifest.root,
         &manifest.vendor_dir,
     )?;
-    let versioned = staged_manifest(&text, manifest, txn.stage_root())?;
-    let mut files: BTreeMap<(String, String), Vec<LockedFile>> = BTreeMap::new();
-    let mut staged_dirs: Vec<(String, String)> = Vec::new();
-    for name in &names {
-        let old = &manifest.packages[*name];
-        let new = &versioned.packages[*name];
-        for version in new.versions_in_use() {
-            let key = (name.to_string(), version.raw.clone());
-            let found = if old.versions_in_use().contains(&version) {
-                carried_files(old_lock.as_ref(), manifest, old, version)?
-            } else {
-                let view = new.at_version(version);
-                reporter.status("Fetching", &format!("{name} {version}"));
-                let dir = txn.staging_for(&manifest.version_dir(name, &version.raw));
-                staged_dirs.push(key.clone());
-                let fetched = stage_package(&versioned, &view, &dir, fetcher)
-                    .await
-                    .with_context(|| format!("fetching {name} {version}"))?;
-                refuse_same_files(manifest, old, old_lock.as_ref(), version, &fetched)?;
-                fetched
-            };
-            files.insert(key, found);
-        }
-        // The pins name the bytes of the package's version: they follow it.
-        if new.version != old.version {
-            let key = (name.to_string(), new.version.raw.clone());
-            let (new_text, pin_notes) = update_pins(&text, manifest, new, &files[&key])?;
-            text = new_text;
-            notes.entry(name.to_string()).or_default().extend(pin_notes);
-        }
+    plan.fetch_new_versions(&txn, fetcher, reporter).await?;
+    let staged = staged_manifest(&plan.text, manifest, txn.stage_root())?;
+    let analysed = plan.analyse_targets(&staged, options, reporter)?;
+    let broken = analysed.report.broken_overlays().count();
+    if options.dry_run || (broken > 0 && !options.allow_broken_overlays) {
+        return Ok(analysed.report);
     }
-    let staged = staged_manifest(&text, manifest, txn.stage_root())?;
+    plan.commit(txn, &analysed, reporter)?;
+    Ok(analysed.written(options.verb, reporter))
+}
 
-    // 3. Analyse: upstream diff, overlay check of every render whose version moves, rendered
-    //    diff of the target's environment.
-    let mut report = UpgradeReport {
-        verb: options.verb,
-        packages: Vec::new(),
-        written: false,
-    };
-    let mut lock = old_lock.clone().unwrap_or_else(Lockfile::new);
-    let mut removed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in targets {
-        let old = &manifest.packages[&t.package];
+/// An upgrade under way: what its steps share, and kpin.yaml's text as they edit it.
+struct Plan<'a> {
+    manifest: &'a Manifest,
+    targets: &'a [VersionMove],
+    lock_path: PathBuf,
+    /// kpin.lock before the upgrade; `None` when there is none yet.
+    old_lock: Option<Lockfile>,
+    /// kpin.yaml as edited so far.
+    text: String,
+    /// The packages that move, in the order given.
+    names: Vec<&'a str>,
+    /// Facts about the edit, per package, for the report.
+    notes: BTreeMap<String, Vec<String>>,
+    /// The locked files of every version in use of the packages that move, by (package,
+    /// version).
+    files: BTreeMap<(String, String), Vec<LockedFile>>,
+    /// The (package, version) pairs fetched into the transaction's staging tree.
+    staged_dirs: Vec<(String, String)>,
+}
+
+/// What the analysis leaves for the commit.
+struct Analysed {
+    report: UpgradeReport,
+    /// kpin.lock as the upgrade writes it.
+    lock: Lockfile,
+    /// Per package, the versions no environment uses any more: their directories go.
+    removed: BTreeMap<String, Vec<String>>,
+}
+
+impl<'a> Plan<'a> {
+    /// Read kpin.yaml and kpin.lock as they are before the upgrade.
+    fn read(manifest: &'a Manifest, targets: &'a [VersionMove]) -> Result<Self> {
+        let text = fs::read_to_string(&manifest.path)
+            .with_context(|| format!("reading {}", manifest.path.display()))?;
+        let lock_path = manifest.lock_path();
+        let old_lock = Lockfile::load(&lock_path)?;
+        Ok(Plan {
+            manifest,
+            targets,
+            lock_path,
+            old_lock,
+            text,
+            names: Vec::new(),
+            notes: BTreeMap::new(),
+            files: BTreeMap::new(),
+            staged_dirs: Vec::new(),
+        })
+    }
+
+    /// 1. kpin.yaml with the new versions, in canonical form (pins follow once the new files
+    ///    are known).
+    fn edit_versions(&mut self) -> Result<()> {
+        let (manifest, targets) = (self.manifest, self.targets);
+        for t in targets {
+            let package = manifest.select(std::slice::from_ref(&t.package))?[0];
+            if self.names.contains(&t.package.as_str()) {
+                anyhow::bail!("package `{}` is given twice", t.package);
+            }
+            self.names.push(&t.package);
+            let env = t.env.as_deref();
+            if let Some(env) = env {
+                manifest.environment(env)?;
+            }
+            if package.version_in(env).raw == t.version {
+                return Err(anyhow::anyhow!(
+                    "package `{}` is already at version {}{}",
+                    t.package,
+                    t.version,
+                    env.map(|e| format!(" in {e}")).unwrap_or_default()
+                ))
+                .hint("pass a different version with --to");
+            }
+            let text = &self.text;
+            let edited = match env {
+                None => edit_manifest_version(text, &manifest.path, &t.package, &t.version)?,
+                Some(env) => {
+                    edit_env_version(text, &manifest.path, &t.package, env, Some(&t.version))?
+                }
+            };
+            let (normal, normal_notes) = normalise_versions(&edited, &manifest.path, &t.package)?;
+            self.text = normal;
+            let entry = self.notes.entry(t.package.clone()).or_default();
+            entry.extend(t.note.clone());
+            entry.extend(normal_notes);
+        }
+        Ok(())
+    }
+
+    /// 2. Versions no environment used before are fetched into the transaction's staging
+    ///    tree; the others are vendored and locked already. The pins follow the new files.
+    async fn fetch_new_versions(
+        &mut self,
+        txn: &Transaction,
+        fetcher: &Sources<'_>,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        let manifest = self.manifest;
+        let versioned = staged_manifest(&self.text, manifest, txn.stage_root())?;
+        for name in self.names.clone() {
+            let old = &manifest.packages[name];
+            let new = &versioned.packages[name];
+            for version in new.versions_in_use() {
+                let key = (name.to_string(), version.raw.clone());
+                let found = if old.versions_in_use().contains(&version) {
+                    carried_files(self.old_lock.as_ref(), manifest, old, version)?
+                } else {
+                    let view = new.at_version(version);
+                    reporter.status("Fetching", &format!("{name} {version}"));
+                    let dir = txn.staging_for(&manifest.version_dir(name, &version.raw));
+                    self.staged_dirs.push(key.clone());
+                    let fetched = stage_package(&versioned, &view, &dir, fetcher)
+                        .await
+                        .with_context(|| format!("fetching {name} {version}"))?;
+                    refuse_same_files(manifest, old, self.old_lock.as_ref(), version, &fetched)?;
+                    fetched
+                };
+                self.files.insert(key, found);
+            }
+            // The pins name the bytes of the package's version: they follow it.
+            if new.version != old.version {
+                let key = (name.to_string(), new.version.raw.clone());
+                let (new_text, pin_notes) =
+                    update_pins(&self.text, manifest, new, &self.files[&key])?;
+                self.text = new_text;
+                self.notes
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(pin_notes);
+            }
+        }
+        Ok(())
+    }
+
+    /// 3. Analyse: upstream diff, overlay check of every render whose version moves, rendered
+    ///    diff of the target's environment; and kpin.lock as it will be.
+    fn analyse_targets(
+        &mut self,
+        staged: &Manifest,
+        options: &UpgradeOptions,
+        reporter: &dyn Reporter,
+    ) -> Result<Analysed> {
+        let mut out = Analysed {
+            report: UpgradeReport {
+                verb: options.verb,
+                packages: Vec::new(),
+                written: false,
+            },
+            lock: self.old_lock.clone().unwrap_or_default(),
+            removed: BTreeMap::new(),
+        };
+        for t in self.targets {
+            self.analyse_target(t, staged, options, reporter, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Step 3 for one target: its report, its kpin.lock entry and the versions it drops.
+    fn analyse_target(
+        &mut self,
+        t: &VersionMove,
+        staged: &Manifest,
+        options: &UpgradeOptions,
+        reporter: &dyn Reporter,
+        out: &mut Analysed,
+    ) -> Result<()> {
+        let old = &self.manifest.packages[&t.package];
         let new = &staged.packages[&t.package];
         let env = t.env.as_deref();
         reporter.status(
@@ -393,12 +486,12 @@ pub async fn upgrade(
             .chain(staged.environments.keys().map(|e| Some(e.as_str())))
             .filter(|e| old.version_in(*e) != new.version_in(*e))
             .collect();
-        let analysis = analyse(manifest, old, &staged, new, env, &moved)?;
+        let analysis = analyse(self.manifest, old, staged, new, env, &moved)?;
         let digests = if analysis.broken_overlays.is_empty() {
-            Some(render::digests(&staged, new)?)
+            Some(render::digests(staged, new)?)
         } else {
             if options.allow_broken_overlays {
-                notes.entry(t.package.clone()).or_default().push(
+                self.notes.entry(t.package.clone()).or_default().push(
                     "kpin.lock has no render digests for this package until its overlays match again"
                         .to_owned(),
                 );
@@ -410,12 +503,15 @@ pub async fn upgrade(
             .into_iter()
             .map(|v| {
                 let key = (t.package.clone(), v.raw.clone());
-                LockedVersion::new(&new.at_version(v), files.remove(&key).unwrap_or_default())
+                LockedVersion::new(
+                    &new.at_version(v),
+                    self.files.remove(&key).unwrap_or_default(),
+                )
             })
             .collect();
-        lock.packages.insert(
+        out.lock.packages.insert(
             new.name.clone(),
-            LockedPackage::new(&staged, new, versions, digests),
+            LockedPackage::new(staged, new, versions, digests),
         );
         let gone: Vec<String> = old
             .versions_in_use()
@@ -423,61 +519,75 @@ pub async fn upgrade(
             .filter(|v| !new.versions_in_use().contains(v))
             .map(|v| v.raw.clone())
             .collect();
-        removed.insert(t.package.clone(), gone);
-        let mut package_notes = notes.remove(&t.package).unwrap_or_default();
+        out.removed.insert(t.package.clone(), gone);
+        let mut package_notes = self.notes.remove(&t.package).unwrap_or_default();
         package_notes.extend(analysis.notes.iter().cloned());
-        report.packages.push(PackageUpgrade {
+        out.report.packages.push(PackageUpgrade {
             package: t.package.clone(),
             environment: t.env.clone(),
             notes: package_notes,
             ..analysis
         });
+        Ok(())
     }
 
-    let broken = report.broken_overlays().count();
-    if options.dry_run || (broken > 0 && !options.allow_broken_overlays) {
-        return Ok(report);
-    }
-
-    // 4. Commit: the new version directories, the ones no environment uses any more removed,
-    //    kpin.lock and kpin.yaml, all or nothing.
-    for (name, version) in &staged_dirs {
-        let locked = lock
-            .packages
-            .get(name)
-            .and_then(|e| e.version(version))
-            .map(|v| v.files.clone())
-            .unwrap_or_default();
-        txn.replace_dir(&manifest.version_dir(name, version), locked);
-    }
-    for (name, versions) in &removed {
-        for version in versions {
-            let dir = manifest.version_dir(name, version);
-            if dir.exists() {
-                txn.remove_dir(&dir);
+    /// 4. Commit: the new version directories, the ones no environment uses any more removed,
+    ///    kpin.lock and kpin.yaml, all or nothing.
+    fn commit(
+        self,
+        mut txn: Transaction,
+        analysed: &Analysed,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        let manifest = self.manifest;
+        for (name, version) in &self.staged_dirs {
+            let locked = analysed
+                .lock
+                .packages
+                .get(name)
+                .and_then(|e| e.version(version))
+                .map(|v| v.files.clone())
+                .unwrap_or_default();
+            txn.replace_dir(&manifest.version_dir(name, version), locked);
+        }
+        for (name, versions) in &analysed.removed {
+            for version in versions {
+                let dir = manifest.version_dir(name, version);
+                if dir.exists() {
+                    txn.remove_dir(&dir);
+                }
             }
         }
+        txn.write_file(&self.lock_path, analysed.lock.to_text().into_bytes());
+        txn.write_file(&manifest.path, self.text.into_bytes());
+        txn.commit(reporter)?;
+        Ok(())
     }
-    txn.write_file(&lock_path, lock.to_text().into_bytes());
-    txn.write_file(&manifest.path, text.into_bytes());
-    txn.commit(reporter)?;
-    for p in &mut report.packages {
-        for version in removed.get(&p.package).into_iter().flatten() {
-            p.notes
-                .push(format!("removed vendor/{}/{version}", p.package));
+}
+
+impl Analysed {
+    /// The report once the commit wrote everything: each removed directory noted, each move
+    /// announced.
+    fn written(self, verb: Verb, reporter: &dyn Reporter) -> UpgradeReport {
+        let mut report = self.report;
+        for p in &mut report.packages {
+            for version in self.removed.get(&p.package).into_iter().flatten() {
+                p.notes
+                    .push(format!("removed vendor/{}/{version}", p.package));
+            }
+            let env = p
+                .environment
+                .as_deref()
+                .map(|e| format!(" in {e}"))
+                .unwrap_or_default();
+            reporter.status(
+                verb.done(),
+                &format!("{} {} -> {}{env}", p.package, p.from, p.to),
+            );
         }
-        let env = p
-            .environment
-            .as_deref()
-            .map(|e| format!(" in {e}"))
-            .unwrap_or_default();
-        reporter.status(
-            options.verb.done(),
-            &format!("{} {} -> {}{env}", p.package, p.from, p.to),
-        );
+        report.written = true;
+        report
     }
-    report.written = true;
-    Ok(report)
 }
 
 /// `text` parsed as the manifest, reading version directories staged in the transaction.

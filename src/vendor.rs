@@ -120,9 +120,9 @@ mod tests {
             crate::lockfile::LockedPackage {
                 source: "path".into(),
                 versions: Vec::new(),
-                environments: Default::default(),
+                environments: std::collections::BTreeMap::default(),
                 overlays_digest: None,
-                rendered: Default::default(),
+                rendered: std::collections::BTreeMap::default(),
             },
         );
         let found = extras(&manifest, Some(&lock), None).unwrap();

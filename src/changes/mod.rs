@@ -454,35 +454,35 @@ mod tests {
         );
     }
 
-    fn crd(versions: Value) -> Object {
+    fn crd(versions: &Value) -> Object {
         obj(
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "versions": versions}}),
         )
     }
 
-    fn version(name: &str, storage: bool, spec_props: Value) -> Value {
+    fn version(name: &str, storage: bool, spec_props: &Value) -> Value {
         json!({"name": name, "served": true, "storage": storage, "schema": {"openAPIV3Schema": {
             "type": "object", "properties": {"spec": {"type": "object", "properties": spec_props}}}}})
     }
 
     #[test]
     fn crd_summary_lists_versions_storage_and_outermost_fields() {
-        let before = crd(json!([
+        let before = crd(&json!([
             version(
                 "v1alpha1",
                 true,
-                json!({"size": {"type": "integer"}, "old": {"type": "string"}})
+                &json!({"size": {"type": "integer"}, "old": {"type": "string"}})
             ),
-            version("v1beta0", false, json!({}))
+            version("v1beta0", false, &json!({}))
         ]));
-        let after = crd(json!([
+        let after = crd(&json!([
             version(
                 "v1alpha1",
                 false,
-                json!({"size": {"type": "integer"}, "hydrator": {"type": "object", "properties": {"repo": {"type": "string"}}}, "items": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "string"}}}}})
+                &json!({"size": {"type": "integer"}, "hydrator": {"type": "object", "properties": {"repo": {"type": "string"}}}, "items": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "string"}}}}})
             ),
-            version("v1", true, json!({}))
+            version("v1", true, &json!({}))
         ]));
         let change = &compare(&[before], &[after])[0];
         let s = change.crd_summary().unwrap();

@@ -37,6 +37,7 @@ pub const FIELD_MANAGER: &str = "kpin";
 
 /// How to apply.
 #[derive(Debug, Clone)]
+#[allow(clippy::struct_excessive_bools)] // flags of a command line
 pub struct ApplyOptions {
     pub field_manager: String,
     pub force_conflicts: bool,
@@ -228,6 +229,14 @@ pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
     r
 }
 
+/// What a LIST of its kind told about an object before its apply.
+enum Prefetched {
+    /// No LIST covered it: its apply reads it first.
+    Unknown,
+    /// A LIST covered it: the live object, `None` when the cluster has none.
+    Listed(Option<Value>),
+}
+
 /// What every object's apply needs to know about the whole run.
 struct Applier<'a> {
     cluster: &'a Cluster,
@@ -280,11 +289,13 @@ impl Applier<'_> {
         }
     }
 
-    /// Apply one object. `known_live` is the live object when a LIST already fetched it.
+    /// Apply one object: resolve its kind, read it from the cluster (unless a LIST already
+    /// did), take over the fields of client-side kubectl apply, create or update it, and say
+    /// whether to wait for it.
     async fn apply_one(
         &self,
         object: &Object,
-        known_live: Option<Option<Value>>,
+        prefetched: Prefetched,
     ) -> (ObjectResult, Option<Watched>) {
         let r = object.reference();
         let resolved = match self.resolve(object).await {
@@ -300,85 +311,20 @@ impl Applier<'_> {
             Err(f) => return (f, None),
         };
         let api = api_for(self.cluster, &resolved, object.namespace());
-        let name = object.name();
-        let mut live = match known_live {
-            Some(l) => l,
-            None => match get(&api, name).await {
-                Ok(l) => l,
+        let live = match prefetched {
+            Prefetched::Listed(live) => live,
+            Prefetched::Unknown => match get(&api, object.name()).await {
+                Ok(live) => live,
                 Err(e) => return (failure(r, &e), None),
             },
         };
-        let mut note = None;
-        if let Some(patch) = live
-            .as_ref()
-            .filter(|l| csa::needs_migration(l))
-            .and_then(|l| csa::migration_patch(l, &self.opts.field_manager))
-        {
-            if self.opts.dry_run {
-                note = Some("would take over the fields of client-side kubectl apply");
-            } else {
-                match api
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(updated) => live = Some(updated),
-                    Err(e) => return (failure(r, &e), None),
-                }
-                note = Some("took over the fields of client-side kubectl apply");
-            }
-        }
-        // The object as the server now has it, when a response showed it: if that is already
-        // ready (an unchanged, rolled-out Deployment; an established CRD) there is nothing to wait for.
-        let mut now: Option<Value> = None;
-        let result = match live {
-            None => match api
-                .patch(
-                    name,
-                    &self.params(self.opts.dry_run),
-                    &Patch::Apply(&object.0),
-                )
-                .await
-            {
-                Ok(v) => {
-                    now = Some(v);
-                    ObjectResult::new(r.clone(), Action::Created)
-                }
-                Err(e)
-                    if self.opts.dry_run
-                        && api_status(&e).is_some_and(|s| s.code == 404)
-                        && object
-                            .namespace()
-                            .is_some_and(|ns| self.namespaces.contains(ns)) =>
-                {
-                    ObjectResult::new(r.clone(), Action::Created)
-                        .with_message("its namespace is created by this apply")
-                }
-                Err(e) => failure(r.clone(), &e),
-            },
-            Some(live) => match api
-                .patch(name, &self.params(true), &Patch::Apply(&object.0))
-                .await
-            {
-                Ok(dry) if same_as_live(&dry, &live) => {
-                    now = Some(live);
-                    ObjectResult::new(r.clone(), Action::Unchanged)
-                }
-                Ok(_) if self.opts.dry_run => ObjectResult::new(r.clone(), Action::Configured),
-                Ok(_) => match api
-                    .patch(name, &self.params(false), &Patch::Apply(&object.0))
-                    .await
-                {
-                    Ok(v) => {
-                        now = Some(v);
-                        ObjectResult::new(r.clone(), Action::Configured)
-                    }
-                    Err(e) => failure(r.clone(), &e),
-                },
-                Err(e) if is_immutable(&e) && (self.opts.recreate || wants_recreate(object)) => {
-                    self.recreate(&api, object, &e).await
-                }
-                Err(e) => failure(r.clone(), &e),
-            },
+        let (live, note) = match self.take_over_client_side(&api, object, live).await {
+            Ok(taken) => taken,
+            Err(e) => return (failure(r, &e), None),
+        };
+        let (result, now) = match live {
+            None => self.create(&api, object).await,
+            Some(live) => self.update(&api, object, live).await,
         };
         let watched = wait::rule_for(&r.group, &r.kind)
             .filter(|rule| now.as_ref().is_none_or(|v| wait::check(*rule, v).is_err()))
@@ -392,6 +338,106 @@ impl Applier<'_> {
             _ => result,
         };
         (result, watched)
+    }
+
+    /// Move the fields a client-side `kubectl apply` recorded in `live` to kpin's field
+    /// manager, so that server-side apply can remove them later. The live object afterwards,
+    /// and a note for the report when there was something to take over.
+    async fn take_over_client_side(
+        &self,
+        api: &ResourceApi,
+        object: &Object,
+        live: Option<Value>,
+    ) -> Result<(Option<Value>, Option<&'static str>), kube::Error> {
+        let Some(patch) = live
+            .as_ref()
+            .filter(|l| csa::needs_migration(l))
+            .and_then(|l| csa::migration_patch(l, &self.opts.field_manager))
+        else {
+            return Ok((live, None));
+        };
+        if self.opts.dry_run {
+            return Ok((
+                live,
+                Some("would take over the fields of client-side kubectl apply"),
+            ));
+        }
+        let updated = api
+            .patch(
+                object.name(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        Ok((
+            Some(updated),
+            Some("took over the fields of client-side kubectl apply"),
+        ))
+    }
+
+    /// Apply an object the cluster does not have yet. With the result, the object as the
+    /// server now has it, when a response showed it: if that is already ready (an established
+    /// CRD) there is nothing to wait for.
+    async fn create(&self, api: &ResourceApi, object: &Object) -> (ObjectResult, Option<Value>) {
+        let r = object.reference();
+        match api
+            .patch(
+                object.name(),
+                &self.params(self.opts.dry_run),
+                &Patch::Apply(&object.0),
+            )
+            .await
+        {
+            Ok(v) => (ObjectResult::new(r, Action::Created), Some(v)),
+            Err(e)
+                if self.opts.dry_run
+                    && api_status(&e).is_some_and(|s| s.code == 404)
+                    && object
+                        .namespace()
+                        .is_some_and(|ns| self.namespaces.contains(ns)) =>
+            {
+                (
+                    ObjectResult::new(r, Action::Created)
+                        .with_message("its namespace is created by this apply"),
+                    None,
+                )
+            }
+            Err(e) => (failure(r, &e), None),
+        }
+    }
+
+    /// Apply an object the cluster has: a dry run first tells whether anything changes, and
+    /// only then is it applied for real. With the result, the object as the server now has
+    /// it, when a response showed it: if that is already ready (an unchanged, rolled-out
+    /// Deployment) there is nothing to wait for.
+    async fn update(
+        &self,
+        api: &ResourceApi,
+        object: &Object,
+        live: Value,
+    ) -> (ObjectResult, Option<Value>) {
+        let r = object.reference();
+        let name = object.name();
+        match api
+            .patch(name, &self.params(true), &Patch::Apply(&object.0))
+            .await
+        {
+            Ok(dry) if same_as_live(&dry, &live) => {
+                (ObjectResult::new(r, Action::Unchanged), Some(live))
+            }
+            Ok(_) if self.opts.dry_run => (ObjectResult::new(r, Action::Configured), None),
+            Ok(_) => match api
+                .patch(name, &self.params(false), &Patch::Apply(&object.0))
+                .await
+            {
+                Ok(v) => (ObjectResult::new(r, Action::Configured), Some(v)),
+                Err(e) => (failure(r, &e), None),
+            },
+            Err(e) if is_immutable(&e) && (self.opts.recreate || wants_recreate(object)) => {
+                (self.recreate(api, object, &e).await, None)
+            }
+            Err(e) => (failure(r, &e), None),
+        }
     }
 
     /// Delete, wait until gone, apply again.
@@ -793,7 +839,7 @@ impl Applier<'_> {
         });
         if let Some((j, object)) = owner {
             if !runs[j].done.contains(&object.reference()) {
-                let (result, watched) = self.apply_one(&object, None).await;
+                let (result, watched) = self.apply_one(&object, Prefetched::Unknown).await;
                 task.advance(1);
                 runs[j].record(result, watched);
             }
@@ -859,9 +905,11 @@ impl Applier<'_> {
             let mut outcomes: Vec<(usize, (ObjectResult, Option<Watched>))> =
                 futures::stream::iter(members.iter().enumerate())
                     .map(|(i, o)| {
-                        let known_live = known.remove(&o.reference());
+                        let prefetched = known
+                            .remove(&o.reference())
+                            .map_or(Prefetched::Unknown, Prefetched::Listed);
                         async move {
-                            let out = self.apply_one(o, known_live).await;
+                            let out = self.apply_one(o, prefetched).await;
                             task.advance(1);
                             (i, out)
                         }

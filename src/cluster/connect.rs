@@ -327,53 +327,54 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let context = choose_context(opts)?;
     let mut user_name = String::new();
-    let (mut config, context) = if let Some(kubeconfig) = read_kubeconfig(opts.kubeconfig.as_deref())? {
-        let name = context
-            .clone()
-            .or_else(|| kubeconfig.current_context.clone())
-            .ok_or(ClusterError::NoContext)?;
-        if !kubeconfig.contexts.iter().any(|c| c.name == name) {
-            let known: Vec<&str> = kubeconfig
+    let (mut config, context) =
+        if let Some(kubeconfig) = read_kubeconfig(opts.kubeconfig.as_deref())? {
+            let name = context
+                .clone()
+                .or_else(|| kubeconfig.current_context.clone())
+                .ok_or(ClusterError::NoContext)?;
+            if !kubeconfig.contexts.iter().any(|c| c.name == name) {
+                let known: Vec<&str> = kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Err(ClusterError::UnknownContext {
+                    name,
+                    known: known.join(", "),
+                }
+                .into());
+            }
+            let user = kubeconfig
                 .contexts
                 .iter()
-                .map(|c| c.name.as_str())
-                .collect();
-            return Err(ClusterError::UnknownContext {
-                name,
-                known: known.join(", "),
+                .find(|c| c.name == name)
+                .and_then(|c| c.context.as_ref())
+                .and_then(|c| c.user.clone());
+            user_name = user.unwrap_or_default();
+            let options = KubeConfigOptions {
+                context: Some(name.clone()),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("loading kubeconfig context {name}"))?;
+            (config, Some(name))
+        } else {
+            if let Some(name) = context {
+                return Err(ClusterError::UnknownContext {
+                    name,
+                    known: "(no kubeconfig found)".into(),
+                }
+                .into());
             }
-            .into());
-        }
-        let user = kubeconfig
-            .contexts
-            .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| c.context.as_ref())
-            .and_then(|c| c.user.clone());
-        user_name = user.unwrap_or_default();
-        let options = KubeConfigOptions {
-            context: Some(name.clone()),
-            ..Default::default()
+            let config = kube::Config::incluster()
+                .map_err(|e| anyhow::anyhow!(e))
+                .context(
+                    "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
+                )?;
+            (config, None)
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .with_context(|| format!("loading kubeconfig context {name}"))?;
-        (config, Some(name))
-    } else {
-        if let Some(name) = context {
-            return Err(ClusterError::UnknownContext {
-                name,
-                known: "(no kubeconfig found)".into(),
-            }
-            .into());
-        }
-        let config = kube::Config::incluster()
-            .map_err(|e| anyhow::anyhow!(e))
-            .context(
-                "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
-            )?;
-        (config, None)
-    };
     let target = Destination {
         context,
         server: config
@@ -432,19 +433,19 @@ mod tests {
         }
     }
 
-    fn classify(err: kube::Error) -> Option<Unreachable> {
-        Unreachable::of(&causes(&err), Some(Duration::from_secs(5)))
+    fn classify(err: &kube::Error) -> Option<Unreachable> {
+        Unreachable::of(&causes(err), Some(Duration::from_secs(5)))
     }
 
     #[test]
     fn transport_failures_are_classified_and_server_answers_are_not() {
         let io = |kind| kube::Error::Service(Box::new(std::io::Error::from(kind)));
         assert_eq!(
-            classify(io(std::io::ErrorKind::ConnectionRefused)),
+            classify(&io(std::io::ErrorKind::ConnectionRefused)),
             Some(Unreachable::Refused)
         );
         assert_eq!(
-            classify(io(std::io::ErrorKind::TimedOut)),
+            classify(&io(std::io::ErrorKind::TimedOut)),
             Some(Unreachable::TimedOut {
                 limit: Some(Duration::from_secs(5))
             })
@@ -454,13 +455,13 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         ));
         assert_eq!(
-            classify(kube::Error::Service(Box::new(tls))),
+            classify(&kube::Error::Service(Box::new(tls))),
             Some(Unreachable::ServerCertificate(
                 CertificateProblem::UnknownIssuer
             ))
         );
         let answer = kube::core::Status::failure("forbidden", "Forbidden").with_code(403);
-        assert_eq!(classify(kube::Error::Api(Box::new(answer))), None);
+        assert_eq!(classify(&kube::Error::Api(Box::new(answer))), None);
     }
 
     #[test]

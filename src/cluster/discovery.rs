@@ -101,7 +101,9 @@ impl RestMapper {
             return self.resolve("v1", kind).await;
         }
         let known = self.preferred.lock().ok().and_then(|p| p.clone());
-        let preferred = if let Some(p) = known { p } else {
+        let preferred = if let Some(p) = known {
+            p
+        } else {
             let groups = self
                 .client
                 .list_api_groups()

@@ -1,5 +1,7 @@
 //! What `kpin apply` did, per object: the final table for people and JSON for machines.
 
+use std::fmt::Write as _;
+
 use serde_json::{Value, json};
 
 use super::Destination;
@@ -140,7 +142,7 @@ impl ApplyReport {
         let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
         let mut out = String::new();
         for r in &rows {
-            out.push_str(&format!("{:<w0$}  {:<w1$}  {}\n", r[0], r[1], r[2]));
+            let _ = writeln!(out, "{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2]);
         }
         let summary: Vec<String> = self
             .counts()
@@ -148,37 +150,36 @@ impl ApplyReport {
             .map(|(a, n)| format!("{n} {}", a.as_str()))
             .collect();
         let prefix = if self.dry_run { "dry run: " } else { "" };
-        out.push_str(&format!(
-            "\n{prefix}{}\n",
+        let _ = writeln!(
+            out,
+            "\n{prefix}{}",
             if summary.is_empty() {
                 "no objects".into()
             } else {
                 summary.join(", ")
             }
-        ));
+        );
         for p in &self.packages {
             for o in p.objects.iter().filter(|o| o.message.is_some()) {
                 let msg = o.message.as_deref().unwrap_or("");
-                out.push_str(&format!(
-                    "\n{} {} ({}): {msg}\n",
+                let _ = writeln!(
+                    out,
+                    "\n{} {} ({}): {msg}",
                     p.package,
                     o.object,
                     o.action.as_str()
-                ));
+                );
                 if let Some(h) = &o.hint {
-                    out.push_str(&format!("  hint: {h}\n"));
+                    let _ = writeln!(out, "  hint: {h}");
                 }
                 if let Some(d) = o.detail.as_ref().filter(|_| verbose) {
-                    out.push_str(&format!("  server said: {d}\n"));
+                    let _ = writeln!(out, "  server said: {d}");
                 }
             }
             if !p.not_ready.is_empty() {
-                out.push_str(&format!(
-                    "\n{}: not ready when the wait timed out:\n",
-                    p.package
-                ));
+                let _ = writeln!(out, "\n{}: not ready when the wait timed out:", p.package);
                 for n in &p.not_ready {
-                    out.push_str(&format!("  {}: {}\n", n.object, n.reason));
+                    let _ = writeln!(out, "  {}: {}", n.object, n.reason);
                 }
             }
         }

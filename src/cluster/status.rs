@@ -201,35 +201,17 @@ pub struct StatusReport {
     pub environments: Vec<EnvironmentStatus>,
 }
 
-impl StatusReport {
-    /// Something runs other than kpin.lock says, drifted, or is not deployed (exit 1).
-    pub fn differs(&self) -> bool {
-        self.environments.iter().any(|e| match &e.packages {
-            Ok(p) => p.iter().any(|p| p.state != State::InSync),
-            Err(_) => false,
-        })
-    }
-
-    /// Some environment or package could not be checked (exit 2, which wins over 1).
-    pub fn incomplete(&self) -> bool {
-        self.environments.iter().any(|e| match &e.packages {
-            Ok(p) => p.iter().any(|p| p.state == State::Failed),
-            Err(_) => true,
-        })
-    }
-
-    fn cell(&self, env: &EnvironmentStatus, package: &str) -> String {
-        let statuses = match &env.packages {
+impl EnvironmentStatus {
+    /// The table cell of `package` in this environment.
+    fn cell(&self, package: &str) -> String {
+        let statuses = match &self.packages {
             Ok(p) => p,
             Err((why, ..)) => return why.as_str().to_owned(),
         };
         let Some(p) = statuses.iter().find(|p| p.package == package) else {
             return "-".to_owned();
         };
-        let version = p
-            .deployed
-            .as_ref()
-            .map_or("", |d| d.version.as_str());
+        let version = p.deployed.as_ref().map_or("", |d| d.version.as_str());
         match p.state {
             State::InSync => format!("{version} in sync"),
             State::Drift => {
@@ -245,6 +227,24 @@ impl StatusReport {
             State::Unrecorded => "unrecorded".to_owned(),
             State::Failed => "error".to_owned(),
         }
+    }
+}
+
+impl StatusReport {
+    /// Something runs other than kpin.lock says, drifted, or is not deployed (exit 1).
+    pub fn differs(&self) -> bool {
+        self.environments.iter().any(|e| match &e.packages {
+            Ok(p) => p.iter().any(|p| p.state != State::InSync),
+            Err(_) => false,
+        })
+    }
+
+    /// Some environment or package could not be checked (exit 2, which wins over 1).
+    pub fn incomplete(&self) -> bool {
+        self.environments.iter().any(|e| match &e.packages {
+            Ok(p) => p.iter().any(|p| p.state == State::Failed),
+            Err(_) => true,
+        })
     }
 
     /// What each cell that is not in sync means, one fact per line.
@@ -332,7 +332,7 @@ impl StatusReport {
         for package in &self.packages {
             rows.push(
                 std::iter::once(package.clone())
-                    .chain(self.environments.iter().map(|e| self.cell(e, package)))
+                    .chain(self.environments.iter().map(|e| e.cell(package)))
                     .collect(),
             );
         }
@@ -411,7 +411,7 @@ impl StatusReport {
                             Some(_) => "⚠️",
                         },
                     };
-                    format!("{mark} {}", md(&self.cell(e, package)))
+                    format!("{mark} {}", md(&e.cell(package)))
                 })
                 .collect();
             let _ = writeln!(out, "| `{package}` | {} |", cells.join(" | "));

@@ -105,7 +105,10 @@ pub(super) fn print_report(
 ) -> Result<()> {
     match format {
         DiffFormat::Text => {
-            let findings = report.validation.as_ref().map(kpin::validate::Report::to_text);
+            let findings = report
+                .validation
+                .as_ref()
+                .map(kpin::validate::Report::to_text);
             super::out(&(findings.unwrap_or_default() + &changes::render_text(sections, options)))?;
         }
         DiffFormat::Json => {

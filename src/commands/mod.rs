@@ -143,8 +143,8 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
     };
     match cli.command {
         Command::Sync(args) => block_on(sync::run(&ctx, args)),
-        Command::Verify(args) => verify::run(&ctx, args),
-        Command::Render(args) => block_on(render::run(&ctx, args)),
+        Command::Verify(args) => verify::run(&ctx, &args),
+        Command::Render(args) => render::run(&ctx, &args),
         Command::Diff(args) => block_on(diff::run(&ctx, args)),
         Command::Apply(args) => block_on(apply::run(&ctx, args)),
         Command::Outdated(args) => block_on(outdated::run(&ctx, args)),

@@ -24,7 +24,11 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     }
     let failed: Vec<&str> = reports
         .iter()
-        .filter(|r| r.problem.as_ref().is_some_and(kpin::outdated::Unchecked::is_error))
+        .filter(|r| {
+            r.problem
+                .as_ref()
+                .is_some_and(kpin::outdated::Unchecked::is_error)
+        })
         .map(|r| r.package.as_str())
         .collect();
     if !failed.is_empty() {

@@ -10,7 +10,7 @@ use kpin::yaml;
 use super::Ctx;
 use crate::cli::RenderArgs;
 
-pub async fn run(ctx: &Ctx<'_>, args: RenderArgs) -> Result<Outcome> {
+pub fn run(ctx: &Ctx<'_>, args: &RenderArgs) -> Result<Outcome> {
     let manifest = ctx.checked_manifest(&args.lock)?;
     if let Some(env) = &args.env {
         manifest.environment(env)?;

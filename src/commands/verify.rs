@@ -2,6 +2,8 @@
 //! and the render of every environment validates against its Kubernetes version (exit 2 when
 //! an object would be refused).
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 use kpin::error::Outcome;
 use kpin::progress::Reporter;
@@ -11,7 +13,7 @@ use kpin::verify;
 use super::Ctx;
 use crate::cli::{ReportFormat, VerifyArgs};
 
-pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
+pub fn run(ctx: &Ctx<'_>, args: &VerifyArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
     let problems = verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
     let validation = if args.validate.enabled(true) {
@@ -45,7 +47,10 @@ pub fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome> {
             super::out(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         }
         ReportFormat::Text => {
-            let mut text: String = problems.iter().map(|p| format!("{p}\n")).collect();
+            let mut text = String::new();
+            for p in &problems {
+                let _ = writeln!(text, "{p}");
+            }
             if let Some(report) = &validation {
                 text.push_str(&report.to_text());
             }

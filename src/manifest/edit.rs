@@ -75,12 +75,18 @@ pub fn set_scalar(text: &str, path: &[&str], value: &str) -> Result<String, Edit
 /// The parsed document as it must read after the edit.
 fn expected_document(text: &str, path: &[&str], value: &str) -> Option<Value> {
     let mut doc: Value = yaml::from_str(text, Path::new(MANIFEST_FILE)).ok()?;
-    let pointer: String = path
-        .iter()
-        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
-        .collect();
-    *doc.pointer_mut(&pointer)? = Value::String(value.to_owned());
+    *doc.pointer_mut(&json_pointer(path))? = Value::String(value.to_owned());
     Some(doc)
+}
+
+/// The JSON pointer (RFC 6901) of a path of keys.
+fn json_pointer(path: &[&str]) -> String {
+    let mut pointer = String::new();
+    for key in path {
+        pointer.push('/');
+        pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    }
+    pointer
 }
 
 /// Indentation of a line, or `None` for blank and comment-only lines (which never end a block).
@@ -257,14 +263,52 @@ fn walk_stops_at_empty_flow(text: &str, path: &[&str]) -> bool {
     walk(&lines, path).is_ok_and(|w| w.empty_flow)
 }
 
+/// Add the scalar at `path` below the deepest key of it that exists, with the keys missing
+/// in between; plain if that reads back as the string `value`, else quoted.
 fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditError> {
     let dotted = path.join(".");
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let walked = walk(&lines, path)?;
+    let at = insertion_point(&lines, path, &dotted)?;
+    let expected = expected_after_insert(text, path, value, &dotted)?;
+    for written in [
+        value.to_owned(),
+        Value::String(value.to_owned()).to_string(),
+    ] {
+        let edited = write_insertion(&lines, &at, &path[at.depth..], &written);
+        let reread: Option<Value> = yaml::from_str(&edited, Path::new(MANIFEST_FILE)).ok();
+        if reread.as_ref() == Some(&expected) {
+            return Ok(edited);
+        }
+    }
+    Err(EditError::NotRoundTrip(dotted))
+}
+
+/// Where `insert_scalar` writes: below the deepest key of the path that exists.
+struct InsertAt {
+    /// How many keys of the path exist.
+    depth: usize,
+    /// The line of the deepest key that exists.
+    parent: usize,
+    /// The byte offset after that key's colon.
+    after_colon: usize,
+    /// That key is written `key: {}`: the braces go, the new keys come below.
+    empty_flow: bool,
+    /// The line before which the new keys are written: the end of the parent's block.
+    end: usize,
+    /// The indentation of the first new key, and the step to each one below it.
+    child_indent: usize,
+    unit: usize,
+    /// The parent line's line ending, for the lines written.
+    eol: &'static str,
+}
+
+/// Find where the missing keys of `path` go, or why they cannot be added in place.
+fn insertion_point(lines: &[&str], path: &[&str], dotted: &str) -> Result<InsertAt, EditError> {
+    let walked = walk(lines, path)?;
     let depth = walked.found.len();
     // Only below a key that exists: kpin never adds a top-level section.
     let Some(&(parent, parent_indent)) = walked.found.last().filter(|_| depth < path.len()) else {
-        return Err(EditError::Missing(dotted));
+        return Err(EditError::Missing(dotted.to_owned()));
     };
     let plain_key = |k: &str| {
         !k.is_empty()
@@ -272,10 +316,11 @@ fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditE
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     };
     if !path[depth..].iter().all(|k| plain_key(k)) {
-        return Err(EditError::NotRoundTrip(dotted));
+        return Err(EditError::NotRoundTrip(dotted.to_owned()));
     }
     let parent_line = lines[parent];
-    let (_, after_colon) = key_of(parent_line).ok_or_else(|| EditError::Missing(dotted.clone()))?;
+    let (_, after_colon) =
+        key_of(parent_line).ok_or_else(|| EditError::Missing(dotted.to_owned()))?;
     let parent_value = value_text(&parent_line[after_colon..]);
     if !(parent_value.is_empty() || walked.empty_flow) {
         return Err(EditError::ComplexValue(path[..depth].join(".")));
@@ -295,75 +340,90 @@ fn insert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, EditE
     let end = if walked.empty_flow {
         parent + 1
     } else {
-        block_end(&lines, parent + 1, parent_indent)
+        block_end(lines, parent + 1, parent_indent)
     };
     let child_indent = lines[parent + 1..end]
         .iter()
         .find_map(|l| indent_of(l))
         .unwrap_or(parent_indent + unit);
-    let written = |q: Option<char>| match q {
-        None => value.to_owned(),
-        _ => Value::String(value.to_owned()).to_string(),
-    };
+    Ok(InsertAt {
+        depth,
+        parent,
+        after_colon,
+        empty_flow: walked.empty_flow,
+        end,
+        child_indent,
+        unit,
+        eol,
+    })
+}
+
+/// The parsed document as it must read after `insert_scalar`, with the missing mappings.
+fn expected_after_insert(
+    text: &str,
+    path: &[&str],
+    value: &str,
+    dotted: &str,
+) -> Result<Value, EditError> {
     let mut expected: Value = yaml::from_str(text, Path::new(MANIFEST_FILE))
-        .map_err(|_| EditError::NotRoundTrip(dotted.clone()))?;
-    {
-        let mut at = &mut expected;
-        for key in path {
-            if !at.is_object() {
-                *at = Value::Object(serde_json::Map::new());
-            }
-            at = at
-                .as_object_mut()
-                .ok_or_else(|| EditError::NotRoundTrip(dotted.clone()))?
-                .entry(key.to_string())
-                .or_insert(Value::Null);
+        .map_err(|_| EditError::NotRoundTrip(dotted.to_owned()))?;
+    let mut at = &mut expected;
+    for key in path {
+        if !at.is_object() {
+            *at = Value::Object(serde_json::Map::new());
         }
-        *at = Value::String(value.to_owned());
+        at = at
+            .as_object_mut()
+            .ok_or_else(|| EditError::NotRoundTrip(dotted.to_owned()))?
+            .entry(key.to_string())
+            .or_insert(Value::Null);
     }
-    for q in [None, Some('"')] {
-        let mut edited = String::with_capacity(text.len() + 64);
-        for (i, l) in lines.iter().enumerate() {
-            if i == end {
-                break;
-            }
-            if i == parent && walked.empty_flow {
-                // `key: {}  # note` becomes `key:  # note` with the new entries below it.
-                let brace = after_colon + parent_line[after_colon..].find("{}").unwrap_or(0);
-                edited.push_str(parent_line[..brace].trim_end());
-                let rest = &parent_line[brace + 2..];
-                let comment = rest.trim_end_matches(['\n', '\r']).trim_end();
-                if !comment.trim().is_empty() {
-                    edited.push(' ');
-                    edited.push_str(comment.trim_start());
-                }
-                edited.push_str(eol);
-                continue;
-            }
-            edited.push_str(l);
+    *at = Value::String(value.to_owned());
+    Ok(expected)
+}
+
+/// The file with `new_keys` written at the end of the parent's block, each below the one
+/// before, and `written` as the value of the last.
+fn write_insertion(lines: &[&str], at: &InsertAt, new_keys: &[&str], written: &str) -> String {
+    let eol = at.eol;
+    let mut edited = String::with_capacity(lines.iter().map(|l| l.len()).sum::<usize>() + 64);
+    for (i, l) in lines.iter().enumerate() {
+        if i == at.end {
+            break;
         }
-        if !edited.is_empty() && !edited.ends_with('\n') {
-            edited.push_str(eol);
-        }
-        for (k, key) in path[depth..].iter().enumerate() {
-            edited.push_str(&" ".repeat(child_indent + k * unit));
-            edited.push_str(key);
-            edited.push(':');
-            if depth + k + 1 == path.len() {
+        if i == at.parent && at.empty_flow {
+            // `key: {}  # note` becomes `key:  # note` with the new entries below it.
+            let parent_line = lines[at.parent];
+            let brace = at.after_colon + parent_line[at.after_colon..].find("{}").unwrap_or(0);
+            edited.push_str(parent_line[..brace].trim_end());
+            let rest = &parent_line[brace + 2..];
+            let comment = rest.trim_end_matches(['\n', '\r']).trim_end();
+            if !comment.trim().is_empty() {
                 edited.push(' ');
-                edited.push_str(&written(q));
+                edited.push_str(comment.trim_start());
             }
             edited.push_str(eol);
+            continue;
         }
-        for l in &lines[end.min(lines.len())..] {
-            edited.push_str(l);
-        }
-        let reread: Option<Value> = yaml::from_str(&edited, Path::new(MANIFEST_FILE)).ok();
-        if reread.as_ref() == Some(&expected) {
-            return Ok(edited);
-        }
+        edited.push_str(l);
     }
-    Err(EditError::NotRoundTrip(dotted))
+    if !edited.is_empty() && !edited.ends_with('\n') {
+        edited.push_str(eol);
+    }
+    for (k, key) in new_keys.iter().enumerate() {
+        edited.push_str(&" ".repeat(at.child_indent + k * at.unit));
+        edited.push_str(key);
+        edited.push(':');
+        if k + 1 == new_keys.len() {
+            edited.push(' ');
+            edited.push_str(written);
+        }
+        edited.push_str(eol);
+    }
+    for l in &lines[at.end.min(lines.len())..] {
+        edited.push_str(l);
+    }
+    edited
 }
 
 /// Remove the scalar at `path` (its line), and the mappings on its path it leaves empty, but
@@ -388,12 +448,8 @@ pub fn remove_scalar(text: &str, path: &[&str], keep: usize) -> Result<String, E
     let mut expected: Value = yaml::from_str(text, Path::new(MANIFEST_FILE))
         .map_err(|_| EditError::NotRoundTrip(dotted.clone()))?;
     for depth in (keep.max(1)..path.len()).rev() {
-        let pointer: String = path[..depth]
-            .iter()
-            .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
-            .collect();
         let Some(map) = expected
-            .pointer_mut(&pointer)
+            .pointer_mut(&json_pointer(&path[..depth]))
             .and_then(Value::as_object_mut)
         else {
             return Err(EditError::NotRoundTrip(dotted));

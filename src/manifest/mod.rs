@@ -300,9 +300,8 @@ pub enum Pins {
 impl Pins {
     pub fn for_file(&self, file: &str, file_count: usize) -> Option<&str> {
         match self {
-            Pins::None => None,
             Pins::Single(d) if file_count == 1 => Some(d),
-            Pins::Single(_) => None,
+            Pins::None | Pins::Single(_) => None,
             Pins::ByFile(map) => map.get(file).map(String::as_str),
         }
     }
@@ -647,19 +646,8 @@ impl Manifest {
 /// Package names in dependency order (those a package `needs` before it, otherwise by name);
 /// an unknown name or a cycle is an error naming it.
 fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>> {
-    for p in packages.values() {
-        if let Some(missing) = p.needs.iter().find(|n| !packages.contains_key(*n)) {
-            return Err(anyhow::anyhow!(
-                "package `{}` needs {}, which is not a package here",
-                p.name,
-                quote(missing)
-            ))
-            .hint(format!(
-                "packages are: {}",
-                packages.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
+    // Depth first: a package goes out after everything it needs; meeting one again while it
+    // is still `Visiting` means the path back to it is a cycle.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -698,6 +686,19 @@ fn dependency_order(packages: &BTreeMap<String, Package>) -> Result<Vec<String>>
         marks.insert(name, Mark::Done);
         out.push(name.to_owned());
         Ok(())
+    }
+    for p in packages.values() {
+        if let Some(missing) = p.needs.iter().find(|n| !packages.contains_key(*n)) {
+            return Err(anyhow::anyhow!(
+                "package `{}` needs {}, which is not a package here",
+                p.name,
+                quote(missing)
+            ))
+            .hint(format!(
+                "packages are: {}",
+                packages.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
     let mut marks = BTreeMap::new();
     let mut out = Vec::with_capacity(packages.len());

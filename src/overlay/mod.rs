@@ -694,6 +694,8 @@ fn changed_paths(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
     use serde_json::json;
 
@@ -883,9 +885,10 @@ mod tests {
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10u8 {
             let (n, p) = ((b'a' + i) as char, (b'a' + i - 1) as char);
-            bomb.push_str(&format!(
-                "{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-            ));
+            let _ = writeln!(
+                bomb,
+                "{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]"
+            );
         }
         bomb.push_str("operations: []\n");
         assert!(parse(&bomb).is_err());

@@ -106,7 +106,9 @@ fn same_rule(a: &Value, b: &Value) -> bool {
             .flatten()
             .map(|(k, v)| {
                 let set: BTreeSet<String> = match v {
-                    Value::Array(items) => items.iter().map(std::string::ToString::to_string).collect(),
+                    Value::Array(items) => {
+                        items.iter().map(std::string::ToString::to_string).collect()
+                    }
                     other => std::iter::once(other.to_string()).collect(),
                 };
                 (k.clone(), set)

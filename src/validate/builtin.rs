@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::KubeVersion;
-use super::schema::{Arena, Dialect, Id};
+use super::schema::{Arena, Dialect, Id, Node};
 
 static DATA: &str = include_str!("kubernetes-schemas.json");
 
@@ -124,7 +124,7 @@ impl Builtin {
         }
         let raw = doc().definitions.get(key)?;
         let schema: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
-        let id = arena.push(Default::default());
+        let id = arena.push(Node::default());
         self.compiled.insert(name, id);
         let mut resolve = |arena: &mut Arena, reference: &str| self.definition(arena, reference);
         arena.compile_into(id, &schema, Dialect::Builtin, &mut resolve);

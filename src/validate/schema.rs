@@ -131,7 +131,8 @@ pub struct Arena {
 impl Arena {
     pub fn push(&mut self, node: Node) -> Id {
         self.nodes.push(node);
-        (self.nodes.len() - 1) as Id
+        Id::try_from(self.nodes.len() - 1)
+            .expect("the built-in schemas and a project's CRDs are far fewer than 2^32 nodes")
     }
 
     pub fn node(&self, id: Id) -> &Node {
@@ -248,13 +249,12 @@ impl Arena {
         node.additional = match map.get("additionalProperties") {
             Some(Value::Bool(false)) => Additional::Denied,
             Some(sub @ Value::Object(_)) => Additional::Schema(self.compile(sub, dialect, resolve)),
-            Some(_) => Additional::Any,
             // A structural CRD schema prunes (and server-side apply refuses) fields it does
             // not declare, unless told to keep them.
             None if dialect == Dialect::Crd && node.properties.is_some() && !preserve => {
                 Additional::Denied
             }
-            None => Additional::Any,
+            Some(_) | None => Additional::Any,
         };
         if preserve && node.additional == Additional::Denied {
             node.additional = Additional::Any;
@@ -619,27 +619,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn crd_check(schema: Value, value: Value) -> Vec<Violation> {
+    fn crd_check(schema: &Value, value: &Value) -> Vec<Violation> {
         let mut arena = Arena::default();
-        let id = arena.compile(&schema, Dialect::Crd, &mut |_, _| None);
+        let id = arena.compile(schema, Dialect::Crd, &mut |_, _| None);
         let mut out = Vec::new();
-        check(&arena, id, &value, "", None, &mut out);
+        check(&arena, id, value, "", None, &mut out);
         out
     }
 
     #[test]
     fn structural_schemas_refuse_undeclared_fields_unless_preserved() {
         let schema = json!({"type": "object", "properties": {"replicas": {"type": "integer"}}});
-        let v = crd_check(schema.clone(), json!({"replica": 2}));
+        let v = crd_check(&schema, &json!({"replica": 2}));
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].fault, Fault::UnknownField);
         assert_eq!(v[0].path, "replica");
         assert!(v[0].expected.contains("did you mean `replicas`?"), "{v:?}");
         let mut preserved = schema;
         preserved["x-kubernetes-preserve-unknown-fields"] = json!(true);
-        assert!(crd_check(preserved, json!({"replica": 2})).is_empty());
+        assert!(crd_check(&preserved, &json!({"replica": 2})).is_empty());
         // No properties at all: nothing to compare with, so nothing is refused.
-        assert!(crd_check(json!({"type": "object"}), json!({"a": 1})).is_empty());
+        assert!(crd_check(&json!({"type": "object"}), &json!({"a": 1})).is_empty());
     }
 
     #[test]
@@ -649,7 +649,7 @@ mod tests {
             "port": {"type": "integer", "format": "int32", "minimum": 1},
             "size": {"x-kubernetes-int-or-string": true},
             "name": {"type": "string", "maxLength": 3}}});
-        let v = crd_check(schema.clone(), json!({"port": "80"}));
+        let v = crd_check(&schema, &json!({"port": "80"}));
         let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();
         assert_eq!(
             got,
@@ -658,8 +658,8 @@ mod tests {
         assert_eq!(v[1].found, "string \"80\"");
         assert_eq!(v[1].expected, "integer");
         let v = crd_check(
-            schema.clone(),
-            json!({"mode": "c", "port": 0, "size": "1Gi", "name": "long"}),
+            &schema,
+            &json!({"mode": "c", "port": 0, "size": "1Gi", "name": "long"}),
         );
         let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();
         assert_eq!(
@@ -672,8 +672,8 @@ mod tests {
         );
         assert_eq!(v[0].expected, "one of \"a\", \"b\"");
         let v = crd_check(
-            schema,
-            json!({"mode": "a", "port": 4294967296u64, "size": 3}),
+            &schema,
+            &json!({"mode": "a", "port": 4_294_967_296_u64, "size": 3}),
         );
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].expected, "a 32-bit integer");
@@ -685,10 +685,10 @@ mod tests {
             "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port", "protocol"],
             "items": {"type": "object", "properties": {"port": {"type": "integer"}, "protocol": {"type": "string"}}}},
             "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}});
-        assert!(crd_check(schema.clone(), json!({"ports": null})).is_empty());
+        assert!(crd_check(&schema, &json!({"ports": null})).is_empty());
         let v = crd_check(
-            schema,
-            json!({"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}],
+            &schema,
+            &json!({"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}],
                    "tags": ["a", "a"]}),
         );
         let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();

@@ -98,6 +98,8 @@ pub fn json_type_name(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
@@ -214,8 +216,11 @@ mod tests {
             ),
             ("0xFFFFFFFFFFFFFFFF", json!(18_446_744_073_709_551_615.0f64)),
             ("0x10000000000000000", json!("0x10000000000000000")),
-            ("12345678901234567890123", json!(1.2345678901234568e22)),
-            ("-12345678901234567890123", json!(-1.2345678901234568e22)),
+            ("12345678901234567890123", json!(1.234_567_890_123_456_8e22)),
+            (
+                "-12345678901234567890123",
+                json!(-1.234_567_890_123_456_8e22),
+            ),
             ("1e400", json!("1e400")),
             ("1:20:30", json!("1:20:30")),
             ("2001-12-14", json!("2001-12-14")),
@@ -232,8 +237,9 @@ mod tests {
         for (text, want) in cases {
             let got = k8s(text);
             let same = match (got.as_f64(), want.as_f64()) {
-                // Equal numbers, and integers stay integers.
-                (Some(a), Some(b)) => a == b && got.is_f64() == want.is_f64(),
+                // The same number bit for bit (kubectl's, no tolerance), and integers stay
+                // integers.
+                (Some(a), Some(b)) => a.to_bits() == b.to_bits() && got.is_f64() == want.is_f64(),
                 _ => &got == want,
             };
             if !same {
@@ -323,7 +329,7 @@ mod tests {
         let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
         for i in 1..10 {
             let refs = vec![format!("*a{}", i - 1); 10].join(", ");
-            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+            let _ = writeln!(text, "a{i}: &a{i} [{refs}]");
         }
         let started = Instant::now();
         let err = read(&text).unwrap_err().to_string();
@@ -339,9 +345,10 @@ mod tests {
         for text in [
             format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
             format!("a: {}{}\n", "{x: ".repeat(100_000), "}".repeat(100_000)),
-            (0..1000)
-                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
-                .collect(),
+            (0..1000).fold(String::new(), |mut text, i| {
+                let _ = writeln!(text, "{}k{i}:", " ".repeat(i));
+                text
+            }),
             format!(
                 "a: &a {}\nb: [[*a, *a]]\n",
                 "[".repeat(198) + &"]".repeat(198)

@@ -101,7 +101,8 @@ fn go_parse_int(s: &str) -> Option<Resolved> {
         u64::from_str_radix(digits, radix).ok()?
     };
     if negative {
-        (magnitude <= 1 << 63).then(|| Resolved::Int((magnitude as i64).wrapping_neg()))
+        // Down to i64::MIN, whose magnitude (2^63) no positive i64 holds.
+        0_i64.checked_sub_unsigned(magnitude).map(Resolved::Int)
     } else if let Ok(int) = i64::try_from(magnitude) {
         Some(Resolved::Int(int))
     } else {
@@ -170,7 +171,9 @@ pub(super) fn resolved_to_json(resolved: Resolved, text: &str) -> Result<Value, 
 fn float_to_json(f: f64) -> Value {
     const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
-        Value::from(f as i64)
+        #[allow(clippy::cast_possible_truncation)] // integral and within i64's range: exact
+        let int = f as i64;
+        Value::from(int)
     } else {
         Number::from_f64(f).map_or(Value::Null, Value::Number)
     }
@@ -197,6 +200,7 @@ pub(super) fn resolved_to_key(resolved: Resolved, text: &str) -> Result<String, 
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 32)`, which `sigs.k8s.io/yaml` uses for float keys.
 pub(super) fn go_format_g32(f: f64) -> String {
+    #[allow(clippy::cast_possible_truncation)] // Go formats the key at float32 precision
     let x = f as f32;
     if x.is_nan() {
         return ".nan".into();
@@ -237,7 +241,6 @@ pub(super) fn resolve_scalar(
     };
     let resolved = resolve_plain(text);
     let ok = match name.as_ref() {
-        "str" | "timestamp" => return Ok(Resolved::Str),
         "binary" => {
             return Err("`!!binary` scalars are not supported in Kubernetes objects".into());
         }
@@ -249,6 +252,7 @@ pub(super) fn resolve_scalar(
         },
         "bool" => matches!(resolved, Resolved::Bool(_)),
         "null" => resolved == Resolved::Null,
+        // `!!str`, `!!timestamp` (go-yaml v2 leaves it a string) and tags it does not know.
         _ => return Ok(Resolved::Str),
     };
     if ok {
