@@ -27,12 +27,17 @@ pub enum Decision {
 /// Why kpin does not promote.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// kpin.yaml has no `promotion:` order of environments.
     #[error("{manifest} declares no promotion order")]
     NoOrder { manifest: String },
+    /// The target environment is not in the `promotion:` order.
     #[error("environment {env} is not in the promotion order ({order})")]
     NotInOrder { env: String, order: String },
+    /// The target environment is the first of the order: there is nothing to promote from.
     #[error("{env} is the first environment of the promotion order: nothing comes before it")]
     First { env: String },
+    /// The environment right before the target runs the target's version already, so the
+    /// new version would come from an earlier one, skipping it; without `--allow-skip`.
     #[error(
         "promoting {package} to {to} would skip {skipped}: {previous} runs {current} like {to}, {earlier} runs {version}"
     )]
@@ -46,6 +51,7 @@ pub enum Refusal {
         /// The environments between `earlier` and `to`, comma-separated.
         skipped: String,
     },
+    /// The version promoted is older (by semver) than the one the target runs.
     #[error(
         "promoting {package} to {to} would downgrade it from {current} to {version}, the version {from} runs"
     )]

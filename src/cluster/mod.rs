@@ -37,38 +37,52 @@ use discovery::Resolved;
 /// Errors callers (and tests) branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// `--context` names another context than the environment's `context:` in kpin.yaml:
+    /// `--env prod` never reaches another cluster by accident.
     #[error("environment {env} uses context {wanted}, but --context {given} was given")]
     ContextMismatch {
         env: String,
         wanted: String,
         given: String,
     },
+    /// Neither `--context`, the environment nor the kubeconfig's `current-context` names a
+    /// context.
     #[error("the kubeconfig has no current context")]
     NoContext,
+    /// The context to use is not in the kubeconfig, or no kubeconfig was found for it.
     #[error("context {name} is not in the kubeconfig (known: {known})")]
     UnknownContext { name: String, known: String },
+    /// A request never reached the API server: refused, timed out, or a TLS or server
+    /// certificate failure (`Cluster::explain`).
     #[error("cannot reach the cluster at {server} ({via}): {problem}")]
     Unreachable {
         server: String,
         via: String,
         problem: connect::Unreachable,
     },
+    /// The kubeconfig user's client certificate cannot be used (e.g. an X.509 v1
+    /// certificate), found while building the client.
     #[error("the client certificate of user `{user}` ({via}) {problem}")]
     ClientCertificate {
         user: String,
         via: String,
         problem: connect::CertificateProblem,
     },
+    /// The package's ApplySet parent ConfigMap exists but another tool (kubectl, another
+    /// applier) manages it: kpin neither adopts nor prunes its set.
     #[error("package {package}: the ApplySet parent {parent} is managed by {tooling}, not kpin")]
     ForeignParent {
         package: String,
         parent: String,
         tooling: String,
     },
+    /// `--prune` of a package that renders no objects, without `--allow-empty`.
     #[error(
         "package {package} renders no objects, so --prune would delete everything it applied before"
     )]
     EmptyPrune { package: String },
+    /// `--prune` would delete more than half of the package's objects in the cluster (and
+    /// more than a handful), without `--allow-mass-prune`.
     #[error(
         "package {package}: --prune would delete {count} of the {members} objects in the cluster that it applied before:\n{list}"
     )]

@@ -79,22 +79,29 @@ pub enum Auth {
 /// Failures callers (and tests) can tell apart. Transport errors are wrapped with context.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The server answered with an error status (retried for 429 and 5xx).
     #[error("GET {url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    /// GitHub answered 403 or 429 with no requests left in the rate limit; not retried.
     #[error("GET {url}: GitHub API rate limit exceeded{}", reset.map(|r| format!(" (resets at unix time {r})")).unwrap_or_default())]
     RateLimited { url: String, reset: Option<u64> },
+    /// The body is larger than `--max-size`, by its `Content-Length` or as it streams in.
     #[error("GET {url}: the file is larger than the limit of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
+    /// The body ended before the length `Content-Length` announced (retried).
     #[error("GET {url}: body truncated after {received} of {expected} bytes")]
     Truncated {
         url: String,
         received: u64,
         expected: u64,
     },
+    /// No response, or no bytes of the body, within `--timeout` (retried).
     #[error("GET {url}: no progress for {secs}s")]
     Timeout { url: String, secs: u64 },
+    /// The request failed below HTTP: DNS, connection, TLS or proxy (retried).
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },
+    /// A plain `http://` URL to a host that is not loopback, without `--allow-http`.
     #[error("{url}: plain http is only allowed for loopback hosts")]
     InsecureUrl { url: String },
 }

@@ -14,12 +14,18 @@ use crate::yaml;
 /// Why a value in kpin.yaml could not be edited in place.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
+    /// The key, or a mapping on its path, is not in the file (as a block-style key).
     #[error("no `{0}` written in block style")]
     Missing(String),
+    /// The value, or a mapping on its path, is written in flow style (`{...}` or `[...]`).
     #[error("`{0}` is written in flow style ({{...}}), which kpin does not edit")]
     FlowStyle(String),
+    /// The value is not a one-line plain or quoted scalar (a block scalar, an anchor or
+    /// alias, a mapping), or the mapping that would receive a new key holds a value.
     #[error("`{0}` is not a plain or quoted scalar on one line")]
     ComplexValue(String),
+    /// The edited text would not parse to the document with just that value changed, or a
+    /// key to add needs quoting.
     #[error("the edited file would not read back as intended (`{0}`)")]
     NotRoundTrip(String),
 }
