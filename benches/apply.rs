@@ -34,7 +34,10 @@ const PROMETHEUS: (&str, &str, &str) = ("prometheus-operator", "v0.84.1", "bundl
 const CONFIGMAPS: usize = 500;
 
 fn upstream_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"), PathBuf::from);
+    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"),
+        PathBuf::from,
+    );
     dir.join("INDEX.tsv").is_file().then_some(dir)
 }
 
@@ -92,7 +95,8 @@ fn timed(mut cmd: Command, what: &str) -> Duration {
         .output()
         .unwrap_or_else(|e| panic!("running {what}: {e}"));
     let took = start.elapsed();
-    assert!(out.status.success(), 
+    assert!(
+        out.status.success(),
         "{what} failed ({}):\n{}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),

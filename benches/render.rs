@@ -197,7 +197,8 @@ fn mib(kib: i64) -> f64 {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let upstream = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| root.join("../shared/upstream"), PathBuf::from);
+    let upstream = std::env::var_os("KPIN_UPSTREAM_DIR")
+        .map_or_else(|| root.join("../shared/upstream"), PathBuf::from);
     if !upstream.join("INDEX.tsv").is_file() {
         println!(
             "SKIPPED render benchmark: {} is absent (set KPIN_UPSTREAM_DIR)",
@@ -205,7 +206,8 @@ fn main() {
         );
         return;
     }
-    let kpin = std::env::var_os("KPIN_BIN").map_or_else(|| root.join("target/release/kpin"), PathBuf::from);
+    let kpin = std::env::var_os("KPIN_BIN")
+        .map_or_else(|| root.join("target/release/kpin"), PathBuf::from);
     if !kpin.is_file() {
         println!(
             "SKIPPED render benchmark: {} is missing (cargo build --release)",

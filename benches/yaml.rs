@@ -139,7 +139,9 @@ fn mismatches(reference: &[Value], other: &[Value], first: &mut Option<String>) 
             (Value::Object(x), Value::Object(y)) => {
                 let mut n = 0;
                 for (k, v) in x {
-                    if let Some(w) = y.get(k) { n += walk(v, w, &format!("{path}/{k}"), first) } else {
+                    if let Some(w) = y.get(k) {
+                        n += walk(v, w, &format!("{path}/{k}"), first)
+                    } else {
                         n += 1;
                         first.get_or_insert_with(|| format!("{path}/{k}: key missing"));
                     }
@@ -300,7 +302,10 @@ fn fixtures() -> Vec<(String, PathBuf)> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         out.push((format!("quirks/{name}"), path.clone()));
     }
-    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"), PathBuf::from);
+    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"),
+        PathBuf::from,
+    );
     match std::fs::read_to_string(dir.join("INDEX.tsv")) {
         Ok(index) => {
             for line in index.lines().skip(1).filter(|l| !l.trim().is_empty()) {

@@ -31,6 +31,7 @@ pub mod promote;
 pub mod render;
 pub mod style;
 pub mod sync;
+pub mod table;
 pub mod transaction;
 pub mod upgrade;
 pub mod validate;

@@ -342,18 +342,7 @@ pub fn render_table(reports: &[PackageVersions]) -> String {
             r.status().to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
+    let mut out = crate::table::aligned(&rows);
     let problems: Vec<&PackageVersions> = reports.iter().filter(|r| r.problem.is_some()).collect();
     if !problems.is_empty() {
         out.push('\n');

@@ -25,7 +25,7 @@ use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
 use crate::transaction::Transaction;
 use crate::vendor::{self, Extra};
-use crate::verify::{self, Problem};
+use crate::verify;
 
 /// Computes the render-stage lock fields of a package once its files are vendored.
 ///
@@ -236,7 +236,7 @@ fn staging_dirs(
 fn planned_lock(
     manifest: &Manifest,
     old_lock: Option<&Lockfile>,
-    prepared: &[(&Package, Prepared)],
+    prepared: &[(&Package, Staged)],
 ) -> Lockfile {
     let mut lock = Lockfile::new();
     for package in manifest.packages.values() {
@@ -270,11 +270,11 @@ fn planned_lock(
 fn replace_staged(
     manifest: &Manifest,
     txn: &mut Transaction,
-    prepared: &[(&Package, Prepared)],
+    prepared: &[(&Package, Staged)],
 ) -> SyncReport {
     let mut report = SyncReport::default();
     for (view, p) in prepared {
-        if p.staged {
+        if p.replacement {
             txn.replace_dir(&manifest.package_vendor_dir(view), p.files.clone());
         }
         report.packages.push(VendoredPackage {
@@ -283,7 +283,7 @@ fn replace_staged(
             downloaded: p.downloaded,
             bytes: p.bytes,
             cached: p.cached,
-            vendored: p.staged,
+            vendored: p.replacement,
         });
     }
     report
@@ -360,22 +360,7 @@ fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
         )))
         .hint("run `kpin sync` and commit kpin.lock");
     };
-    let mut reasons: Vec<Problem> = Vec::new();
-    for package in manifest.packages.values() {
-        match lock.packages.get(&package.name) {
-            None => reasons.push(Problem::PackageNotLocked {
-                package: package.name.clone(),
-            }),
-            Some(entry) => reasons.extend(verify::stale_entry(manifest, package, entry)),
-        }
-    }
-    for name in lock.packages.keys() {
-        if !manifest.packages.contains_key(name) {
-            reasons.push(Problem::NotInManifest {
-                package: name.clone(),
-            });
-        }
-    }
+    let reasons = verify::lock_problems(manifest, Some(lock));
     if reasons.is_empty() {
         return Ok(());
     }
@@ -424,23 +409,23 @@ fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) 
 }
 
 /// One package version ready to be swapped in.
-struct Prepared {
+struct Staged {
     files: Vec<LockedFile>,
     /// Whether a replacement for `vendor/<package>/<version>` was staged (it was not right).
-    staged: bool,
+    replacement: bool,
     downloaded: usize,
     bytes: u64,
     cached: usize,
 }
 
-impl Prepared {
+impl Staged {
     /// The files obtained, and where they came from; nothing staged yet.
-    fn of(obtained: &[Obtained]) -> Prepared {
+    fn of(obtained: &[Obtained]) -> Staged {
         let mut files: Vec<LockedFile> = obtained.iter().map(|o| o.locked.clone()).collect();
         files.sort_by(|a, b| a.name.cmp(&b.name));
-        Prepared {
+        Staged {
             files,
-            staged: false,
+            replacement: false,
             downloaded: obtained.iter().filter(|o| o.downloaded).count(),
             bytes: obtained
                 .iter()
@@ -495,9 +480,9 @@ impl Session<'_> {
         &self,
         units: &'p [Package],
         jobs: usize,
-    ) -> Result<Vec<(&'p Package, Prepared)>> {
+    ) -> Result<Vec<(&'p Package, Staged)>> {
         let task = self.reporter.task("Syncing", units.len() as u64);
-        let mut results: Vec<(&Package, Result<Prepared>)> = futures::stream::iter(units)
+        let mut results: Vec<(&Package, Result<Staged>)> = futures::stream::iter(units)
             .map(|package| {
                 let task = &task;
                 async move {
@@ -533,7 +518,7 @@ impl Session<'_> {
 
     /// Prepare one package version: the files it must have, each obtained and verified, and a
     /// new vendor directory staged unless the vendored one holds exactly those files.
-    async fn prepare(&self, package: &Package) -> Result<Prepared> {
+    async fn prepare(&self, package: &Package) -> Result<Staged> {
         let vendor_dir = self.manifest.package_vendor_dir(package);
         let vendored = scan_vendor(&vendor_dir)?;
         // Local sources are re-read every time: their files can change without kpin.yaml changing.
@@ -552,15 +537,13 @@ impl Session<'_> {
                 .await?;
         }
         let obtained = futures::future::try_join_all(
-            wanted
-                .iter()
-                .map(|w| self.obtain(package, w, &vendored, &vendor_dir, reusable.is_some())),
+            wanted.iter().map(|w| self.obtain(package, w, &vendored)),
         )
         .await?;
-        let mut prepared = Prepared::of(&obtained);
+        let mut prepared = Staged::of(&obtained);
         if !vendored.holds(&obtained) {
             self.stage(package, &obtained, &prepared)?;
-            prepared.staged = true;
+            prepared.replacement = true;
         }
         Ok(prepared)
     }
@@ -642,7 +625,7 @@ impl Session<'_> {
     }
 
     /// Copy the obtained files into the package version's staging directory.
-    fn stage(&self, package: &Package, obtained: &[Obtained], prepared: &Prepared) -> Result<()> {
+    fn stage(&self, package: &Package, obtained: &[Obtained], prepared: &Staged) -> Result<()> {
         if prepared.downloaded == 0 && prepared.cached > 0 {
             self.reporter
                 .status("Cached", &format!("{} {}", package.name, package.version));
@@ -669,8 +652,6 @@ impl Session<'_> {
         package: &Package,
         wanted: &Wanted,
         vendored: &VendorScan,
-        vendor_dir: &Path,
-        locked: bool,
     ) -> Result<Obtained> {
         let name = &wanted.source.name;
         let locked_file = |sha256: String, size: u64| LockedFile {
@@ -689,7 +670,7 @@ impl Session<'_> {
             ));
             return Ok(Obtained {
                 locked: locked_file(sha.clone(), *size),
-                content: vendor_dir.join(name),
+                content: vendored.dir.join(name),
                 downloaded: false,
                 cached: false,
             });
@@ -717,7 +698,7 @@ impl Session<'_> {
         {
             Ok(got) => got,
             Err(e) if e.downcast_ref::<fetch::OfflineError>().is_some() => {
-                return Err(self.offline_error(package, wanted, vendored, vendor_dir, locked));
+                return Err(self.offline_error(package, wanted, vendored));
             }
             Err(e) if wanted.source.origin.is_remote() => {
                 return Err(e.context(format!("package `{}` file `{name}`", package.name)));
@@ -744,13 +725,11 @@ impl Session<'_> {
         package: &Package,
         wanted: &Wanted,
         vendored: &VendorScan,
-        vendor_dir: &Path,
-        locked: bool,
     ) -> anyhow::Error {
         let name = &wanted.source.name;
         if let (Some((sha, _)), Some((expected, _))) = (vendored.files.get(name), &wanted.expected)
         {
-            let shown = fsutil::display_relative(&vendor_dir.join(name), &self.manifest.root);
+            let shown = fsutil::display_relative(&vendored.dir.join(name), &self.manifest.root);
             return anyhow::anyhow!(
                 "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
                 package.name,
@@ -760,6 +739,7 @@ impl Session<'_> {
                 "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
             ));
         }
+        let locked = matches!(wanted.expected, Some((_, Expected::Lockfile)));
         let why = if locked {
             "is neither in vendor/ nor in the cache"
         } else {
@@ -818,6 +798,8 @@ fn check_pins_match(package: &Package, files: &[SourceFile]) -> Result<()> {
 /// The files currently in `vendor/<package>/<version>`, hashed.
 #[derive(Default)]
 struct VendorScan {
+    /// `vendor/<package>/<version>`.
+    dir: PathBuf,
     files: BTreeMap<String, (String, u64)>,
     /// No subdirectories or other non-files.
     clean: bool,
@@ -838,6 +820,7 @@ impl VendorScan {
 
 fn scan_vendor(dir: &Path) -> Result<VendorScan> {
     let mut scan = VendorScan {
+        dir: dir.to_path_buf(),
         files: BTreeMap::new(),
         clean: true,
     };

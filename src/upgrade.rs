@@ -271,8 +271,8 @@ impl UpgradeReport {
     }
 }
 
-/// Where new files come from and go.
-pub struct Sources<'a> {
+/// How an upgrade fetches new files: the HTTP client and the download cache.
+pub struct Fetching<'a> {
     /// `None` offline: only local (`path:`, `file://`) sources can be upgraded.
     pub client: Option<&'a Client>,
     pub cache: Cache,
@@ -282,30 +282,32 @@ pub struct Sources<'a> {
 pub async fn upgrade(
     manifest: &Manifest,
     targets: &[VersionMove],
-    fetcher: &Sources<'_>,
+    fetching: &Fetching<'_>,
     options: &UpgradeOptions,
     reporter: &dyn Reporter,
 ) -> Result<UpgradeReport> {
-    let mut plan = Plan::read(manifest, targets)?;
-    plan.edit_versions()?;
+    let mut workflow = Workflow::read(manifest, targets)?;
+    workflow.edit_versions()?;
     let txn = Transaction::begin(
-        &format!("{} of {}", options.verb.as_str(), plan.names.join(", ")),
+        &format!("{} of {}", options.verb.as_str(), workflow.names.join(", ")),
         &manifest.root,
         &manifest.vendor_dir,
     )?;
-    plan.fetch_new_versions(&txn, fetcher, reporter).await?;
-    let staged = staged_manifest(&plan.text, manifest, txn.stage_root())?;
-    let analysed = plan.analyse_targets(&staged, options, reporter)?;
+    workflow
+        .fetch_new_versions(&txn, fetching, reporter)
+        .await?;
+    let staged = staged_manifest(&workflow.text, manifest, txn.stage_root())?;
+    let analysed = workflow.analyse_targets(&staged, options, reporter)?;
     let broken = analysed.report.broken_overlays().count();
     if options.dry_run || (broken > 0 && !options.allow_broken_overlays) {
         return Ok(analysed.report);
     }
-    plan.commit(txn, &analysed, reporter)?;
+    workflow.commit(txn, &analysed, reporter)?;
     Ok(analysed.written(options.verb, reporter))
 }
 
 /// An upgrade under way: what its steps share, and kpin.yaml's text as they edit it.
-struct Plan<'a> {
+struct Workflow<'a> {
     manifest: &'a Manifest,
     targets: &'a [VersionMove],
     lock_path: PathBuf,
@@ -333,14 +335,14 @@ struct Analysed {
     removed: BTreeMap<String, Vec<String>>,
 }
 
-impl<'a> Plan<'a> {
+impl<'a> Workflow<'a> {
     /// Read kpin.yaml and kpin.lock as they are before the upgrade.
     fn read(manifest: &'a Manifest, targets: &'a [VersionMove]) -> Result<Self> {
         let text = fs::read_to_string(&manifest.path)
             .with_context(|| format!("reading {}", manifest.path.display()))?;
         let lock_path = manifest.lock_path();
         let old_lock = Lockfile::load(&lock_path)?;
-        Ok(Plan {
+        Ok(Workflow {
             manifest,
             targets,
             lock_path,
@@ -397,7 +399,7 @@ impl<'a> Plan<'a> {
     async fn fetch_new_versions(
         &mut self,
         txn: &Transaction,
-        fetcher: &Sources<'_>,
+        fetching: &Fetching<'_>,
         reporter: &dyn Reporter,
     ) -> Result<()> {
         let manifest = self.manifest;
@@ -414,7 +416,7 @@ impl<'a> Plan<'a> {
                     reporter.status("Fetching", &format!("{name} {version}"));
                     let dir = txn.staging_for(&manifest.version_dir(name, &version.raw));
                     self.staged_dirs.push(key.clone());
-                    let fetched = stage_package(&versioned, &view, &dir, fetcher)
+                    let fetched = stage_package(&versioned, &view, &dir, fetching)
                         .await
                         .with_context(|| format!("fetching {name} {version}"))?;
                     refuse_same_files(manifest, old, self.old_lock.as_ref(), version, &fetched)?;
@@ -623,17 +625,17 @@ async fn stage_package(
     manifest: &Manifest,
     package: &Package,
     dir: &Path,
-    fetcher: &Sources<'_>,
+    fetching: &Fetching<'_>,
 ) -> Result<Vec<LockedFile>> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sources = fetch::resolve(manifest, package, fetcher.client).await?;
+    let sources = fetch::resolve(manifest, package, fetching.client).await?;
     let mut locked = Vec::with_capacity(sources.len());
     for source in sources {
         let got = fetch::obtain(
             &source,
             None,
-            &fetcher.cache,
-            fetcher.client,
+            &fetching.cache,
+            fetching.client,
             &Silent,
             &|| {},
         )
@@ -736,8 +738,8 @@ fn update_pins(
     package: &Package,
     files: &[LockedFile],
 ) -> Result<(String, Vec<String>)> {
-    let mut text = text.to_owned();
-    let mut notes = Vec::new();
+    // Each pin as (key path under the package, file, note).
+    let mut pins: Vec<(Vec<&str>, &LockedFile, String)> = Vec::new();
     match &package.pins {
         Pins::None => {}
         Pins::Single(_) => {
@@ -750,19 +752,11 @@ fn update_pins(
                 ))
                 .hint("pin each file by name in kpin.yaml: sha256: {file.yaml: <hex>}");
             };
-            text = set_scalar(&text, &["packages", &package.name, "sha256"], &file.sha256)
-                .map_err(anyhow::Error::new)
-                .with_context(|| {
-                    format!(
-                        "{}: updating the sha256 pin of `{}`",
-                        manifest.path.display(),
-                        package.name
-                    )
-                })?;
-            notes.push(format!("sha256 pin updated to {} (review it)", file.sha256));
+            let note = format!("sha256 pin updated to {} (review it)", file.sha256);
+            pins.push((vec!["sha256"], file, note));
         }
-        Pins::ByFile(pins) => {
-            for name in pins.keys() {
+        Pins::ByFile(by_file) => {
+            for name in by_file.keys() {
                 let file = files.iter().find(|f| &f.name == name).ok_or_else(|| {
                     anyhow::anyhow!(
                         "package `{}` pins file `{name}`, which version {} does not have",
@@ -771,25 +765,31 @@ fn update_pins(
                     )
                     .hint("update the sha256 pins in kpin.yaml by hand")
                 })?;
-                text = set_scalar(
-                    &text,
-                    &["packages", &package.name, "sha256", name],
-                    &file.sha256,
-                )
-                .map_err(anyhow::Error::new)
-                .with_context(|| {
-                    format!(
-                        "{}: updating the sha256 pin of `{}`",
-                        manifest.path.display(),
-                        package.name
-                    )
-                })?;
-                notes.push(format!(
+                let note = format!(
                     "sha256 pin of {name} updated to {} (review it)",
                     file.sha256
-                ));
+                );
+                pins.push((vec!["sha256", name.as_str()], file, note));
             }
         }
+    }
+    let mut text = text.to_owned();
+    let mut notes = Vec::new();
+    for (keys, file, note) in pins {
+        let path: Vec<&str> = ["packages", package.name.as_str()]
+            .into_iter()
+            .chain(keys)
+            .collect();
+        text = set_scalar(&text, &path, &file.sha256)
+            .map_err(anyhow::Error::new)
+            .with_context(|| {
+                format!(
+                    "{}: updating the sha256 pin of `{}`",
+                    manifest.path.display(),
+                    package.name
+                )
+            })?;
+        notes.push(note);
     }
     Ok((text, notes))
 }

@@ -223,48 +223,45 @@ where
 /// Every problem found, in a stable order (by package, then version, then file). Errors are
 /// I/O failures and an unreadable lockfile, not disagreements.
 pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<Problem>> {
+    let lock = Lockfile::load(&manifest.lock_path())?;
     let mut problems = Vec::new();
-    let Some(lock) = Lockfile::load(&manifest.lock_path())? else {
-        problems.push(Problem::LockMissing);
-        problems.extend(extra_vendor_dirs(manifest, None)?);
-        return Ok(problems);
-    };
-    if lock.version != LOCK_FORMAT {
+    if let Some(lock) = &lock
+        && lock.version != LOCK_FORMAT
+    {
         problems.push(Problem::LockFormat {
             found: lock.version,
             current: LOCK_FORMAT,
         });
     }
-    for package in manifest.packages.values() {
-        let Some(entry) = lock.packages.get(&package.name) else {
-            problems.push(Problem::PackageNotLocked {
-                package: package.name.clone(),
-            });
-            continue;
-        };
-        let stale = stale_entry(manifest, package, entry);
-        if !stale.is_empty() {
-            problems.extend(stale);
-            continue;
-        }
-        let before = problems.len();
-        for version in package.versions_in_use() {
-            let view = package.at_version(version);
-            let Some(locked) = entry.version(&version.raw) else {
-                continue; // `stale_entry` reported it.
+    problems.extend(lock_problems(manifest, lock.as_ref()));
+    if let Some(lock) = &lock {
+        for package in manifest.packages.values() {
+            let Some(entry) = lock.packages.get(&package.name) else {
+                continue; // `lock_problems` reported it.
             };
-            if matches!(package.source, Source::Path { .. }) {
-                problems.extend(local_source_problems(manifest, &view, locked)?);
+            if stale_entry(manifest, package, entry).is_empty() {
+                problems.extend(package_problems(manifest, package, entry, hook)?);
             }
-            problems.extend(vendor_problems(manifest, &view, locked)?);
         }
-        if problems.len() == before
-            && let Some(hook) = hook
-        {
-            problems.extend(
-                hook.check(manifest, package, entry)
-                    .with_context(|| format!("package `{}`", package.name))?,
-            );
+    }
+    problems.extend(extra_vendor_dirs(manifest, lock.as_ref())?);
+    Ok(problems)
+}
+
+/// Whether kpin.lock is current for kpin.yaml: it exists, locks every package at every version
+/// in use as kpin.yaml now describes it, and nothing else. The one check behind `kpin verify`
+/// and `kpin sync --locked` (the lockfile format is judged by each: sync rewrites it).
+pub fn lock_problems(manifest: &Manifest, lock: Option<&Lockfile>) -> Vec<Problem> {
+    let Some(lock) = lock else {
+        return vec![Problem::LockMissing];
+    };
+    let mut problems = Vec::new();
+    for package in manifest.packages.values() {
+        match lock.packages.get(&package.name) {
+            None => problems.push(Problem::PackageNotLocked {
+                package: package.name.clone(),
+            }),
+            Some(entry) => problems.extend(stale_entry(manifest, package, entry)),
         }
     }
     for name in lock.packages.keys() {
@@ -274,18 +271,43 @@ pub fn verify(manifest: &Manifest, hook: Option<&dyn VerifyHook>) -> Result<Vec<
             });
         }
     }
-    problems.extend(extra_vendor_dirs(manifest, Some(&lock))?);
+    problems
+}
+
+/// The vendored files (and local sources) of a package whose lock entry is current, then the
+/// render checks of `hook` when the files are right.
+fn package_problems(
+    manifest: &Manifest,
+    package: &Package,
+    entry: &LockedPackage,
+    hook: Option<&dyn VerifyHook>,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    for version in package.versions_in_use() {
+        let view = package.at_version(version);
+        let Some(locked) = entry.version(&version.raw) else {
+            continue; // `stale_entry` reported it.
+        };
+        if matches!(package.source, Source::Path { .. }) {
+            problems.extend(local_source_problems(manifest, &view, locked)?);
+        }
+        problems.extend(vendor_problems(manifest, &view, locked)?);
+    }
+    if problems.is_empty()
+        && let Some(hook) = hook
+    {
+        problems.extend(
+            hook.check(manifest, package, entry)
+                .with_context(|| format!("package `{}`", package.name))?,
+        );
+    }
     Ok(problems)
 }
 
 /// How the lock entry disagrees with kpin.yaml about what is fetched: an environment (or the
 /// package) on another version, a version whose source or pins changed, a locked version no
 /// environment uses.
-pub(crate) fn stale_entry(
-    manifest: &Manifest,
-    package: &Package,
-    entry: &LockedPackage,
-) -> Vec<Problem> {
+fn stale_entry(manifest: &Manifest, package: &Package, entry: &LockedPackage) -> Vec<Problem> {
     let mut problems = Vec::new();
     let now = manifest.environment_versions(package);
     let follows_default = |versions: &BTreeMap<String, String>, env: &str| {

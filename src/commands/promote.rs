@@ -6,7 +6,7 @@ use kpin::error::Outcome;
 use kpin::fetch::{Cache, cache};
 use kpin::progress::Reporter;
 use kpin::promote::{self, Decision};
-use kpin::upgrade::{self, Sources, UpgradeOptions, Verb};
+use kpin::upgrade::{self, Fetching, UpgradeOptions, Verb};
 
 use super::Ctx;
 use crate::cli::PromoteArgs;
@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx<'_>, args: PromoteArgs) -> Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     // Promotion moves versions kpin.lock and vendor/ hold already: no network.
-    let fetcher = Sources {
+    let fetching = Fetching {
         client: None,
         cache: Cache::new(cache::default_dir(None)?),
     };
@@ -64,6 +64,6 @@ pub async fn run(ctx: &Ctx<'_>, args: PromoteArgs) -> Result<Outcome> {
         dry_run: args.dry_run,
         verb: Verb::Promote,
     };
-    let report = upgrade::upgrade(&manifest, &targets, &fetcher, &options, ctx.term).await?;
+    let report = upgrade::upgrade(&manifest, &targets, &fetching, &options, ctx.term).await?;
     super::upgrade::finish(ctx, &report, args.output, &options)
 }

@@ -11,7 +11,7 @@ use kpin::fetch::{Cache, Client, cache};
 use kpin::manifest::{Manifest, Package};
 use kpin::outdated;
 use kpin::progress::Reporter;
-use kpin::upgrade::{self, Sources, UpgradeOptions, UpgradeReport, Verb, VersionMove};
+use kpin::upgrade::{self, Fetching, UpgradeOptions, UpgradeReport, Verb, VersionMove};
 
 use super::Ctx;
 use crate::cli::{DiffFormat, UpgradeArgs};
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         ctx.term.status("Finished", "nothing to upgrade");
         return Ok(Outcome::Clean);
     }
-    let fetcher = Sources {
+    let fetching = Fetching {
         client: Some(&client),
         cache: Cache::new(cache::default_dir(args.net.cache_dir.as_deref())?),
     };
@@ -36,7 +36,7 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
         dry_run: args.dry_run,
         verb: Verb::Upgrade,
     };
-    let report = upgrade::upgrade(&manifest, &targets, &fetcher, &options, ctx.term).await?;
+    let report = upgrade::upgrade(&manifest, &targets, &fetching, &options, ctx.term).await?;
     finish(ctx, &report, args.output, &options)
 }
 

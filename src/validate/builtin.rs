@@ -139,7 +139,8 @@ pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::schema::{Fault, check};
+    use crate::validate::Check;
+    use crate::validate::schema::check;
     use serde_json::json;
 
     #[test]
@@ -171,14 +172,14 @@ mod tests {
                     "ports": [{"containerPort": 80}, {"containerPort": 80}]}]}}}});
         let mut out = Vec::new();
         check(&arena, id, &deployment, "", None, &mut out);
-        let got: Vec<(Fault, &str)> = out.iter().map(|v| (v.fault, v.path.as_str())).collect();
+        let got: Vec<(Check, &str)> = out.iter().map(|v| (v.check, v.path.as_str())).collect();
         assert_eq!(
             got,
             [
-                (Fault::UnknownField, "spec.replica"),
-                (Fault::WrongType, "spec.minReadySeconds"),
+                (Check::UnknownField, "spec.replica"),
+                (Check::WrongType, "spec.minReadySeconds"),
                 (
-                    Fault::DuplicateItem,
+                    Check::DuplicateItem,
                     "spec.template.spec.containers[0].ports[1]"
                 ),
             ]

@@ -24,7 +24,7 @@ use crate::render::{self, RenderedPackage};
 use builtin::Builtin;
 pub use crd::CrdIndex;
 use crd::Lookup;
-use schema::{Arena, Fault};
+use schema::Arena;
 
 // ---------------------------------------------------------------------------------------------
 // Kubernetes versions.
@@ -121,11 +121,17 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Check {
+    /// A field the schema does not declare.
     UnknownField,
+    /// A value of another type than the schema's.
     WrongType,
+    /// A required field is missing.
     MissingRequired,
+    /// A value outside the schema's enum.
     NotInEnum,
+    /// Two items of a list-map (or set) with the same key.
     DuplicateItem,
+    /// A number, length or item count outside the schema's bounds.
     OutOfRange,
     /// The API version is no longer served by this Kubernetes version.
     RemovedApi,
@@ -135,19 +141,6 @@ pub enum Check {
     UnservedVersion,
     /// A custom kind with no CRD in any package.
     NotValidated,
-}
-
-impl From<Fault> for Check {
-    fn from(p: Fault) -> Check {
-        match p {
-            Fault::UnknownField => Check::UnknownField,
-            Fault::WrongType => Check::WrongType,
-            Fault::MissingRequired => Check::MissingRequired,
-            Fault::NotInEnum => Check::NotInEnum,
-            Fault::DuplicateItem => Check::DuplicateItem,
-            Fault::OutOfRange => Check::OutOfRange,
-        }
-    }
 }
 
 /// One thing validation found about one object.
@@ -658,15 +651,11 @@ impl Checker<'_> {
                 )),
             }
         }
-        out.extend(violations.into_iter().map(|v| {
-            (
-                Check::from(v.fault),
-                Severity::Error,
-                Some(v.path),
-                v.found,
-                v.expected,
-            )
-        }));
+        out.extend(
+            violations
+                .into_iter()
+                .map(|v| (v.check, Severity::Error, Some(v.path), v.found, v.expected)),
+        );
         out
     }
 }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use super::Check;
 use crate::overlay::{PathKey, push_path};
 
 /// Index of a node in `Arena::nodes`.
@@ -272,22 +273,11 @@ pub enum Dialect {
     Crd,
 }
 
-/// What is wrong at one place in an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Fault {
-    UnknownField,
-    WrongType,
-    MissingRequired,
-    NotInEnum,
-    DuplicateItem,
-    OutOfRange,
-}
-
 /// One schema violation: where, what, and what the schema expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    pub fault: Fault,
+    /// Which schema rule is broken (one of the schema checks of [`Check`]).
+    pub check: Check,
     /// Dotted path as `render --explain` prints it (`spec.template.spec.containers[0].name`).
     pub path: String,
     /// What was found, short.
@@ -316,7 +306,7 @@ pub fn check(
     let node = arena.node(id);
     if !node.types.accepts(value) {
         out.push(Violation {
-            fault: Fault::WrongType,
+            check: Check::WrongType,
             path: path.to_owned(),
             found: describe_value(value),
             expected: node.types.describe(),
@@ -327,7 +317,7 @@ pub fn check(
         && !allowed.contains(value)
     {
         out.push(Violation {
-            fault: Fault::NotInEnum,
+            check: Check::NotInEnum,
             path: path.to_owned(),
             found: describe_value(value),
             expected: format!("one of {}", list_values(allowed)),
@@ -350,7 +340,7 @@ pub fn check(
                     (None, None) => String::new(),
                 };
                 out.push(Violation {
-                    fault: Fault::OutOfRange,
+                    check: Check::OutOfRange,
                     path: path.to_owned(),
                     found: n.to_string(),
                     expected,
@@ -362,7 +352,7 @@ pub fn check(
             if node.min_length.is_some_and(|m| len < m) || node.max_length.is_some_and(|m| len > m)
             {
                 out.push(Violation {
-                    fault: Fault::OutOfRange,
+                    check: Check::OutOfRange,
                     path: path.to_owned(),
                     found: format!("a string of {len} characters"),
                     expected: bounds("characters", node.min_length, node.max_length),
@@ -403,7 +393,7 @@ fn check_object(
     for field in &node.required {
         if !map.contains_key(field) {
             out.push(Violation {
-                fault: Fault::MissingRequired,
+                check: Check::MissingRequired,
                 path: push_path(path, PathKey::Key(field)),
                 found: "nothing".to_owned(),
                 expected: format!("required field `{field}`"),
@@ -443,7 +433,7 @@ fn check_object(
                     let _ = write!(expected, " (did you mean `{close}`?)");
                 }
                 out.push(Violation {
-                    fault: Fault::UnknownField,
+                    check: Check::UnknownField,
                     path: at,
                     found: format!("unknown field `{}`", short(key)),
                     expected,
@@ -467,7 +457,7 @@ fn check_array(
     let len = items.len() as u64;
     if node.min_items.is_some_and(|m| len < m) || node.max_items.is_some_and(|m| len > m) {
         out.push(Violation {
-            fault: Fault::OutOfRange,
+            check: Check::OutOfRange,
             path: path.to_owned(),
             found: format!("{len} items"),
             expected: bounds("items", node.min_items, node.max_items),
@@ -510,7 +500,7 @@ fn check_array(
         let Some(key) = key_of(item) else { continue };
         if let Some(first) = seen.get(&key) {
             out.push(Violation {
-                fault: Fault::DuplicateItem,
+                check: Check::DuplicateItem,
                 path: push_path(path, PathKey::Index(i)),
                 found: format!("a second item with {}", short(&key)),
                 expected: format!("unique items (the first is [{first}])"),
@@ -632,7 +622,7 @@ mod tests {
         let schema = json!({"type": "object", "properties": {"replicas": {"type": "integer"}}});
         let v = crd_check(&schema, &json!({"replica": 2}));
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].fault, Fault::UnknownField);
+        assert_eq!(v[0].check, Check::UnknownField);
         assert_eq!(v[0].path, "replica");
         assert!(v[0].expected.contains("did you mean `replicas`?"), "{v:?}");
         let mut preserved = schema;
@@ -650,10 +640,10 @@ mod tests {
             "size": {"x-kubernetes-int-or-string": true},
             "name": {"type": "string", "maxLength": 3}}});
         let v = crd_check(&schema, &json!({"port": "80"}));
-        let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();
+        let got: Vec<(Check, &str)> = v.iter().map(|v| (v.check, v.path.as_str())).collect();
         assert_eq!(
             got,
-            [(Fault::MissingRequired, "mode"), (Fault::WrongType, "port")]
+            [(Check::MissingRequired, "mode"), (Check::WrongType, "port")]
         );
         assert_eq!(v[1].found, "string \"80\"");
         assert_eq!(v[1].expected, "integer");
@@ -661,13 +651,13 @@ mod tests {
             &schema,
             &json!({"mode": "c", "port": 0, "size": "1Gi", "name": "long"}),
         );
-        let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();
+        let got: Vec<(Check, &str)> = v.iter().map(|v| (v.check, v.path.as_str())).collect();
         assert_eq!(
             got,
             [
-                (Fault::NotInEnum, "mode"),
-                (Fault::OutOfRange, "port"),
-                (Fault::OutOfRange, "name")
+                (Check::NotInEnum, "mode"),
+                (Check::OutOfRange, "port"),
+                (Check::OutOfRange, "name")
             ]
         );
         assert_eq!(v[0].expected, "one of \"a\", \"b\"");
@@ -691,12 +681,12 @@ mod tests {
             &json!({"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}],
                    "tags": ["a", "a"]}),
         );
-        let got: Vec<(Fault, &str)> = v.iter().map(|v| (v.fault, v.path.as_str())).collect();
+        let got: Vec<(Check, &str)> = v.iter().map(|v| (v.check, v.path.as_str())).collect();
         assert_eq!(
             got,
             [
-                (Fault::DuplicateItem, "ports[2]"),
-                (Fault::DuplicateItem, "tags[1]")
+                (Check::DuplicateItem, "ports[2]"),
+                (Check::DuplicateItem, "tags[1]")
             ]
         );
         assert_eq!(v[0].found, "a second item with port=80, protocol=\"TCP\"");

@@ -93,7 +93,10 @@ fn the_fake_answers_like_the_recorded_real_api_server() {
 
 /// The recorded scenarios; `None` (skipped) when they are absent, except on CI.
 fn recordings() -> Option<Vec<Scenario>> {
-    let dir = std::env::var_os("KPIN_RECORDINGS_DIR").map_or_else(|| crate::support::repo_root().join("../shared/apiserver-recordings"), PathBuf::from);
+    let dir = std::env::var_os("KPIN_RECORDINGS_DIR").map_or_else(
+        || crate::support::repo_root().join("../shared/apiserver-recordings"),
+        PathBuf::from,
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()

@@ -1316,8 +1316,16 @@ impl FakeApiServer {
                 namespaced: b.namespaced,
                 crd: None,
                 generation: b.generation,
-                subresources: b.subresources.iter().map(std::string::ToString::to_string).collect(),
-                fields: b.fields.iter().map(std::string::ToString::to_string).collect(),
+                subresources: b
+                    .subresources
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
+                fields: b
+                    .fields
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
                 schema: None,
             })
             .collect();
@@ -1376,7 +1384,9 @@ impl FakeApiServer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Write a kubeconfig with context `fake` (and an identical `other` context) into `dir`.
@@ -1728,7 +1738,9 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         .await
         .unwrap_or_default();
     let latency = {
-        let mut inner = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let at = inner.started.elapsed();
         inner.log.push(Logged {
             method: parts.method.to_string(),
@@ -1743,7 +1755,9 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut inner = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut inner = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     inner.tick();
     let query = parse_query(parts.uri.query().unwrap_or(""));
     // Aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
@@ -2297,7 +2311,8 @@ impl Inner {
         let kind = spec["names"]["kind"].as_str().unwrap_or("").to_owned();
         let plural = spec["names"]["plural"].as_str().unwrap_or("").to_owned();
         let list_kind = spec["names"]["listKind"]
-            .as_str().map_or_else(|| format!("{kind}List"), str::to_owned);
+            .as_str()
+            .map_or_else(|| format!("{kind}List"), str::to_owned);
         let namespaced = spec["scope"].as_str() == Some("Namespaced");
         self.types.retain(|t| t.crd.as_deref() != Some(&name));
         for v in spec["versions"].as_array().into_iter().flatten() {
@@ -2985,7 +3000,8 @@ impl Inner {
             manager: manager.to_owned(),
             operation: "Apply".into(),
             api_version: config["apiVersion"]
-                .as_str().map_or_else(|| t.api_version(), str::to_owned),
+                .as_str()
+                .map_or_else(|| t.api_version(), str::to_owned),
             time: if content_changed {
                 Some(now())
             } else {
@@ -3319,8 +3335,7 @@ fn secret_string_data(t: &ResourceType, obj: &mut Value) {
     };
     let data = obj_mut(obj, "data");
     for (k, v) in plain {
-        let text = v
-            .as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
         data.insert(
             k,
             json!(base64::engine::general_purpose::STANDARD.encode(text)),
@@ -3359,7 +3374,8 @@ fn record_update(
     let diff = t.compare(old, new);
     let changed = diff.changed();
     let api_version = new["apiVersion"]
-        .as_str().map_or_else(|| t.api_version(), str::to_owned);
+        .as_str()
+        .map_or_else(|| t.api_version(), str::to_owned);
     let is_me = |m: &Managed| m.is(manager, "Update", subresource) && m.api_version == api_version;
     for m in managers.iter_mut().filter(|m| !is_me(m)) {
         m.fields

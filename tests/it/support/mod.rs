@@ -13,7 +13,8 @@ pub fn repo_root() -> PathBuf {
 
 /// `../shared/upstream/` with the real upstream releases, when present.
 pub fn upstream_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KPIN_UPSTREAM_DIR").map_or_else(|| repo_root().join("../shared/upstream"), PathBuf::from);
+    let dir = std::env::var_os("KPIN_UPSTREAM_DIR")
+        .map_or_else(|| repo_root().join("../shared/upstream"), PathBuf::from);
     dir.join("INDEX.tsv").is_file().then_some(dir)
 }
 
@@ -43,7 +44,10 @@ pub fn upstream_releases(dir: &Path) -> Vec<(String, PathBuf)> {
 /// SKIPPED; in CI (`CI=true`) it fails instead, so that a green CI always means it ran.
 #[track_caller]
 pub fn skip(test: &str, why: &str) {
-    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{test} cannot run in CI: {why}");
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "{test} cannot run in CI: {why}"
+    );
     eprintln!("SKIPPED {test}: {why}");
 }
 
