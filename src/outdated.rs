@@ -110,7 +110,7 @@ pub fn candidates(
 
 /// Why a package could not be checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unchecked {
+pub enum VersionsUnknown {
     /// A `url` or `path` source without `versions:`.
     NoVersionSource,
     /// The pinned version does not read as a semantic version, so nothing compares to it.
@@ -124,34 +124,36 @@ pub enum Unchecked {
     },
 }
 
-impl Unchecked {
+impl VersionsUnknown {
     pub fn message(&self) -> String {
         match self {
-            Unchecked::NoVersionSource => "no version source".to_owned(),
-            Unchecked::CurrentNotSemver => "current version is not a semantic version".to_owned(),
-            Unchecked::NoVersions { tag_template } => {
+            VersionsUnknown::NoVersionSource => "no version source".to_owned(),
+            VersionsUnknown::CurrentNotSemver => {
+                "current version is not a semantic version".to_owned()
+            }
+            VersionsUnknown::NoVersions { tag_template } => {
                 format!("no release tag matches `{tag_template}`")
             }
-            Unchecked::Feed { message, .. } => message.clone(),
+            VersionsUnknown::Feed { message, .. } => message.clone(),
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Unchecked::NoVersionSource => Some(
+            VersionsUnknown::NoVersionSource => Some(
                 "add `versions: {github: OWNER/REPO, tag: \"v{version}\"}` to the package in kpin.yaml".to_owned(),
             ),
-            Unchecked::CurrentNotSemver => Some("pin a version such as 1.2.3 or v1.2.3".to_owned()),
-            Unchecked::NoVersions { .. } => {
+            VersionsUnknown::CurrentNotSemver => Some("pin a version such as 1.2.3 or v1.2.3".to_owned()),
+            VersionsUnknown::NoVersions { .. } => {
                 Some("check `tag:` (e.g. \"controller-v{version}\") under `versions:` or `github:`".to_owned())
             }
-            Unchecked::Feed { hint, .. } => hint.clone(),
+            VersionsUnknown::Feed { hint, .. } => hint.clone(),
         }
     }
 
     /// A feed error stops the command with exit 2; the other problems are configuration notes.
     pub fn is_error(&self) -> bool {
-        matches!(self, Unchecked::Feed { .. })
+        matches!(self, VersionsUnknown::Feed { .. })
     }
 }
 
@@ -173,7 +175,7 @@ pub struct PackageVersions {
     pub latest: Option<String>,
     /// Every newer version, newest first.
     pub newer: Vec<String>,
-    pub problem: Option<Unchecked>,
+    pub problem: Option<VersionsUnknown>,
 }
 
 impl PackageVersions {
@@ -231,7 +233,7 @@ pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageVersions {
         .filter_map(|v| v.semver.as_ref())
         .max()
     else {
-        report.problem = Some(Unchecked::CurrentNotSemver);
+        report.problem = Some(VersionsUnknown::CurrentNotSemver);
         return report;
     };
     let newer: Vec<&Candidate> = candidates.iter().filter(|c| c.semver > *current).collect();
@@ -275,14 +277,14 @@ pub async fn check<F: ReleaseFeed>(
         .map(|package| async move {
             let Some(source) = &package.versions else {
                 let mut report = assess(package, &[]);
-                report.problem = Some(Unchecked::NoVersionSource);
+                report.problem = Some(VersionsUnknown::NoVersionSource);
                 return report;
             };
             match versions_of(feed, source, include_prereleases || source.prereleases).await {
                 Ok(found) => {
                     let mut report = assess(package, &found);
                     if found.is_empty() && report.problem.is_none() {
-                        report.problem = Some(Unchecked::NoVersions {
+                        report.problem = Some(VersionsUnknown::NoVersions {
                             tag_template: source.tag.clone(),
                         });
                     }
@@ -302,8 +304,8 @@ pub async fn check<F: ReleaseFeed>(
     reports
 }
 
-fn feed_problem(err: &anyhow::Error) -> Unchecked {
-    Unchecked::Feed {
+fn feed_problem(err: &anyhow::Error) -> VersionsUnknown {
+    VersionsUnknown::Feed {
         message: crate::error::summary(err),
         hint: crate::error::hint_of(err).map(str::to_owned),
     }
@@ -537,11 +539,11 @@ packages:
         let reports = run(false).await;
         assert_eq!(
             by_name(&reports, "local").problem,
-            Some(Unchecked::NoVersionSource)
+            Some(VersionsUnknown::NoVersionSource)
         );
         let limited = by_name(&reports, "limited");
         assert_eq!(limited.status(), "error");
-        let Some(Unchecked::Feed { message, hint }) = &limited.problem else {
+        let Some(VersionsUnknown::Feed { message, hint }) = &limited.problem else {
             panic!()
         };
         assert_eq!(

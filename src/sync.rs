@@ -93,7 +93,7 @@ pub struct VendoredPackage {
 
 /// What a file's digest was checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
+pub enum PinSource {
     Lockfile,
     Pin,
 }
@@ -102,7 +102,7 @@ pub enum Expected {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "sha256 mismatch for `{file}` of package `{package}` from {url}: expected {expected} ({}), got {actual}",
-    match against { Expected::Lockfile => "kpin.lock", Expected::Pin => "sha256 pin in kpin.yaml" }
+    match against { PinSource::Lockfile => "kpin.lock", PinSource::Pin => "sha256 pin in kpin.yaml" }
 )]
 pub struct DigestMismatch {
     pub package: String,
@@ -110,7 +110,7 @@ pub struct DigestMismatch {
     pub url: String,
     pub expected: String,
     pub actual: String,
-    pub against: Expected,
+    pub against: PinSource,
 }
 
 /// What to do when vendor/ cannot hold the vendored releases.
@@ -420,7 +420,7 @@ struct Staged {
 
 impl Staged {
     /// The files obtained, and where they came from; nothing staged yet.
-    fn of(obtained: &[Obtained]) -> Staged {
+    fn of(obtained: &[ReadyFile]) -> Staged {
         let mut files: Vec<LockedFile> = obtained.iter().map(|o| o.locked.clone()).collect();
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Staged {
@@ -440,11 +440,11 @@ impl Staged {
 /// A file to obtain, and the digest it must have when one is known in advance.
 struct Wanted {
     source: SourceFile,
-    expected: Option<(String, Expected)>,
+    expected: Option<(String, PinSource)>,
 }
 
 /// A file obtained and verified: where its bytes are now.
-struct Obtained {
+struct ReadyFile {
     locked: LockedFile,
     content: PathBuf,
     downloaded: bool,
@@ -557,7 +557,7 @@ impl Session<'_> {
                 Ok(Wanted {
                     source: fetch::locked_source(self.manifest, f)
                         .with_context(|| format!("package `{}`", package.name))?,
-                    expected: Some((f.sha256.clone(), Expected::Lockfile)),
+                    expected: Some((f.sha256.clone(), PinSource::Lockfile)),
                 })
             })
             .collect()
@@ -583,7 +583,7 @@ impl Session<'_> {
                 expected: package
                     .pins
                     .for_file(&source.name, count)
-                    .map(|d| (d.to_owned(), Expected::Pin)),
+                    .map(|d| (d.to_owned(), PinSource::Pin)),
                 source,
             })
             .collect())
@@ -625,7 +625,7 @@ impl Session<'_> {
     }
 
     /// Copy the obtained files into the package version's staging directory.
-    fn stage(&self, package: &Package, obtained: &[Obtained], prepared: &Staged) -> Result<()> {
+    fn stage(&self, package: &Package, obtained: &[ReadyFile], prepared: &Staged) -> Result<()> {
         if prepared.downloaded == 0 && prepared.cached > 0 {
             self.reporter
                 .status("Cached", &format!("{} {}", package.name, package.version));
@@ -652,7 +652,7 @@ impl Session<'_> {
         package: &Package,
         wanted: &Wanted,
         vendored: &VendorScan,
-    ) -> Result<Obtained> {
+    ) -> Result<ReadyFile> {
         let name = &wanted.source.name;
         let locked_file = |sha256: String, size: u64| LockedFile {
             name: name.clone(),
@@ -668,7 +668,7 @@ impl Session<'_> {
                 "{} {name}: vendored copy matches sha256 {sha}",
                 package.name
             ));
-            return Ok(Obtained {
+            return Ok(ReadyFile {
                 locked: locked_file(sha.clone(), *size),
                 content: vendored.dir.join(name),
                 downloaded: false,
@@ -710,7 +710,7 @@ impl Session<'_> {
         {
             return Err(mismatch(package, wanted, expected, &got.sha256, *against));
         }
-        Ok(Obtained {
+        Ok(ReadyFile {
             locked: locked_file(got.sha256, got.size),
             content: got.content,
             downloaded: got.found == fetch::Found::Downloaded,
@@ -739,7 +739,7 @@ impl Session<'_> {
                 "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
             ));
         }
-        let locked = matches!(wanted.expected, Some((_, Expected::Lockfile)));
+        let locked = matches!(wanted.expected, Some((_, PinSource::Lockfile)));
         let why = if locked {
             "is neither in vendor/ nor in the cache"
         } else {
@@ -759,13 +759,13 @@ fn mismatch(
     wanted: &Wanted,
     expected: &str,
     actual: &str,
-    against: Expected,
+    against: PinSource,
 ) -> anyhow::Error {
     let hint = match against {
-        Expected::Lockfile => {
+        PinSource::Lockfile => {
             "the file changed upstream since it was locked; if that is expected, delete the package's entry from kpin.lock, run `kpin sync` and review the new files"
         }
-        Expected::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
+        PinSource::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
     };
     anyhow::Error::new(DigestMismatch {
         package: package.name.clone(),
@@ -807,7 +807,7 @@ struct VendorScan {
 
 impl VendorScan {
     /// The directory holds exactly the obtained files and nothing else.
-    fn holds(&self, obtained: &[Obtained]) -> bool {
+    fn holds(&self, obtained: &[ReadyFile]) -> bool {
         self.clean
             && self.files.len() == obtained.len()
             && obtained.iter().all(|o| {

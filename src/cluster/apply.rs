@@ -17,11 +17,13 @@ use serde_json::Value;
 use super::applyset::{Contents, Deployed};
 use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
-use super::package::{self, CustomKinds, ParentState, Prepared, prepare_package, read_parent};
+use super::package::{
+    self, CustomKinds, ParentState, Prepared, Selected, prepare_package, read_parent,
+};
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
 use super::report::{Action, NotReady, ObjectResult, PackageResult};
 use super::wait::{self, Rule, Watched};
-use super::{Cluster, ResourceApi, api_for, api_status, csa, get};
+use super::{Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable};
 use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
@@ -70,13 +72,6 @@ impl Default for ApplyOptions {
             poll: Duration::from_millis(500),
         }
     }
-}
-
-/// One selected package: its render and the namespace its ApplySet parent lives in.
-#[derive(Debug, Clone, Copy)]
-pub struct Selected<'a> {
-    pub rendered: &'a RenderedPackage,
-    pub namespace: Option<&'a str>,
 }
 
 const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
@@ -136,36 +131,6 @@ fn equal_but(
                     }
                 })
             })
-}
-
-/// Whether the server refused a change to an immutable field (the way out is `--recreate`).
-pub(crate) fn is_immutable(err: &kube::Error) -> bool {
-    api_status(err).is_some_and(|s| s.code == 422 && s.message.contains("field is immutable"))
-}
-
-/// The fields a 422 "field is immutable" names, from its causes (`spec.template`).
-pub(crate) fn immutable_fields(err: &kube::Error) -> Vec<String> {
-    let Some(s) = api_status(err) else {
-        return Vec::new();
-    };
-    let mut fields: Vec<String> = s
-        .details
-        .iter()
-        .flat_map(|d| &d.causes)
-        .filter(|c| c.message.contains("field is immutable") && !c.field.is_empty())
-        .map(|c| c.field.clone())
-        .collect();
-    fields.dedup();
-    if fields.is_empty() {
-        // `Job.batch "x" is invalid: spec.template: Invalid value: ...`
-        fields.extend(
-            s.message
-                .split_once("is invalid: ")
-                .and_then(|(_, rest)| rest.split_once(": "))
-                .map(|(field, _)| field.to_owned()),
-        );
-    }
-    fields
 }
 
 /// `text` cut to about `max` bytes on a character boundary, saying how long it was.

@@ -7,10 +7,9 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
-use super::apply::{Selected, immutable_fields, is_immutable};
-use super::package::{self, CustomKinds, prepare_package, read_parent};
+use super::package::{self, CustomKinds, Selected, prepare_package, read_parent};
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
-use super::{Cluster, api_for, api_status, get, strip_noise};
+use super::{Cluster, api_for, api_status, get, immutable_fields, is_immutable, strip_noise};
 use crate::changes::{self, Detail, Section};
 use crate::object::{Object, ObjectRef};
 

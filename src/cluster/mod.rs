@@ -249,6 +249,36 @@ pub(crate) fn api_status(err: &kube::Error) -> Option<&kube::core::Status> {
     }
 }
 
+/// Whether the server refused a change to an immutable field (the way out is `--recreate`).
+pub(crate) fn is_immutable(err: &kube::Error) -> bool {
+    api_status(err).is_some_and(|s| s.code == 422 && s.message.contains("field is immutable"))
+}
+
+/// The fields a 422 "field is immutable" names, from its causes (`spec.template`).
+pub(crate) fn immutable_fields(err: &kube::Error) -> Vec<String> {
+    let Some(s) = api_status(err) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = s
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .filter(|c| c.message.contains("field is immutable") && !c.field.is_empty())
+        .map(|c| c.field.clone())
+        .collect();
+    fields.dedup();
+    if fields.is_empty() {
+        // `Job.batch "x" is invalid: spec.template: Invalid value: ...`
+        fields.extend(
+            s.message
+                .split_once("is invalid: ")
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map(|(field, _)| field.to_owned()),
+        );
+    }
+    fields
+}
+
 /// Strip what the server adds and changes on its own, for comparisons and diffs.
 pub fn strip_noise(value: &Value) -> Value {
     let mut v = value.clone();

@@ -62,6 +62,13 @@ pub fn prepare(
         .collect()
 }
 
+/// One selected package: its render and the namespace its ApplySet parent lives in.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub rendered: &'a RenderedPackage,
+    pub namespace: Option<&'a str>,
+}
+
 /// A package ready to send: its ApplySet parent and its objects as they will be applied.
 pub(crate) struct Prepared {
     /// Where the parent lives, and the default for namespaced objects that name none.

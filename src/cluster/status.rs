@@ -10,9 +10,8 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::apply::Selected;
 use super::applyset::{self, Deployed};
-use super::package::{self, prepare_package, read_parent};
+use super::package::{self, Selected, prepare_package, read_parent};
 use super::prune::PruneOptions;
 use super::{Cluster, ClusterError, Destination, diff};
 use crate::changes::Change;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use kpin::cluster::apply::{ApplyOptions, Selected, apply_all};
+use kpin::cluster::apply::{ApplyOptions, apply_all};
+use kpin::cluster::package::Selected;
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;

@@ -69,7 +69,7 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
         &sections,
         &options,
         args.output,
-        &Report {
+        &DiffOutput {
             title: format!("kpin diff against {target}{env}"),
             rerun: format!("kpin diff{env}"),
             json_fields: vec![("target", serde_json::to_value(&cluster.target)?)],
@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
 }
 
 /// What a report says beyond its sections.
-pub(super) struct Report {
+pub(super) struct DiffOutput {
     /// The markdown heading.
     pub title: String,
     /// The command that shows the diffs a markdown comment had to leave out.
@@ -101,7 +101,7 @@ pub(super) fn print_report(
     sections: &[Section],
     options: &DiffOptions,
     format: DiffFormat,
-    report: &Report,
+    report: &DiffOutput,
 ) -> Result<()> {
     match format {
         DiffFormat::Text => {

@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         &sections,
         &diff,
         args.output,
-        &super::diff::Report {
+        &super::diff::DiffOutput {
             title: format!("kpin diff against `{base}`{env}"),
             rerun: format!("kpin diff --base {base}{env}"),
             json_fields: vec![("base", base.into())],

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
         .filter(|r| {
             r.problem
                 .as_ref()
-                .is_some_and(kpin::outdated::Unchecked::is_error)
+                .is_some_and(kpin::outdated::VersionsUnknown::is_error)
         })
         .map(|r| r.package.as_str())
         .collect();

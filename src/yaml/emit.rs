@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::resolve::{Resolved, resolve_plain};
+use super::resolve::{TypedScalar, resolve_plain};
 
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
     match serde_json::to_value(value) {
@@ -179,7 +179,7 @@ pub fn is_plain_safe(s: &str) -> bool {
     }
     // Belt and braces: what go-yaml v2 (Kubernetes) types, plus a broad net for YAML 1.1/1.2
     // numbers, timestamps and sexagesimals that other readers know.
-    resolve_plain(s) == Resolved::Str && !is_reserved_word(s) && !looks_numeric(s)
+    resolve_plain(s) == TypedScalar::Str && !is_reserved_word(s) && !looks_numeric(s)
 }
 
 /// Characters YAML allows in a document without escaping.

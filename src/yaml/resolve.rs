@@ -13,7 +13,7 @@ use crate::error::quote;
 
 /// A plain scalar typed the way go-yaml v2 types it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Resolved {
+pub(super) enum TypedScalar {
     Null,
     Bool(bool),
     Int(i64),
@@ -27,30 +27,30 @@ pub(super) enum Resolved {
 /// go-yaml v2's `resolve()` for an untagged plain scalar. Mixed-case words (`tRUE`), YAML 1.1
 /// sexagesimals (`1:20`) and timestamps stay strings; underscores vanish from numbers (`1_000`);
 /// a leading `0` means octal, `0x`/`0o`/`0b` (either case) pick the base.
-pub(super) fn resolve_plain(s: &str) -> Resolved {
+pub(super) fn resolve_plain(s: &str) -> TypedScalar {
     let Some(&first) = s.as_bytes().first() else {
-        return Resolved::Null;
+        return TypedScalar::Null;
     };
     match s {
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Resolved::Bool(true);
+            return TypedScalar::Bool(true);
         }
         "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Resolved::Bool(false);
+            return TypedScalar::Bool(false);
         }
-        "~" | "null" | "Null" | "NULL" => return Resolved::Null,
-        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+        "~" | "null" | "Null" | "NULL" => return TypedScalar::Null,
+        ".nan" | ".NaN" | ".NAN" => return TypedScalar::Float(f64::NAN),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Resolved::Float(f64::INFINITY);
+            return TypedScalar::Float(f64::INFINITY);
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return TypedScalar::Float(f64::NEG_INFINITY),
         _ => {}
     }
     match first {
         // Go's ParseFloat on the text as written: no underscores allowed here.
         b'.' => match s.parse::<f64>() {
-            Ok(f) if f.is_finite() => Resolved::Float(f),
-            _ => Resolved::Str,
+            Ok(f) if f.is_finite() => TypedScalar::Float(f),
+            _ => TypedScalar::Str,
         },
         b'+' | b'-' | b'0'..=b'9' => {
             let plain: Cow<str> = if s.contains('_') {
@@ -66,17 +66,17 @@ pub(super) fn resolve_plain(s: &str) -> Resolved {
                 if let Ok(f) = plain.parse::<f64>()
                     && f.is_finite()
                 {
-                    return Resolved::Float(f);
+                    return TypedScalar::Float(f);
                 }
             }
-            Resolved::Str
+            TypedScalar::Str
         }
-        _ => Resolved::Str,
+        _ => TypedScalar::Str,
     }
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`, falling back to `ParseUint` for unsigned text.
-fn go_parse_int(s: &str) -> Option<Resolved> {
+fn go_parse_int(s: &str) -> Option<TypedScalar> {
     let (negative, signed, body) = match s.as_bytes().first()? {
         b'+' => (false, true, &s[1..]),
         b'-' => (true, true, &s[1..]),
@@ -102,11 +102,11 @@ fn go_parse_int(s: &str) -> Option<Resolved> {
     };
     if negative {
         // Down to i64::MIN, whose magnitude (2^63) no positive i64 holds.
-        0_i64.checked_sub_unsigned(magnitude).map(Resolved::Int)
+        0_i64.checked_sub_unsigned(magnitude).map(TypedScalar::Int)
     } else if let Ok(int) = i64::try_from(magnitude) {
-        Some(Resolved::Int(int))
+        Some(TypedScalar::Int(int))
     } else {
-        (!signed).then_some(Resolved::Uint(magnitude))
+        (!signed).then_some(TypedScalar::Uint(magnitude))
     }
 }
 
@@ -149,20 +149,20 @@ fn yaml_style_float(s: &str) -> bool {
 
 /// The JSON value the API server ends up with: `sigs.k8s.io/yaml` marshals go-yaml's value to
 /// JSON and the server decodes numbers back as int64 when they fit, float64 otherwise.
-pub(super) fn resolved_to_json(resolved: Resolved, text: &str) -> Result<Value, String> {
+pub(super) fn resolved_to_json(resolved: TypedScalar, text: &str) -> Result<Value, String> {
     Ok(match resolved {
-        Resolved::Null => Value::Null,
-        Resolved::Bool(b) => Value::Bool(b),
-        Resolved::Int(i) => Value::from(i),
-        Resolved::Uint(u) => float_to_json(u as f64),
-        Resolved::Float(f) if !f.is_finite() => {
+        TypedScalar::Null => Value::Null,
+        TypedScalar::Bool(b) => Value::Bool(b),
+        TypedScalar::Int(i) => Value::from(i),
+        TypedScalar::Uint(u) => float_to_json(u as f64),
+        TypedScalar::Float(f) if !f.is_finite() => {
             return Err(format!(
                 "{} is not a finite number and cannot be converted to JSON (Kubernetes rejects it too); quote it if a string is meant",
                 quote(text)
             ));
         }
-        Resolved::Float(f) => float_to_json(f),
-        Resolved::Str => Value::String(text.to_owned()),
+        TypedScalar::Float(f) => float_to_json(f),
+        TypedScalar::Str => Value::String(text.to_owned()),
     })
 }
 
@@ -181,17 +181,17 @@ fn float_to_json(f: f64) -> Value {
 
 /// The mapping key `sigs.k8s.io/yaml` produces for a resolved scalar key (`on:` becomes
 /// `"true"`, `0755:` becomes `"493"`).
-pub(super) fn resolved_to_key(resolved: Resolved, text: &str) -> Result<String, String> {
+pub(super) fn resolved_to_key(resolved: TypedScalar, text: &str) -> Result<String, String> {
     match resolved {
-        Resolved::Str => Ok(text.to_owned()),
-        Resolved::Bool(b) => Ok(b.to_string()),
-        Resolved::Int(i) => Ok(i.to_string()),
-        Resolved::Float(f) => Ok(go_format_g32(f)),
-        Resolved::Null => Err(format!(
+        TypedScalar::Str => Ok(text.to_owned()),
+        TypedScalar::Bool(b) => Ok(b.to_string()),
+        TypedScalar::Int(i) => Ok(i.to_string()),
+        TypedScalar::Float(f) => Ok(go_format_g32(f)),
+        TypedScalar::Null => Err(format!(
             "mapping key {} is null, which Kubernetes cannot read; quote it",
             quote(text)
         )),
-        Resolved::Uint(_) => Err(format!(
+        TypedScalar::Uint(_) => Err(format!(
             "mapping key {} is an unsigned 64-bit integer, which Kubernetes cannot read; quote it",
             quote(text)
         )),
@@ -228,32 +228,32 @@ pub(super) fn resolve_scalar(
     text: &str,
     style: ScalarStyle,
     tag: Option<&Tag>,
-) -> Result<Resolved, String> {
+) -> Result<TypedScalar, String> {
     let Some(tag) = tag else {
         return Ok(match style {
             ScalarStyle::Plain => resolve_plain(text),
-            _ => Resolved::Str,
+            _ => TypedScalar::Str,
         });
     };
     let Some(name) = yaml_tag_name(tag) else {
         // Local tags (`!foo`) are not resolvable in go-yaml: the text is kept as a string.
-        return Ok(Resolved::Str);
+        return Ok(TypedScalar::Str);
     };
     let resolved = resolve_plain(text);
     let ok = match name.as_ref() {
         "binary" => {
             return Err("`!!binary` scalars are not supported in Kubernetes objects".into());
         }
-        "int" => matches!(resolved, Resolved::Int(_) | Resolved::Uint(_)),
+        "int" => matches!(resolved, TypedScalar::Int(_) | TypedScalar::Uint(_)),
         "float" => match resolved {
-            Resolved::Int(i) => return Ok(Resolved::Float(i as f64)),
-            Resolved::Float(_) => true,
+            TypedScalar::Int(i) => return Ok(TypedScalar::Float(i as f64)),
+            TypedScalar::Float(_) => true,
             _ => false,
         },
-        "bool" => matches!(resolved, Resolved::Bool(_)),
-        "null" => resolved == Resolved::Null,
+        "bool" => matches!(resolved, TypedScalar::Bool(_)),
+        "null" => resolved == TypedScalar::Null,
         // `!!str`, `!!timestamp` (go-yaml v2 leaves it a string) and tags it does not know.
-        _ => return Ok(Resolved::Str),
+        _ => return Ok(TypedScalar::Str),
     };
     if ok {
         Ok(resolved)
