@@ -1186,7 +1186,10 @@ fn an_x509_v1_client_certificate_is_named_as_such() {
 
 /// The same flows against a real cluster. Ignored by default and skipped unless
 /// `KPIN_TEST_KUBECONFIG` names a kubeconfig whose current context may be written to; each test
-/// works in its own namespace `kpin-it-<pid>-<n>` and deletes it afterwards. With kind:
+/// works in its own namespaces `kpin-it-<pid>-<n>` (and `-extra`, `-prod`) and deletes them and
+/// the cluster-scoped objects it created afterwards, also when it fails. The cluster flows of
+/// tests/it/environments.rs (per-environment apply, promotion, `kpin status`) are here too:
+/// each environment is a context of its own, the test cluster with its own namespace. With kind:
 ///
 /// ```text
 /// kind create cluster --name kpin-it
@@ -1196,10 +1199,14 @@ fn an_x509_v1_client_certificate_is_named_as_such() {
 mod real {
     use std::process::Command;
 
-    use super::{assert_contains, expect_code};
+    use serde_json::{Value, json};
+
+    use super::{assert_contains, assert_row, expect_code};
     use crate::support::{Project, Run};
 
     struct Real {
+        /// The kubeconfig kpin and kubectl use: `KPIN_TEST_KUBECONFIG`, or the copy with named
+        /// contexts that `use_contexts` writes.
         kubeconfig: String,
         namespace: String,
         project: Project,
@@ -1238,6 +1245,11 @@ mod real {
             })
         }
 
+        /// The test namespace with `suffix` (`""`, `"-extra"`, `"-prod"`).
+        fn ns(&self, suffix: &str) -> String {
+            format!("{}{suffix}", self.namespace)
+        }
+
         /// Delete this cluster-scoped object (`kind/name`, `NS` replaced) when the test ends.
         fn cleanup(&self, object: &str) {
             self.cluster_scoped
@@ -1252,6 +1264,49 @@ mod real {
             !self.kubectl(&all).trim().is_empty()
         }
 
+        /// `kubectl get ARGS -o json`: the object, `None` when the cluster has none. Fails the
+        /// test when kubectl fails.
+        fn get(&self, args: &[&str]) -> Option<Value> {
+            let out = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .arg("get")
+                .args(args)
+                .args(["--ignore-not-found", "-o", "json"])
+                .output()
+                .expect("running kubectl");
+            assert!(
+                out.status.success(),
+                "kubectl get {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.stdout.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
+            Some(serde_json::from_slice(&out.stdout).expect("kubectl get -o json"))
+        }
+
+        /// Whether the object is gone or going: a Namespace or CRD takes a moment to go after
+        /// the DELETE that kpin sends returns.
+        fn deleted(&self, args: &[&str]) -> bool {
+            self.get(args)
+                .is_none_or(|o| o["metadata"]["deletionTimestamp"].is_string())
+        }
+
+        /// The annotations of the ApplySet parent `kpin-<package>` in `namespace`.
+        fn parent_annotations(&self, package: &str, namespace: &str) -> Value {
+            let parent = self
+                .get(&["configmap", &format!("kpin-{package}"), "-n", namespace])
+                .unwrap_or_else(|| panic!("no ApplySet parent kpin-{package} in {namespace}"));
+            parent["metadata"]["annotations"].clone()
+        }
+
+        /// Write a file of the project, `NS` replaced by the test namespace.
+        fn write(&self, rel: &str, text: &str) {
+            self.project
+                .write(rel, &text.replace("NS", &self.namespace));
+        }
+
         /// Vendor `yaml` (with `NS` replaced by the test namespace) as the package `demo`.
         fn vendor(&self, version: &str, yaml: &str) {
             self.project.write(
@@ -1261,15 +1316,66 @@ mod real {
                     self.namespace
                 ),
             );
-            self.project.write(
-                &format!("vendor/demo/{version}/demo.yaml"),
-                &yaml.replace("NS", &self.namespace),
+            self.write(&format!("vendor/demo/{version}/demo.yaml"), yaml);
+        }
+
+        /// From now on, kpin and kubectl use a kubeconfig with the current context of the test
+        /// kubeconfig (credentials inlined) under each name of `contexts`, with its default
+        /// namespace (`NS` replaced); the first is the current context.
+        fn use_contexts(&mut self, contexts: &[(&str, &str)]) {
+            let out = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args([
+                    "config",
+                    "view",
+                    "--raw",
+                    "--flatten",
+                    "--minify",
+                    "-o",
+                    "json",
+                ])
+                .output()
+                .expect("running kubectl");
+            assert!(
+                out.status.success(),
+                "kubectl config view: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut config: Value =
+                serde_json::from_slice(&out.stdout).expect("kubectl config view -o json");
+            let current = config["contexts"][0]["context"].clone();
+            assert!(current.is_object(), "no current context: {config}");
+            config["contexts"] = contexts
+                .iter()
+                .map(|(name, namespace)| {
+                    let mut context = current.clone();
+                    context["namespace"] = json!(namespace.replace("NS", &self.namespace));
+                    json!({"name": name, "context": context})
+                })
+                .collect();
+            config["current-context"] = json!(contexts[0].0);
+            // JSON is YAML: kubectl and kpin read it as a kubeconfig.
+            let path = self.project.path().join("kubeconfig");
+            std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+            self.kubeconfig = path.display().to_string();
+        }
+
+        /// Create namespace `name` (`NS` replaced) with kubectl, as someone before kpin did.
+        fn create_namespace(&self, name: &str) {
+            self.kubectl_stdin(
+                &["apply", "-f", "-"],
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
             );
         }
 
+        /// Run kpin against the test cluster; an apply waits up to 180 s.
         fn kpin(&self, args: &[&str]) -> Run {
             let mut all = args.to_vec();
-            all.extend(["--kubeconfig", &self.kubeconfig, "--timeout", "180"]);
+            all.extend(["--kubeconfig", &self.kubeconfig]);
+            if args.first() == Some(&"apply") {
+                all.extend(["--timeout", "180"]);
+            }
             self.project.run(&all)
         }
 
@@ -1503,37 +1609,31 @@ rules:
         ) else {
             return;
         };
-        let crd = "---
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.NS.kpin.example.com
-spec:
-  group: NS.kpin.example.com
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-";
         r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
         let configmaps: String = (0..8)
             .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: NS\n"))
             .collect();
-        let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n";
-        r.vendor("1.0.0", &format!("{namespace}{crd}{configmaps}"));
+        r.vendor("1.0.0", &format!("{NAMESPACE}{WIDGET_CRD}{configmaps}"));
         r.expect(0, &["apply", "--wait=false"]);
 
-        // Only two ConfigMaps left: deleting 6 of 10 is refused before anything is written.
+        // One ConfigMap left: deleting 7 of 10 is refused before anything is written.
         r.vendor(
             "1.1.0",
-            &format!("{namespace}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c0\n  namespace: NS\n"),
+            &format!("{NAMESPACE}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c0\n  namespace: NS\n"),
         );
         let refused = r.expect(2, &["apply", "--prune", "--wait=false"]);
-        assert_contains(&refused.stderr, "--prune would delete");
+        assert_contains(
+            &refused.stderr,
+            "package demo: --prune would delete 7 of the 10 objects in the cluster that it applied before:",
+        );
+        assert_contains(&refused.stderr, &format!("  ConfigMap {}/c7", r.namespace));
+        assert_contains(
+            &refused.stderr,
+            "hint: check that the render is what you meant",
+        );
         assert!(r.exists(&["configmap", "c7", "-n", &r.namespace]));
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(&diff.stdout, "would refuse to delete 7 of the 10 objects");
 
         let run = r.expect(
             0,
@@ -1556,7 +1656,7 @@ spec:
                 "--wait=false",
             ],
         );
-        assert!(!r.exists(&["customresourcedefinition", &crd_name]));
+        assert!(r.deleted(&["customresourcedefinition", &crd_name]));
     }
 
     #[test]
@@ -1565,48 +1665,29 @@ spec:
         let Some(r) = Real::new("real_a_package_uses_the_crds_of_another", 6) else {
             return;
         };
-        let ns = &r.namespace;
-        r.cleanup("customresourcedefinition/servicemonitors.NS.kpin.example.com");
-        r.project.write(
-            "kpin.yaml",
-            &format!(
-                "packages:\n  ingress:\n    version: 1.0.0\n    url: https://example.invalid/ingress-{{version}}.yaml\n    namespace: {ns}\n    overlays: [overlays/ingress.yaml]\n\
-                   monitoring:\n    version: 1.0.0\n    url: https://example.invalid/monitoring-{{version}}.yaml\n    namespace: {ns}-extra\n"
-            ),
+        r.monitored();
+        let run = r.expect(0, &["apply", "--dry-run"]);
+        assert_row(
+            &run.stdout,
+            "created",
+            &format!("ServiceMonitor {}/controller", r.namespace),
         );
-        r.project.write(
-            "vendor/ingress/1.0.0/ingress.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(
+            &diff.stdout,
+            &format!("+ ServiceMonitor {}/controller", r.namespace),
         );
-        r.project.write(
-            "vendor/monitoring/1.0.0/monitoring.yaml",
-            &format!(
-                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}-extra\n---\n\
-                 apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: servicemonitors.{ns}.kpin.example.com\n\
-                 spec:\n  group: {ns}.kpin.example.com\n  names: {{kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}}\n\
-                   scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n\
-                     schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n"
-            ),
+        assert!(
+            !r.exists(&["namespace", &r.namespace]),
+            "a dry run creates nothing"
         );
-        r.project.write(
-            "overlays/ingress.yaml",
-            "operations:\n- add: {files: [servicemonitor.yaml]}\n",
-        );
-        r.project.write(
-            "overlays/servicemonitor.yaml",
-            &format!(
-                "apiVersion: {ns}.kpin.example.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: controller\nspec:\n  endpoints: [{{port: metrics}}]\n"
-            ),
-        );
-        r.expect(0, &["apply", "--dry-run"]);
-        r.expect(1, &["diff"]);
         r.expect(0, &["apply", "--wait=false"]);
         r.expect(0, &["diff"]);
         assert!(r.exists(&[
-            &format!("servicemonitors.{ns}.kpin.example.com"),
+            &format!("servicemonitors.{}.kpin.example.com", r.namespace),
             "controller",
             "-n",
-            ns
+            &r.namespace
         ]));
     }
 
@@ -1626,6 +1707,1013 @@ spec:
             1,
         );
         assert_contains(&run.stdout, "not ready");
+    }
+
+    // Single documents, `NS` standing for the test namespace; all but NAMESPACE start with `---`.
+
+    const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n";
+
+    const SETTINGS: &str = "---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: NS
+data:
+  mode: fast
+";
+
+    const KEEPME: &str = "---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: keepme
+  namespace: NS
+  annotations: {kpin.dev/prune: keep}
+";
+
+    const CLUSTER_ROLE: &str = "---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: NS-reader
+rules:
+- apiGroups: ['']
+  resources: [configmaps]
+  verbs: [get]
+";
+
+    /// A CRD of a group of the test's own, so that tests do not share it.
+    const WIDGET_CRD: &str = "---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.NS.kpin.example.com
+spec:
+  group: NS.kpin.example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
+    const WIDGET: &str = "---
+apiVersion: NS.kpin.example.com/v1
+kind: Widget
+metadata:
+  name: gadget
+  namespace: NS
+spec:
+  size: 3
+";
+
+    const WEBHOOK: &str = "---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: NS-webhook
+webhooks: []
+";
+
+    /// kpin.yaml of `super::MONITORED` in the test namespaces: `ingress` (in `NS`) adds a
+    /// ServiceMonitor with an overlay, whose CRD comes from `monitoring` (in `NS-extra`).
+    const MONITORED: &str = "\
+packages:
+  ingress:
+    version: 1.0.0
+    url: https://example.invalid/ingress-{version}.yaml
+    namespace: NS
+    overlays: [overlays/ingress.yaml]
+  monitoring:
+    version: 1.0.0
+    url: https://example.invalid/monitoring-{version}.yaml
+    namespace: NS-extra
+";
+
+    const SERVICE_MONITOR_CRD: &str = "---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.NS.kpin.example.com
+spec:
+  group: NS.kpin.example.com
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+";
+
+    /// kpin.yaml of tests/it/environments.rs: dev, qa and prod, each its own context.
+    const ENVIRONMENTS: &str = "\
+environments:
+  dev:
+    context: dev-admin
+  qa:
+    context: qa-admin
+  prod:
+    context: prod-admin
+    overlays: [overlays/prod.yaml]
+
+promotion: [dev, qa, prod]
+
+packages:
+  web:
+    version: 1.0.0
+    path: mirror/web/{version}
+";
+
+    const PROD_OVERLAY: &str = "\
+operations:
+- strategicMerge:
+    select: {kind: Deployment, name: web}
+    patch:
+      spec:
+        replicas: 3
+";
+
+    /// A release of `web` as in tests/it/environments.rs, without namespaces: each
+    /// environment's objects (and ApplySet parent) go to its context's namespace.
+    fn release(mode: &str, pause: &str) -> String {
+        format!(
+            "\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: web-settings}}
+data: {{mode: {mode}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:{pause}
+"
+        )
+    }
+
+    /// The matrix part of `kpin status` output (up to the details).
+    fn matrix(run: &Run) -> String {
+        run.stdout
+            .split_inclusive('\n')
+            .take_while(|l| *l != "\n")
+            .collect()
+    }
+
+    impl Real {
+        /// The two packages of `MONITORED`, vendored.
+        fn monitored(&self) {
+            self.cleanup("customresourcedefinition/servicemonitors.NS.kpin.example.com");
+            self.write("kpin.yaml", MONITORED);
+            self.write(
+                "vendor/ingress/1.0.0/ingress.yaml",
+                &format!("{NAMESPACE}{SETTINGS}"),
+            );
+            self.write(
+                "vendor/monitoring/1.0.0/monitoring.yaml",
+                &format!(
+                    "{}{SERVICE_MONITOR_CRD}",
+                    NAMESPACE.replace("NS", "NS-extra")
+                ),
+            );
+            self.write(
+                "overlays/ingress.yaml",
+                "operations:\n- add: {files: [servicemonitor.yaml]}\n",
+            );
+            self.write(
+                "overlays/servicemonitor.yaml",
+                "apiVersion: NS.kpin.example.com/v1\nkind: ServiceMonitor\nmetadata:\n  name: controller\n\
+                 spec:\n  endpoints: [{port: metrics}]\n  selector: {matchLabels: {app: ingress}}\n",
+            );
+        }
+
+        /// The project of tests/it/environments.rs against the test cluster: `web` 1.0.0,
+        /// 1.1.0 in dev (`kpin upgrade --env dev`), locked. dev, qa and prod are contexts of
+        /// the test cluster in namespaces `NS`, `NS-extra` and `NS-prod`, created here.
+        fn environments(&mut self) {
+            self.cleanup("namespace/NS-prod");
+            for ns in ["NS", "NS-extra", "NS-prod"] {
+                self.create_namespace(ns);
+            }
+            self.use_contexts(&[
+                ("dev-admin", "NS"),
+                ("qa-admin", "NS-extra"),
+                ("prod-admin", "NS-prod"),
+            ]);
+            let p = &self.project;
+            p.write("kpin.yaml", ENVIRONMENTS)
+                .write("overlays/prod.yaml", PROD_OVERLAY)
+                .write("mirror/web/1.0.0/web.yaml", &release("classic", "3.9"))
+                .write("mirror/web/1.1.0/web.yaml", &release("modern", "3.10"));
+            expect_code(p.run(&["sync"]), 0);
+            expect_code(
+                p.run(&["upgrade", "web", "--env", "dev", "--to", "1.1.0"]),
+                0,
+            );
+        }
+
+        /// The image of Deployment `web` in `namespace`.
+        fn image(&self, namespace: &str) -> String {
+            let web = self
+                .get(&["deployment", "web", "-n", namespace])
+                .expect("web is deployed");
+            web["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+
+        /// The resourceVersion of an object: it moves with every write.
+        fn resource_version(&self, args: &[&str]) -> Value {
+            self.get(args)
+                .unwrap_or_else(|| panic!("{args:?} exists"))["metadata"]["resourceVersion"]
+                .clone()
+        }
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_first_apply_creates_every_stage_and_records_the_applyset() {
+        let Some(r) = Real::new(
+            "real_first_apply_creates_every_stage_and_records_the_applyset",
+            16,
+        ) else {
+            return;
+        };
+        r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
+        r.cleanup("clusterrole/NS-reader");
+        r.cleanup("validatingwebhookconfiguration/NS-webhook");
+        // The webhook and the custom resource come first in the file: kpin's stages apply the
+        // CRD, waits until it is established, and the webhook last.
+        r.vendor(
+            "1.0.0",
+            &format!("{WEBHOOK}{WIDGET}---\n{BASE}{WIDGET_CRD}{CLUSTER_ROLE}"),
+        );
+        let run = r.expect(0, &["apply"]);
+        for object in [
+            "CustomResourceDefinition widgets.NS.kpin.example.com",
+            "Namespace NS",
+            "ClusterRole NS-reader",
+            "ConfigMap NS/settings",
+            "Secret NS/creds",
+            "Deployment NS/web",
+            "Widget NS/gadget",
+            "ValidatingWebhookConfiguration NS-webhook",
+        ] {
+            assert_row(&run.stdout, "created", &object.replace("NS", &r.namespace));
+        }
+        assert_contains(&run.stdout, "\n8 created\n");
+
+        // Applied by kpin's field manager, labelled as members of the parent's ApplySet.
+        let ns = r.namespace.as_str();
+        let settings = r
+            .get(&["configmap", "settings", "-n", ns, "--show-managed-fields"])
+            .expect("applied");
+        let managers: Vec<&str> = settings["metadata"]["managedFields"]
+            .as_array()
+            .expect("managedFields")
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["kpin"], "{settings}");
+        let part_of = settings["metadata"]["labels"]["applyset.kubernetes.io/part-of"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(part_of.starts_with("applyset-"), "{settings}");
+        let parent = r
+            .get(&["configmap", "kpin-demo", "-n", ns])
+            .expect("ApplySet parent");
+        assert_eq!(
+            parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
+            part_of.as_str()
+        );
+        let annotations = &parent["metadata"]["annotations"];
+        assert_eq!(
+            annotations["applyset.kubernetes.io/tooling"],
+            format!("kpin/{}", kpin::VERSION)
+        );
+        assert_eq!(
+            annotations["applyset.kubernetes.io/contains-group-kinds"],
+            format!(
+                "ClusterRole.rbac.authorization.k8s.io,ConfigMap,CustomResourceDefinition.apiextensions.k8s.io,\
+                 Deployment.apps,Namespace,Secret,ValidatingWebhookConfiguration.admissionregistration.k8s.io,\
+                 Widget.{ns}.kpin.example.com"
+            )
+        );
+        assert_eq!(
+            annotations["applyset.kubernetes.io/additional-namespaces"],
+            ""
+        );
+        assert_eq!(annotations["kpin.dev/version"], "1.0.0");
+        assert_eq!(annotations["kpin.dev/environment"], "default");
+        assert!(
+            annotations["kpin.dev/rendered-digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:")),
+            "{annotations}"
+        );
+
+        // An unchanged re-apply writes nothing, the parent included.
+        let widgets = format!("widgets.{ns}.kpin.example.com");
+        let written = || {
+            (
+                r.resource_version(&["configmap", "kpin-demo", "-n", ns]),
+                r.resource_version(&["configmap", "settings", "-n", ns]),
+                r.resource_version(&[&widgets, "gadget", "-n", ns]),
+            )
+        };
+        let before = written();
+        let again = r.expect(0, &["apply"]);
+        assert_contains(&again.stdout, "\n8 unchanged\n");
+        assert_eq!(written(), before, "an unchanged re-apply writes nothing");
+        let diff = r.expect(0, &["diff"]);
+        assert_eq!(diff.stdout, "");
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals() {
+        let Some(r) = Real::new(
+            "real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals",
+            7,
+        ) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.cleanup("clusterrole/NS-reader");
+        r.vendor("1.0.0", &format!("{BASE}{LEGACY}"));
+        let secrets = |text: &str| {
+            [
+                "old-password",
+                "b2xkLXBhc3N3b3Jk",
+                "new-password",
+                "bmV3LXBhc3N3b3Jk",
+            ]
+            .iter()
+            .any(|s| text.contains(s))
+        };
+
+        // Nothing deployed yet: the diff lists every object as a creation.
+        let diff = r.expect(1, &["diff"]);
+        for object in [
+            "Namespace NS",
+            "ConfigMap NS/settings",
+            "Secret NS/creds",
+            "Deployment NS/web",
+            "ConfigMap NS/legacy",
+        ] {
+            assert_contains(
+                &diff.stdout,
+                &format!("  + {}\n", object.replace("NS", &ns)),
+            );
+        }
+        assert!(!secrets(&diff.stdout), "{}", diff.stdout);
+
+        // A dry run reports the same and creates nothing.
+        let dry = r.expect(0, &["apply", "--dry-run"]);
+        assert_contains(&dry.stdout, "dry run: 5 created");
+        assert!(!r.exists(&["namespace", &ns]), "a dry run creates nothing");
+        r.expect(1, &["diff"]);
+
+        r.expect(0, &["apply", "--wait=false"]);
+        let clean = r.expect(0, &["diff"]);
+        assert_eq!(clean.stdout, "");
+
+        // 1.1.0 adds a ClusterRole, changes the ConfigMap and the Secret, drops `legacy`.
+        r.vendor(
+            "1.1.0",
+            &format!(
+                "{}{CLUSTER_ROLE}",
+                BASE.replace("mode: fast", "mode: slow")
+                    .replace("old-password", "new-password")
+            ),
+        );
+        let diff = r.expect(1, &["diff"]);
+        assert!(
+            diff.stdout
+                .starts_with("demo 1.0.0 -> 1.1.0 (1 added, 2 changed, 1 removed, 2 unchanged)\n"),
+            "{}",
+            diff.stdout
+        );
+        assert_contains(
+            &diff.stdout,
+            &format!(
+                "  warning: 1 object(s) no longer rendered; `kpin apply --prune` would delete them: ConfigMap {ns}/legacy\n"
+            ),
+        );
+        for line in [
+            "  + ClusterRole NS-reader\n",
+            "  ~ Secret NS/creds\n",
+            "  - ConfigMap NS/legacy\n",
+            "  ~ ConfigMap NS/settings\n",
+            "    -  mode: fast\n",
+            "    +  mode: slow\n",
+            "    +  password: \"*** (after)\"\n",
+        ] {
+            assert_contains(&diff.stdout, &line.replace("NS", &ns));
+        }
+        assert!(!secrets(&diff.stdout), "{}", diff.stdout);
+        assert!(
+            !r.exists(&["clusterrole", &format!("{ns}-reader")]),
+            "diff creates nothing"
+        );
+        assert!(r.exists(&["configmap", "legacy", "-n", &ns]), "nor deletes");
+
+        let shown = r.expect(1, &["diff", "--show-secrets"]);
+        assert!(
+            shown.stdout.contains("bmV3LXBhc3N3b3Jk") || shown.stdout.contains("new-password"),
+            "{}",
+            shown.stdout
+        );
+
+        let context = r.kubectl(&["config", "current-context"]).trim().to_owned();
+        let md = r.expect(1, &["diff", "--output", "markdown"]);
+        assert!(
+            md.stdout
+                .starts_with(&format!("## kpin diff against context `{context}`\n")),
+            "{}",
+            md.stdout
+        );
+        assert_contains(&md.stdout, "| `demo` | 1.0.0 → 1.1.0 | 1 | 2 | 1 | 2 |");
+        assert!(!secrets(&md.stdout), "{}", md.stdout);
+        let json = r.expect(1, &["diff", "--output", "json"]);
+        assert!(!secrets(&json.stdout), "{}", json.stdout);
+        let v: Value = serde_json::from_str(&json.stdout).expect("json");
+        assert_eq!(v["changed"], true);
+        assert_eq!(v["target"]["context"], context.as_str());
+        assert_eq!(
+            v["sections"][0]["objects"].as_array().map(Vec::len),
+            Some(4)
+        );
+        assert_eq!(v["sections"][0]["summary"]["unchanged"], 2);
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_refusals_before_any_request_create_nothing() {
+        let Some(mut r) = Real::new("real_refusals_before_any_request_create_nothing", 8) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        // A field the API schemas do not know: refused before anything is sent.
+        r.vendor("1.0.0", &BASE.replace("  replicas: 1\n", "  replica: 1\n"));
+        for command in ["apply", "diff"] {
+            let run = r.expect(2, &[command]);
+            assert_contains(&run.stderr, "spec.replica: unknown field `replica`");
+            assert_contains(&run.stderr, "nothing was sent to the cluster");
+        }
+        // YAML that does not parse, an environment kpin.yaml does not declare.
+        r.vendor(
+            "1.0.0",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a\n",
+        );
+        r.expect(2, &["apply"]);
+        r.vendor("1.0.0", BASE);
+        let run = r.expect(2, &["apply", "--env", "staging"]);
+        assert_contains(&run.stderr, "no environment `staging`");
+        assert!(!r.exists(&["namespace", &ns]), "nothing was created");
+
+        // An environment names its context: another --context is refused, and without one
+        // the environment's is used.
+        r.use_contexts(&[("it", "NS"), ("other", "NS")]);
+        let manifest = r.project.read("kpin.yaml");
+        r.project.write(
+            "kpin.yaml",
+            &format!("environments:\n  prod:\n    context: other\n{manifest}"),
+        );
+        let run = r.expect(2, &["apply", "--env", "prod", "--context", "it"]);
+        assert_contains(
+            &run.stderr,
+            "environment prod uses context other, but --context it was given",
+        );
+        assert!(!r.exists(&["namespace", &ns]), "nothing was created");
+        let run = r.expect(0, &["apply", "--env", "prod", "--dry-run"]);
+        assert_contains(&run.stderr, "Target context other (");
+        assert_contains(&run.stdout, "dry run: 4 created");
+        assert!(!r.exists(&["namespace", &ns]), "a dry run creates nothing");
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
+        let Some(r) = Real::new(
+            "real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones",
+            9,
+        ) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
+        let crd_name = format!("widgets.{ns}.kpin.example.com");
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{WIDGET_CRD}{SETTINGS}{LEGACY}{KEEPME}{WIDGET}"),
+        );
+        r.expect(0, &["apply", "--wait=false"]);
+        r.vendor("1.1.0", &format!("{NAMESPACE}{SETTINGS}"));
+
+        // Without --prune, removed objects stay.
+        r.expect(0, &["apply", "--wait=false"]);
+        assert!(r.exists(&["configmap", "legacy", "-n", &ns]));
+
+        // The live diff lists what --prune would delete and names what it keeps, and why.
+        let diff = r.expect(1, &["diff"]);
+        let listed: Vec<&str> = diff
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                format!(
+                    "  no longer rendered, kept by `kpin apply --prune`: ConfigMap {ns}/keepme (kpin.dev/prune: keep)"
+                ),
+                format!(
+                    "  no longer rendered, kept by `kpin apply --prune`: CustomResourceDefinition {crd_name} \
+                     (deleting a CustomResourceDefinition deletes every custom resource of its kind in the cluster; \
+                     pass --prune-allow with its kind to delete it)"
+                ),
+                format!(
+                    "  warning: 2 object(s) no longer rendered; `kpin apply --prune` would delete them: \
+                     ConfigMap {ns}/legacy, Widget {ns}/gadget"
+                ),
+                format!("  - ConfigMap {ns}/legacy"),
+                format!("  - Widget {ns}/gadget"),
+            ],
+            "{}",
+            diff.stdout
+        );
+        let allowed = r.expect(1, &["diff", "--prune-allow", "CustomResourceDefinition"]);
+        assert_contains(
+            &allowed.stdout,
+            &format!("  - CustomResourceDefinition {crd_name}\n"),
+        );
+
+        // A dry run reports the same prune and deletes nothing.
+        let dry = r.expect(0, &["apply", "--prune", "--dry-run"]);
+        assert_contains(&dry.stdout, "dry run: 2 unchanged, 2 pruned, 2 kept");
+        assert!(r.exists(&["configmap", "legacy", "-n", &ns]));
+        assert!(!r.deleted(&[&crd_name, "gadget", "-n", &ns]));
+
+        let run = r.expect(0, &["apply", "--prune", "--wait=false"]);
+        assert_row(&run.stdout, "pruned", &format!("ConfigMap {ns}/legacy"));
+        assert_row(&run.stdout, "pruned", &format!("Widget {ns}/gadget"));
+        assert_row(&run.stdout, "kept", &format!("ConfigMap {ns}/keepme"));
+        assert_row(
+            &run.stdout,
+            "kept",
+            &format!("CustomResourceDefinition {crd_name}"),
+        );
+        assert_contains(&run.stdout, "\n2 unchanged, 2 pruned, 2 kept\n");
+        assert!(!r.exists(&["configmap", "legacy", "-n", &ns]));
+        assert!(r.deleted(&[&crd_name, "gadget", "-n", &ns]));
+        assert!(r.exists(&["configmap", "keepme", "-n", &ns]));
+        assert!(
+            !r.deleted(&["customresourcedefinition", &crd_name]),
+            "kept without --prune-allow"
+        );
+        // The parent still records the kept kinds, so a later prune finds them again.
+        let recorded = || {
+            r.parent_annotations("demo", &ns)["applyset.kubernetes.io/contains-group-kinds"].clone()
+        };
+        assert_eq!(
+            recorded(),
+            "ConfigMap,CustomResourceDefinition.apiextensions.k8s.io,Namespace"
+        );
+        // What is kept is no change: the diff after the prune is clean.
+        let clean = r.expect(0, &["diff"]);
+        assert_eq!(clean.stdout, "");
+
+        let run = r.expect(
+            0,
+            &[
+                "apply",
+                "--prune",
+                "--prune-allow",
+                "CustomResourceDefinition",
+                "--wait=false",
+            ],
+        );
+        assert_row(
+            &run.stdout,
+            "pruned",
+            &format!("CustomResourceDefinition {crd_name}"),
+        );
+        assert!(r.deleted(&["customresourcedefinition", &crd_name]));
+        assert!(r.exists(&["configmap", "keepme", "-n", &ns]), "still kept");
+        assert_eq!(recorded(), "ConfigMap,Namespace");
+        let clean = r.expect(0, &["diff"]);
+        assert_eq!(clean.stdout, "");
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_a_namespace_is_pruned_only_when_named() {
+        let Some(mut r) = Real::new("real_a_namespace_is_pruned_only_when_named", 10) else {
+            return;
+        };
+        let extra = r.ns("-extra");
+        // Without the `namespace:` shorthand, which would move the second Namespace into the
+        // first: the parent lives in the namespace of the context.
+        r.use_contexts(&[("it", "NS")]);
+        r.write(
+            "kpin.yaml",
+            "packages:\n  demo:\n    version: 1.0.0\n    url: https://example.invalid/demo/{version}/demo.yaml\n",
+        );
+        let second = "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS-extra\n";
+        r.write(
+            "vendor/demo/1.0.0/demo.yaml",
+            &format!("{NAMESPACE}{second}{SETTINGS}"),
+        );
+        r.expect(0, &["apply", "--wait=false"]);
+        assert!(!r.deleted(&["namespace", &extra]));
+        assert!(r.exists(&["configmap", "kpin-demo", "-n", &r.namespace]));
+
+        r.write(
+            "vendor/demo/1.0.0/demo.yaml",
+            &format!("{NAMESPACE}{SETTINGS}"),
+        );
+        let run = r.expect(0, &["apply", "--prune", "--wait=false"]);
+        assert_row(&run.stdout, "kept", &format!("Namespace {extra}"));
+        assert_contains(&run.stdout, "deleting a Namespace deletes everything in it");
+        assert!(!r.deleted(&["namespace", &extra]), "kept");
+
+        let run = r.expect(
+            0,
+            &[
+                "apply",
+                "--prune",
+                "--prune-allow",
+                "Namespace",
+                "--wait=false",
+            ],
+        );
+        assert_row(&run.stdout, "pruned", &format!("Namespace {extra}"));
+        assert!(r.deleted(&["namespace", &extra]));
+        assert!(
+            !r.deleted(&["namespace", &r.namespace]),
+            "the rendered Namespace stays"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_prune_refuses_an_empty_package() {
+        let Some(r) = Real::new("real_prune_refuses_an_empty_package", 11) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.vendor("1.0.0", &format!("{NAMESPACE}{SETTINGS}"));
+        r.expect(0, &["apply", "--wait=false"]);
+        r.vendor("2.0.0", "");
+        let run = r.expect(2, &["apply", "--prune", "--wait=false"]);
+        assert_contains(&run.stderr, "renders no objects");
+        assert!(r.exists(&["configmap", "settings", "-n", &ns]));
+        assert!(!r.deleted(&["namespace", &ns]));
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_a_parent_of_other_tooling_is_refused() {
+        let Some(r) = Real::new("real_a_parent_of_other_tooling_is_refused", 12) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.kubectl_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=other-tool",
+                "-f",
+                "-",
+            ],
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kpin-demo\n  namespace: NS\n  \
+             annotations:\n    applyset.kubernetes.io/tooling: kubectl/v1.32.0\n",
+        );
+        r.vendor("1.0.0", &format!("{NAMESPACE}{SETTINGS}"));
+        let run = r.expect(2, &["apply", "--wait=false"]);
+        assert_contains(&run.stderr, "is managed by kubectl/v1.32.0, not kpin");
+        assert!(!r.exists(&["configmap", "settings", "-n", &ns]));
+        let annotations = r.parent_annotations("demo", &ns);
+        assert_eq!(
+            annotations["applyset.kubernetes.io/tooling"],
+            "kubectl/v1.32.0"
+        );
+        assert!(
+            annotations
+                .get("applyset.kubernetes.io/contains-group-kinds")
+                .is_none(),
+            "{annotations}"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_a_missing_package_namespace_is_reported_with_a_hint() {
+        let Some(r) = Real::new(
+            "real_a_missing_package_namespace_is_reported_with_a_hint",
+            13,
+        ) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.vendor("1.0.0", SETTINGS);
+        let run = r.expect(2, &["apply"]);
+        assert_contains(&run.stderr, &format!("namespace {ns} does not exist"));
+        assert_contains(&run.stderr, "hint: create it first");
+        assert!(!r.exists(&["namespace", &ns]));
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates() {
+        let Some(r) = Real::new(
+            "real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates",
+            14,
+        ) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        let selector = || {
+            r.get(&["deployment", "web", "-n", &ns]).expect("web")["spec"]["selector"]
+                ["matchLabels"]["app"]
+                .clone()
+        };
+        r.vendor("1.0.0", BASE);
+        r.expect(0, &["apply", "--wait=false"]);
+
+        // The diff shows the change and warns that apply needs --recreate, instead of failing.
+        r.vendor("1.1.0", &BASE.replace("app: web", "app: web2"));
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(
+            &diff.stdout,
+            &format!(
+                "warning: apply needs `--recreate` (or the annotation kpin.dev/recreate: \"true\"): \
+                 immutable fields change in Deployment {ns}/web (spec.selector)"
+            ),
+        );
+        assert_contains(&diff.stdout, "+        app: web2");
+        let run = r.expect(1, &["apply", "--wait=false"]);
+        assert_contains(
+            &run.stdout,
+            &format!(
+                "demo Deployment {ns}/web (failed): spec.selector: field is immutable\n  hint: pass --recreate"
+            ),
+        );
+        assert!(!run.stdout.contains("Invalid value"), "{}", run.stdout);
+        let verbose = r.expect(1, &["apply", "-v", "--wait=false"]);
+        assert_contains(
+            &verbose.stdout,
+            "server said: Deployment.apps \"web\" is invalid",
+        );
+        assert_eq!(selector(), "web");
+
+        // The annotation lets apply recreate it without the flag.
+        let annotated = BASE.replace("app: web", "app: web2").replace(
+            "  name: web\n  namespace: NS\nspec:",
+            "  name: web\n  namespace: NS\n  annotations: {kpin.dev/recreate: 'true'}\nspec:",
+        );
+        assert!(annotated.contains("kpin.dev/recreate"));
+        r.vendor("1.2.0", &annotated);
+        let dry = r.expect(0, &["apply", "--dry-run"]);
+        assert_contains(&dry.stdout, "would delete and re-create");
+        assert_eq!(selector(), "web", "a dry run recreates nothing");
+        let run = r.expect(0, &["apply", "--wait=false"]);
+        assert_row(&run.stdout, "recreated", &format!("Deployment {ns}/web"));
+        assert_eq!(selector(), "web2");
+        r.expect(0, &["diff"]);
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_needs_orders_packages_and_a_cycle_is_an_error() {
+        let Some(r) = Real::new("real_needs_orders_packages_and_a_cycle_is_an_error", 15) else {
+            return;
+        };
+        r.monitored();
+        let (ingress_ns, monitoring_ns) = (r.ns(""), r.ns("-extra"));
+        let needs = |ingress: bool, monitoring: bool| {
+            let mut manifest = MONITORED.to_owned();
+            if ingress {
+                manifest = manifest.replace(
+                    "    namespace: NS\n",
+                    "    namespace: NS\n    needs: [monitoring]\n",
+                );
+            }
+            if monitoring {
+                manifest = manifest.replace(
+                    "    namespace: NS-extra\n",
+                    "    namespace: NS-extra\n    needs: [ingress]\n",
+                );
+            }
+            r.write("kpin.yaml", &manifest);
+        };
+
+        // A cycle is refused before anything is sent.
+        needs(true, true);
+        let run = r.expect(2, &["apply", "--wait=false"]);
+        assert_contains(
+            &run.stderr,
+            "packages need each other in a cycle: ingress -> monitoring -> ingress",
+        );
+        assert!(!r.exists(&["namespace", &ingress_ns]));
+        assert!(!r.exists(&["namespace", &monitoring_ns]));
+
+        // `monitoring` sorts after `ingress`, but ingress needs it: it is applied first.
+        needs(true, false);
+        let run = r.expect(0, &["apply", "--wait=false"]);
+        let applying: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Applying") && l.contains("1.0.0"))
+            .collect();
+        assert_eq!(applying.len(), 2, "{}", run.stderr);
+        assert!(applying[0].contains("monitoring"), "{applying:?}");
+        assert!(applying[1].contains("ingress"), "{applying:?}");
+        assert!(r.exists(&["configmap", "settings", "-n", &ingress_ns]));
+        assert!(r.exists(&[
+            &format!("servicemonitors.{}.kpin.example.com", r.namespace),
+            "controller",
+            "-n",
+            &ingress_ns
+        ]));
+        r.expect(0, &["diff"]);
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_each_environment_applies_its_own_version_and_its_parent_records_it() {
+        let Some(mut r) = Real::new(
+            "real_each_environment_applies_its_own_version_and_its_parent_records_it",
+            17,
+        ) else {
+            return;
+        };
+        r.environments();
+        let (dev, qa, prod) = (r.ns(""), r.ns("-extra"), r.ns("-prod"));
+        for env in ["dev", "qa", "prod"] {
+            let run = r.expect(0, &["apply", "--env", env, "--locked", "--wait=false"]);
+            assert_contains(&run.stderr, &format!("Target context {env}-admin"));
+        }
+        assert_eq!(r.image(&dev), "registry.k8s.io/pause:3.10");
+        assert_eq!(r.image(&qa), "registry.k8s.io/pause:3.9");
+        assert_eq!(r.image(&prod), "registry.k8s.io/pause:3.9");
+        let replicas = |ns: &str| {
+            r.get(&["deployment", "web", "-n", ns]).expect("web")["spec"]["replicas"].clone()
+        };
+        assert_eq!((replicas(&qa), replicas(&prod)), (json!(1), json!(3)));
+
+        // Each parent says what runs there: the version, the environment and the lock's digest.
+        let locked = kpin::lockfile::Lockfile::load(&r.project.path().join("kpin.lock"))
+            .unwrap()
+            .expect("kpin.lock");
+        for (env, ns, version) in [("dev", &dev, "1.1.0"), ("prod", &prod, "1.0.0")] {
+            let annotations = r.parent_annotations("web", ns);
+            assert_eq!(annotations["kpin.dev/version"], version);
+            assert_eq!(annotations["kpin.dev/environment"], env);
+            assert_eq!(
+                annotations["kpin.dev/rendered-digest"],
+                locked.packages["web"].rendered[env].as_str()
+            );
+            assert_eq!(
+                annotations["applyset.kubernetes.io/tooling"],
+                format!("kpin/{}", kpin::VERSION)
+            );
+        }
+        // An unchanged re-apply writes nothing, the parent included.
+        let written = || {
+            (
+                r.resource_version(&["configmap", "kpin-web", "-n", &dev]),
+                r.resource_version(&["configmap", "web-settings", "-n", &dev]),
+            )
+        };
+        let before = written();
+        let again = r.expect(0, &["apply", "--env", "dev", "--wait=false"]);
+        assert!(
+            !again.stdout.contains("configured") && !again.stdout.contains("created"),
+            "{}",
+            again.stdout
+        );
+        assert_eq!(written(), before, "an unchanged re-apply writes nothing");
+
+        // The live diff names the deployed version on the cluster's side.
+        expect_code(r.project.run(&["promote", "web", "--to", "qa"]), 0);
+        let diff = r.expect(1, &["diff", "--env", "qa"]);
+        assert_contains(&diff.stdout, "web 1.0.0 -> 1.1.0 (0 added, 2 changed");
+        assert_eq!(
+            r.image(&qa),
+            "registry.k8s.io/pause:3.9",
+            "diff changes nothing"
+        );
+    }
+
+    #[test]
+    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
+    fn real_status_shows_what_runs_where() {
+        let Some(mut r) = Real::new("real_status_shows_what_runs_where", 18) else {
+            return;
+        };
+        r.environments();
+        let qa = r.ns("-extra");
+        r.expect(0, &["apply", "--env", "dev", "--wait=false"]);
+
+        // qa was never applied: not deployed.
+        let run = r.expect(1, &["status", "--env", "dev,qa"]);
+        assert_eq!(
+            matrix(&run),
+            "PACKAGE  dev            qa\nweb      1.1.0 in sync  not deployed\n"
+        );
+        assert_contains(
+            &run.stdout,
+            &format!("qa web: not deployed (no ApplySet parent ConfigMap {qa}/kpin-web)"),
+        );
+
+        // qa runs 1.0.0 as locked, but someone changed a field kpin applied.
+        r.expect(0, &["apply", "--env", "qa", "--wait=false"]);
+        r.kubectl_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=kubectl",
+                "--force-conflicts",
+                "-f",
+                "-",
+            ],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-settings\n  namespace: NS-extra\ndata:\n  mode: hacked\n",
+        );
+        let run = r.expect(1, &["status"]);
+        assert_eq!(
+            matrix(&run),
+            "PACKAGE  dev            qa               prod\n\
+             web      1.1.0 in sync  1.0.0 drift (1)  not deployed\n"
+        );
+        assert_contains(
+            &run.stdout,
+            &format!(
+                "qa web: drift: differs from what kpin applied:\n  ~ ConfigMap {qa}/web-settings (changed in the cluster)\n"
+            ),
+        );
+        let json = r.expect(1, &["status", "--output", "json"]);
+        let v: Value = serde_json::from_str(&json.stdout).expect("json");
+        assert_eq!(
+            (v["differs"].clone(), v["complete"].clone()),
+            (json!(true), json!(true))
+        );
+        let envs = v["environments"].as_array().expect("environments");
+        let names: Vec<&str> = envs.iter().filter_map(|e| e["name"].as_str()).collect();
+        assert_eq!(names, ["dev", "qa", "prod"], "in promotion order");
+        let dev = &envs[0]["packages"][0];
+        assert_eq!(dev["state"], "in-sync");
+        assert_eq!(dev["matchesLock"], true);
+        assert_eq!(dev["deployed"]["version"], "1.1.0");
+        assert_eq!(dev["lock"]["version"], "1.1.0");
+        assert_eq!(dev["drift"], json!([]));
+        assert_eq!(envs[1]["packages"][0]["state"], "drift");
+        assert_eq!(envs[1]["packages"][0]["drift"][0]["name"], "web-settings");
+        assert_eq!(envs[2]["packages"][0]["state"], "not-deployed");
+
+        // qa is promoted in kpin.yaml but not applied yet: it runs another version than locked.
+        expect_code(r.project.run(&["promote", "web", "--to", "qa"]), 0);
+        let run = r.expect(1, &["status", "--env", "dev,qa"]);
+        assert_eq!(
+            matrix(&run),
+            "PACKAGE  dev            qa\nweb      1.1.0 in sync  1.0.0 (lock 1.1.0)\n"
+        );
+        // Once applied (taking the field back from kubectl), everything matches.
+        r.expect(
+            0,
+            &[
+                "apply",
+                "--env",
+                "qa",
+                "--locked",
+                "--force-conflicts",
+                "--wait=false",
+            ],
+        );
+        let run = r.expect(0, &["status", "--env", "dev,qa", "--output", "markdown"]);
+        assert_contains(
+            &run.stdout,
+            "| `web` | ✅ 1.1.0 in sync | ✅ 1.1.0 in sync |",
+        );
+        let settings = r
+            .get(&["configmap", "web-settings", "-n", &qa])
+            .expect("web-settings");
+        assert_eq!(settings["data"]["mode"], "modern");
     }
 }
 

@@ -1,7 +1,9 @@
 //! Three clusters, one manifest: each environment runs its own version of a package
 //! (`environments.<env>.version`), a new version enters through dev with `kpin upgrade --env`,
 //! travels with `kpin promote` along `promotion: [dev, qa, prod]`, and `kpin status` tells which
-//! version runs where. Every cluster is an in-process fake API server of its own.
+//! version runs where. Every cluster is an in-process fake API server of its own; the flows that
+//! reach a cluster also run against a real one in `cluster::real`, each environment a context
+//! with a namespace of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
