@@ -143,7 +143,7 @@ pub async fn sync(
             )
         })
         .hint(VENDOR_HINT)?;
-    let run = Session {
+    let session = Session {
         manifest,
         old_lock: old_lock.as_ref(),
         offline: options.offline,
@@ -155,7 +155,7 @@ pub async fn sync(
     };
 
     // Phase 1: prepare every version of every package; nothing visible changes.
-    let prepared = run.prepare_all(&units, options.jobs).await?;
+    let prepared = session.prepare_all(&units, options.jobs).await?;
 
     // Phase 2: the lockfile as it will be, checked before vendor/ changes in --locked mode.
     let mut lock = planned_lock(manifest, old_lock.as_ref(), &prepared);
