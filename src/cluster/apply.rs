@@ -461,26 +461,47 @@ impl Applier<'_> {
                 .or_default()
                 .push(o);
         }
+        // The LISTs are independent of each other: all at once.
+        let lists = groups
+            .into_iter()
+            .filter(|(_, members)| members.len() >= LIST_THRESHOLD)
+            .map(|((api_version, kind, ns), members)| async move {
+                let live = self.list_live(&api_version, &kind, ns.as_deref()).await?;
+                Some((members, live))
+            });
         let mut out = HashMap::new();
-        for ((api_version, kind, ns), members) in groups {
-            if members.len() < LIST_THRESHOLD {
-                continue;
+        for (members, mut live) in futures::future::join_all(lists).await.into_iter().flatten() {
+            for m in members {
+                out.insert(m.reference(), live.remove(m.name()));
             }
-            let Ok(Some(resolved)) = self.cluster.mapper.resolve(&api_version, &kind).await else {
-                continue;
-            };
-            // Only within a namespace: a cluster-wide LIST (all CRDs of a big cluster) can be
-            // far larger than the objects kpin needs.
-            if !resolved.namespaced {
-                continue;
-            }
-            let api = api_for(self.cluster, &resolved, ns.as_deref());
-            // A failed LIST (e.g. no list permission) just falls back to one GET per object.
-            let Ok(list) = api.list(&ListParams::default()).await else {
-                continue;
-            };
-            let mut live: HashMap<String, Value> = list
-                .into_iter()
+        }
+        out
+    }
+
+    /// The live objects of one kind in one namespace by name; `None` when the kind is
+    /// cluster-scoped or the LIST fails (then each object is read with its own GET).
+    async fn list_live(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+    ) -> Option<HashMap<String, Value>> {
+        let resolved = self
+            .cluster
+            .mapper
+            .resolve(api_version, kind)
+            .await
+            .ok()??;
+        // Only within a namespace: a cluster-wide LIST (all CRDs of a big cluster) can be
+        // far larger than the objects kpin needs.
+        if !resolved.namespaced {
+            return None;
+        }
+        let api = api_for(self.cluster, &resolved, ns);
+        // A failed LIST (e.g. no list permission) just falls back to one GET per object.
+        let list = api.list(&ListParams::default()).await.ok()?;
+        Some(
+            list.into_iter()
                 .map(|o| {
                     (
                         o.pointer("/metadata/name")
@@ -490,12 +511,8 @@ impl Applier<'_> {
                         o,
                     )
                 })
-                .collect();
-            for m in members {
-                out.insert(m.reference(), live.remove(m.name()));
-            }
-        }
-        out
+                .collect(),
+        )
     }
 }
 
@@ -702,8 +719,17 @@ async fn apply_selected(
     //    applied, so that a crash leaves nothing untracked.
     if !opts.dry_run {
         for i in 0..runs.len() {
-            applier.record_parent(&mut runs, i, task.as_ref()).await?;
+            applier
+                .apply_parent_namespace(&mut runs, i, task.as_ref())
+                .await;
         }
+        // Each parent is its own object: all written at once.
+        futures::future::try_join_all(
+            runs.iter_mut()
+                .filter(|run| !run.failed)
+                .map(|run| applier.record_parent(run)),
+        )
+        .await?;
     }
 
     // 2. The CRDs and Namespaces of every package, then wait until the CRDs are established:
@@ -784,14 +810,10 @@ async fn apply_selected(
 }
 
 impl Applier<'_> {
-    /// Write run `i`'s parent recording the union of what it had and what it will have, after
-    /// applying the Namespace it lives in when some package renders it.
-    async fn record_parent(
-        &self,
-        runs: &mut [InFlight<'_>],
-        i: usize,
-        task: &dyn Task,
-    ) -> Result<()> {
+    /// When another package renders the namespace of run `i`'s parent, apply that Namespace
+    /// first; if it fails, run `i` fails too (its parent cannot be written, so none of its
+    /// objects may be applied).
+    async fn apply_parent_namespace(&self, runs: &mut [InFlight<'_>], i: usize, task: &dyn Task) {
         let ns = runs[i].prepared.parent_ns.clone();
         let is_parent_ns =
             |o: &Object| (o.group(), o.kind()) == kinds::NAMESPACE_KIND && o.name() == ns;
@@ -802,20 +824,23 @@ impl Applier<'_> {
                 .find(|o| is_parent_ns(o))
                 .map(|o| (j, o.clone()))
         });
-        if let Some((j, object)) = owner {
-            if !runs[j].done.contains(&object.reference()) {
-                let (result, watched) = self.apply_one(&object, Prefetched::Unknown).await;
-                task.advance(1);
-                runs[j].record(result, watched);
-            }
-            if runs[j].failed {
-                // Reported with the package that renders it. Without its namespace this
-                // package's parent cannot be written, so none of its objects may be applied.
-                runs[i].failed = true;
-                return Ok(());
-            }
+        let Some((j, object)) = owner else {
+            return;
+        };
+        if !runs[j].done.contains(&object.reference()) {
+            let (result, watched) = self.apply_one(&object, Prefetched::Unknown).await;
+            task.advance(1);
+            runs[j].record(result, watched);
         }
-        let run = &mut runs[i];
+        if runs[j].failed {
+            // Reported with the package that renders it.
+            runs[i].failed = true;
+        }
+    }
+
+    /// The parent records the union of what it had and what comes, before any member is
+    /// applied.
+    async fn record_parent(&self, run: &mut InFlight<'_>) -> Result<()> {
         let superset = run.parent.recorded.union(&run.desired);
         if run.parent.live.is_none() || superset != run.parent.recorded {
             // What runs has not changed yet: the old record stays until every object applied.

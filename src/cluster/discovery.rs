@@ -16,10 +16,14 @@ pub struct Resolved {
 
 type GroupVersionResources = Arc<Vec<Resolved>>;
 
+/// One group version's resources, discovered once: callers that ask while the request is in
+/// flight wait for its answer instead of sending their own.
+type Slot = Arc<tokio::sync::OnceCell<GroupVersionResources>>;
+
 pub struct RestMapper {
     client: kube::Client,
     /// apiVersion -> resources served (empty when the group version is not served).
-    cache: Mutex<HashMap<String, GroupVersionResources>>,
+    cache: Mutex<HashMap<String, Slot>>,
     /// group -> preferred version.
     preferred: Mutex<Option<HashMap<String, String>>>,
 }
@@ -34,14 +38,17 @@ impl RestMapper {
     }
 
     async fn group_version(&self, api_version: &str) -> Result<GroupVersionResources> {
-        if let Some(hit) = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(api_version).cloned())
-        {
-            return Ok(hit);
-        }
+        let slot: Slot = match self.cache.lock() {
+            Ok(mut c) => c.entry(api_version.to_owned()).or_default().clone(),
+            Err(_) => Slot::default(),
+        };
+        slot.get_or_try_init(|| self.discover(api_version))
+            .await
+            .cloned()
+    }
+
+    /// Ask the server which resources `api_version` serves.
+    async fn discover(&self, api_version: &str) -> Result<GroupVersionResources> {
         let listed = if api_version.contains('/') {
             self.client.list_api_group_resources(api_version).await
         } else {
@@ -70,11 +77,7 @@ impl RestMapper {
                 namespaced: r.namespaced,
             })
             .collect();
-        let resolved = Arc::new(resolved);
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(api_version.to_owned(), resolved.clone());
-        }
-        Ok(resolved)
+        Ok(Arc::new(resolved))
     }
 
     /// Discover all of `api_versions` at once (one round trip instead of one per apply stage).
