@@ -1809,34 +1809,6 @@ spec:
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 ";
 
-    /// kpin.yaml of tests/it/environments.rs: dev, qa and prod, each its own context.
-    const ENVIRONMENTS: &str = "\
-environments:
-  dev:
-    context: dev-admin
-  qa:
-    context: qa-admin
-  prod:
-    context: prod-admin
-    overlays: [overlays/prod.yaml]
-
-promotion: [dev, qa, prod]
-
-packages:
-  web:
-    version: 1.0.0
-    path: mirror/web/{version}
-";
-
-    const PROD_OVERLAY: &str = "\
-operations:
-- strategicMerge:
-    select: {kind: Deployment, name: web}
-    patch:
-      spec:
-        replicas: 3
-";
-
     /// A release of `web` as in tests/it/environments.rs, without namespaces: each
     /// environment's objects (and ApplySet parent) go to its context's namespace.
     fn release(mode: &str, pause: &str) -> String {
@@ -1912,8 +1884,8 @@ spec:
                 ("prod-admin", "NS-prod"),
             ]);
             let p = &self.project;
-            p.write("kpin.yaml", ENVIRONMENTS)
-                .write("overlays/prod.yaml", PROD_OVERLAY)
+            p.write("kpin.yaml", crate::environments::MANIFEST)
+                .write("overlays/prod.yaml", crate::environments::PROD_OVERLAY)
                 .write("mirror/web/1.0.0/web.yaml", &release("classic", "3.9"))
                 .write("mirror/web/1.1.0/web.yaml", &release("modern", "3.10"));
             expect_code(p.run(&["sync"]), 0);

@@ -14,7 +14,7 @@ use crate::support::fake_apiserver::{FakeApiServer, Options};
 use crate::support::http::Server;
 use crate::support::{Project, Run, upstream_or_skip};
 
-const MANIFEST: &str = "\
+pub(crate) const MANIFEST: &str = "\
 # Three clusters, one manifest.
 environments:
   dev:
@@ -33,7 +33,7 @@ packages:
     path: mirror/web/{version}
 ";
 
-const PROD_OVERLAY: &str = "\
+pub(crate) const PROD_OVERLAY: &str = "\
 # prod: three replicas.
 operations:
 - strategicMerge:
