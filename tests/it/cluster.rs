@@ -1613,7 +1613,10 @@ rules:
         let configmaps: String = (0..8)
             .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: NS\n"))
             .collect();
-        r.vendor("1.0.0", &format!("{NAMESPACE}{WIDGET_CRD}{configmaps}"));
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{}{configmaps}", crd("Widget")),
+        );
         r.expect(0, &["apply", "--wait=false"]);
 
         // One ConfigMap left: deleting 7 of 10 is refused before anything is written.
@@ -1743,22 +1746,27 @@ rules:
   verbs: [get]
 ";
 
-    /// A CRD of a group of the test's own, so that tests do not share it.
-    const WIDGET_CRD: &str = "---
+    /// A CRD of `kind` in a group of the test's own, so that tests do not share it.
+    fn crd(kind: &str) -> String {
+        let singular = kind.to_lowercase();
+        format!(
+            "---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.NS.kpin.example.com
+  name: {singular}s.NS.kpin.example.com
 spec:
   group: NS.kpin.example.com
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  names: {{kind: {kind}, plural: {singular}s, singular: {singular}, listKind: {kind}List}}
   scope: Namespaced
   versions:
   - name: v1
     served: true
     storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-";
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+"
+        )
+    }
 
     const WIDGET: &str = "---
 apiVersion: NS.kpin.example.com/v1
@@ -1791,22 +1799,6 @@ packages:
     version: 1.0.0
     url: https://example.invalid/monitoring-{version}.yaml
     namespace: NS-extra
-";
-
-    const SERVICE_MONITOR_CRD: &str = "---
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.NS.kpin.example.com
-spec:
-  group: NS.kpin.example.com
-  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
 ";
 
     /// A release of `web` as in tests/it/environments.rs, without namespaces: each
@@ -1855,8 +1847,9 @@ spec:
             self.write(
                 "vendor/monitoring/1.0.0/monitoring.yaml",
                 &format!(
-                    "{}{SERVICE_MONITOR_CRD}",
-                    NAMESPACE.replace("NS", "NS-extra")
+                    "{}{}",
+                    NAMESPACE.replace("NS", "NS-extra"),
+                    crd("ServiceMonitor")
                 ),
             );
             self.write(
@@ -1930,7 +1923,10 @@ spec:
         // CRD, waits until it is established, and the webhook last.
         r.vendor(
             "1.0.0",
-            &format!("{WEBHOOK}{WIDGET}---\n{BASE}{WIDGET_CRD}{CLUSTER_ROLE}"),
+            &format!(
+                "{WEBHOOK}{WIDGET}---\n{BASE}{}{CLUSTER_ROLE}",
+                crd("Widget")
+            ),
         );
         let run = r.expect(0, &["apply"]);
         for object in [
@@ -2191,7 +2187,10 @@ spec:
         let crd_name = format!("widgets.{ns}.kpin.example.com");
         r.vendor(
             "1.0.0",
-            &format!("{NAMESPACE}{WIDGET_CRD}{SETTINGS}{LEGACY}{KEEPME}{WIDGET}"),
+            &format!(
+                "{NAMESPACE}{}{SETTINGS}{LEGACY}{KEEPME}{WIDGET}",
+                crd("Widget")
+            ),
         );
         r.expect(0, &["apply", "--wait=false"]);
         r.vendor("1.1.0", &format!("{NAMESPACE}{SETTINGS}"));
@@ -2555,16 +2554,7 @@ spec:
             .expect("kpin.lock");
         for (env, ns, version) in [("dev", &dev, "1.1.0"), ("prod", &prod, "1.0.0")] {
             let annotations = r.parent_annotations("web", ns);
-            assert_eq!(annotations["kpin.dev/version"], version);
-            assert_eq!(annotations["kpin.dev/environment"], env);
-            assert_eq!(
-                annotations["kpin.dev/rendered-digest"],
-                locked.packages["web"].rendered[env].as_str()
-            );
-            assert_eq!(
-                annotations["applyset.kubernetes.io/tooling"],
-                format!("kpin/{}", kpin::VERSION)
-            );
+            crate::environments::assert_parent_records(&annotations, env, version, &locked);
         }
         // An unchanged re-apply writes nothing, the parent included.
         let written = || {

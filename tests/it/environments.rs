@@ -208,6 +208,26 @@ fn image(cluster: &FakeApiServer) -> String {
         .to_owned()
 }
 
+/// The annotations of `web`'s ApplySet parent say what runs in `env`: the version, the
+/// environment, the lock's rendered digest and the kpin that wrote them.
+pub(crate) fn assert_parent_records(
+    annotations: &Value,
+    env: &str,
+    version: &str,
+    lock: &kpin::lockfile::Lockfile,
+) {
+    assert_eq!(annotations["kpin.dev/version"], version);
+    assert_eq!(annotations["kpin.dev/environment"], env);
+    assert_eq!(
+        annotations["kpin.dev/rendered-digest"],
+        lock.packages["web"].rendered[env].as_str()
+    );
+    assert_eq!(
+        annotations["applyset.kubernetes.io/tooling"],
+        format!("kpin/{}", kpin::VERSION)
+    );
+}
+
 fn parent_annotations(cluster: &FakeApiServer) -> Value {
     cluster
         .get("", "ConfigMap", Some("default"), "kpin-web")
@@ -368,17 +388,7 @@ fn each_environment_applies_its_own_version_and_its_parent_records_it() {
     // Each parent says what runs there: the version, the environment and the lock's digest.
     let locked = lock(&p);
     for (env, cluster, version) in [("dev", &c.dev, "1.1.0"), ("prod", prod, "1.0.0")] {
-        let ann = parent_annotations(cluster);
-        assert_eq!(ann["kpin.dev/version"], version);
-        assert_eq!(ann["kpin.dev/environment"], env);
-        assert_eq!(
-            ann["kpin.dev/rendered-digest"],
-            locked.packages["web"].rendered[env].as_str()
-        );
-        assert_eq!(
-            ann["applyset.kubernetes.io/tooling"],
-            format!("kpin/{}", kpin::VERSION)
-        );
+        assert_parent_records(&parent_annotations(cluster), env, version, &locked);
     }
     // An unchanged re-apply writes nothing, the parent included.
     c.dev.clear_log();
