@@ -4,13 +4,13 @@
 # ConfigMaps; first apply and unchanged re-apply for each tool, deleting everything in between.
 #
 #   cargo build --release
-#   benches/apply-real-cluster.sh /path/to/kubeconfig     # e.g. from `kind get kubeconfig`
+#   benches/apply-real-cluster.sh                  # starts the test cluster (tools/test-cluster/up)
+#   benches/apply-real-cluster.sh KUBECONFIG       # or any cluster you can throw away
 #
 # WARNING: it creates and then deletes argo-cd and prometheus-operator (CRDs included) and the
 # namespaces argocd and kpin-bench in the cluster the kubeconfig's current context points at.
 set -euo pipefail
 
-kubeconfig=${1:?usage: benches/apply-real-cluster.sh KUBECONFIG}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 upstream=${KPIN_UPSTREAM_DIR:-$repo/../shared/upstream}
 kpin=${KPIN:-$repo/target/release/kpin}
@@ -21,7 +21,15 @@ for f in "$argo" "$prom" "$kpin"; do
 done
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+if [ $# -ge 1 ]; then
+  kubeconfig=$1
+  trap 'rm -rf "$work"' EXIT
+else
+  # The real kube-apiserver the tests use, started for this run and stopped after it.
+  "$repo/tools/test-cluster/up" "$work/cluster" >&2
+  kubeconfig=$work/cluster/admin.kubeconfig
+  trap '"$repo/tools/test-cluster/down" "$work/cluster"; rm -rf "$work"' EXIT
+fi
 k() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
 # A kpin project whose vendor/ links to the upstream files (never copied).

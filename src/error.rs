@@ -232,7 +232,12 @@ fn cap_lines(text: &str) -> String {
 fn distinct_causes(err: &anyhow::Error) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let text = cap_lines(&cause.to_string());
+        // kube's own display of a server's answer appends a dump of the whole Status.
+        let text = match cause.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(status)) => format!("{} ({})", status.message, status.code),
+            _ => cause.to_string(),
+        };
+        let text = cap_lines(&text);
         if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
         }

@@ -268,6 +268,22 @@ pub static CASCADING_KINDS: &[CascadingKind] = &[
     },
 ];
 
+/// A field the API server takes on write but never stores: it folds each key into `stored` (a
+/// Secret's `stringData` into `data`). What kpin owns there shows in `stored` only.
+pub struct WriteOnlyField {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub field: &'static str,
+    pub stored: &'static str,
+}
+
+pub static WRITE_ONLY_FIELDS: &[WriteOnlyField] = &[WriteOnlyField {
+    group: "",
+    kind: "Secret",
+    field: "stringData",
+    stored: "data",
+}];
+
 pub fn cascading(group: &str, kind: &str) -> Option<&'static CascadingKind> {
     CASCADING_KINDS
         .iter()

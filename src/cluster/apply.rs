@@ -1,8 +1,8 @@
 //! Staged server-side apply of every selected package: the ApplySet parents first, then the
 //! CRDs and Namespaces of all packages (a package may use another's CRDs), a wait until the
 //! CRDs are established, then the rest package by package, stage by stage (admission webhooks
-//! last), with bounded parallelism within a stage. A dry-run comparison keeps unchanged objects
-//! from being patched; client-side-apply migration, conflicts, immutable fields (`--recreate`),
+//! last), with bounded parallelism within a stage. A dry run compared on the fields kpin owns
+//! ([`super::owned`]) keeps unchanged objects from being patched; client-side-apply migration, conflicts, immutable fields (`--recreate`),
 //! prune (see [`super::prune`]) and readiness waits follow. Once every object of a package
 //! applied, its parent records what runs ([`Deployed`]): version, environment, render digest.
 
@@ -14,6 +14,7 @@ use futures::StreamExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
+use super::admission::Refusal;
 use super::applyset::{Contents, Deployed};
 use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
@@ -23,7 +24,9 @@ use super::package::{
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
 use super::report::{Action, NotReady, ObjectResult, PackageResult};
 use super::wait::{self, Rule, Watched};
-use super::{Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable};
+use super::{
+    Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable, owned,
+};
 use crate::error::HintExt as _;
 use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
@@ -88,51 +91,6 @@ const CRD_POLL: Duration = Duration::from_millis(50);
 /// Job's pod template carries a dump of the whole template.
 const MESSAGE_MAX: usize = 300;
 
-/// Compare what the server would store with what it has, ignoring bookkeeping that moves on
-/// its own (resourceVersion, managed-field timestamps). Without copying: objects can be
-/// megabyte-sized CRDs.
-fn same_as_live(dry_run: &Value, live: &Value) -> bool {
-    let entry = |a: &Value, b: &Value| equal_but(a, b, &["time"], &[], &|_, _| false);
-    let managed = |a: &Value, b: &Value| match (a.as_array(), b.as_array()) {
-        (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| entry(x, y)),
-        _ => a == b,
-    };
-    let metadata =
-        |a: &Value, b: &Value| equal_but(a, b, &["resourceVersion"], &["managedFields"], &managed);
-    equal_but(dry_run, live, &[], &["metadata"], &metadata)
-}
-
-/// `a` and `b` are equal but for the keys in `ignore`, and for the keys in `nested`, which are
-/// compared by `cmp`.
-fn equal_but(
-    a: &Value,
-    b: &Value,
-    ignore: &[&str],
-    nested: &[&str],
-    cmp: &dyn Fn(&Value, &Value) -> bool,
-) -> bool {
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return a == b;
-    };
-    let relevant = |m: &'_ serde_json::Map<String, Value>| {
-        m.iter()
-            .filter(|(k, _)| !ignore.contains(&k.as_str()))
-            .count()
-    };
-    relevant(a) == relevant(b)
-        && a.iter()
-            .filter(|(k, _)| !ignore.contains(&k.as_str()))
-            .all(|(k, v)| {
-                b.get(k).is_some_and(|w| {
-                    if nested.contains(&k.as_str()) {
-                        cmp(v, w)
-                    } else {
-                        v == w
-                    }
-                })
-            })
-}
-
 /// `text` cut to about `max` bytes on a character boundary, saying how long it was.
 fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -175,6 +133,11 @@ pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
                 format!("{}: field is immutable", fields.join(", "))
             });
             r.hint = Some(HINT_IMMUTABLE.into());
+            r.detail = Some(s.message.clone());
+        }
+        Some(s) if let Some(refusal) = Refusal::of(err) => {
+            r.message = Some(refusal.message());
+            r.hint = Some(refusal.hint());
             r.detail = Some(s.message.clone());
         }
         Some(s) => {
@@ -250,7 +213,11 @@ impl Applier<'_> {
                 );
                 Err(f)
             }
-            Err(e) => Err(ObjectResult::new(r, Action::Failed).with_message(format!("{e:#}"))),
+            Err(e) => {
+                let mut f = ObjectResult::new(r, Action::Failed).with_message(format!("{e:#}"));
+                f.hint = crate::error::hint_of(&e).map(str::to_owned);
+                Err(f)
+            }
         }
     }
 
@@ -387,7 +354,7 @@ impl Applier<'_> {
             .patch(name, &self.params(true), &Patch::Apply(&object.0))
             .await
         {
-            Ok(dry) if same_as_live(&dry, &live) => {
+            Ok(dry) if !owned::changes(&dry, &live, &self.opts.field_manager) => {
                 (ObjectResult::new(r, Action::Unchanged), Some(live))
             }
             Ok(_) if self.opts.dry_run => (ObjectResult::new(r, Action::Configured), None),
@@ -981,22 +948,6 @@ impl Applier<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn unchanged_ignores_resource_version_and_managed_field_times() {
-        let live = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "v"}});
-        let same = json!({"metadata": {"resourceVersion": "2", "managedFields": [{"manager": "kpin", "time": "b"}]}, "data": {"k": "v"}});
-        let changed = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}]}, "data": {"k": "w"}});
-        assert!(same_as_live(&same, &live));
-        assert!(!same_as_live(&changed, &live));
-        let other_manager = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "helm", "time": "a"}]}, "data": {"k": "v"}});
-        assert!(!same_as_live(&other_manager, &live));
-        let extra_entry = json!({"metadata": {"resourceVersion": "1", "managedFields": [{"manager": "kpin", "time": "a"}, {"manager": "x"}]}, "data": {"k": "v"}});
-        assert!(!same_as_live(&extra_entry, &live));
-        let without_rv =
-            json!({"metadata": {"managedFields": [{"manager": "kpin"}]}, "data": {"k": "v"}});
-        assert!(same_as_live(&without_rv, &live));
-    }
 
     /// The 422 a real kube-apiserver v1.36 answers for a changed Job template
     /// (../shared/apiserver-recordings/immutable-fields.json), its dump cut short.

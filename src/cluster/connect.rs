@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use kube::client::retry::RetryPolicy;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::ClusterError;
+use super::admission::Refusal;
 use super::discovery::RestMapper;
 use crate::error::HintExt;
 
@@ -67,6 +69,14 @@ pub struct Cluster {
     pub request_timeout: Option<Duration>,
 }
 
+/// Retries of a request the server answered 429, 503 or 504 (its `Retry-After` honoured), with
+/// exponential backoff between these delays: about a second in all.
+const RETRIES: u32 = 3;
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+/// Requests waiting for the client at once (kube's own buffer holds as many).
+const BUFFERED_REQUESTS: usize = 1024;
+
 impl Cluster {
     /// `err` as a plain sentence naming the server and the context when a request never
     /// reached the API server (refused, timed out, TLS, certificates); otherwise `err` as is.
@@ -82,9 +92,27 @@ impl Cluster {
                 })
                 .hint(hint)
             }
-            None => err,
+            None => explain_refusal(err),
         }
     }
+}
+
+/// `err` with a refusal of admission in its chain (a webhook that cannot be called, a
+/// namespace being deleted) said in kpin's words, with the way out; otherwise `err` as is.
+fn explain_refusal(err: anyhow::Error) -> anyhow::Error {
+    let Some(refusal) = crate::error::find_cause::<kube::Error>(&err).and_then(Refusal::of) else {
+        return err;
+    };
+    let outer: Vec<String> = err
+        .chain()
+        .take_while(|c| c.downcast_ref::<kube::Error>().is_none())
+        .map(ToString::to_string)
+        .collect();
+    let mut explained = anyhow::anyhow!(refusal.message());
+    for message in outer.into_iter().rev() {
+        explained = explained.context(message);
+    }
+    explained.hint(refusal.hint())
 }
 
 /// Why a request did not reach the API server, in the user's words.
@@ -384,6 +412,15 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             .to_owned(),
         default_namespace: config.default_namespace.clone(),
     };
+    // kube retries a 429, 503 or 504 fifteen times, backing off up to 1000 s: many minutes of
+    // silence when an APIService is down (its group answers 503). kpin retries briefly (below)
+    // and then reports which group it is.
+    config.default_retry = false;
+    // Server logs and audit records name kpin, as they name kubectl.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!("kpin/", env!("CARGO_PKG_VERSION"))),
+    ));
     if let Some(limit) = opts.request_timeout {
         // The layer below bounds each request until its response starts; these bound every
         // read and write, so a body that stalls halfway is caught too.
@@ -406,11 +443,19 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             None => anyhow::Error::new(err).context("building the Kubernetes client"),
         }
     })?;
+    let retry = tower::retry::RetryLayer::new(
+        RetryPolicy::new(RETRY_MIN_DELAY, RETRY_MAX_DELAY, RETRIES, true)
+            .context("building the retry policy")?,
+    );
+    // The retry layer clones the service it wraps: a buffer makes it cloneable.
+    let buffer = tower::buffer::BufferLayer::new(BUFFERED_REQUESTS);
     let client = match opts.request_timeout {
         Some(limit) => builder
             .with_layer(&tower::timeout::TimeoutLayer::new(limit))
+            .with_layer(&buffer)
+            .with_layer(&retry)
             .build(),
-        None => builder.build(),
+        None => builder.with_layer(&buffer).with_layer(&retry).build(),
     };
     Ok(Cluster {
         mapper: RestMapper::new(client.clone()),

@@ -1,16 +1,22 @@
 //! Live diff: what `kpin apply` would change, as a [`changes::Section`] per package whose
 //! `before` side is the live objects and whose `after` side is the server's dry-run result, both
-//! stripped of server noise, plus the members `kpin apply --prune` would delete. Comparison,
-//! Secret masking and rendering are `crate::changes`'s.
+//! stripped of server noise, plus the members `kpin apply --prune` would delete. An object is
+//! unchanged exactly when `kpin apply` would leave it alone ([`owned::changes`]): its `after`
+//! side is then the live object. Comparison, Secret masking and rendering are
+//! `crate::changes`'s.
 
 use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
+use super::admission::Refusal;
 use super::package::{self, CustomKinds, Selected, prepare_package, read_parent};
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
-use super::{Cluster, api_for, api_status, get, immutable_fields, is_immutable, strip_noise};
-use crate::changes::{self, Detail, Section};
+use super::{
+    Cluster, api_for, api_status, get, immutable_fields, is_immutable, owned, strip_noise,
+};
+use crate::changes::{self, Change, Detail, Section};
+use crate::error::HintExt as _;
 use crate::object::{Object, ObjectRef};
 
 /// What the two sides of a live diff are called in diff headers.
@@ -65,16 +71,20 @@ async fn diff_package(
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(field_manager).force().dry_run();
     let sides: Vec<Sides> = futures::stream::iter(objects)
-        .map(|o| live_and_dry_run(cluster, o, &pp))
+        .map(|o| live_and_dry_run(cluster, o, &pp, field_manager))
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
     let mut before = Vec::with_capacity(sides.len());
     let mut after = Vec::with_capacity(sides.len());
     let mut immutable: Vec<(ObjectRef, Vec<String>)> = Vec::new();
+    let mut ownership: Vec<ObjectRef> = Vec::new();
     for sides in sides {
         if !sides.immutable.is_empty() {
             immutable.push((sides.after.reference(), sides.immutable));
+        }
+        if sides.ownership_only {
+            ownership.push(sides.after.reference());
         }
         before.extend(sides.live);
         after.push(sides.after);
@@ -102,7 +112,18 @@ async fn diff_package(
             ));
         }
     }
-    let changes = changes::compare(&before, &after);
+    let mut changes = changes::compare(&before, &after);
+    // Equal values, but `kpin apply` would write: it takes fields over or gives them up.
+    for c in changes
+        .iter_mut()
+        .filter(|c| ownership.contains(&c.reference))
+    {
+        c.change = Change::Changed;
+        notes.push(format!(
+            "{}: kpin's apply changes which fields it owns (no value changes)",
+            c.reference
+        ));
+    }
     warnings.extend(changes::removal_warning(&changes));
     warnings.extend(changes::recreate_warning(&immutable).map(|w| {
         format!("{w}; the server refused their dry run, so their diffs compare with the render")
@@ -133,15 +154,24 @@ struct Sides {
     after: Object,
     /// The fields whose change made the server refuse the dry run as immutable.
     immutable: Vec<String>,
+    /// Applying writes only to change which fields kpin owns: the two sides are equal.
+    ownership_only: bool,
 }
 
-/// The live object (if any) and what the server would store after applying `object`.
-async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) -> Result<Sides> {
+/// The live object (if any) and what the server would store after applying `object` as
+/// `manager`: the live object itself when that apply changes nothing kpin owns.
+async fn live_and_dry_run(
+    cluster: &Cluster,
+    object: &Object,
+    pp: &PatchParams,
+    manager: &str,
+) -> Result<Sides> {
     let clean = |v: &serde_json::Value| Object(strip_noise(v));
     let rendered = |live: Option<serde_json::Value>, immutable: Vec<String>| Sides {
         live: live.as_ref().map(clean),
         after: clean(&object.0),
         immutable,
+        ownership_only: false,
     };
     let Some(resolved) = cluster
         .mapper
@@ -157,16 +187,34 @@ async fn live_and_dry_run(cluster: &Cluster, object: &Object, pp: &PatchParams) 
         .await
         .with_context(|| format!("reading {r}"))?;
     match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
-        Ok(result) => Ok(Sides {
-            live: live.as_ref().map(clean),
-            after: clean(&result),
-            immutable: Vec::new(),
-        }),
+        Ok(result) => {
+            let (after, ownership_only) = match &live {
+                Some(l) if !owned::changes(&result, l, manager) => (clean(l), false),
+                Some(l) => {
+                    let after = clean(&result);
+                    let same = after == clean(l);
+                    (after, same)
+                }
+                None => (clean(&result), false),
+            };
+            Ok(Sides {
+                live: live.as_ref().map(clean),
+                after,
+                immutable: Vec::new(),
+                ownership_only,
+            })
+        }
         // A namespace created by the same apply does not exist yet.
         Err(e) if live.is_none() && api_status(&e).is_some_and(|s| s.code == 404) => {
             Ok(rendered(None, Vec::new()))
         }
         Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, immutable_fields(&e))),
-        Err(e) => Err(e).with_context(|| format!("server-side dry run of {r}")),
+        Err(e) => match Refusal::of(&e) {
+            // The server's own words add nothing to the refusal's.
+            Some(refusal) => Err(anyhow::anyhow!(refusal.message())
+                .context(format!("server-side dry run of {r}"))
+                .hint(refusal.hint())),
+            None => Err(e).with_context(|| format!("server-side dry run of {r}")),
+        },
     }
 }

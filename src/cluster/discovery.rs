@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, Result};
 use kube::api::ApiResource;
 
+use super::api_status;
+use crate::error::HintExt as _;
+
 /// A resolved kind: where it lives and whether it is namespaced.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -57,6 +60,21 @@ impl RestMapper {
         let list = match listed {
             Ok(list) => list.resources,
             Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            // An aggregated API (an APIService) whose backend is down: only its own group is
+            // unknown, every other group still resolves.
+            Err(e)
+                if api_status(&e).is_some_and(|s| s.code == 503) && api_version.contains('/') =>
+            {
+                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+                return Err(anyhow::anyhow!(
+                    "the API group version {api_version} is unavailable: the APIService \
+                     {version}.{group} that serves it does not answer"
+                ))
+                .hint(format!(
+                    "`kubectl get apiservice {version}.{group}` says why; the Deployment behind \
+                     its service must be ready (for metrics.k8s.io: metrics-server)"
+                ));
+            }
             Err(e) => {
                 return Err(e)
                     .with_context(|| format!("discovering the API group version {api_version}"));

@@ -4,22 +4,28 @@
 //! - [`connect`]: kubeconfig/context/in-cluster to a [`Cluster`]
 //! - [`discovery`]: the lazy RESTMapper
 //! - [`package`]: a rendered package made ready to send, and its ApplySet parent as it is live
+//! - [`admission`]: refusals of admission explained (a webhook that cannot be called, a
+//!   namespace being deleted)
 //! - [`apply`]: staged server-side apply of all selected packages, with recreate
 //! - [`prune`]: which live ApplySet members to delete, the guards around it, and the deletes
 //! - [`csa`]: taking over fields from client-side `kubectl apply`
 //! - [`applyset`]: the ApplySet parent that records what a package owns
+//! - [`owned`]: whether an apply changes an object, judged on the fields kpin owns (apply, diff
+//!   and status share it)
 //! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
 //! - [`wait`]: readiness of workloads, Jobs, CRDs and APIServices
 //! - [`report`]: what happened per object, as a table or JSON
 //! - [`status`]: what runs where (`kpin status`): the parents' records against kpin.lock, and
 //!   drift
 
+pub mod admission;
 pub mod apply;
 pub mod applyset;
 pub mod connect;
 pub mod csa;
 pub mod diff;
 pub mod discovery;
+pub mod owned;
 pub mod package;
 pub mod prune;
 pub mod report;

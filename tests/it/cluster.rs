@@ -1212,10 +1212,31 @@ mod real {
         project: Project,
         /// Cluster-scoped objects a test created, deleted afterwards (`kind/name`).
         cluster_scoped: std::cell::RefCell<Vec<String>>,
+        /// Delete everything the project renders afterwards (releases with fixed names).
+        clean_render: bool,
+        /// Held until the test's objects are deleted (fields drop after `Drop::drop`).
+        _hold: Hold,
+    }
+
+    /// Tests share the cluster; a test that changes what every request meets (a webhook on
+    /// namespaces, an apiserver restart) has it to itself.
+    static CLUSTER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+    #[allow(dead_code)] // held for its Drop
+    enum Hold {
+        Shared(std::sync::RwLockReadGuard<'static, ()>),
+        Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
     }
 
     impl Drop for Real {
         fn drop(&mut self) {
+            if self.clean_render {
+                let rendered = self.project.run(&["render"]);
+                self.kubectl_input(
+                    &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
+                    &rendered.stdout,
+                );
+            }
             for object in self.cluster_scoped.borrow().iter() {
                 let _ = self.kubectl(&["delete", object, "--wait=false", "--ignore-not-found"]);
             }
@@ -1233,16 +1254,103 @@ mod real {
 
     impl Real {
         fn new(test: &str, n: u32) -> Option<Real> {
+            Real::start(test, n, false)
+        }
+
+        /// As `new`, with the cluster to itself: no other test runs against it meanwhile.
+        fn exclusive(test: &str, n: u32) -> Option<Real> {
+            Real::start(test, n, true)
+        }
+
+        fn start(test: &str, n: u32, exclusive: bool) -> Option<Real> {
             let Some(kubeconfig) = std::env::var_os("KPIN_TEST_KUBECONFIG") else {
-                eprintln!("SKIPPED {test}: KPIN_TEST_KUBECONFIG is not set");
+                crate::support::skip(
+                    test,
+                    "KPIN_TEST_KUBECONFIG is not set (tools/test-cluster/up DIR starts a real \
+                     cluster; source DIR/env)",
+                );
                 return None;
+            };
+            let hold = if exclusive {
+                Hold::Exclusive(
+                    CLUSTER
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                )
+            } else {
+                Hold::Shared(
+                    CLUSTER
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                )
             };
             Some(Real {
                 kubeconfig: kubeconfig.to_string_lossy().into_owned(),
                 namespace: format!("kpin-it-{}-{n}", std::process::id()),
                 project: Project::new(),
                 cluster_scoped: std::cell::RefCell::new(Vec::new()),
+                clean_render: false,
+                _hold: hold,
             })
+        }
+
+        /// The directory of the cluster `tools/test-cluster/up` started (`KPIN_TEST_CLUSTER_DIR`):
+        /// its audit log, its restart script. `None`, with the reason printed, for another
+        /// cluster.
+        fn cluster_dir(test: &str) -> Option<std::path::PathBuf> {
+            let dir = std::env::var_os("KPIN_TEST_CLUSTER_DIR").map(std::path::PathBuf::from);
+            if dir.is_none() {
+                crate::support::skip(
+                    test,
+                    "KPIN_TEST_CLUSTER_DIR is not set: this check needs the cluster of \
+                     tools/test-cluster/up (its audit log or its restart script)",
+                );
+            }
+            dir
+        }
+
+        /// Run `f`, and return with its result the writes kpin sent meanwhile as the server's
+        /// audit log recorded them (`verb path`, dry runs left out); `None` without the test
+        /// cluster's audit log.
+        fn writes_during<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Vec<String>>) {
+            let Some(log) = std::env::var_os("KPIN_TEST_CLUSTER_DIR")
+                .map(|d| std::path::PathBuf::from(d).join("audit.log"))
+            else {
+                return (f(), None);
+            };
+            let start = std::fs::metadata(&log).map_or(0, |m| m.len()) as usize;
+            let out = f();
+            // The audit backend writes before the response ends; a moment for the file.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let text = std::fs::read(&log).expect("reading the audit log");
+            let writes = String::from_utf8_lossy(&text[start.min(text.len())..])
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| {
+                    e["userAgent"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with("kpin/"))
+                })
+                .filter(|e| {
+                    !e["requestURI"]
+                        .as_str()
+                        .is_some_and(|u| u.contains("dryRun=All"))
+                })
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["verb"].as_str().unwrap_or("?"),
+                        e["requestURI"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            (out, Some(writes))
+        }
+
+        /// When the test ends, delete everything the project renders then: releases that
+        /// install objects with fixed names outside the test's namespaces.
+        fn clean_render_on_drop(&mut self) {
+            self.clean_render = true;
         }
 
         /// The test namespace with `suffix` (`""`, `"-extra"`, `"-prod"`).
@@ -1394,6 +1502,26 @@ mod real {
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
 
+        /// `kubectl ARGS` with `input` on stdin, whatever it answers (cleanups).
+        fn kubectl_input(&self, args: &[&str], input: &str) {
+            use std::io::Write as _;
+            let mut child = Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("running kubectl");
+            let _ = child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes());
+            let _ = child.wait();
+        }
+
         fn kubectl_stdin(&self, args: &[&str], input: &str) {
             use std::io::Write as _;
             let mut child = Command::new("kubectl")
@@ -1464,7 +1592,6 @@ data:
 ";
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_apply_reapply_diff_and_prune() {
         let Some(r) = Real::new("real_apply_reapply_diff_and_prune", 1) else {
             return;
@@ -1508,7 +1635,6 @@ data:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_conflict_immutable_and_csa_migration() {
         let Some(r) = Real::new("real_conflict_immutable_and_csa_migration", 2) else {
             return;
@@ -1577,7 +1703,6 @@ rules:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_prune_with_nothing_removed_deletes_nothing() {
         let Some(r) = Real::new("real_prune_with_nothing_removed_deletes_nothing", 4) else {
             return;
@@ -1601,7 +1726,6 @@ rules:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_mass_prune_is_refused_and_crds_are_kept_unless_named() {
         let Some(r) = Real::new(
             "real_mass_prune_is_refused_and_crds_are_kept_unless_named",
@@ -1663,7 +1787,6 @@ rules:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_a_package_uses_the_crds_of_another() {
         let Some(r) = Real::new("real_a_package_uses_the_crds_of_another", 6) else {
             return;
@@ -1695,7 +1818,6 @@ rules:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_wait_times_out_on_an_image_that_never_starts() {
         let Some(r) = Real::new("real_wait_times_out_on_an_image_that_never_starts", 3) else {
             return;
@@ -1908,7 +2030,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_first_apply_creates_every_stage_and_records_the_applyset() {
         let Some(r) = Real::new(
             "real_first_apply_creates_every_stage_and_records_the_applyset",
@@ -2011,7 +2132,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals() {
         let Some(r) = Real::new(
             "real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals",
@@ -2129,7 +2249,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_refusals_before_any_request_create_nothing() {
         let Some(mut r) = Real::new("real_refusals_before_any_request_create_nothing", 8) else {
             return;
@@ -2174,7 +2293,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
         let Some(r) = Real::new(
             "real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones",
@@ -2291,7 +2409,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_a_namespace_is_pruned_only_when_named() {
         let Some(mut r) = Real::new("real_a_namespace_is_pruned_only_when_named", 10) else {
             return;
@@ -2341,7 +2458,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_prune_refuses_an_empty_package() {
         let Some(r) = Real::new("real_prune_refuses_an_empty_package", 11) else {
             return;
@@ -2357,7 +2473,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_a_parent_of_other_tooling_is_refused() {
         let Some(r) = Real::new("real_a_parent_of_other_tooling_is_refused", 12) else {
             return;
@@ -2393,7 +2508,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_a_missing_package_namespace_is_reported_with_a_hint() {
         let Some(r) = Real::new(
             "real_a_missing_package_namespace_is_reported_with_a_hint",
@@ -2410,7 +2524,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates() {
         let Some(r) = Real::new(
             "real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates",
@@ -2470,7 +2583,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_needs_orders_packages_and_a_cycle_is_an_error() {
         let Some(r) = Real::new("real_needs_orders_packages_and_a_cycle_is_an_error", 15) else {
             return;
@@ -2526,7 +2638,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_each_environment_applies_its_own_version_and_its_parent_records_it() {
         let Some(mut r) = Real::new(
             "real_each_environment_applies_its_own_version_and_its_parent_records_it",
@@ -2584,7 +2695,6 @@ spec:
     }
 
     #[test]
-    #[ignore = "needs a cluster: set KPIN_TEST_KUBECONFIG and pass --ignored"]
     fn real_status_shows_what_runs_where() {
         let Some(mut r) = Real::new("real_status_shows_what_runs_where", 18) else {
             return;
@@ -2676,6 +2786,780 @@ spec:
             .get(&["configmap", "web-settings", "-n", &qa])
             .expect("web-settings");
         assert_eq!(settings["data"]["mode"], "modern");
+    }
+
+    // ----- Issue 16: diff and apply agree; real faults -----------------------------------------
+
+    /// Shapes whose stored form differs from what kpin sends, or that other writers touch: empty
+    /// lists and maps the server drops, defaults it fills, quantities it normalises, write-only
+    /// fields, statuses and annotations controllers write, custom resources with schema defaults.
+    const SHAPES: &str = "---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: NS-empty
+webhooks: []
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: NS-empty
+webhooks: []
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: empty
+  namespace: NS
+  labels: {}
+  annotations: {}
+data: {}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: written-once
+  namespace: NS
+stringData:
+  password: hunter2
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: robot
+  namespace: NS
+secrets: []
+imagePullSecrets: []
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: nothing
+  namespace: NS
+rules: []
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: NS
+spec:
+  selector:
+    matchLabels: {app: web}
+  strategy:
+    rollingUpdate: {maxSurge: 25%}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations: {}
+    spec:
+      securityContext: {}
+      volumes: []
+      initContainers: []
+      containers:
+      - name: web
+        image: registry.k8s.io/pause:3.10
+        args: []
+        env: []
+        ports:
+        - containerPort: 8080
+        resources:
+          requests: {cpu: 1000m, memory: 0.5Gi}
+          limits: {cpu: '2', memory: 1024Mi}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: NS
+spec:
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: registry.k8s.io/pause:3.10
+  volumeClaimTemplates: []
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: NS
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      tolerations: []
+      containers:
+      - name: agent
+        image: registry.k8s.io/pause:3.10
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+  namespace: NS
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: once
+        image: registry.k8s.io/pause:3.10
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: NS
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: node
+  namespace: NS
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - port: 81
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: web
+  namespace: NS
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {app: web}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+  namespace: NS
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: []
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: quiet
+  namespace: NS
+spec:
+  podSelector: {}
+  ingress: []
+  policyTypes: [Ingress]
+---
+apiVersion: NS.kpin.example.com/v1
+kind: Gizmo
+metadata:
+  name: defaulted
+  namespace: NS
+spec:
+  parts: []
+  labels: {}
+";
+
+    /// A CRD whose schema defaults a field the custom resource leaves out.
+    const GIZMO_CRD: &str = "---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.NS.kpin.example.com
+spec:
+  group: NS.kpin.example.com
+  names: {kind: Gizmo, plural: gizmos, singular: gizmo, listKind: GizmoList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, default: 3}
+              parts: {type: array, items: {type: string}}
+              labels: {type: object, additionalProperties: {type: string}}
+";
+
+    /// `kind namespace/name` of every row of a report with this action.
+    fn rows(report: &str, action: &str) -> Vec<String> {
+        report
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().count() >= 4 && l.split_whitespace().nth(1) == Some(action)
+            })
+            .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn real_diff_and_apply_agree_and_an_unchanged_reapply_writes_nothing() {
+        let test = "real_diff_and_apply_agree_and_an_unchanged_reapply_writes_nothing";
+        let Some(r) = Real::new(test, 30) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.cleanup("customresourcedefinition/gizmos.NS.kpin.example.com");
+        r.cleanup("validatingwebhookconfiguration/NS-empty");
+        r.cleanup("mutatingwebhookconfiguration/NS-empty");
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{GIZMO_CRD}{SHAPES}").replace("NS", &ns),
+        );
+        let first = r.expect(0, &["apply"]);
+        let objects = rows(&first.stdout, "created");
+        assert_eq!(objects.len(), 18, "{}", first.stdout);
+        // Every object by `kind/name -n ns`, for kubectl.
+        let resource_versions = || -> Vec<(String, Value)> {
+            objects
+                .iter()
+                .map(|o| {
+                    let (kind, id) = o.split_once(' ').expect("kind and name");
+                    let (namespace, name) = id.split_once('/').unwrap_or(("", id));
+                    let kind = if kind == "Gizmo" {
+                        format!("gizmos.{ns}.kpin.example.com")
+                    } else {
+                        kind.to_owned()
+                    };
+                    let mut args = vec![kind.as_str(), name];
+                    if !namespace.is_empty() {
+                        args.extend(["-n", namespace]);
+                    }
+                    (o.clone(), r.resource_version(&args))
+                })
+                .collect()
+        };
+        // Right away, while controllers still write statuses, and once they have settled.
+        for round in ["right after the first apply", "after controllers settled"] {
+            if round.starts_with("after") {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            }
+            let before = resource_versions();
+            let diff = r.expect(0, &["diff", "--output", "json"]);
+            let diff_json: Value = serde_json::from_str(&diff.stdout).expect("diff --output json");
+            let (again, writes) = r.writes_during(|| r.expect(0, &["apply"]));
+            assert_eq!(
+                rows(&again.stdout, "unchanged").len(),
+                objects.len(),
+                "{round}: every object unchanged:\n{}",
+                again.stdout
+            );
+            assert_contains(&again.stdout, &format!("\n{} unchanged\n", objects.len()));
+            let section = &diff_json["sections"][0];
+            assert_eq!(
+                (
+                    section["summary"]["unchanged"].as_u64(),
+                    &section["objects"]
+                ),
+                (Some(objects.len() as u64), &json!([])),
+                "{round}: diff agrees with apply: {diff_json}"
+            );
+            if let Some(writes) = writes {
+                assert_eq!(
+                    writes,
+                    Vec::<String>::new(),
+                    "{round}: no write reached the server"
+                );
+            }
+            let after = resource_versions();
+            for ((object, rv), (_, rv_after)) in before.iter().zip(&after) {
+                assert_eq!(rv, rv_after, "{round}: {object} was written");
+            }
+        }
+
+        // One real change: diff and apply name the same object, and only it.
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{GIZMO_CRD}{SHAPES}")
+                .replace(
+                    "limits: {cpu: '2', memory: 1024Mi}",
+                    "limits: {cpu: '3', memory: 1024Mi}",
+                )
+                .replace("NS", &ns),
+        );
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(&diff.stdout, &format!("Deployment {ns}/web"));
+        assert_contains(&diff.stdout, "1 changed");
+        let (applied, writes) = r.writes_during(|| r.expect(0, &["apply"]));
+        assert_eq!(
+            rows(&applied.stdout, "configured"),
+            [format!("Deployment {ns}/web")]
+        );
+        if let Some(writes) = writes {
+            let deployment: Vec<&String> = writes
+                .iter()
+                .filter(|w| w.contains("/deployments/web"))
+                .collect();
+            assert_eq!(deployment.len(), 1, "{writes:?}");
+        }
+    }
+
+    #[test]
+    fn real_kubectl_apply_with_validation_works_against_the_test_server() {
+        // A kube-apiserver built with a newer Go than its release names serves an OpenAPI
+        // document kubectl cannot read ("failed to download openapi").
+        let Some(r) = Real::new(
+            "real_kubectl_apply_with_validation_works_against_the_test_server",
+            31,
+        ) else {
+            return;
+        };
+        r.create_namespace(&r.namespace);
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&r.kubeconfig)
+            .args(["apply", "--validate=strict", "-n", &r.namespace, "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child.stdin.take().expect("stdin").write_all(
+                    BASE.split("---\n")
+                        .skip(1)
+                        .collect::<Vec<_>>()
+                        .join("---\n")
+                        .replace("NS", &r.namespace)
+                        .as_bytes(),
+                )?;
+                child.wait_with_output()
+            })
+            .expect("running kubectl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "kubectl apply --validate=strict: {stderr}"
+        );
+        assert!(!stderr.contains("openapi"), "{stderr}");
+        assert_contains(
+            &String::from_utf8_lossy(&out.stdout),
+            "deployment.apps/web created",
+        );
+    }
+
+    #[test]
+    fn real_an_exec_credential_plugin_kubeconfig_connects() {
+        let test = "real_an_exec_credential_plugin_kubeconfig_connects";
+        let Some(mut r) = Real::new(test, 32) else {
+            return;
+        };
+        let Some(exec) = std::env::var_os("KPIN_TEST_EXEC_KUBECONFIG") else {
+            crate::support::skip(
+                test,
+                "KPIN_TEST_EXEC_KUBECONFIG is not set (tools/test-cluster/up writes one)",
+            );
+            return;
+        };
+        r.kubeconfig = exec.to_string_lossy().into_owned();
+        r.vendor("1.0.0", &format!("{NAMESPACE}{SETTINGS}"));
+        let run = r.expect(0, &["apply"]);
+        assert_contains(&run.stdout, "2 created");
+        r.expect(0, &["diff"]);
+    }
+
+    /// A webhook with `failurePolicy: Fail` on ConfigMaps of the test namespace only, calling a
+    /// Service that no pod backs.
+    const GUARD: &str = "---
+apiVersion: v1
+kind: Service
+metadata:
+  name: guard
+  namespace: NS
+spec:
+  selector: {app: guard}
+  ports:
+  - port: 443
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: NS-guard
+webhooks:
+- name: guard.NS.kpin.example.com
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  clientConfig:
+    service: {name: guard, namespace: NS, port: 443}
+  namespaceSelector:
+    matchLabels: {kubernetes.io/metadata.name: NS}
+  objectSelector:
+    matchLabels: {guarded: 'true'}
+  rules:
+  - apiGroups: ['']
+    apiVersions: [v1]
+    operations: [CREATE, UPDATE]
+    resources: [configmaps]
+";
+
+    #[test]
+    fn real_a_webhook_that_cannot_be_called_is_named_with_its_service() {
+        let Some(r) = Real::new(
+            "real_a_webhook_that_cannot_be_called_is_named_with_its_service",
+            33,
+        ) else {
+            return;
+        };
+        r.cleanup("validatingwebhookconfiguration/NS-guard");
+        let guarded = |mode: &str| {
+            format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guarded\n  namespace: NS\n  labels: {{guarded: 'true'}}\ndata:\n  mode: {mode}\n"
+            )
+        };
+        // Webhooks go last: the first apply creates the ConfigMap before the webhook exists.
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{SETTINGS}{}{GUARD}", guarded("fast")),
+        );
+        r.expect(0, &["apply", "--wait=false"]);
+        // Now every change to that ConfigMap meets the webhook, which nothing serves.
+        r.vendor(
+            "1.0.0",
+            &format!(
+                "{NAMESPACE}{}{}{GUARD}",
+                SETTINGS.replace("fast", "slow"),
+                guarded("slow")
+            ),
+        );
+        let ns = &r.namespace;
+        let message = format!(
+            "admission webhook guard.{ns}.kpin.example.com (service {ns}/guard) cannot be called: no endpoints available for service \"guard\""
+        );
+        let diff = r.expect(2, &["diff"]);
+        assert_contains(&diff.stderr, &message);
+        assert_contains(&diff.stderr, "hint: its failurePolicy is Fail");
+        let apply = r.expect(1, &["apply", "--wait=false"]);
+        assert_row(&apply.stdout, "failed", &format!("ConfigMap {ns}/guarded"));
+        assert_row(
+            &apply.stdout,
+            "configured",
+            &format!("ConfigMap {ns}/settings"),
+        );
+        assert_contains(&apply.stdout, &message);
+        assert_contains(&apply.stdout, "apply the package that serves it first");
+        assert!(
+            !apply.stdout.contains("Status {"),
+            "no dump of the server's answer: {}",
+            apply.stdout
+        );
+        assert_eq!(
+            r.get(&["configmap", "guarded", "-n", ns]).expect("kept")["data"]["mode"],
+            "fast",
+            "the refused object is as it was"
+        );
+    }
+
+    #[test]
+    fn real_an_unavailable_apiservice_fails_only_its_group() {
+        let Some(r) = Real::new("real_an_unavailable_apiservice_fails_only_its_group", 34) else {
+            return;
+        };
+        r.cleanup("apiservice/v1.NS.kpin.example.com");
+        let apiservice = "---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1.NS.kpin.example.com
+spec:
+  group: NS.kpin.example.com
+  version: v1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  insecureSkipTLSVerify: true
+  service: {name: guard, namespace: NS, port: 443}
+";
+        let service = GUARD
+            .split("---\napiVersion: admissionregistration")
+            .next()
+            .unwrap();
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{SETTINGS}{service}{apiservice}"),
+        );
+        // Like metrics-server before its pod is ready: the APIService is not Available.
+        let waited = expect_code(
+            r.project
+                .run(&["apply", "--timeout", "5", "--kubeconfig", &r.kubeconfig]),
+            1,
+        );
+        assert_contains(
+            &waited.stdout,
+            &format!("APIService v1.{}.kpin.example.com", r.namespace),
+        );
+        assert_contains(&waited.stdout, "not ready");
+        // Other groups are still discovered and applied.
+        let again = r.expect(0, &["apply", "--wait=false"]);
+        assert_contains(&again.stdout, "unchanged");
+        // An object of the unavailable group names it.
+        let thing = "---\napiVersion: NS.kpin.example.com/v1\nkind: Thing\nmetadata:\n  name: t\n  namespace: NS\n";
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{SETTINGS}{service}{apiservice}{thing}"),
+        );
+        let failed = r.expect(1, &["apply", "--wait=false"]);
+        let ns = &r.namespace;
+        assert_contains(
+            &failed.stdout,
+            &format!("the API group version {ns}.kpin.example.com/v1 is unavailable"),
+        );
+        assert_row(
+            &failed.stdout,
+            "unchanged",
+            &format!("ConfigMap {ns}/settings"),
+        );
+    }
+
+    #[test]
+    fn real_a_namespace_stuck_terminating_is_named() {
+        let Some(r) = Real::new("real_a_namespace_stuck_terminating_is_named", 35) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        r.create_namespace(&ns);
+        r.kubectl_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: NS\n  finalizers: [kpin.example.com/hold]\n",
+        );
+        r.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+        r.vendor("1.0.0", SETTINGS);
+        let run = r.expect(2, &["apply", "--wait=false"]);
+        assert_contains(
+            &run.stderr,
+            &format!("namespace {ns} is being deleted (Terminating)"),
+        );
+        assert_contains(&run.stderr, "finalizer");
+        let diff = r.kpin(&["diff"]);
+        assert_ne!(diff.code, 0, "{}", diff.transcript());
+        // Let it go.
+        r.kubectl(&[
+            "patch",
+            "configmap",
+            "held",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            "{\"metadata\":{\"finalizers\":null}}",
+        ]);
+    }
+
+    #[test]
+    fn real_an_apiserver_restart_mid_apply_converges_on_the_next_apply() {
+        let test = "real_an_apiserver_restart_mid_apply_converges_on_the_next_apply";
+        let Some(dir) = Real::cluster_dir(test) else {
+            return;
+        };
+        let Some(r) = Real::exclusive(test, 36) else {
+            return;
+        };
+        let many: String = (0..2000)
+            .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:04}\n  namespace: NS\ndata:\n  i: '{i}'\n"))
+            .collect();
+        r.vendor("1.0.0", &format!("{NAMESPACE}{many}"));
+        r.expect(0, &["apply", "--wait=false"]);
+        let changed = many.replace("data:\n  i:", "data:\n  changed: 'yes'\n  i:");
+        r.vendor("1.0.0", &format!("{NAMESPACE}{changed}"));
+        let mut apply =
+            r.project
+                .command(&["apply", "--wait=false", "--kubeconfig", &r.kubeconfig]);
+        let child = apply
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kpin apply");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let restart = Command::new(crate::support::repo_root().join("tools/test-cluster/restart"))
+            .arg(&dir)
+            .status()
+            .expect("restarting the apiserver");
+        assert!(restart.success());
+        let interrupted = child.wait_with_output().expect("kpin apply");
+        eprintln!(
+            "apply during the restart exited {:?}:\n{}{}",
+            interrupted.status.code(),
+            String::from_utf8_lossy(&interrupted.stdout),
+            String::from_utf8_lossy(&interrupted.stderr)
+        );
+        assert_ne!(interrupted.status.code(), Some(101), "no panic");
+        // The next apply converges, and a prune deletes nothing the render holds.
+        let run = r.expect(0, &["apply", "--wait=false", "--prune"]);
+        assert!(rows(&run.stdout, "pruned").is_empty(), "{}", run.stdout);
+        let live = r.kubectl(&["get", "configmaps", "-n", &r.namespace, "-o", "name"]);
+        for i in 0..2000 {
+            assert_contains(&live, &format!("configmap/cm-{i:04}\n"));
+        }
+        let again = r.expect(0, &["apply", "--wait=false"]);
+        assert_contains(&again.stdout, "2001 unchanged");
+    }
+
+    /// The release files of `../shared/upstream`, a version at a time per project, in the order
+    /// INDEX.tsv lists them (oldest first), one file per version (the first listed).
+    fn upstream_releases(
+        upstream: &std::path::Path,
+    ) -> Vec<(String, Vec<(String, std::path::PathBuf)>)> {
+        let index = std::fs::read_to_string(upstream.join("INDEX.tsv")).expect("INDEX.tsv");
+        let mut projects: Vec<(String, Vec<(String, std::path::PathBuf)>)> = Vec::new();
+        for line in index.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (project, version, file) = (cols[0], cols[1], cols[2]);
+            if projects.last().is_none_or(|(p, _)| p != project) {
+                projects.push((project.to_owned(), Vec::new()));
+            }
+            let versions = &mut projects.last_mut().unwrap().1;
+            if versions.iter().all(|(v, _)| v != version) {
+                versions.push((
+                    version.to_owned(),
+                    upstream.join(project).join(version).join(file),
+                ));
+            }
+        }
+        projects
+    }
+
+    #[test]
+    fn real_every_upstream_release_applies_upgrades_and_reapplies_without_a_write() {
+        let test = "real_every_upstream_release_applies_upgrades_and_reapplies_without_a_write";
+        let Some(upstream) = crate::support::upstream_or_skip(test) else {
+            return;
+        };
+        // Gatekeeper's webhook on namespaces refuses every namespace while it is installed.
+        let Some(r) = Real::exclusive(test, 37) else {
+            return;
+        };
+        let mut semver_sorted = upstream_releases(&upstream);
+        for (_, versions) in &mut semver_sorted {
+            versions.sort_by_key(|(v, _)| {
+                v.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .split('.')
+                    .map(|p| p.parse::<u64>().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            });
+        }
+        // ApplySet parents of packages without `namespace:` go to the context's namespace.
+        let mut r = r;
+        r.create_namespace(&r.namespace.clone());
+        r.use_contexts(&[("kpin-test", "NS")]);
+        r.clean_render_on_drop();
+        let index = std::fs::read_to_string(upstream.join("INDEX.tsv")).expect("INDEX.tsv");
+        let mut summary = Vec::new();
+        for (project, versions) in &semver_sorted {
+            // Upstream namespaces as they are (gatekeeper's webhook spares only its own); a
+            // release whose namespaced objects name none (argo-cd) goes to the test namespace.
+            let unnamespaced = index.lines().any(|l| {
+                l.starts_with(&format!("{project}\t")) && l.contains("without metadata.namespace")
+            });
+            let namespace = if unnamespaced {
+                format!("    namespace: {}\n", r.namespace)
+            } else {
+                String::new()
+            };
+            for (version, file) in versions {
+                let vendored = format!(
+                    "vendor/{project}/{version}/{}",
+                    file.file_name().unwrap().to_string_lossy()
+                );
+                let text = std::fs::read_to_string(file).expect("upstream release");
+                r.project.write(&vendored, &text);
+                // Namespaced objects without a namespace (argo-cd) go to the test namespace.
+                r.project.write(
+                    "kpin.yaml",
+                    &format!(
+                        "packages:\n  {project}:\n    version: {version}\n    url: https://example.invalid/{project}/{{version}}/{}\n{namespace}",
+                        file.file_name().unwrap().to_string_lossy(),
+                    ),
+                );
+                let applied = r.kpin(&[
+                    "apply",
+                    "--wait=false",
+                    "--prune",
+                    "--recreate",
+                    "--allow-mass-prune",
+                ]);
+                assert_eq!(
+                    applied.code,
+                    0,
+                    "{project} {version}: {}",
+                    applied.transcript()
+                );
+                let (again, writes) = r.writes_during(|| r.kpin(&["apply", "--wait=false"]));
+                assert_eq!(
+                    again.code,
+                    0,
+                    "{project} {version} re-apply: {}",
+                    again.transcript()
+                );
+                let written: Vec<String> = ["created", "configured", "recreated", "pruned"]
+                    .iter()
+                    .flat_map(|a| rows(&again.stdout, a))
+                    .collect();
+                assert!(
+                    written.is_empty(),
+                    "{project} {version}: the re-apply wrote {written:?}"
+                );
+                if let Some(writes) = &writes {
+                    assert_eq!(
+                        writes,
+                        &Vec::<String>::new(),
+                        "{project} {version}: writes reached the server"
+                    );
+                }
+                // Clean, but for Jobs with ttlSecondsAfterFinished, which the cluster deletes
+                // once they finished (the next apply creates them again, as kubectl's would).
+                let diff = r.kpin(&["diff", "--output", "json"]);
+                let report: Value = serde_json::from_str(&diff.stdout)
+                    .unwrap_or_else(|_| panic!("{project} {version}: diff: {}", diff.transcript()));
+                for o in report["sections"][0]["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(
+                        o["kind"] == "Job"
+                            && o["change"] == "added"
+                            && text.contains("ttlSecondsAfterFinished"),
+                        "{project} {version}: diff after apply: {o}"
+                    );
+                }
+                summary.push(format!(
+                    "{project} {version}: {} unchanged",
+                    rows(&again.stdout, "unchanged").len()
+                ));
+            }
+            // Delete the project before the next one (its webhooks may refuse what follows).
+            let rendered = expect_code(r.project.run(&["render"]), 0);
+            r.kubectl_input(
+                &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
+                &rendered.stdout,
+            );
+            // The apiserver's admission sees a deleted webhook go a moment later.
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        eprintln!("{}", summary.join("\n"));
     }
 }
 

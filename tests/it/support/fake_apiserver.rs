@@ -300,6 +300,25 @@ const METADATA_FIELDS: &[&str] = &[
     "managedFields",
 ];
 
+/// Lists the server stores as absent but whose update strategy compares with what was sent
+/// (nil against empty), so that every apply with the list empty writes and bumps `generation`,
+/// though nothing changes: (kind, top-level field). Recording `empty-collections-and-defaults`.
+const REWRITTEN_WHEN_EMPTY: &[(&str, &str)] = &[
+    ("MutatingWebhookConfiguration", "webhooks"),
+    ("ValidatingWebhookConfiguration", "webhooks"),
+];
+
+fn rewritten_when_empty(t: &ResourceType, config: &Value) -> bool {
+    t.builtin()
+        && REWRITTEN_WHEN_EMPTY.iter().any(|(kind, field)| {
+            t.kind == *kind
+                && config
+                    .get(*field)
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+        })
+}
+
 /// Fields that may not change once set: (group, kind, dotted path).
 const IMMUTABLE: &[(&str, &str, &str)] = &[
     ("batch", "Job", "spec.selector"),
@@ -839,11 +858,50 @@ impl ResourceType {
                     }
                 }
             }
+            // An empty list map or set leaves nothing to own: the real server records no field
+            // for `webhooks: []` or `volumes: []` (an empty atomic list is a field: `args: []`).
+            Value::Array(items) if info.list != ListType::Atomic && items.is_empty() => {}
             _ => {
                 if !path.is_empty() {
                     out.insert(path.clone());
                 }
             }
+        }
+    }
+
+    /// What a built-in kind keeps of `v` when stored: Go's `omitempty` drops empty lists and
+    /// empty free-form maps (`args: []`, `data: {}`, `labels: {}`), not empty structs
+    /// (`resources: {}`, `securityContext: {}`). Custom resources keep what was sent.
+    fn drop_empty_collections(&self, names: &mut Vec<String>, v: &mut Value) {
+        if self.schema.is_some() {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, child| {
+                    names.push(k.clone());
+                    let keep = match child {
+                        Value::Array(items) => !items.is_empty(),
+                        Value::Object(o) if o.is_empty() => !self.info(names).free_map,
+                        _ => true,
+                    };
+                    names.pop();
+                    keep
+                });
+                for (k, child) in m.iter_mut() {
+                    names.push(k.clone());
+                    self.drop_empty_collections(names, child);
+                    names.pop();
+                }
+            }
+            Value::Array(items) => {
+                names.push("[]".into());
+                for item in items {
+                    self.drop_empty_collections(names, item);
+                }
+                names.pop();
+            }
+            _ => {}
         }
     }
 
@@ -1279,6 +1337,8 @@ struct Inner {
     options: Options,
     /// How long controllers leave a changed object alone (they also act before the next write).
     controller_delay: Duration,
+    /// Controllers act only through `FakeApiServer::run_controllers`.
+    controllers_paused: bool,
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
     log: Vec<Logged>,
@@ -1333,6 +1393,7 @@ impl FakeApiServer {
             started: Instant::now(),
             options,
             controller_delay: Duration::ZERO,
+            controllers_paused: false,
             types,
             objects: BTreeMap::new(),
             log: Vec::new(),
@@ -1410,6 +1471,22 @@ impl FakeApiServer {
     /// they act before the next request). They always act right before the next write to it.
     pub fn set_controller_delay(&self, delay: Duration) {
         self.lock().controller_delay = delay;
+    }
+
+    /// Controllers act only when `run_controllers` says so, not before the next write: on a real
+    /// server whether they acted between two requests is a matter of timing, which a replay of
+    /// recorded exchanges reads off the recording.
+    pub fn pause_controllers(&self) {
+        self.lock().controllers_paused = true;
+    }
+
+    /// Every controller's pending work, done now.
+    pub fn run_controllers(&self) {
+        let mut inner = self.lock();
+        let keys: Vec<Key> = inner.pending.keys().cloned().collect();
+        for key in keys {
+            inner.run_pending(&key);
+        }
     }
 
     pub fn requests(&self) -> Vec<Logged> {
@@ -2586,7 +2663,7 @@ impl Inner {
         if sub.is_some() && method != Method::GET {
             return method_not_allowed(method);
         }
-        if method != Method::GET && !dry_run {
+        if method != Method::GET && !dry_run && !self.controllers_paused {
             self.run_pending(&key);
         }
         match method.as_str() {
@@ -2764,6 +2841,7 @@ impl Inner {
     /// What the API server itself adds when an object is created.
     fn admit_create(&mut self, t: &ResourceType, obj: &mut Value) {
         secret_string_data(t, obj);
+        t.drop_empty_collections(&mut Vec::new(), obj);
         if t.builtin() && t.has_status() {
             obj["status"] = match t.kind.as_str() {
                 "Service" | "Ingress" => json!({"loadBalancer": {}}),
@@ -2830,6 +2908,7 @@ impl Inner {
     /// What the API server keeps or adds when an object changes.
     fn admit_update(&self, t: &ResourceType, live: &Value, new: &mut Value) {
         secret_string_data(t, new);
+        t.drop_empty_collections(&mut Vec::new(), new);
         if t.has_status() {
             match live.get("status") {
                 Some(s) => new["status"] = s.clone(),
@@ -2873,6 +2952,7 @@ impl Inner {
         let memo_key = (key.clone(), manager.to_owned());
         let text = config.to_string();
         if let (Some(live), Some((seen, rv))) = (self.objects.get(&key), self.memo.get(&memo_key))
+            && !rewritten_when_empty(t, &config)
             && *seen == text
             && rv_of(live).as_ref() == Some(rv)
         {
@@ -3011,8 +3091,16 @@ impl Inner {
             fields: config_set,
         });
         set_managed_fields(&mut new, managers);
+        let rewrite = rewritten_when_empty(t, &config);
         if let Some(l) = &live {
             self.bump_generation(t, l, &mut new);
+            if rewrite && new.pointer("/metadata/generation") == l.pointer("/metadata/generation") {
+                let g = l
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                obj_mut(&mut new, "metadata").insert("generation".into(), json!(g + 1));
+            }
             if *l == new {
                 return Ok(new);
             }

@@ -134,6 +134,13 @@ impl Project {
         cmd
     }
 
+    /// The kpin command with `args`, in the project, to start and wait for by hand.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.kpin();
+        cmd.args(args);
+        cmd
+    }
+
     /// Run kpin with `args`; returns (exit code, stdout, stderr) with temp paths filtered.
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.kpin().args(args).output().expect("running kpin");
