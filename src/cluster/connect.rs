@@ -355,54 +355,53 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let context = choose_context(opts)?;
     let mut user_name = String::new();
-    let (mut config, context) =
-        if let Some(kubeconfig) = read_kubeconfig(opts.kubeconfig.as_deref())? {
-            let name = context
-                .clone()
-                .or_else(|| kubeconfig.current_context.clone())
-                .ok_or(ClusterError::NoContext)?;
-            if !kubeconfig.contexts.iter().any(|c| c.name == name) {
-                let known: Vec<&str> = kubeconfig
-                    .contexts
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
-                return Err(ClusterError::UnknownContext {
-                    name,
-                    known: known.join(", "),
-                }
-                .into());
-            }
-            let user = kubeconfig
+    let (config, context) = if let Some(kubeconfig) = read_kubeconfig(opts.kubeconfig.as_deref())? {
+        let name = context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+            .ok_or(ClusterError::NoContext)?;
+        if !kubeconfig.contexts.iter().any(|c| c.name == name) {
+            let known: Vec<&str> = kubeconfig
                 .contexts
                 .iter()
-                .find(|c| c.name == name)
-                .and_then(|c| c.context.as_ref())
-                .and_then(|c| c.user.clone());
-            user_name = user.unwrap_or_default();
-            let options = KubeConfigOptions {
-                context: Some(name.clone()),
-                ..Default::default()
-            };
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .with_context(|| format!("loading kubeconfig context {name}"))?;
-            (config, Some(name))
-        } else {
-            if let Some(name) = context {
-                return Err(ClusterError::UnknownContext {
-                    name,
-                    known: "(no kubeconfig found)".into(),
-                }
-                .into());
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(ClusterError::UnknownContext {
+                name,
+                known: known.join(", "),
             }
-            let config = kube::Config::incluster()
-                .map_err(|e| anyhow::anyhow!(e))
-                .context(
-                    "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
-                )?;
-            (config, None)
+            .into());
+        }
+        let user = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone());
+        user_name = user.unwrap_or_default();
+        let options = KubeConfigOptions {
+            context: Some(name.clone()),
+            ..Default::default()
         };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .with_context(|| format!("loading kubeconfig context {name}"))?;
+        (config, Some(name))
+    } else {
+        if let Some(name) = context {
+            return Err(ClusterError::UnknownContext {
+                name,
+                known: "(no kubeconfig found)".into(),
+            }
+            .into());
+        }
+        let config = kube::Config::incluster()
+            .map_err(|e| anyhow::anyhow!(e))
+            .context(
+                "no kubeconfig found (KUBECONFIG, ~/.kube/config) and not running in a cluster",
+            )?;
+        (config, None)
+    };
     let target = Destination {
         context,
         server: config
@@ -412,6 +411,23 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             .to_owned(),
         default_namespace: config.default_namespace.clone(),
     };
+    let client = build_client(config, opts, &target, &user_name)?;
+    Ok(Cluster {
+        mapper: RestMapper::new(client.clone()),
+        client,
+        target,
+        request_timeout: opts.request_timeout,
+    })
+}
+
+/// The client for `config`: kpin's user agent, bounded retries, and `--request-timeout` on every
+/// request, read and write.
+fn build_client(
+    mut config: kube::Config,
+    opts: &ConnectOptions,
+    target: &Destination,
+    user_name: &str,
+) -> Result<kube::Client> {
     // kube retries a 429, 503 or 504 fifteen times, backing off up to 1000 s: many minutes of
     // silence when an APIService is down (its group answers 503). kpin retries briefly (below)
     // and then reports which group it is.
@@ -432,7 +448,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
     let builder = kube::client::ClientBuilder::try_from(config).map_err(|err| {
         match CertificateProblem::find(&causes(&err)) {
             Some(problem) => anyhow::Error::new(ClusterError::ClientCertificate {
-                user: user_name.clone(),
+                user: user_name.to_owned(),
                 via: target.via(),
                 problem: problem.clone(),
             })
@@ -457,12 +473,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             .build(),
         None => builder.with_layer(&buffer).with_layer(&retry).build(),
     };
-    Ok(Cluster {
-        mapper: RestMapper::new(client.clone()),
-        client,
-        target,
-        request_timeout: opts.request_timeout,
-    })
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -24,9 +24,6 @@ pub fn changes(dry_run: &Value, live: &Value, manager: &str) -> bool {
         applied_entry(dry_run, manager),
         applied_entry(live, manager),
     );
-    fn owned(entry: Option<&Value>) -> Option<(Option<&Value>, Option<&Value>)> {
-        entry.map(|e| (e.get("apiVersion"), e.get("fieldsV1")))
-    }
     if owned(after) != owned(before) {
         return true;
     }
@@ -70,6 +67,11 @@ fn with_stored_forms(object: &Value, fields: &Map<String, Value>) -> Map<String,
         }
     }
     out
+}
+
+/// What an entry says the manager owns: the fields, and the apiVersion they are in.
+fn owned(entry: Option<&Value>) -> Option<(Option<&Value>, Option<&Value>)> {
+    entry.map(|e| (e.get("apiVersion"), e.get("fieldsV1")))
 }
 
 /// The manager's `Apply` entry for the object itself (not a subresource such as `status`).
@@ -135,12 +137,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(manager: &str, fields: Value) -> Value {
+    fn entry(manager: &str, fields: &Value) -> Value {
         json!({"manager": manager, "operation": "Apply", "apiVersion": "apps/v1",
             "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields})
     }
 
-    fn deployment(image: &str, managed: Value) -> Value {
+    fn deployment(image: &str, managed: &Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "resourceVersion": "5", "generation": 2,
                 "annotations": {"deployment.kubernetes.io/revision": "2"}, "managedFields": managed},
@@ -156,7 +158,7 @@ mod tests {
 
     #[test]
     fn what_other_writers_change_is_not_a_change() {
-        let live = deployment("web:1", json!([entry("kpin", kpin_fields())]));
+        let live = deployment("web:1", &json!([entry("kpin", &kpin_fields())]));
         let mut dry = live.clone();
         dry["status"]["readyReplicas"] = json!(0);
         dry["metadata"]["generation"] = json!(3);
@@ -169,31 +171,31 @@ mod tests {
 
     #[test]
     fn a_value_kpin_owns_is_a_change() {
-        let managed = json!([entry("kpin", kpin_fields())]);
-        let live = deployment("web:1", managed.clone());
-        let dry = deployment("web:2", managed);
+        let managed = json!([entry("kpin", &kpin_fields())]);
+        let live = deployment("web:1", &managed);
+        let dry = deployment("web:2", &managed);
         assert!(changes(&dry, &live, "kpin"));
     }
 
     #[test]
     fn taking_over_or_giving_up_a_field_is_a_change() {
-        let live = deployment("web:1", json!([entry("kpin", kpin_fields())]));
+        let live = deployment("web:1", &json!([entry("kpin", &kpin_fields())]));
         let mut more = kpin_fields();
         more["f:spec"]["f:replicas"] = json!({});
-        let dry = deployment("web:1", json!([entry("kpin", more)]));
+        let dry = deployment("web:1", &json!([entry("kpin", &more)]));
         assert!(changes(&dry, &live, "kpin"));
         // First apply by kpin over an object another tool made: kpin had no entry.
-        let foreign = deployment("web:1", json!([entry("kubectl", kpin_fields())]));
+        let foreign = deployment("web:1", &json!([entry("kubectl", &kpin_fields())]));
         assert!(changes(&live, &foreign, "kpin"));
     }
 
     #[test]
     fn an_entry_of_another_manager_or_of_the_status_subresource_is_not_kpins() {
-        let mut status = entry("kpin", json!({"f:status": {"f:readyReplicas": {}}}));
+        let mut status = entry("kpin", &json!({"f:status": {"f:readyReplicas": {}}}));
         status["subresource"] = json!("status");
         let live = deployment(
             "web:1",
-            json!([entry("kpin", kpin_fields()), status.clone()]),
+            &json!([entry("kpin", &kpin_fields()), status.clone()]),
         );
         let mut dry = live.clone();
         dry["status"]["readyReplicas"] = json!(7);
@@ -218,7 +220,7 @@ mod tests {
         let secret = |data: &str| {
             json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "s", "managedFields": [entry("kpin",
-                    json!({"f:stringData": {".": {}, "f:password": {}}}))]},
+                    &json!({"f:stringData": {".": {}, "f:password": {}}}))]},
                 "data": {"password": data, "other": "eA=="}})
         };
         assert!(!changes(&secret("b2xk"), &secret("b2xk"), "kpin"));
@@ -233,7 +235,7 @@ mod tests {
         let fields = json!({"f:spec": {"f:ports": {
             "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}}}, "f:selector": {}}});
         let service = |ports: Value| {
-            json!({"metadata": {"managedFields": [entry("kpin", fields.clone())]},
+            json!({"metadata": {"managedFields": [entry("kpin", &fields)]},
                 "spec": {"ports": ports, "selector": {"app": "web"}}})
         };
         let live = service(json!([{"port": 443, "protocol": "TCP"},
@@ -251,7 +253,7 @@ mod tests {
     fn a_leaf_covers_the_whole_atomic_value_and_set_members_count() {
         let fields = json!({"f:spec": {"f:selector": {}, "f:finalizers": {"v:\"a\"": {}}}});
         let obj = |selector: Value, finalizers: Value| {
-            json!({"metadata": {"managedFields": [entry("kpin", fields.clone())]},
+            json!({"metadata": {"managedFields": [entry("kpin", &fields)]},
                 "spec": {"selector": selector, "finalizers": finalizers}})
         };
         let live = obj(json!({"app": "web"}), json!(["a", "b"]));

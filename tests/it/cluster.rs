@@ -1502,42 +1502,40 @@ mod real {
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
 
-        /// `kubectl ARGS` with `input` on stdin, whatever it answers (cleanups).
-        fn kubectl_input(&self, args: &[&str], input: &str) {
+        /// `kubectl ARGS` with `input` on stdin.
+        fn kubectl_with_input(&self, args: &[&str], input: &str) -> std::process::Output {
             use std::io::Write as _;
             let mut child = Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig)
                 .args(args)
                 .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .expect("running kubectl");
+            // kubectl may stop reading early on an error; its output says why.
             let _ = child
                 .stdin
                 .take()
                 .expect("stdin")
                 .write_all(input.as_bytes());
-            let _ = child.wait();
+            child.wait_with_output().expect("kubectl")
         }
 
+        /// `kubectl ARGS` with `input` on stdin, whatever it answers (cleanups).
+        fn kubectl_input(&self, args: &[&str], input: &str) {
+            let _ = self.kubectl_with_input(args, input);
+        }
+
+        /// `kubectl ARGS` with `input` (`NS` replaced) on stdin; fails the test when kubectl does.
         fn kubectl_stdin(&self, args: &[&str], input: &str) {
-            use std::io::Write as _;
-            let mut child = Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .args(args)
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .expect("running kubectl");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.replace("NS", &self.namespace).as_bytes())
-                .expect("writing to kubectl");
-            assert!(child.wait().expect("kubectl").success());
+            let out = self.kubectl_with_input(args, &input.replace("NS", &self.namespace));
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
@@ -3128,27 +3126,15 @@ spec:
             return;
         };
         r.create_namespace(&r.namespace);
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&r.kubeconfig)
-            .args(["apply", "--validate=strict", "-n", &r.namespace, "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child.stdin.take().expect("stdin").write_all(
-                    BASE.split("---\n")
-                        .skip(1)
-                        .collect::<Vec<_>>()
-                        .join("---\n")
-                        .replace("NS", &r.namespace)
-                        .as_bytes(),
-                )?;
-                child.wait_with_output()
-            })
-            .expect("running kubectl");
+        let objects = BASE
+            .split("---\n")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("---\n");
+        let out = r.kubectl_with_input(
+            &["apply", "--validate=strict", "-n", &r.namespace, "-f", "-"],
+            &objects.replace("NS", &r.namespace),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
