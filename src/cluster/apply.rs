@@ -7,6 +7,7 @@
 //! applied, its parent records what runs ([`Deployed`]): version, environment, render digest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -148,6 +149,7 @@ pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
         }
         None => match Unreachable::of(&causes(err), None) {
             Some(problem) => {
+                r.server_unreachable = true;
                 r.hint = Some(problem.hint());
                 r.message = Some(format!("the API server could not be reached: {problem}"));
             }
@@ -173,6 +175,8 @@ struct Applier<'a> {
     custom: CustomKinds,
     /// Namespaces the render creates: a dry run cannot create objects in them yet.
     namespaces: HashSet<String>,
+    /// A request found the API server unreachable: send nothing more.
+    server_gone: AtomicBool,
 }
 
 impl Applier<'_> {
@@ -678,6 +682,7 @@ async fn apply_selected(
             .filter(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND)
             .map(|o| o.name().to_owned())
             .collect(),
+        server_gone: AtomicBool::new(false),
     };
     let total = runs.iter().map(|r| r.prepared.objects.len() as u64).sum();
     let task = reporter.task("Applying", total);
@@ -866,7 +871,18 @@ impl Applier<'_> {
                             .remove(&o.reference())
                             .map_or(Prefetched::Unknown, Prefetched::Listed);
                         async move {
-                            let out = self.apply_one(o, prefetched).await;
+                            // Once the server is gone (restarted, network lost), the rest is
+                            // not sent: one reason in the report, not one failure per object.
+                            let out = if self.server_gone.load(Ordering::Relaxed) {
+                                let skipped = ObjectResult::new(o.reference(), Action::Skipped)
+                                    .with_message("not sent: the API server could not be reached");
+                                (skipped, None)
+                            } else {
+                                self.apply_one(o, prefetched).await
+                            };
+                            if out.0.server_unreachable {
+                                self.server_gone.store(true, Ordering::Relaxed);
+                            }
                             task.advance(1);
                             (i, out)
                         }

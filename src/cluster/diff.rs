@@ -78,13 +78,13 @@ async fn diff_package(
     let mut before = Vec::with_capacity(sides.len());
     let mut after = Vec::with_capacity(sides.len());
     let mut immutable: Vec<(ObjectRef, Vec<String>)> = Vec::new();
-    let mut ownership: Vec<ObjectRef> = Vec::new();
+    let mut ownership: std::collections::BTreeSet<ObjectRef> = std::collections::BTreeSet::new();
     for sides in sides {
         if !sides.immutable.is_empty() {
             immutable.push((sides.after.reference(), sides.immutable));
         }
         if sides.ownership_only {
-            ownership.push(sides.after.reference());
+            ownership.insert(sides.after.reference());
         }
         before.extend(sides.live);
         after.push(sides.after);
@@ -124,6 +124,9 @@ async fn diff_package(
             c.reference
         ));
     }
+    if state.live.is_some() {
+        warnings.extend(rerun_warning(&changes));
+    }
     warnings.extend(changes::removal_warning(&changes));
     warnings.extend(changes::recreate_warning(&immutable).map(|w| {
         format!("{w}; the server refused their dry run, so their diffs compare with the render")
@@ -143,6 +146,32 @@ async fn diff_package(
         warnings,
         changes,
         detail: Detail::Unified,
+    })
+}
+
+/// Jobs to create that set `ttlSecondsAfterFinished`: in a package applied before, the cluster
+/// most likely deleted them once they finished (the TTL controller), and applying creates, and
+/// so runs, them again.
+fn rerun_warning(changes: &[changes::ObjectChange]) -> Option<String> {
+    let jobs: Vec<String> = changes
+        .iter()
+        .filter(|c| c.change == Change::Added)
+        .filter(|c| (c.reference.group.as_str(), c.reference.kind.as_str()) == ("batch", "Job"))
+        .filter(|c| {
+            c.after
+                .as_ref()
+                .is_some_and(|o| o.0.pointer("/spec/ttlSecondsAfterFinished").is_some())
+        })
+        .map(|c| c.reference.to_string())
+        .collect();
+    (!jobs.is_empty()).then(|| {
+        format!(
+            "{} Job(s) to create set ttlSecondsAfterFinished: if they ran before, the cluster \
+             deleted them once they finished, and `kpin apply` runs them again: {} (an overlay \
+             removing the field keeps them)",
+            jobs.len(),
+            jobs.join(", ")
+        )
     })
 }
 
@@ -216,5 +245,45 @@ async fn live_and_dry_run(
                 .hint(refusal.hint())),
             None => Err(e).with_context(|| format!("server-side dry run of {r}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn added(object: serde_json::Value) -> changes::ObjectChange {
+        let object = Object(object);
+        changes::ObjectChange {
+            reference: object.reference(),
+            change: Change::Added,
+            before: None,
+            after: Some(object),
+        }
+    }
+
+    #[test]
+    fn a_job_the_ttl_controller_deletes_is_named_when_it_would_run_again() {
+        let job = |name: &str, ttl: bool| {
+            let mut spec = json!({"template": {}});
+            if ttl {
+                spec["ttlSecondsAfterFinished"] = json!(0);
+            }
+            added(json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": name, "namespace": "ingress"}, "spec": spec}))
+        };
+        let warning =
+            rerun_warning(&[job("admission-create", true), job("once", false)]).expect("a warning");
+        assert!(
+            warning.starts_with("1 Job(s) to create set ttlSecondsAfterFinished"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("Job ingress/admission-create"),
+            "{warning}"
+        );
+        assert!(!warning.contains("ingress/once"), "{warning}");
+        assert_eq!(rerun_warning(&[job("once", false)]), None);
     }
 }

@@ -35,7 +35,7 @@ pub fn changes(dry_run: &Value, live: &Value, manager: &str) -> bool {
         return false;
     };
     let fields = with_stored_forms(dry_run, fields);
-    project(dry_run, &fields) != project(live, &fields)
+    !same_on(Some(dry_run), Some(live), &fields)
 }
 
 /// `fields` and, for each key of a write-only field kpin owns (`stringData.password`), the key
@@ -89,36 +89,45 @@ fn applied_entry<'a>(object: &'a Value, manager: &str) -> Option<&'a Value> {
         })
 }
 
-/// The parts of `value` that the field set `fields` (fieldsV1) covers, keyed as the set is:
-/// `f:name` a field, `k:{...}` the list item with those key fields, `v:...` a set member, `i:N`
-/// an index. A leaf of the set (no children but `.`) covers the whole value under it.
-fn project(value: &Value, fields: &Map<String, Value>) -> Value {
-    if fields.keys().all(|k| k == ".") {
-        return value.clone();
+/// Whether `a` and `b` agree on what the field set `fields` (fieldsV1) covers, walking both
+/// without copying (objects can be megabyte-sized CRDs). Keys of a set: `f:name` a field,
+/// `k:{...}` the list item with those key fields, `v:...` a set member, `i:N` an index, `.` the
+/// node itself. A leaf (no children) covers the whole value under it; a node owned only as
+/// `.` covers its presence.
+fn same_on(a: Option<&Value>, b: Option<&Value>, fields: &Map<String, Value>) -> bool {
+    if fields.is_empty() {
+        return a == b;
     }
-    let mut out = Map::new();
-    for (key, child) in fields {
+    if a.is_some() != b.is_some() {
+        return false;
+    }
+    fields.iter().all(|(key, child)| {
         let Some(child) = child.as_object() else {
-            continue;
+            return true;
         };
-        let part = if let Some(name) = key.strip_prefix("f:") {
-            value.get(name)
-        } else if let Some(item_key) = key.strip_prefix("k:") {
-            list_item(value, item_key)
-        } else if let Some(member) = key.strip_prefix("v:") {
-            serde_json::from_str::<Value>(member)
-                .ok()
-                .and_then(|m| value.as_array()?.iter().find(|v| **v == m))
-        } else if let Some(index) = key.strip_prefix("i:") {
-            index.parse::<usize>().ok().and_then(|i| value.get(i))
-        } else {
-            continue;
-        };
-        if let Some(part) = part {
-            out.insert(key.clone(), project(part, child));
+        if key == "." {
+            return true;
         }
+        let (x, y) = (part(a, key), part(b, key));
+        (x.is_none() && y.is_none()) || same_on(x, y, child)
+    })
+}
+
+/// The part of `value` a field-set key names.
+fn part<'a>(value: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    let value = value?;
+    if let Some(name) = key.strip_prefix("f:") {
+        value.get(name)
+    } else if let Some(item_key) = key.strip_prefix("k:") {
+        list_item(value, item_key)
+    } else if let Some(member) = key.strip_prefix("v:") {
+        let member = serde_json::from_str::<Value>(member).ok()?;
+        value.as_array()?.iter().find(|v| **v == member)
+    } else if let Some(index) = key.strip_prefix("i:") {
+        value.get(index.parse::<usize>().ok()?)
+    } else {
+        None
     }
-    Value::Object(out)
 }
 
 /// The item of the list `value` whose fields equal those of `item_key` (`{"name":"web"}`).

@@ -55,6 +55,9 @@ pub struct ObjectResult {
     pub hint: Option<String>,
     /// The server's whole answer when `message` shortened it (shown with `-v`).
     pub detail: Option<String>,
+    /// It failed because the API server could not be reached: the objects after it are not
+    /// sent.
+    pub server_unreachable: bool,
 }
 
 impl ObjectResult {
@@ -65,6 +68,7 @@ impl ObjectResult {
             message: None,
             hint: None,
             detail: None,
+            server_unreachable: false,
         }
     }
     pub fn with_message(mut self, message: impl Into<String>) -> ObjectResult {
