@@ -19,9 +19,35 @@ pub struct Resolved {
 
 type GroupVersionResources = Arc<Vec<Resolved>>;
 
+/// What discovery learnt of one group version: its resources, or that the APIService serving
+/// it does not answer (remembered too, so that each object of that group does not wait for the
+/// retries again).
+type Discovered = Result<GroupVersionResources, Unavailable>;
+
 /// One group version's resources, discovered once: callers that ask while the request is in
 /// flight wait for its answer instead of sending their own.
-type Slot = Arc<tokio::sync::OnceCell<GroupVersionResources>>;
+type Slot = Arc<tokio::sync::OnceCell<Discovered>>;
+
+/// An aggregated API group version whose APIService answers 503: its backend is down.
+#[derive(Debug, Clone)]
+struct Unavailable {
+    api_version: String,
+}
+
+impl Unavailable {
+    fn error(&self) -> anyhow::Error {
+        let api_version = &self.api_version;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        anyhow::Error::msg(format!(
+            "the API group version {api_version} is unavailable: the APIService \
+             {version}.{group} that serves it does not answer"
+        ))
+        .hint(format!(
+            "`kubectl get apiservice {version}.{group}` says why; the Deployment behind \
+             its service must be ready (for metrics.k8s.io: metrics-server)"
+        ))
+    }
+}
 
 pub struct RestMapper {
     client: kube::Client,
@@ -45,13 +71,14 @@ impl RestMapper {
             Ok(mut c) => c.entry(api_version.to_owned()).or_default().clone(),
             Err(_) => Slot::default(),
         };
-        slot.get_or_try_init(|| self.discover(api_version))
-            .await
-            .cloned()
+        match slot.get_or_try_init(|| self.discover(api_version)).await? {
+            Ok(resources) => Ok(resources.clone()),
+            Err(unavailable) => Err(unavailable.error()),
+        }
     }
 
     /// Ask the server which resources `api_version` serves.
-    async fn discover(&self, api_version: &str) -> Result<GroupVersionResources> {
+    async fn discover(&self, api_version: &str) -> Result<Discovered> {
         let listed = if api_version.contains('/') {
             self.client.list_api_group_resources(api_version).await
         } else {
@@ -65,15 +92,9 @@ impl RestMapper {
             Err(e)
                 if api_status(&e).is_some_and(|s| s.code == 503) && api_version.contains('/') =>
             {
-                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-                return Err(anyhow::anyhow!(
-                    "the API group version {api_version} is unavailable: the APIService \
-                     {version}.{group} that serves it does not answer"
-                ))
-                .hint(format!(
-                    "`kubectl get apiservice {version}.{group}` says why; the Deployment behind \
-                     its service must be ready (for metrics.k8s.io: metrics-server)"
-                ));
+                return Ok(Err(Unavailable {
+                    api_version: api_version.to_owned(),
+                }));
             }
             Err(e) => {
                 return Err(e)
@@ -95,7 +116,7 @@ impl RestMapper {
                 namespaced: r.namespaced,
             })
             .collect();
-        Ok(Arc::new(resolved))
+        Ok(Ok(Arc::new(resolved)))
     }
 
     /// Discover all of `api_versions` at once (one round trip instead of one per apply stage).

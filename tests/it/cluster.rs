@@ -1184,6 +1184,61 @@ fn an_x509_v1_client_certificate_is_named_as_such() {
     assert_contains(&run.stderr, "the connection was refused");
 }
 
+/// Faults a real server shows only under load or while an aggregated API is down, on demand.
+#[test]
+fn a_server_that_asks_to_slow_down_is_asked_again() {
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
+    // Priority and fairness answers 429 with Retry-After when the server is busy.
+    s.fake
+        .inject_fault("PATCH", "/configmaps/settings", 429, Some(0), 2);
+    let run = s.expect(0, &["apply", "--wait=false"]);
+    assert_row(&run.stdout, "created", "ConfigMap demo/settings");
+    let attempts = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/configmaps/settings"))
+        .count();
+    assert_eq!(attempts, 3, "two refusals, then the apply");
+}
+
+#[test]
+fn an_aggregated_api_that_is_down_fails_only_its_objects_and_soon() {
+    let thing = "\
+apiVersion: down.example.com/v1
+kind: Thing
+metadata:
+  name: t
+  namespace: demo
+";
+    let s = setup(&yaml(&[NAMESPACE, SETTINGS, thing]));
+    // The aggregator's answer while an APIService's backend is down: 503, plain text.
+    s.fake
+        .inject_fault("GET", "/apis/down.example.com/v1", 503, None, usize::MAX);
+    let started = std::time::Instant::now();
+    let run = s.expect(1, &["apply", "--wait=false"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "kube's own retry policy (15 retries, up to 1000 s apart) is off: {:?}",
+        started.elapsed()
+    );
+    assert_row(&run.stdout, "created", "ConfigMap demo/settings");
+    assert_row(&run.stdout, "failed", "Thing demo/t");
+    assert_contains(
+        &run.stdout,
+        "the API group version down.example.com/v1 is unavailable: the APIService v1.down.example.com that serves it does not answer",
+    );
+    assert_contains(&run.stdout, "kubectl get apiservice v1.down.example.com");
+    let discoveries = s
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/apis/down.example.com/v1")
+        .count();
+    // Asked once, retried three times, and remembered for the other objects of the group.
+    assert_eq!(discoveries, 4, "bounded, remembered retries");
+}
+
 /// The same flows against a real cluster. Ignored by default and skipped unless
 /// `KPIN_TEST_KUBECONFIG` names a kubeconfig whose current context may be written to; each test
 /// works in its own namespaces `kpin-it-<pid>-<n>` (and `-extra`, `-prod`) and deletes them and

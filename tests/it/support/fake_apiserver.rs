@@ -1339,6 +1339,8 @@ struct Inner {
     controller_delay: Duration,
     /// Controllers act only through `FakeApiServer::run_controllers`.
     controllers_paused: bool,
+    /// Answers given instead of serving matching requests (`FakeApiServer::inject_fault`).
+    faults: Vec<Fault>,
     types: Vec<ResourceType>,
     objects: BTreeMap<Key, Value>,
     log: Vec<Logged>,
@@ -1394,6 +1396,7 @@ impl FakeApiServer {
             options,
             controller_delay: Duration::ZERO,
             controllers_paused: false,
+            faults: Vec::new(),
             types,
             objects: BTreeMap::new(),
             log: Vec::new(),
@@ -1471,6 +1474,27 @@ impl FakeApiServer {
     /// they act before the next request). They always act right before the next write to it.
     pub fn set_controller_delay(&self, delay: Duration) {
         self.lock().controller_delay = delay;
+    }
+
+    /// Answer the next `times` requests whose method is `method` and whose path contains `path`
+    /// with `status` (and `Retry-After: retry_after` seconds when given) instead of serving
+    /// them: what a real server shows only under load or while an aggregated API is down (429
+    /// from priority and fairness, 503, 504). `usize::MAX` times for ever.
+    pub fn inject_fault(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        retry_after: Option<u64>,
+        times: usize,
+    ) {
+        self.lock().faults.push(Fault {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+            retry_after,
+            remaining: times,
+        });
     }
 
     /// Controllers act only when `run_controllers` says so, not before the next write: on a real
@@ -1836,6 +1860,9 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     inner.tick();
+    if let Some(resp) = inner.injected_fault(&parts.method, parts.uri.path()) {
+        return resp;
+    }
     let query = parse_query(parts.uri.query().unwrap_or(""));
     // Aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
     let path = parts.uri.path();
@@ -1858,6 +1885,40 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, req: Request) -> Respons
     resp.headers_mut()
         .insert("content-type", content_type.parse().expect("static header"));
     resp
+}
+
+/// An answer given instead of serving matching requests.
+struct Fault {
+    method: String,
+    path: String,
+    status: u16,
+    retry_after: Option<u64>,
+    remaining: usize,
+}
+
+impl Inner {
+    /// The injected answer for this request, if a fault matches it (counted down).
+    fn injected_fault(&mut self, method: &Method, path: &str) -> Option<Response> {
+        let fault = self.faults.iter_mut().find(|f| {
+            f.remaining > 0 && f.method == method.as_str() && path.contains(f.path.as_str())
+        })?;
+        fault.remaining = fault.remaining.saturating_sub(1);
+        let code = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        // A down aggregated API answers plain text, as the real proxy does; others a Status.
+        let mut resp = if code == StatusCode::SERVICE_UNAVAILABLE {
+            (code, "service unavailable").into_response()
+        } else {
+            let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": code.canonical_reason().unwrap_or("error"),
+                "reason": "TooManyRequests", "code": fault.status});
+            (code, body.to_string()).into_response()
+        };
+        if let Some(seconds) = fault.retry_after {
+            resp.headers_mut()
+                .insert("retry-after", seconds.to_string().parse().expect("digits"));
+        }
+        Some(resp)
+    }
 }
 
 /// Whether a DeleteOptions body asks for `dryRun: ["All"]`.
