@@ -425,8 +425,8 @@ fn local_source_problems(
     package: &Package,
     entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
-    // Path sources never touch the network, so resolving them needs no runtime.
-    let files = futures::executor::block_on(fetch::resolve(manifest, package, None))?;
+    // Path sources never touch the network: resolved without a runtime.
+    let files = fetch::resolve_offline(manifest, package)?;
     let mut problems = Vec::new();
     for file in &files {
         let locked = entry.files.iter().find(|f| f.name == file.name);

@@ -151,59 +151,62 @@ pub async fn resolve(
     package: &Package,
     client: Option<&Client>,
 ) -> Result<Vec<SourceFile>> {
+    let (Source::Github(gh), Some(client)) = (&package.source, client) else {
+        return resolve_offline(manifest, package);
+    };
+    let files = {
+        let tag = manifest::expand(&gh.tag, &package.version);
+        let release = github::release_by_tag(client, &gh.api_url, &gh.repo, &tag).await?;
+        gh.assets
+            .iter()
+            .map(|template| {
+                let name = manifest::expand(template, &package.version);
+                let asset = release
+                    .assets
+                    .iter()
+                    .find(|a| a.name == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            release.assets.iter().map(|a| a.name.as_str()).collect();
+                        anyhow::anyhow!("release `{tag}` of {} has no asset `{name}`", gh.repo)
+                            .hint(if names.is_empty() {
+                                "the release has no assets".to_owned()
+                            } else {
+                                format!("its assets are: {}", names.join(", "))
+                            })
+                    })?;
+                manifest::check_path_segment(&name)
+                    .with_context(|| format!("asset {}", quote(&name)))?;
+                let url = Url::parse(&asset.url)
+                    .with_context(|| format!("asset `{name}`: bad API URL `{}`", asset.url))?;
+                Ok(SourceFile {
+                    name,
+                    origin: Origin::Remote {
+                        url,
+                        auth: Auth::GithubAsset,
+                    },
+                    locked_url: asset.browser_download_url.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    distinct_names(package, files)
+}
+
+/// The files of `package` at its pinned version, for sources that need no network to name them
+/// (URL templates, local paths); a GitHub release must be looked up online.
+pub fn resolve_offline(manifest: &Manifest, package: &Package) -> Result<Vec<SourceFile>> {
     let files = match &package.source {
         Source::Url { templates } => templates
             .iter()
             .map(|t| url_file(&manifest::expand(t, &package.version)))
             .collect::<Result<Vec<_>>>()?,
-        Source::Github(gh) => {
-            let Some(client) = client else {
-                return Err(anyhow::anyhow!(
-                    "the GitHub release of package `{}` must be looked up online",
-                    package.name
-                ))
-                .hint(
-                    "run without --offline once; afterwards kpin.lock records the download URLs",
-                );
-            };
-            let tag = manifest::expand(&gh.tag, &package.version);
-            let release = github::release_by_tag(client, &gh.api_url, &gh.repo, &tag).await?;
-            gh.assets
-                .iter()
-                .map(|template| {
-                    let name = manifest::expand(template, &package.version);
-                    let asset =
-                        release
-                            .assets
-                            .iter()
-                            .find(|a| a.name == name)
-                            .ok_or_else(|| {
-                                let names: Vec<&str> =
-                                    release.assets.iter().map(|a| a.name.as_str()).collect();
-                                anyhow::anyhow!(
-                                    "release `{tag}` of {} has no asset `{name}`",
-                                    gh.repo
-                                )
-                                .hint(if names.is_empty() {
-                                    "the release has no assets".to_owned()
-                                } else {
-                                    format!("its assets are: {}", names.join(", "))
-                                })
-                            })?;
-                    manifest::check_path_segment(&name)
-                        .with_context(|| format!("asset {}", quote(&name)))?;
-                    let url = Url::parse(&asset.url)
-                        .with_context(|| format!("asset `{name}`: bad API URL `{}`", asset.url))?;
-                    Ok(SourceFile {
-                        name,
-                        origin: Origin::Remote {
-                            url,
-                            auth: Auth::GithubAsset,
-                        },
-                        locked_url: asset.browser_download_url.clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
+        Source::Github(_) => {
+            return Err(anyhow::anyhow!(
+                "the GitHub release of package `{}` must be looked up online",
+                package.name
+            ))
+            .hint("run without --offline once; afterwards kpin.lock records the download URLs");
         }
         Source::Path { template } => local_files(
             manifest,
@@ -211,6 +214,11 @@ pub async fn resolve(
             &manifest::expand(template, &package.version),
         )?,
     };
+    distinct_names(package, files)
+}
+
+/// `files`, refused when two have the same name (they would be vendored to one path).
+fn distinct_names(package: &Package, files: Vec<SourceFile>) -> Result<Vec<SourceFile>> {
     let mut seen = BTreeSet::new();
     for f in &files {
         if !seen.insert(f.name.as_str()) {
@@ -344,31 +352,9 @@ fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<Source
 
 /// Undo `%XX` escapes in a URL path segment (file names with spaces and the like).
 fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -437,5 +423,10 @@ mod tests {
         assert_eq!(percent_decode("a%20b.yaml"), "a b.yaml");
         assert_eq!(percent_decode("bad%zz%2"), "bad%zz%2");
         assert_eq!(percent_decode("%e2%82"), "\u{fffd}");
+        assert_eq!(
+            percent_decode("deploy%41"),
+            "deployA",
+            "an escape at the very end"
+        );
     }
 }
