@@ -378,6 +378,8 @@ impl PruneArgs {
         PruneOptions {
             allow_kinds: self.prune_allow.iter().cloned().collect(),
             allow_mass: self.allow_mass_prune,
+            // `--allow-empty` is apply's alone: `kpin diff` warns about an empty package.
+            allow_empty: false,
         }
     }
 }

@@ -53,7 +53,6 @@ pub struct ApplyOptions {
     /// Delete members of each package's ApplySet that are no longer rendered, within these
     /// limits; `None` to delete nothing.
     pub prune: Option<PruneOptions>,
-    pub allow_empty: bool,
     /// Wait this long for readiness after applying; `None` to not wait.
     pub wait: Option<Duration>,
     /// Objects applied at the same time within a stage.
@@ -70,7 +69,6 @@ impl Default for ApplyOptions {
             recreate: false,
             dry_run: false,
             prune: None,
-            allow_empty: false,
             wait: None,
             concurrency: 16,
             poll: Duration::from_millis(500),
@@ -581,15 +579,6 @@ async fn start<'a>(
         .filter(|o| (o.group(), o.kind()) == kinds::NAMESPACE_KIND)
         .map(Object::name)
         .collect();
-    if let Some(p) = packages
-        .iter()
-        .find(|p| opts.prune.is_some() && p.rendered.objects.is_empty() && !opts.allow_empty)
-    {
-        return Err(super::ClusterError::EmptyPrune {
-            package: p.rendered.name.clone(),
-        }
-        .into());
-    }
     // Packages are read at the same time: nothing here writes.
     let runs = futures::future::join_all(
         packages
@@ -621,8 +610,8 @@ async fn start_package<'a>(
         Some(prune_opts) => {
             let members = prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
             let plan = PrunePlan::new(members, &rendered_refs, prune_opts);
-            if plan.is_mass() && !prune_opts.allow_mass {
-                return Err(plan.mass_error(name));
+            if let Some(refusal) = plan.refusal(prepared.objects.len(), prune_opts) {
+                return Err(plan.refusal_error(name, refusal));
             }
             Some(plan)
         }

@@ -104,13 +104,10 @@ async fn diff_package(
                 reason.message()
             )
         }));
-        if plan.is_mass() && !prune_opts.allow_mass {
-            warnings.push(format!(
-                "`kpin apply --prune` would refuse to delete {} of the {} objects of this package in the cluster (more than half) without --allow-mass-prune",
-                plan.delete.len(),
-                plan.members
-            ));
-        }
+        warnings.extend(
+            plan.refusal(objects.len(), prune_opts)
+                .map(|r| plan.refusal_warning(r)),
+        );
     }
     let mut changes = changes::compare(&before, &after);
     // Equal values, but `kpin apply` would write: it takes fields over or gives them up.

@@ -31,6 +31,18 @@ pub struct PruneOptions {
     pub allow_kinds: BTreeSet<String>,
     /// Delete even when that is most of the set.
     pub allow_mass: bool,
+    /// Delete everything the package applied before when it renders no objects.
+    pub allow_empty: bool,
+}
+
+/// Why `kpin apply --prune` refuses to prune a package: apply stops with it, `kpin diff` and
+/// `apply --dry-run` warn with it, all from [`PrunePlan::refusal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneRefusal {
+    /// The package renders no objects: a prune would delete everything it applied before.
+    EmptyRender,
+    /// More than half of the set, and more than a handful.
+    Mass,
 }
 
 /// A live member of a package's ApplySet.
@@ -220,8 +232,46 @@ impl PrunePlan {
         self.delete.len() > MASS_PRUNE_MIN && self.delete.len() * 2 > self.members
     }
 
+    /// Whether `kpin apply --prune` refuses this prune of a package that renders `rendered`
+    /// objects, within the limits of `opts`.
+    pub fn refusal(&self, rendered: usize, opts: &PruneOptions) -> Option<PruneRefusal> {
+        if rendered == 0 && !opts.allow_empty {
+            Some(PruneRefusal::EmptyRender)
+        } else if self.is_mass() && !opts.allow_mass {
+            Some(PruneRefusal::Mass)
+        } else {
+            None
+        }
+    }
+
+    /// The error `kpin apply --prune` stops with.
+    pub fn refusal_error(&self, package: &str, refusal: PruneRefusal) -> anyhow::Error {
+        match refusal {
+            PruneRefusal::EmptyRender => ClusterError::EmptyPrune {
+                package: package.to_owned(),
+            }
+            .into(),
+            PruneRefusal::Mass => self.mass_error(package),
+        }
+    }
+
+    /// The warning `kpin diff` and `kpin apply --dry-run` give for it.
+    pub fn refusal_warning(&self, refusal: PruneRefusal) -> String {
+        match refusal {
+            PruneRefusal::EmptyRender => format!(
+                "this package renders no objects: `kpin apply --prune` would refuse to delete the {} objects it applied before without --allow-empty",
+                self.members
+            ),
+            PruneRefusal::Mass => format!(
+                "`kpin apply --prune` would refuse to delete {} of the {} objects of this package in the cluster (more than half) without --allow-mass-prune",
+                self.delete.len(),
+                self.members
+            ),
+        }
+    }
+
     /// The refusal of a mass prune, listing what it would delete.
-    pub fn mass_error(&self, package: &str) -> anyhow::Error {
+    fn mass_error(&self, package: &str) -> anyhow::Error {
         let list: Vec<String> = self
             .delete
             .iter()
@@ -371,6 +421,41 @@ mod tests {
     }
 
     #[test]
+    fn one_refusal_for_an_empty_render_and_for_a_mass_prune() {
+        let cm = resolved("", "ConfigMap", "configmaps", true);
+        let members = |n: usize| -> Vec<Member> {
+            (0..n)
+                .map(|i| member(&cm, &format!("cm-{i}"), Some("demo")))
+                .collect()
+        };
+        let opts = PruneOptions::default();
+        let plan = PrunePlan::new(members(2), &InRender::of(&[]), &opts);
+        assert_eq!(plan.refusal(0, &opts), Some(PruneRefusal::EmptyRender));
+        assert_eq!(
+            plan.refusal(3, &opts),
+            None,
+            "two deletions are not a mass prune"
+        );
+        let mass = PrunePlan::new(members(8), &InRender::of(&[]), &opts);
+        assert_eq!(mass.refusal(1, &opts), Some(PruneRefusal::Mass));
+        assert!(
+            mass.refusal_warning(PruneRefusal::Mass)
+                .contains("would refuse to delete 8 of the 8 objects")
+        );
+        let empty_allowed = PruneOptions {
+            allow_empty: true,
+            ..PruneOptions::default()
+        };
+        assert_eq!(plan.refusal(0, &empty_allowed), None);
+        assert!(
+            plan.refusal_warning(PruneRefusal::EmptyRender)
+                .contains("without --allow-empty")
+        );
+        let error = plan.refusal_error("demo", PruneRefusal::EmptyRender);
+        assert!(error.to_string().contains("renders no objects"), "{error}");
+    }
+
+    #[test]
     fn crds_and_namespaces_are_kept_unless_allowed_by_kind() {
         let ns = resolved("", "Namespace", "namespaces", false);
         let crd = resolved(
@@ -399,7 +484,7 @@ mod tests {
                 "Namespace".to_owned(),
             ]
             .into(),
-            allow_mass: false,
+            ..PruneOptions::default()
         };
         let plan = PrunePlan::new(members(), &InRender::of(&[]), &allow);
         let deleted: Vec<String> = plan.delete.iter().map(|m| m.object.to_string()).collect();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use kpin::cluster::apply::{ApplyOptions, apply_all};
 use kpin::cluster::package::Selected;
+use kpin::cluster::prune::PruneOptions;
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
@@ -151,8 +152,10 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         force_conflicts: args.force_conflicts,
         recreate: args.recreate,
         dry_run: args.dry_run,
-        prune: args.prune.then(|| args.prune_limits.options()),
-        allow_empty: args.allow_empty,
+        prune: args.prune.then(|| PruneOptions {
+            allow_empty: args.allow_empty,
+            ..args.prune_limits.options()
+        }),
         wait: args.wait.then(|| Duration::from_secs(args.timeout)),
         concurrency: args.concurrency,
         poll: Duration::from_millis(if args.timeout <= 5 { 200 } else { 1000 }),
