@@ -19,6 +19,8 @@ prom=$upstream/prometheus-operator/v0.84.1/bundle.yaml
 for f in "$argo" "$prom" "$kpin"; do
   [ -e "$f" ] || { echo "missing $f (set KPIN_UPSTREAM_DIR / KPIN, or cargo build --release)" >&2; exit 2; }
 done
+# The project below runs kpin from its own directory.
+kpin=$(cd "$(dirname "$kpin")" && pwd)/$(basename "$kpin")
 
 work=$(mktemp -d)
 if [ $# -ge 1 ]; then

@@ -41,6 +41,13 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
          keys and atomic fields come from a table, not from the OpenAPI schema",
     ),
     (
+        "injected-faults",
+        "a 429 with Retry-After and the 503 of an aggregated API whose backend is down \
+         (`FakeApiServer::inject_fault`) are not in the recordings: they follow what the real \
+         test cluster answers (a plain-text `service unavailable` for the 503), and the \
+         real-cluster test of an unavailable APIService covers the same flow",
+    ),
+    (
         "discovery-document",
         "the fake serves the kinds kpin's tests use, not every built-in one (bindings, events, \
          leases, ...) nor the recording cluster's CRDs: resources both serve are compared",
