@@ -13,6 +13,8 @@
 //! that would change which fields kpin owns (take one over, give one up) writes too, even when
 //! no value moves.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::kinds;
@@ -40,13 +42,17 @@ pub fn changes(dry_run: &Value, live: &Value, manager: &str) -> bool {
 
 /// `fields` and, for each key of a write-only field kpin owns (`stringData.password`), the key
 /// where the server stores it (`data.password`): neither side holds the write-only field.
-fn with_stored_forms(object: &Value, fields: &Map<String, Value>) -> Map<String, Value> {
+/// Borrowed as it is unless such a field is owned: field sets of CRDs can be large.
+fn with_stored_forms<'a>(
+    object: &Value,
+    fields: &'a Map<String, Value>,
+) -> Cow<'a, Map<String, Value>> {
     let api_version = object["apiVersion"].as_str().unwrap_or("");
     let (group, kind) = (
         kinds::group_of(api_version),
         object["kind"].as_str().unwrap_or(""),
     );
-    let mut out = fields.clone();
+    let mut out = Cow::Borrowed(fields);
     for w in kinds::WRITE_ONLY_FIELDS
         .iter()
         .filter(|w| w.group == group && w.kind == kind)
@@ -58,6 +64,7 @@ fn with_stored_forms(object: &Value, fields: &Map<String, Value>) -> Map<String,
             continue;
         };
         let stored = out
+            .to_mut()
             .entry(format!("f:{}", w.stored))
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(stored) = stored.as_object_mut() {
