@@ -2,9 +2,10 @@
 
 use std::fmt::{self, Write as _};
 
-/// Process exit codes, as documented in the README.
+/// How the process exits, as documented in the README (`std::process::ExitCode` is the number
+/// `main` returns for it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
+pub enum Exit {
     /// Everything is as it should be.
     Ok = 0,
     /// Drift: an out-of-date lockfile, a diff with changes, outdated packages, failed verification.
@@ -21,10 +22,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> ExitCode {
+    pub fn exit_code(self) -> Exit {
         match self {
-            Outcome::Clean => ExitCode::Ok,
-            Outcome::Drift => ExitCode::Drift,
+            Outcome::Clean => Exit::Ok,
+            Outcome::Drift => Exit::Drift,
         }
     }
 
@@ -109,11 +110,11 @@ impl<T, E: Into<anyhow::Error>> HintExt<anyhow::Result<T>> for Result<T, E> {
 }
 
 /// The exit code for an error that reached `main`.
-pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+pub fn exit_code_for(err: &anyhow::Error) -> Exit {
     if find_cause::<DriftError>(err).is_some() {
-        ExitCode::Drift
+        Exit::Drift
     } else {
-        ExitCode::Error
+        Exit::Error
     }
 }
 
@@ -273,7 +274,7 @@ mod tests {
         let err = DriftError::error("kpin.lock is out of date")
             .hint("run `kpin sync`")
             .context("in CI");
-        assert_eq!(exit_code_for(&err), ExitCode::Drift);
+        assert_eq!(exit_code_for(&err), Exit::Drift);
         let text = render_error(&err);
         assert!(text.contains("error: in CI"));
         assert!(text.contains("caused by: kpin.lock is out of date"));
@@ -315,7 +316,7 @@ mod tests {
     fn plain_errors_exit_two_and_causes_are_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err = anyhow::Error::new(io).context("reading kpin.yaml: no such file");
-        assert_eq!(exit_code_for(&err), ExitCode::Error);
+        assert_eq!(exit_code_for(&err), Exit::Error);
         assert_eq!(
             render_error(&err),
             "error: reading kpin.yaml: no such file\n"

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kpin::error::{ExitCode as Code, exit_code_for, render_error};
+use kpin::error::{Exit, exit_code_for, render_error};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -31,8 +31,8 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(match code {
-        Code::Ok => 0,
-        Code::Drift => 1,
-        Code::Error => 2,
+        Exit::Ok => 0,
+        Exit::Drift => 1,
+        Exit::Error => 2,
     })
 }

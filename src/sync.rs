@@ -875,7 +875,7 @@ fn stale_dirs(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::error::{ExitCode, exit_code_for};
+    use crate::error::{Exit, exit_code_for};
     use crate::progress::{Recorder, Silent};
 
     /// A scratch project with `files` (path, text) next to a kpin.yaml holding `manifest`.
@@ -986,7 +986,7 @@ pub(crate) mod tests {
             &options(dir.path(), true, Some(&digests("sha256:o2"))),
         )
         .unwrap_err();
-        assert_eq!(exit_code_for(&err), ExitCode::Drift);
+        assert_eq!(exit_code_for(&err), Exit::Drift);
         assert!(crate::error::render_error(&err).contains("would change (--locked): package `a`"));
         assert_eq!(fs::read(manifest.lock_path()).unwrap(), before);
     }
