@@ -267,7 +267,7 @@ fn matches_constraint(req: &semver::VersionReq, version: &semver::Version) -> bo
 
 /// Check every package against its feed, `jobs` feeds at a time. The result is sorted by
 /// package name; feed failures are recorded per package, not returned as errors.
-pub async fn check<F: ReleaseFeed>(
+pub async fn newer_versions<F: ReleaseFeed>(
     packages: &[&Package],
     feed: &F,
     include_prereleases: bool,
@@ -480,7 +480,7 @@ packages:
     async fn run(prereleases: bool) -> Vec<PackageVersions> {
         let m = Manifest::parse(MANIFEST, Path::new("/r/kpin.yaml")).unwrap();
         let pkgs: Vec<&Package> = m.packages.values().collect();
-        check(&pkgs, &fake(), prereleases, 4).await
+        newer_versions(&pkgs, &fake(), prereleases, 4).await
     }
 
     fn by_name<'a>(reports: &'a [PackageVersions], name: &str) -> &'a PackageVersions {

@@ -198,7 +198,7 @@ pub fn advice(problems: &[Problem]) -> &'static str {
 /// Extra checks per package once its lock entry and vendored files agree (the render stage
 /// compares overlay and render digests here).
 pub trait VerifyHook: Send + Sync {
-    fn check(
+    fn problems(
         &self,
         manifest: &Manifest,
         package: &Package,
@@ -210,7 +210,7 @@ impl<F> VerifyHook for F
 where
     F: Fn(&Manifest, &Package, &LockedPackage) -> Result<Vec<Problem>> + Send + Sync,
 {
-    fn check(
+    fn problems(
         &self,
         manifest: &Manifest,
         package: &Package,
@@ -297,7 +297,7 @@ fn package_problems(
         && let Some(hook) = hook
     {
         problems.extend(
-            hook.check(manifest, package, entry)
+            hook.problems(manifest, package, entry)
                 .with_context(|| format!("package `{}`", package.name))?,
         );
     }

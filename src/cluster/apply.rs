@@ -261,7 +261,7 @@ impl Applier<'_> {
             Some(live) => self.update(&api, object, live).await,
         };
         let watched = wait::rule_for(&r.group, &r.kind)
-            .filter(|rule| now.as_ref().is_none_or(|v| wait::check(*rule, v).is_err()))
+            .filter(|rule| now.as_ref().is_none_or(|v| wait::ready(*rule, v).is_err()))
             .map(|rule: Rule| Watched {
                 object: r,
                 resolved,

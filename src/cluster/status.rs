@@ -85,7 +85,7 @@ impl PackageStatus {
 /// Check every selected package in one cluster. Errors that concern the cluster as a whole
 /// (unreachable, credentials, permissions) are `Err`; a package whose parent another tool owns
 /// is reported as `Failed` and the others are still checked.
-pub async fn check(
+pub async fn read_cluster(
     cluster: &Cluster,
     packages: &[Selected<'_>],
     expected: &BTreeMap<String, Expected>,

@@ -111,7 +111,7 @@ fn rolled_out(live: &Value, c: &Counters) -> Result<(), String> {
 }
 
 /// `Ok(())` when ready, else why not.
-pub fn check(rule: Rule, live: &Value) -> Result<(), String> {
+pub fn ready(rule: Rule, live: &Value) -> Result<(), String> {
     match rule {
         Rule::Rollout => rolled_out(live, &REPLICAS),
         Rule::DaemonSetRollout => rolled_out(live, &DAEMON_PODS),
@@ -153,7 +153,7 @@ pub async fn wait_ready(
         let checks = futures::future::join_all(pending.iter().map(|(w, _)| async move {
             let api = api_for(cluster, &w.resolved, w.object.namespace.as_deref());
             match get(&api, &w.object.name).await {
-                Ok(Some(live)) => check(w.rule, &live),
+                Ok(Some(live)) => ready(w.rule, &live),
                 Ok(None) => Err("not found".to_owned()),
                 Err(e) => Err(e.to_string()),
             }
@@ -195,28 +195,28 @@ mod tests {
                    "status": {"observedGeneration": obs, "updatedReplicas": 2, "availableReplicas": avail}})
         };
         assert!(
-            check(Rule::Rollout, &d(1, 2))
+            ready(Rule::Rollout, &d(1, 2))
                 .unwrap_err()
                 .contains("not observed")
         );
         assert!(
-            check(Rule::Rollout, &d(2, 1))
+            ready(Rule::Rollout, &d(2, 1))
                 .unwrap_err()
                 .contains("1/2 available")
         );
-        assert!(check(Rule::Rollout, &d(2, 2)).is_ok());
+        assert!(ready(Rule::Rollout, &d(2, 2)).is_ok());
         let crd = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
-        assert!(check(Rule::Condition("Established"), &crd).is_ok());
+        assert!(ready(Rule::Condition("Established"), &crd).is_ok());
         let job = |t: &str| json!({"status": {"conditions": [{"type": t, "status": "True"}]}});
-        assert!(check(Rule::JobComplete, &job("Complete")).is_ok());
+        assert!(ready(Rule::JobComplete, &job("Complete")).is_ok());
         assert_eq!(
-            check(Rule::JobComplete, &job("Failed")).unwrap_err(),
+            ready(Rule::JobComplete, &job("Failed")).unwrap_err(),
             "job failed"
         );
         let ds = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
             "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}});
         assert!(
-            check(Rule::DaemonSetRollout, &ds)
+            ready(Rule::DaemonSetRollout, &ds)
                 .unwrap_err()
                 .contains("2/3 available")
         );

@@ -14,7 +14,8 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
     let packages = manifest.select(&args.packages)?;
     let client = Client::new(args.net.to_options())?;
-    let reports = outdated::check(&packages, &client, args.prereleases, args.net.jobs).await;
+    let reports =
+        outdated::newer_versions(&packages, &client, args.prereleases, args.net.jobs).await;
     match args.output {
         ReportFormat::Text => super::out(&outdated::render_table(&reports))?,
         ReportFormat::Json => super::out(&format!(

@@ -57,7 +57,8 @@ pub async fn run(ctx: &Ctx<'_>, args: StatusArgs) -> Result<Outcome> {
             Err(err) => return unchecked(name, None, &err),
         };
         let target = Some(cluster.target.clone());
-        match status::check(&cluster, &plan.selected(), &expected, &args.field_manager).await {
+        match status::read_cluster(&cluster, &plan.selected(), &expected, &args.field_manager).await
+        {
             Ok(packages) => EnvironmentStatus {
                 name,
                 target,

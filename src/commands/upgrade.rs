@@ -118,7 +118,7 @@ async fn choose_targets(
                 .hint("pass --to VERSION, or add `versions: {github: OWNER/REPO}` to the package in kpin.yaml");
         }
     }
-    let reports = outdated::check(&with_feed, client, false, args.net.jobs).await;
+    let reports = outdated::newer_versions(&with_feed, client, false, args.net.jobs).await;
     let mut targets = Vec::new();
     for r in reports {
         if let Some(problem) = r.problem.as_ref().filter(|p| p.is_error()) {

@@ -140,7 +140,7 @@ pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 mod tests {
     use super::*;
     use crate::validate::Check;
-    use crate::validate::schema::check;
+    use crate::validate::schema::validate_value;
     use serde_json::json;
 
     #[test]
@@ -171,7 +171,7 @@ mod tests {
                 "template": {"spec": {"containers": [{"name": "c", "image": "i",
                     "ports": [{"containerPort": 80}, {"containerPort": 80}]}]}}}});
         let mut out = Vec::new();
-        check(&arena, id, &deployment, "", None, &mut out);
+        validate_value(&arena, id, &deployment, "", None, &mut out);
         let got: Vec<(Check, &str)> = out.iter().map(|v| (v.check, v.path.as_str())).collect();
         assert_eq!(
             got,

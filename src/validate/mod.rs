@@ -610,7 +610,7 @@ impl Checker<'_> {
         let mut violations = Vec::new();
         if self.builtin.is_builtin_group(group) || apis::lookup(api_version, kind).is_some() {
             if let Some(id) = self.builtin.kind(self.arena, api_version, kind) {
-                schema::check(self.arena, id, &object.0, "", self.meta, &mut violations);
+                schema::validate_value(self.arena, id, &object.0, "", self.meta, &mut violations);
             } else {
                 let served = self.builtin.versions_of(group, kind);
                 out.push((
@@ -628,7 +628,13 @@ impl Checker<'_> {
         } else {
             match self.crds.lookup(self.arena, api_version, kind) {
                 Lookup::Schema { id, .. } => {
-                    schema::check_resource(self.arena, id, &object.0, self.meta, &mut violations);
+                    schema::validate_resource(
+                        self.arena,
+                        id,
+                        &object.0,
+                        self.meta,
+                        &mut violations,
+                    );
                 }
                 Lookup::NoSchema { .. } => {}
                 Lookup::NotServed { package, served } => out.push((

@@ -292,7 +292,7 @@ const MAX_PER_OBJECT: usize = 20;
 
 /// Check `value` at `path` against node `id`; violations go to `out`. `meta` is the node of
 /// built-in ObjectMeta, used for `metadata` inside embedded resources.
-pub fn check(
+pub fn validate_value(
     arena: &Arena,
     id: Id,
     value: &Value,
@@ -365,7 +365,7 @@ pub fn check(
 
 /// Check a whole custom resource: `apiVersion` and `kind` are the API server's to check,
 /// `metadata` is checked against ObjectMeta (`meta`) whatever the CRD says about it.
-pub fn check_resource(
+pub fn validate_resource(
     arena: &Arena,
     id: Id,
     value: &Value,
@@ -375,7 +375,7 @@ pub fn check_resource(
     let node = arena.node(id);
     match value {
         Value::Object(map) => check_object(arena, node, map, "", true, meta, out),
-        _ => check(arena, id, value, "", meta, out),
+        _ => validate_value(arena, id, value, "", meta, out),
     }
 }
 
@@ -405,7 +405,7 @@ fn check_object(
         if resource {
             match (key.as_str(), meta) {
                 ("metadata", Some(m)) => {
-                    check(arena, m, sub, &at, meta, out);
+                    validate_value(arena, m, sub, &at, meta, out);
                     continue;
                 }
                 ("apiVersion" | "kind" | "metadata", _) => continue,
@@ -413,12 +413,12 @@ fn check_object(
             }
         }
         if let Some(&child) = node.properties.as_ref().and_then(|p| p.get(key)) {
-            check(arena, child, sub, &at, meta, out);
+            validate_value(arena, child, sub, &at, meta, out);
             continue;
         }
         match node.additional {
             Additional::Any => {}
-            Additional::Schema(child) => check(arena, child, sub, &at, meta, out),
+            Additional::Schema(child) => validate_value(arena, child, sub, &at, meta, out),
             Additional::Denied => {
                 let known: Vec<&str> = node
                     .properties
@@ -465,7 +465,7 @@ fn check_array(
     }
     if let Some(child) = node.items {
         for (i, item) in items.iter().enumerate() {
-            check(
+            validate_value(
                 arena,
                 child,
                 item,
@@ -613,7 +613,7 @@ mod tests {
         let mut arena = Arena::default();
         let id = arena.compile(schema, Dialect::Crd, &mut |_, _| None);
         let mut out = Vec::new();
-        check(&arena, id, value, "", None, &mut out);
+        validate_value(&arena, id, value, "", None, &mut out);
         out
     }
 
