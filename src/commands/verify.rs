@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx<'_>, args: &VerifyArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
     let problems = verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
     let validation = if args.validate.enabled(true) {
-        let envs = validate::verify_environments(&manifest);
+        let envs = manifest.every_environment();
         match validate::validate_manifest(&manifest, &[], &envs, args.validate.kubernetes_version) {
             Ok(report) => Some(report),
             // Vendored files that are missing, tampered or do not render are in `problems`

@@ -450,6 +450,16 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
 }
 
 impl Manifest {
+    /// Every environment kpin.yaml declares, or the render without `--env` (`None`) when it
+    /// declares none: what `kpin verify` validates.
+    pub fn every_environment(&self) -> Vec<Option<String>> {
+        if self.environments.is_empty() {
+            vec![None]
+        } else {
+            self.environments.keys().cloned().map(Some).collect()
+        }
+    }
+
     /// Read and validate the manifest at `path`; `vendorDir` must resolve inside the project.
     pub fn load(path: &Path) -> Result<Manifest> {
         let text =

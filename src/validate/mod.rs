@@ -549,16 +549,6 @@ pub fn validate_manifest(
     Ok(report)
 }
 
-/// The environments `kpin verify` validates: every environment, or the render without `--env`
-/// when kpin.yaml declares none.
-pub fn verify_environments(manifest: &Manifest) -> Vec<Option<String>> {
-    if manifest.environments.is_empty() {
-        vec![None]
-    } else {
-        manifest.environments.keys().cloned().map(Some).collect()
-    }
-}
-
 type Raw = (Check, Severity, Option<String>, String, String);
 
 struct Checker<'a> {
