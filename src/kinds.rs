@@ -189,6 +189,10 @@ macro_rules! immutable_fields {
     };
 }
 
+/// Objects with this annotation set to `"true"` are deleted and re-created when an immutable
+/// field changes, even without `--recreate`.
+pub const RECREATE_ANNOTATION: &str = "kpin.dev/recreate";
+
 /// From the API server's validation (`ValidateXUpdate` in kubernetes/pkg/apis/*/validation):
 /// changing one of these makes `kpin apply` need `--recreate` or the `kpin.dev/recreate`
 /// annotation, so reviews of upgrades and diffs flag them before any cluster is involved.

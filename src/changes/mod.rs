@@ -291,7 +291,7 @@ pub fn recreate_warning(objects: &[(ObjectRef, Vec<String>)]) -> Option<String> 
         .collect();
     Some(format!(
         "apply needs `--recreate` (or the annotation {}: \"true\"): immutable fields change in {}",
-        crate::cluster::apply::RECREATE_ANNOTATION,
+        kinds::RECREATE_ANNOTATION,
         list.join(", ")
     ))
 }

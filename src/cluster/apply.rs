@@ -15,15 +15,13 @@ use futures::StreamExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::admission::Refusal;
 use super::applyset::{Contents, Deployed};
-use super::connect::{Unreachable, causes};
 use super::discovery::Resolved;
 use super::package::{
     self, CustomKinds, ParentState, Prepared, Selected, prepare_package, read_parent,
 };
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
-use super::report::{Action, NotReady, ObjectResult, PackageResult};
+use super::report::{Action, NotReady, ObjectResult, PackageResult, failure};
 use super::wait::{self, Rule, Watched};
 use super::{
     Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable, owned,
@@ -33,10 +31,6 @@ use crate::kinds::{self, Stage};
 use crate::object::{Object, ObjectRef};
 use crate::progress::{Reporter, Task};
 use crate::render::{self, DEFAULT_ENV, RenderedPackage};
-
-/// Objects with this annotation set to `"true"` are deleted and re-created when an immutable
-/// field changes, even without `--recreate`.
-pub const RECREATE_ANNOTATION: &str = "kpin.dev/recreate";
 
 /// The field manager kpin applies as unless told otherwise.
 pub const FIELD_MANAGER: &str = "kpin";
@@ -76,87 +70,12 @@ impl Default for ApplyOptions {
     }
 }
 
-const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
-(an overlay that removes them) so the other manager keeps them; or set kpin's value to the live one";
-pub(crate) const HINT_IMMUTABLE: &str =
-    "pass --recreate to delete and re-create it, or annotate it with kpin.dev/recreate: \"true\"";
 /// Groups larger than this are read with one LIST instead of one GET per object.
 const LIST_THRESHOLD: usize = 4;
 /// How long to wait for new CRDs to be established before applying their custom resources.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest interval between two looks at CRDs that are not established yet.
 const CRD_POLL: Duration = Duration::from_millis(50);
-/// Server messages longer than this are cut in the report (`-v` shows them whole): a 422 for a
-/// Job's pod template carries a dump of the whole template.
-const MESSAGE_MAX: usize = 300;
-
-/// `text` cut to about `max` bytes on a character boundary, saying how long it was.
-fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}… ({} characters; -v shows all)",
-        &text[..end],
-        text.len()
-    )
-}
-
-/// A failed object with the server's reason in one short line and, where one helps, the way
-/// out; the server's whole text is kept in `detail` for `-v`.
-pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
-    let mut r = ObjectResult::new(object, Action::Failed);
-    match api_status(err) {
-        Some(s) if s.code == 409 && s.details.as_ref().is_some_and(|d| !d.causes.is_empty()) => {
-            let causes: Vec<String> = s
-                .details
-                .iter()
-                .flat_map(|d| &d.causes)
-                .map(|c| format!("{} ({})", c.field, c.message))
-                .collect();
-            r.message = Some(format!(
-                "conflicts with other field managers: {}",
-                causes.join("; ")
-            ));
-            r.hint = Some(HINT_CONFLICT.into());
-        }
-        Some(s) if is_immutable(err) => {
-            let fields = immutable_fields(err);
-            r.message = Some(if fields.is_empty() {
-                "field is immutable".to_owned()
-            } else {
-                format!("{}: field is immutable", fields.join(", "))
-            });
-            r.hint = Some(HINT_IMMUTABLE.into());
-            r.detail = Some(s.message.clone());
-        }
-        Some(s) if let Some(refusal) = Refusal::of(err) => {
-            r.message = Some(refusal.message());
-            r.hint = Some(refusal.hint());
-            r.detail = Some(s.message.clone());
-        }
-        Some(s) => {
-            r.message = Some(format!("{} ({})", shorten(&s.message, MESSAGE_MAX), s.code));
-            if s.message.len() > MESSAGE_MAX {
-                r.detail = Some(s.message.clone());
-            }
-        }
-        None => match Unreachable::of(&causes(err), None) {
-            Some(problem) => {
-                r.server_unreachable = true;
-                r.hint = Some(problem.hint());
-                r.message = Some(format!("the API server could not be reached: {problem}"));
-            }
-            None => r.message = Some(err.to_string()),
-        },
-    }
-    r
-}
-
 /// What a LIST of its kind told about an object before its apply.
 enum Prefetched {
     /// No LIST covered it: its apply reads it first.
@@ -488,7 +407,7 @@ impl Applier<'_> {
 fn wants_recreate(object: &Object) -> bool {
     object
         .annotations()
-        .and_then(|a| a.get(RECREATE_ANNOTATION))
+        .and_then(|a| a.get(kinds::RECREATE_ANNOTATION))
         .and_then(Value::as_str)
         == Some("true")
 }
@@ -946,60 +865,5 @@ impl Applier<'_> {
         let groups: Vec<String> = self.custom.keys().map(|(g, _)| g.clone()).collect();
         self.cluster.mapper.forget(&groups);
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// The 422 a real kube-apiserver v1.36 answers for a changed Job template
-    /// (../shared/apiserver-recordings/immutable-fields.json), its dump cut short.
-    fn job_template_422() -> kube::Error {
-        let dump = format!(
-            "{{\"labels\":{{}},\"Spec\":{{{}}}}}",
-            "\"Volumes\":null,".repeat(200)
-        );
-        kube::Error::Api(
-            serde_json::from_value(json!({
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": format!("Job.batch \"once\" is invalid: spec.template: Invalid value: {dump}: field is immutable"),
-                "reason": "Invalid",
-                "details": {"name": "once", "group": "batch", "kind": "Job", "causes": [
-                    {"reason": "FieldValueInvalid", "message": format!("Invalid value: {dump}: field is immutable"), "field": "spec.template"}]},
-                "code": 422}))
-            .unwrap(),
-        )
-    }
-
-    #[test]
-    fn an_immutable_field_is_reported_in_one_short_line_with_the_server_text_kept() {
-        let err = job_template_422();
-        assert!(is_immutable(&err));
-        assert_eq!(immutable_fields(&err), ["spec.template"]);
-        let r = failure(
-            ObjectRef {
-                group: "batch".into(),
-                kind: "Job".into(),
-                namespace: Some("rec".into()),
-                name: "once".into(),
-            },
-            &err,
-        );
-        assert_eq!(
-            r.message.as_deref(),
-            Some("spec.template: field is immutable")
-        );
-        assert_eq!(r.hint.as_deref(), Some(HINT_IMMUTABLE));
-        assert!(r.detail.as_deref().unwrap().len() > 3000);
-    }
-
-    #[test]
-    fn long_server_messages_are_cut_on_a_character_boundary() {
-        let text = "é".repeat(400);
-        let short = shorten(&text, MESSAGE_MAX);
-        assert!(short.len() < 400 && short.ends_with("(800 characters; -v shows all)"));
-        assert_eq!(shorten("short", MESSAGE_MAX), "short");
     }
 }

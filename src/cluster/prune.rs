@@ -331,7 +331,7 @@ pub(crate) async fn execute(
             Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => {
                 out.push(ObjectResult::new(r, Action::Pruned));
             }
-            Err(e) => out.push(super::apply::failure(r, &e)),
+            Err(e) => out.push(super::report::failure(r, &e)),
         }
     }
     out.extend(plan.keep.iter().map(|(m, reason)| {

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::Destination;
+use super::admission::Refusal;
+use super::connect::{Unreachable, causes};
+use super::{Destination, api_status, immutable_fields, is_immutable};
 use crate::object::ObjectRef;
 
 /// What happened to one object. A closed set: the table and JSON show exactly these.
@@ -210,5 +212,135 @@ impl ApplyReport {
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
+    }
+}
+
+const HINT_CONFLICT: &str = "three ways out: take the fields over with --force-conflicts; stop setting them in kpin \
+(an overlay that removes them) so the other manager keeps them; or set kpin's value to the live one";
+const HINT_IMMUTABLE: &str =
+    "pass --recreate to delete and re-create it, or annotate it with kpin.dev/recreate: \"true\"";
+/// Server messages longer than this are cut in the report (`-v` shows them whole): a 422 for a
+/// Job's pod template carries a dump of the whole template.
+const MESSAGE_MAX: usize = 300;
+
+/// `text` cut to about `max` bytes on a character boundary, saying how long it was.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} characters; -v shows all)",
+        &text[..end],
+        text.len()
+    )
+}
+
+/// A failed object with the server's reason in one short line and, where one helps, the way
+/// out; the server's whole text is kept in `detail` for `-v`.
+pub(crate) fn failure(object: ObjectRef, err: &kube::Error) -> ObjectResult {
+    let mut r = ObjectResult::new(object, Action::Failed);
+    match api_status(err) {
+        Some(s) if s.code == 409 && s.details.as_ref().is_some_and(|d| !d.causes.is_empty()) => {
+            let causes: Vec<String> = s
+                .details
+                .iter()
+                .flat_map(|d| &d.causes)
+                .map(|c| format!("{} ({})", c.field, c.message))
+                .collect();
+            r.message = Some(format!(
+                "conflicts with other field managers: {}",
+                causes.join("; ")
+            ));
+            r.hint = Some(HINT_CONFLICT.into());
+        }
+        Some(s) if is_immutable(err) => {
+            let fields = immutable_fields(err);
+            r.message = Some(if fields.is_empty() {
+                "field is immutable".to_owned()
+            } else {
+                format!("{}: field is immutable", fields.join(", "))
+            });
+            r.hint = Some(HINT_IMMUTABLE.into());
+            r.detail = Some(s.message.clone());
+        }
+        Some(s) if let Some(refusal) = Refusal::of(err) => {
+            r.message = Some(refusal.message());
+            r.hint = Some(refusal.hint());
+            r.detail = Some(s.message.clone());
+        }
+        Some(s) => {
+            r.message = Some(format!("{} ({})", shorten(&s.message, MESSAGE_MAX), s.code));
+            if s.message.len() > MESSAGE_MAX {
+                r.detail = Some(s.message.clone());
+            }
+        }
+        None => match Unreachable::of(&causes(err), None) {
+            Some(problem) => {
+                r.server_unreachable = true;
+                r.hint = Some(problem.hint());
+                r.message = Some(format!("the API server could not be reached: {problem}"));
+            }
+            None => r.message = Some(err.to_string()),
+        },
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The 422 a real kube-apiserver v1.36 answers for a changed Job template
+    /// (../shared/apiserver-recordings/immutable-fields.json), its dump cut short.
+    fn job_template_422() -> kube::Error {
+        let dump = format!(
+            "{{\"labels\":{{}},\"Spec\":{{{}}}}}",
+            "\"Volumes\":null,".repeat(200)
+        );
+        kube::Error::Api(
+            serde_json::from_value(json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("Job.batch \"once\" is invalid: spec.template: Invalid value: {dump}: field is immutable"),
+                "reason": "Invalid",
+                "details": {"name": "once", "group": "batch", "kind": "Job", "causes": [
+                    {"reason": "FieldValueInvalid", "message": format!("Invalid value: {dump}: field is immutable"), "field": "spec.template"}]},
+                "code": 422}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_immutable_field_is_reported_in_one_short_line_with_the_server_text_kept() {
+        let err = job_template_422();
+        assert!(is_immutable(&err));
+        assert_eq!(immutable_fields(&err), ["spec.template"]);
+        let r = failure(
+            ObjectRef {
+                group: "batch".into(),
+                kind: "Job".into(),
+                namespace: Some("rec".into()),
+                name: "once".into(),
+            },
+            &err,
+        );
+        assert_eq!(
+            r.message.as_deref(),
+            Some("spec.template: field is immutable")
+        );
+        assert_eq!(r.hint.as_deref(), Some(HINT_IMMUTABLE));
+        assert!(r.detail.as_deref().unwrap().len() > 3000);
+    }
+
+    #[test]
+    fn long_server_messages_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(400);
+        let short = shorten(&text, MESSAGE_MAX);
+        assert!(short.len() < 400 && short.ends_with("(800 characters; -v shows all)"));
+        assert_eq!(shorten("short", MESSAGE_MAX), "short");
     }
 }
