@@ -21,6 +21,7 @@ pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod kinds;
+pub mod kube_version;
 pub mod lockfile;
 pub mod manifest;
 pub mod object;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::digest;
 use crate::error::{HintExt, abbreviate, quote};
 use crate::fsutil;
-use crate::validate::KubeVersion;
+use crate::kube_version::KubeVersion;
 use crate::yaml;
 
 pub const MANIFEST_FILE: &str = "kpin.yaml";
