@@ -130,6 +130,22 @@ fn ensure_object(value: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// Append `path` + `key` in the dotted form used in messages (`spec.containers[0].args`).
+pub fn push_path(path: &str, key: PathKey) -> String {
+    match key {
+        PathKey::Key(k) if path.is_empty() => k.to_owned(),
+        PathKey::Key(k) if k.contains(['.', '/', ' ']) || k.is_empty() => format!("{path}[{k:?}]"),
+        PathKey::Key(k) => format!("{path}.{k}"),
+        PathKey::Index(i) => format!("{path}[{i}]"),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum PathKey<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::digest;
 use crate::error::HintExt;
-use crate::object::Object;
+use crate::object::{Object, PathKey, push_path};
 use crate::yaml::{self, Flavor};
 
 pub use meta::{RawImage, RawMeta};
@@ -646,22 +646,6 @@ pub struct NoMatch {
     pub selector: String,
     pub package: String,
     pub version: String,
-}
-
-/// Append `path` + `key` in the dotted form used in messages (`spec.containers[0].args`).
-pub fn push_path(path: &str, key: PathKey) -> String {
-    match key {
-        PathKey::Key(k) if path.is_empty() => k.to_owned(),
-        PathKey::Key(k) if k.contains(['.', '/', ' ']) || k.is_empty() => format!("{path}[{k:?}]"),
-        PathKey::Key(k) => format!("{path}.{k}"),
-        PathKey::Index(i) => format!("{path}[{i}]"),
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum PathKey<'a> {
-    Key(&'a str),
-    Index(usize),
 }
 
 /// The dotted paths where `a` and `b` differ.

@@ -8,10 +8,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{NamespaceMove, OpCtx, PathKey, Workspace, push_path};
+use super::{NamespaceMove, OpCtx, Workspace};
 use crate::error::HintExt;
 use crate::kinds;
 use crate::object::Object;
+use crate::object::{PathKey, push_path};
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use super::Check;
-use crate::overlay::{PathKey, push_path};
+use crate::object::{PathKey, push_path};
 
 /// Index of a node in `Arena::nodes`.
 pub type Id = u32;
