@@ -1,8 +1,8 @@
 //! Refusals of the server's admission that a real cluster shows and a user needs explained, not
 //! pasted: an admission webhook the server cannot call (its service has no ready endpoints,
 //! typically because the package that serves it is not running yet), and a namespace that is
-//! being deleted. Read from the Status the server answers; `apply` and `diff` print the same
-//! words.
+//! being deleted. Read from the Status the server answers: `report::failure` words an object's
+//! failure with it, `Cluster::explain` any other error (`diff`, the ApplySet parent).
 
 use super::api_status;
 
@@ -95,8 +95,8 @@ impl Refusal {
         match self {
             Refusal::WebhookUnreachable { service, .. } => format!(
                 "its failurePolicy is Fail, so the server refuses what it matches until the webhook answers: \
-                 wait until the Deployment behind {} is ready (kpin apply waits for it when it is in the \
-                 same apply), or apply the package that serves it first (`needs:` in kpin.yaml)",
+                 wait until the Deployment behind {} is ready, or apply the package that serves it \
+                 first (`needs:` in kpin.yaml)",
                 service
                     .as_deref()
                     .map_or_else(|| "the webhook".to_owned(), |s| format!("service {s}"))

@@ -9,14 +9,12 @@ use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
-use super::admission::Refusal;
 use super::package::{self, CustomKinds, Selected, prepare_package, read_parent};
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
 use super::{
     Cluster, api_for, api_status, get, immutable_fields, is_immutable, owned, strip_noise,
 };
 use crate::changes::{self, Change, Detail, Section};
-use crate::error::HintExt as _;
 use crate::object::{Object, ObjectRef};
 
 /// What the two sides of a live diff are called in diff headers.
@@ -235,13 +233,8 @@ async fn live_and_dry_run(
             Ok(rendered(None, Vec::new()))
         }
         Err(e) if live.is_some() && is_immutable(&e) => Ok(rendered(live, immutable_fields(&e))),
-        Err(e) => match Refusal::of(&e) {
-            // The server's own words add nothing to the refusal's.
-            Some(refusal) => Err(anyhow::anyhow!(refusal.message())
-                .context(format!("server-side dry run of {r}"))
-                .hint(refusal.hint())),
-            None => Err(e).with_context(|| format!("server-side dry run of {r}")),
-        },
+        // A refusal of admission is put in kpin's words by `Cluster::explain` (`diff_all`).
+        Err(e) => Err(e).with_context(|| format!("server-side dry run of {r}")),
     }
 }
 
