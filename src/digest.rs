@@ -1,4 +1,5 @@
-//! sha256 digests: of bytes, streamed, and of canonical JSON (for manifest entries and overlays).
+//! sha256 digests: of bytes, streamed, and of canonical JSON (for manifest entries, overlays and
+//! the fingerprints of applied objects).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -10,42 +11,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `sha256:<hex>` of a JSON value with object keys sorted, so key order never changes it.
 pub fn of_json(value: &Value) -> String {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out);
-    format!("sha256:{}", sha256_hex(&out))
+    let mut hasher = Hasher::default();
+    hasher.json(value);
+    format!("sha256:{}", hasher.finish_hex())
 }
 
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend(serde_json::to_vec(k).unwrap_or_default());
-                out.push(b':');
-                write_canonical(&map[k], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
-    }
-}
-
-/// Incremental sha256 for streamed downloads.
+/// Incremental sha256: streamed downloads, and values fed piece by piece.
 #[derive(Default, Clone)]
 pub struct Hasher(Sha256);
 
@@ -53,6 +24,46 @@ impl Hasher {
     pub fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
+
+    /// Feed `value` as canonical JSON (object keys sorted), without building the text.
+    pub fn json(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => self.json_map(map),
+            Value::Array(items) => {
+                self.update(b"[");
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.update(b",");
+                    }
+                    self.json(v);
+                }
+                self.update(b"]");
+            }
+            scalar => self.update(&serde_json::to_vec(scalar).unwrap_or_default()),
+        }
+    }
+
+    /// Feed a JSON object, as [`Hasher::json`] does.
+    pub fn json_map(&mut self, map: &serde_json::Map<String, Value>) {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        self.update(b"{");
+        for (i, k) in keys.into_iter().enumerate() {
+            if i > 0 {
+                self.update(b",");
+            }
+            self.json_string(k);
+            self.update(b":");
+            self.json(&map[k]);
+        }
+        self.update(b"}");
+    }
+
+    /// Feed `text` as a JSON string: quoted, so two strings fed in a row cannot run together.
+    pub fn json_string(&mut self, text: &str) {
+        self.update(&serde_json::to_vec(text).unwrap_or_default());
+    }
+
     pub fn finish_hex(self) -> String {
         hex::encode(self.0.finalize())
     }

@@ -168,6 +168,9 @@ pub static BINDING_KINDS: &[(&str, &str)] = &[
 /// `ServiceAccount`, the subject kind a namespace move rewrites.
 pub const SERVICE_ACCOUNT_KIND: (&str, &str) = ("", "ServiceAccount");
 
+/// `Secret`, whose values are masked in diffs and never fingerprinted.
+pub const SECRET_KIND: (&str, &str) = ("", "Secret");
+
 /// The `Namespace` kind itself, renamed when a package moves.
 pub const NAMESPACE_KIND: (&str, &str) = ("", "Namespace");
 

@@ -1,27 +1,32 @@
 //! Staged server-side apply of every selected package: the ApplySet parents first, then the
 //! CRDs and Namespaces of all packages (a package may use another's CRDs), a wait until the
 //! CRDs are established, then the rest package by package, stage by stage (admission webhooks
-//! last), with bounded parallelism within a stage. A dry run compared on the fields kpin owns
-//! ([`super::owned`]) keeps unchanged objects from being patched; client-side-apply migration, conflicts, immutable fields (`--recreate`),
-//! prune (see [`super::prune`]) and readiness waits follow. Once every object of a package
-//! applied, its parent records what runs ([`Deployed`]): version, environment, render digest.
+//! last), with bounded parallelism within a stage. What is live comes from a few LISTs
+//! ([`super::live`]); an object whose fingerprint the parent recorded is unchanged without a
+//! request ([`super::unchanged`]), any other is dry-run first and compared on the fields kpin
+//! owns ([`super::owned`]), so unchanged objects are never patched. Client-side-apply
+//! migration, conflicts, immutable fields (`--recreate`), prune (see [`super::prune`]) and
+//! readiness waits follow. Once every object of a package applied, its parent records what runs
+//! ([`Deployed`]: version, environment, render digest) and the fingerprints of what it applied.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::applyset::{Contents, Deployed};
+use super::applyset::{Contents, Deployed, Fingerprints};
 use super::discovery::Resolved;
+use super::live::{Known, LiveObjects};
 use super::package::{
     self, CustomKinds, ParentState, Prepared, Selected, prepare_package, read_parent,
 };
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
 use super::report::{Action, NotReady, ObjectResult, PackageResult, failure};
+use super::unchanged::{self, Shortcut};
 use super::wait::{self, Rule, Watched};
 use super::{
     Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable, owned,
@@ -70,18 +75,27 @@ impl Default for ApplyOptions {
     }
 }
 
-/// Groups larger than this are read with one LIST instead of one GET per object.
-const LIST_THRESHOLD: usize = 4;
 /// How long to wait for new CRDs to be established before applying their custom resources.
 const CRD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest interval between two looks at CRDs that are not established yet.
 const CRD_POLL: Duration = Duration::from_millis(50);
-/// What a LIST of its kind told about an object before its apply.
-enum Prefetched {
-    /// No LIST covered it: its apply reads it first.
-    Unknown,
-    /// A LIST covered it: the live object, `None` when the cluster has none.
-    Listed(Option<Value>),
+/// What applying one object came to.
+struct Outcome {
+    result: ObjectResult,
+    /// What to wait for, when it is not ready yet.
+    watched: Option<Watched>,
+    /// Its fingerprint as the server now has it, when the apply was seen through.
+    fingerprint: Option<String>,
+}
+
+impl Outcome {
+    fn of(result: ObjectResult) -> Outcome {
+        Outcome {
+            result,
+            watched: None,
+            fingerprint: None,
+        }
+    }
 }
 
 /// What every object's apply needs to know about the whole run.
@@ -94,6 +108,8 @@ struct Applier<'a> {
     namespaces: HashSet<String>,
     /// A request found the API server unreachable: send nothing more.
     server_gone: AtomicBool,
+    /// What tells an unchanged object without a dry run.
+    shortcut: Shortcut,
 }
 
 impl Applier<'_> {
@@ -145,40 +161,40 @@ impl Applier<'_> {
     /// Apply one object: resolve its kind, read it from the cluster (unless a LIST already
     /// did), take over the fields of client-side kubectl apply, create or update it, and say
     /// whether to wait for it.
-    async fn apply_one(
-        &self,
-        object: &Object,
-        prefetched: Prefetched,
-    ) -> (ObjectResult, Option<Watched>) {
+    async fn apply_one(&self, object: &Object, known: Known, recorded: &Fingerprints) -> Outcome {
         let r = object.reference();
         let resolved = match self.resolve(object).await {
             Ok(Some(res)) => res,
             // Dry run of a custom resource whose CRD this same apply would create.
             Ok(None) => {
-                return (
+                return Outcome::of(
                     ObjectResult::new(r, Action::Created)
                         .with_message("its CRD is created by this apply"),
-                    None,
                 );
             }
-            Err(f) => return (f, None),
+            Err(f) => return Outcome::of(f),
         };
         let api = api_for(self.cluster, &resolved, object.namespace());
-        let live = match prefetched {
-            Prefetched::Listed(live) => live,
-            Prefetched::Unknown => match get(&api, object.name()).await {
+        let live = match known {
+            Known::Listed(live) => live,
+            Known::Unknown => match get(&api, object.name()).await {
                 Ok(live) => live,
-                Err(e) => return (failure(r, &e), None),
+                Err(e) => return Outcome::of(failure(r, &e)),
             },
         };
         let (live, note) = match self.take_over_client_side(&api, object, live).await {
             Ok(taken) => taken,
-            Err(e) => return (failure(r, &e), None),
+            Err(e) => return Outcome::of(failure(r, &e)),
         };
         let (result, now) = match live {
             None => self.create(&api, object).await,
-            Some(live) => self.update(&api, object, live).await,
+            Some(live) => self.update(&api, object, live, recorded).await,
         };
+        // Seen through: written, or found unchanged (a dry run records nothing).
+        let fingerprint = now
+            .as_ref()
+            .filter(|_| !self.opts.dry_run)
+            .and_then(|now| self.shortcut.fingerprint(object, now));
         let watched = wait::rule_for(&r.group, &r.kind)
             .filter(|rule| now.as_ref().is_none_or(|v| wait::ready(*rule, v).is_err()))
             .map(|rule: Rule| Watched {
@@ -190,7 +206,11 @@ impl Applier<'_> {
             (Some(n), true) => result.with_message(n),
             _ => result,
         };
-        (result, watched)
+        Outcome {
+            result,
+            watched,
+            fingerprint,
+        }
     }
 
     /// Move the fields a client-side `kubectl apply` recorded in `live` to kpin's field
@@ -259,17 +279,22 @@ impl Applier<'_> {
         }
     }
 
-    /// Apply an object the cluster has: a dry run first tells whether anything changes, and
-    /// only then is it applied for real. With the result, the object as the server now has
-    /// it, when a response showed it: if that is already ready (an unchanged, rolled-out
-    /// Deployment) there is nothing to wait for.
+    /// Apply an object the cluster has: unchanged when its fingerprint is recorded, else a
+    /// dry run first tells whether anything changes, and only then is it applied for real.
+    /// With the result, the object as the server now has it, when a response showed it: if
+    /// that is already ready (an unchanged, rolled-out Deployment) there is nothing to wait
+    /// for.
     async fn update(
         &self,
         api: &ResourceApi,
         object: &Object,
         live: Value,
+        recorded: &Fingerprints,
     ) -> (ObjectResult, Option<Value>) {
         let r = object.reference();
+        if self.shortcut.unchanged(recorded, object, &live) {
+            return (ObjectResult::new(r, Action::Unchanged), Some(live));
+        }
         let name = object.name();
         match api
             .patch(name, &self.params(true), &Patch::Apply(&object.0))
@@ -287,30 +312,33 @@ impl Applier<'_> {
                 Err(e) => (failure(r, &e), None),
             },
             Err(e) if is_immutable(&e) && (self.opts.recreate || wants_recreate(object)) => {
-                (self.recreate(api, object, &e).await, None)
+                self.recreate(api, object, &e).await
             }
             Err(e) => (failure(r, &e), None),
         }
     }
 
-    /// Delete, wait until gone, apply again.
+    /// Delete, wait until gone, apply again; with the object as the server then has it.
     async fn recreate(
         &self,
         api: &ResourceApi,
         object: &Object,
         why: &kube::Error,
-    ) -> ObjectResult {
+    ) -> (ObjectResult, Option<Value>) {
         let r = object.reference();
         let reason = format!("{} changed (immutable)", immutable_fields(why).join(", "));
         if self.opts.dry_run {
-            return ObjectResult::new(r, Action::Recreated)
-                .with_message(format!("would delete and re-create: {reason}"));
+            return (
+                ObjectResult::new(r, Action::Recreated)
+                    .with_message(format!("would delete and re-create: {reason}")),
+                None,
+            );
         }
         let name = object.name();
         if let Err(e) = api.delete(name, &DeleteParams::foreground()).await
             && api_status(&e).is_none_or(|s| s.code != 404)
         {
-            return failure(r, &e);
+            return (failure(r, &e), None);
         }
         let deadline = Instant::now() + CRD_TIMEOUT;
         loop {
@@ -320,88 +348,68 @@ impl Applier<'_> {
                     tokio::time::sleep(self.opts.poll.min(Duration::from_millis(200))).await;
                 }
                 Ok(Some(_)) => {
-                    return ObjectResult::new(r, Action::Failed)
-                        .with_message("deleted for re-creation but still present after 60s");
+                    return (
+                        ObjectResult::new(r, Action::Failed)
+                            .with_message("deleted for re-creation but still present after 60s"),
+                        None,
+                    );
                 }
-                Err(e) => return failure(r, &e),
+                Err(e) => return (failure(r, &e), None),
             }
         }
         match api
             .patch(name, &self.params(false), &Patch::Apply(&object.0))
             .await
         {
-            Ok(_) => ObjectResult::new(r, Action::Recreated)
-                .with_message(format!("deleted and re-created: {reason}")),
-            Err(e) => failure(r, &e),
+            Ok(v) => (
+                ObjectResult::new(r, Action::Recreated)
+                    .with_message(format!("deleted and re-created: {reason}")),
+                Some(v),
+            ),
+            Err(e) => (failure(r, &e), None),
         }
     }
+}
 
-    /// Live objects of groups big enough to LIST: ref -> live (None = absent).
-    async fn prefetch(&self, objects: &[&Object]) -> HashMap<ObjectRef, Option<Value>> {
-        let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Object>> = BTreeMap::new();
-        for &o in objects {
-            groups
-                .entry((
-                    o.api_version().to_owned(),
-                    o.kind().to_owned(),
-                    o.namespace().map(str::to_owned),
-                ))
-                .or_default()
-                .push(o);
+/// After the CRDs and Namespaces of every package: what is in a namespace this apply created
+/// is known to be absent. The apiVersions of the custom resources whose CRD this apply wrote,
+/// whose schemas the server publishes anew.
+fn foundation_written(runs: &mut [InFlight<'_>]) -> BTreeSet<String> {
+    let written = |r: &&ObjectResult, kind: (&str, &str)| {
+        (r.object.group.as_str(), r.object.kind.as_str()) == kind
+            && matches!(
+                r.action,
+                Action::Created | Action::Configured | Action::Recreated
+            )
+    };
+    let created_namespaces: Vec<String> = runs
+        .iter()
+        .flat_map(|r| &r.results)
+        .filter(|r| written(r, kinds::NAMESPACE_KIND) && r.action == Action::Created)
+        .map(|r| r.object.name.clone())
+        .collect();
+    let written_crds: HashSet<&str> = runs
+        .iter()
+        .flat_map(|r| &r.results)
+        .filter(|r| written(r, kinds::CRD_KIND))
+        .map(|r| r.object.name.as_str())
+        .collect();
+    let custom =
+        package::custom_kinds(runs.iter().flat_map(|r| &r.prepared.objects).filter(|o| {
+            (o.group(), o.kind()) == kinds::CRD_KIND && written_crds.contains(o.name())
+        }));
+    let custom_versions = runs
+        .iter()
+        .flat_map(|r| &r.prepared.objects)
+        .filter(|o| custom.contains_key(&(o.group().to_owned(), o.kind().to_owned())))
+        .map(|o| o.api_version().to_owned())
+        .collect();
+    for run in runs {
+        for ns in &created_namespaces {
+            run.live.created_namespace(ns);
         }
-        // The LISTs are independent of each other: all at once.
-        let lists = groups
-            .into_iter()
-            .filter(|(_, members)| members.len() >= LIST_THRESHOLD)
-            .map(|((api_version, kind, ns), members)| async move {
-                let live = self.list_live(&api_version, &kind, ns.as_deref()).await?;
-                Some((members, live))
-            });
-        let mut out = HashMap::new();
-        for (members, mut live) in futures::future::join_all(lists).await.into_iter().flatten() {
-            for m in members {
-                out.insert(m.reference(), live.remove(m.name()));
-            }
-        }
-        out
     }
-
-    /// The live objects of one kind in one namespace by name; `None` when the kind is
-    /// cluster-scoped or the LIST fails (then each object is read with its own GET).
-    async fn list_live(
-        &self,
-        api_version: &str,
-        kind: &str,
-        ns: Option<&str>,
-    ) -> Option<HashMap<String, Value>> {
-        let resolved = self
-            .cluster
-            .mapper
-            .resolve(api_version, kind)
-            .await
-            .ok()??;
-        // Only within a namespace: a cluster-wide LIST (all CRDs of a big cluster) can be
-        // far larger than the objects kpin needs.
-        if !resolved.namespaced {
-            return None;
-        }
-        let api = api_for(self.cluster, &resolved, ns);
-        // A failed LIST (e.g. no list permission) just falls back to one GET per object.
-        let list = api.list(&ListParams::default()).await.ok()?;
-        Some(
-            list.into_iter()
-                .map(|o| {
-                    (
-                        o.pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                        o,
-                    )
-                })
-                .collect(),
-        )
-    }
+    custom_versions
 }
 
 fn wants_recreate(object: &Object) -> bool {
@@ -418,7 +426,7 @@ struct InFlight<'a> {
     prepared: Prepared,
     parent: ParentState,
     /// What the parent holds now: what was live, then what this apply wrote.
-    parent_now: (Contents, Option<Deployed>),
+    parent_now: (Contents, Option<Deployed>, Fingerprints),
     /// What the parent says runs once every object applied.
     deployed: Deployed,
     /// What the parent records once this apply is done (without prune: the union).
@@ -426,6 +434,10 @@ struct InFlight<'a> {
     /// What `--prune` will do, decided before anything is written.
     plan: Option<PrunePlan>,
     rendered_refs: InRender,
+    /// What is live of the objects not applied yet.
+    live: LiveObjects,
+    /// Fingerprints of the objects applied so far.
+    fingerprints: Vec<String>,
     results: Vec<ObjectResult>,
     watched: Vec<Watched>,
     done: HashSet<ObjectRef>,
@@ -434,10 +446,16 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
-    fn record(&mut self, result: ObjectResult, watched: Option<Watched>) {
+    fn record(&mut self, outcome: Outcome) {
+        let Outcome {
+            result,
+            watched,
+            fingerprint,
+        } = outcome;
         self.failed |= result.action == Action::Failed;
         if result.action != Action::Failed {
             self.watched.extend(watched);
+            self.fingerprints.extend(fingerprint);
         }
         self.done.insert(result.object.clone());
         self.results.push(result);
@@ -525,10 +543,20 @@ async fn start_package<'a>(
         ))?;
     }
     let rendered_refs = InRender::of(&prepared.objects);
+    // The members' LISTs tell what is live of the rendered objects too: read with or
+    // without --prune.
+    let members = match parent.live {
+        Some(_) => prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?,
+        None => Vec::new(),
+    };
+    let mut plan = PrunePlan::new(
+        members,
+        &rendered_refs,
+        opts.prune.as_ref().unwrap_or(&PruneOptions::default()),
+    );
+    let live = LiveObjects::new(plan.take_rendered());
     let plan = match &opts.prune {
         Some(prune_opts) => {
-            let members = prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?;
-            let plan = PrunePlan::new(members, &rendered_refs, prune_opts);
             if let Some(refusal) = plan.refusal(prepared.objects.len(), prune_opts) {
                 return Err(plan.refusal_error(name, refusal));
             }
@@ -543,13 +571,19 @@ async fn start_package<'a>(
     };
     Ok(InFlight {
         rendered: p.rendered,
-        parent_now: (parent.recorded.clone(), parent.deployed.clone()),
+        parent_now: (
+            parent.recorded.clone(),
+            parent.deployed.clone(),
+            parent.fingerprints.clone(),
+        ),
         deployed,
         desired: Contents::of(&prepared.objects, ns),
         prepared,
         parent,
         plan,
         rendered_refs,
+        live,
+        fingerprints: Vec::new(),
         results: Vec::new(),
         watched: Vec::new(),
         done: HashSet::new(),
@@ -579,8 +613,12 @@ async fn apply_selected(
     reporter: &dyn Reporter,
 ) -> Result<Vec<PackageResult>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
-    let mut runs = start(cluster, packages, opts, &custom).await?;
-    let applier = Applier {
+    let (runs, shortcut) = futures::join!(
+        start(cluster, packages, opts, &custom),
+        Shortcut::read(cluster, &opts.field_manager)
+    );
+    let mut runs = runs?;
+    let mut applier = Applier {
         cluster,
         opts,
         custom,
@@ -591,6 +629,7 @@ async fn apply_selected(
             .map(|o| o.name().to_owned())
             .collect(),
         server_gone: AtomicBool::new(false),
+        shortcut,
     };
     let total = runs.iter().map(|r| r.prepared.objects.len() as u64).sum();
     let task = reporter.task("Applying", total);
@@ -614,20 +653,9 @@ async fn apply_selected(
 
     // 2. The CRDs and Namespaces of every package, then wait until the CRDs are established:
     //    a package may add custom resources whose CRD another package brings.
-    let foundation = |s: Stage| s <= Stage::Namespaces;
-    if runs.iter().any(|r| !r.pending(foundation).is_empty()) {
-        reporter.status("Applying", "CRDs and namespaces of every package first");
-    }
-    // Independent of each other: every package's at once.
-    futures::future::join_all(
-        runs.iter_mut()
-            .map(|run| applier.apply_stages(run, foundation, task.as_ref())),
-    )
-    .await;
-    let mut stop = runs.iter().any(|r| r.failed);
-    if !stop && !opts.dry_run {
-        stop = !applier.wait_for_crds(&mut runs, reporter).await?;
-    }
+    let mut stop = !applier
+        .apply_foundation(&mut runs, reporter, task.as_ref())
+        .await?;
 
     // 3. The rest, package by package: a failure stops the packages after it.
     for run in &mut runs {
@@ -659,6 +687,7 @@ async fn apply_selected(
             continue;
         }
         let mut contents = run.parent_now.0.clone();
+        let fingerprints = unchanged::collect(std::mem::take(&mut run.fingerprints));
         if let Some(plan) = &run.plan {
             let pruned = prune::execute(cluster, plan, &run.rendered_refs, opts.dry_run).await;
             run.failed |= pruned.iter().any(|r| r.action == Action::Failed);
@@ -666,9 +695,9 @@ async fn apply_selected(
             contents = plan.contents_after(&run.desired, &run.prepared.parent_ns);
         }
         // Every object is in: the parent says what runs (a failed prune leaves it as it was).
-        let now = (contents, Some(run.deployed.clone()));
+        let now = (contents, Some(run.deployed.clone()), fingerprints);
         if !opts.dry_run && !run.failed && now != run.parent_now {
-            applier.write_parent(run, &now.0, now.1.as_ref()).await?;
+            applier.write_parent(run, &now).await?;
             run.parent_now = now;
         }
         if let (Some(timeout), false, false) = (opts.wait, opts.dry_run, run.failed) {
@@ -708,14 +737,50 @@ impl Applier<'_> {
             return;
         };
         if !runs[j].done.contains(&object.reference()) {
-            let (result, watched) = self.apply_one(&object, Prefetched::Unknown).await;
+            let outcome = self
+                .apply_one(&object, Known::Unknown, &Fingerprints::default())
+                .await;
             task.advance(1);
-            runs[j].record(result, watched);
+            runs[j].record(outcome);
         }
         if runs[j].failed {
             // Reported with the package that renders it.
             runs[i].failed = true;
         }
+    }
+
+    /// The CRDs and Namespaces of every package at once, then a wait until the CRDs are
+    /// established. `false` when something failed or is not ready: nothing more is applied.
+    async fn apply_foundation(
+        &mut self,
+        runs: &mut [InFlight<'_>],
+        reporter: &dyn Reporter,
+        task: &dyn Task,
+    ) -> Result<bool> {
+        let foundation = |s: Stage| s <= Stage::Namespaces;
+        if runs.iter().any(|r| !r.pending(foundation).is_empty()) {
+            reporter.status("Applying", "CRDs and namespaces of every package first");
+        }
+        // Independent of each other: every package's at once.
+        futures::future::join_all(
+            runs.iter_mut()
+                .map(|run| self.apply_stages(run, foundation, task)),
+        )
+        .await;
+        if runs.iter().any(|r| r.failed) {
+            return Ok(false);
+        }
+        if self.opts.dry_run {
+            return Ok(true);
+        }
+        if !self.wait_for_crds(runs, reporter).await? {
+            return Ok(false);
+        }
+        let custom_versions = foundation_written(runs);
+        if !custom_versions.is_empty() {
+            self.shortcut.refresh(self.cluster, &custom_versions).await;
+        }
+        Ok(true)
     }
 
     /// The parent records the union of what it had and what comes, before any member is
@@ -724,9 +789,9 @@ impl Applier<'_> {
         let superset = run.parent.recorded.union(&run.desired);
         if run.parent.live.is_none() || superset != run.parent.recorded {
             // What runs has not changed yet: the old record stays until every object applied.
-            let deployed = run.parent_now.1.clone();
-            self.write_parent(run, &superset, deployed.as_ref()).await?;
-            run.parent_now = (superset, deployed);
+            let now = (superset, run.parent_now.1.clone(), run.parent_now.2.clone());
+            self.write_parent(run, &now).await?;
+            run.parent_now = now;
         }
         Ok(())
     }
@@ -734,8 +799,7 @@ impl Applier<'_> {
     async fn write_parent(
         &self,
         run: &InFlight<'_>,
-        contents: &Contents,
-        deployed: Option<&Deployed>,
+        (contents, deployed, fingerprints): &(Contents, Option<Deployed>, Fingerprints),
     ) -> Result<()> {
         let parent = &run.prepared.parent;
         run.parent
@@ -743,7 +807,7 @@ impl Applier<'_> {
             .patch(
                 &parent.name,
                 &PatchParams::apply(&self.opts.field_manager).force(),
-                &Patch::Apply(&parent.object(contents, deployed)),
+                &Patch::Apply(&parent.object(contents, deployed.as_ref(), fingerprints)),
             )
             .await
             .with_context(|| {
@@ -771,36 +835,33 @@ impl Applier<'_> {
                 break;
             }
             let members: Vec<&Object> = indices.iter().map(|&i| &objects[i]).collect();
-            let mut known = self.prefetch(&members).await;
-            let mut outcomes: Vec<(usize, (ObjectResult, Option<Watched>))> =
-                futures::stream::iter(members.iter().enumerate())
-                    .map(|(i, o)| {
-                        let prefetched = known
-                            .remove(&o.reference())
-                            .map_or(Prefetched::Unknown, Prefetched::Listed);
-                        async move {
-                            // Once the server is gone (restarted, network lost), the rest is
-                            // not sent: one reason in the report, not one failure per object.
-                            let out = if self.server_gone.load(Ordering::Relaxed) {
-                                let skipped = ObjectResult::new(o.reference(), Action::Skipped)
-                                    .with_message("not sent: the API server could not be reached");
-                                (skipped, None)
-                            } else {
-                                self.apply_one(o, prefetched).await
-                            };
-                            if out.0.server_unreachable {
-                                self.server_gone.store(true, Ordering::Relaxed);
-                            }
-                            task.advance(1);
-                            (i, out)
+            let known = run.live.take(self.cluster, &members).await;
+            let recorded = &run.parent.fingerprints;
+            let mut outcomes: Vec<(usize, Outcome)> =
+                futures::stream::iter(members.iter().zip(known).enumerate())
+                    .map(|(i, (o, known))| async move {
+                        // Once the server is gone (restarted, network lost), the rest is not
+                        // sent: one reason in the report, not one failure per object.
+                        let out = if self.server_gone.load(Ordering::Relaxed) {
+                            Outcome::of(
+                                ObjectResult::new(o.reference(), Action::Skipped)
+                                    .with_message("not sent: the API server could not be reached"),
+                            )
+                        } else {
+                            self.apply_one(o, known, recorded).await
+                        };
+                        if out.result.server_unreachable {
+                            self.server_gone.store(true, Ordering::Relaxed);
                         }
+                        task.advance(1);
+                        (i, out)
                     })
                     .buffer_unordered(self.opts.concurrency.max(1))
                     .collect()
                     .await;
             outcomes.sort_by_key(|(i, _)| *i);
-            for (_, (result, watched)) in outcomes {
-                run.record(result, watched);
+            for (_, outcome) in outcomes {
+                run.record(outcome);
             }
         }
         run.prepared.objects = objects;

@@ -2,7 +2,8 @@
 //! ConfigMap per package records which group-kinds and namespaces its members live in, and each
 //! member carries the `applyset.kubernetes.io/part-of` label. kpin adds what runs: the
 //! package's version, environment and rendered digest of the last complete apply
-//! ([`Deployed`]), which `kpin status` compares with kpin.lock.
+//! ([`Deployed`]), which `kpin status` compares with kpin.lock, and the fingerprints of the
+//! objects it applied ([`Fingerprints`], see `super::unchanged`).
 
 use std::collections::BTreeSet;
 
@@ -25,6 +26,38 @@ pub const VERSION_ANNOTATION: &str = "kpin.dev/version";
 pub const ENVIRONMENT_ANNOTATION: &str = "kpin.dev/environment";
 /// The digest of its render, as kpin.lock records renders (`rendered.<env>`).
 pub const DIGEST_ANNOTATION: &str = "kpin.dev/rendered-digest";
+
+/// The data key of the parent that holds the fingerprints, one per line, sorted.
+pub const FINGERPRINTS_KEY: &str = "fingerprints";
+
+/// Fingerprints of the objects the last apply saw through (`super::unchanged` computes and
+/// compares them; the parent only keeps them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprints(pub BTreeSet<String>);
+
+impl Fingerprints {
+    /// Read from a live parent (none when it records none).
+    pub fn from_parent(parent: &Value) -> Fingerprints {
+        Fingerprints(
+            parent
+                .pointer(&format!("/data/{FINGERPRINTS_KEY}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, fingerprint: &str) -> bool {
+        self.0.contains(fingerprint)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// What a package's parent says runs: written once every object of an apply succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -179,8 +212,14 @@ impl Parent {
         )
     }
 
-    /// The parent object recording `contents` and what runs, to be server-side applied.
-    pub fn object(&self, contents: &Contents, deployed: Option<&Deployed>) -> Value {
+    /// The parent object recording `contents`, what runs and the fingerprints of what was
+    /// applied, to be server-side applied.
+    pub fn object(
+        &self,
+        contents: &Contents,
+        deployed: Option<&Deployed>,
+        fingerprints: &Fingerprints,
+    ) -> Value {
         let join = |items: Vec<String>| items.join(",");
         let mut parent = json!({
             "apiVersion": "v1",
@@ -205,6 +244,14 @@ impl Parent {
             ann.insert(VERSION_ANNOTATION.into(), d.version.clone().into());
             ann.insert(ENVIRONMENT_ANNOTATION.into(), d.environment.clone().into());
             ann.insert(DIGEST_ANNOTATION.into(), d.rendered_digest.clone().into());
+        }
+        if !fingerprints.is_empty() {
+            let mut lines = String::with_capacity(fingerprints.0.len() * 25);
+            for f in &fingerprints.0 {
+                lines.push_str(f);
+                lines.push('\n');
+            }
+            parent["data"] = json!({ FINGERPRINTS_KEY: lines });
         }
         parent
     }
@@ -277,9 +324,14 @@ mod tests {
             environment: "prod".into(),
             rendered_digest: "sha256:ab".into(),
         };
-        let parent = p.object(&c, Some(&deployed));
+        let fingerprints = Fingerprints(["b2".to_owned(), "a1".to_owned()].into());
+        let parent = p.object(&c, Some(&deployed), &fingerprints);
         assert_eq!(Deployed::from_parent(&parent), Some(deployed));
-        assert_eq!(Deployed::from_parent(&p.object(&c, None)), None);
+        assert_eq!(parent["data"][FINGERPRINTS_KEY], "a1\nb2\n");
+        assert_eq!(Fingerprints::from_parent(&parent), fingerprints);
+        let bare = p.object(&c, None, &Fingerprints::default());
+        assert_eq!(Deployed::from_parent(&bare), None);
+        assert!(bare.get("data").is_none());
         assert_eq!(tooling(&parent), Some(format!("kpin/{}", crate::VERSION)));
         assert_eq!(
             parent["metadata"]["annotations"][GROUP_KINDS],

@@ -5,6 +5,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -67,6 +69,8 @@ pub struct Cluster {
     pub mapper: RestMapper,
     /// `--request-timeout`, for messages about requests that took too long.
     pub request_timeout: Option<Duration>,
+    /// Requests sent so far, retries included.
+    requests: Arc<AtomicU64>,
 }
 
 /// Retries of a request the server answered 429, 503 or 504 (its `Retry-After` honoured), with
@@ -78,6 +82,12 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 const BUFFERED_REQUESTS: usize = 1024;
 
 impl Cluster {
+    /// How many requests were sent to the API server so far, retries included: what a run
+    /// costs, independent of how fast the machine is.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// `err` as a plain sentence naming the server and the context when a request never
     /// reached the API server (refused, timed out, TLS, certificates); otherwise `err` as is.
     pub fn explain(&self, err: anyhow::Error) -> anyhow::Error {
@@ -411,12 +421,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Cluster> {
             .to_owned(),
         default_namespace: config.default_namespace.clone(),
     };
-    let client = build_client(config, opts, &target, &user_name)?;
+    let requests = Arc::new(AtomicU64::new(0));
+    let client = build_client(config, opts, &target, &user_name, &requests)?;
     Ok(Cluster {
         mapper: RestMapper::new(client.clone()),
         client,
         target,
         request_timeout: opts.request_timeout,
+        requests,
     })
 }
 
@@ -427,6 +439,7 @@ fn build_client(
     opts: &ConnectOptions,
     target: &Destination,
     user_name: &str,
+    requests: &Arc<AtomicU64>,
 ) -> Result<kube::Client> {
     // kube retries a 429, 503 or 504 fifteen times, backing off up to 1000 s: many minutes of
     // silence when an APIService is down (its group answers 503). kpin retries briefly (below)
@@ -465,6 +478,13 @@ fn build_client(
     );
     // The retry layer clones the service it wraps: a buffer makes it cloneable.
     let buffer = tower::buffer::BufferLayer::new(BUFFERED_REQUESTS);
+    // Innermost: every attempt the retry layer makes is counted.
+    let counter = Arc::clone(requests);
+    let count = tower::util::MapRequestLayer::new(move |request| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        request
+    });
+    let builder = builder.with_layer(&count);
     let client = match opts.request_timeout {
         Some(limit) => builder
             .with_layer(&tower::timeout::TimeoutLayer::new(limit))

@@ -1,16 +1,21 @@
 //! Live diff: what `kpin apply` would change, as a [`changes::Section`] per package whose
 //! `before` side is the live objects and whose `after` side is the server's dry-run result, both
-//! stripped of server noise, plus the members `kpin apply --prune` would delete. An object is
-//! unchanged exactly when `kpin apply` would leave it alone ([`owned::changes`]): its `after`
-//! side is then the live object. Comparison, Secret masking and rendering are
+//! stripped of server noise, plus the members `kpin apply --prune` would delete. What is live
+//! comes from the same LISTs as apply's ([`super::live`]). An object is unchanged exactly when
+//! `kpin apply` would leave it alone, decided as apply decides: its fingerprint is recorded
+//! ([`super::unchanged`]), or else its dry run changes nothing kpin owns ([`owned::changes`]);
+//! its `after` side is then the live object. Comparison, Secret masking and rendering are
 //! `crate::changes`'s.
 
 use anyhow::{Context as _, Result};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
+use super::applyset::Fingerprints;
+use super::live::{Known, LiveObjects};
 use super::package::{self, CustomKinds, Selected, prepare_package, read_parent};
 use super::prune::{self, InRender, PruneOptions, PrunePlan};
+use super::unchanged::Shortcut;
 use super::{
     Cluster, api_for, api_status, get, immutable_fields, is_immutable, owned, strip_noise,
 };
@@ -46,9 +51,10 @@ async fn diff_selected(
     prune: &PruneOptions,
 ) -> Result<Vec<Section>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
+    let shortcut = Shortcut::read(cluster, field_manager).await;
     let mut sections = Vec::with_capacity(packages.len());
     for p in packages {
-        let section = diff_package(cluster, *p, field_manager, prune, &custom)
+        let section = diff_package(cluster, *p, field_manager, prune, &custom, &shortcut)
             .await
             .with_context(|| format!("diffing package {}", p.rendered.name))?;
         sections.push(section);
@@ -62,14 +68,31 @@ async fn diff_package(
     field_manager: &str,
     prune_opts: &PruneOptions,
     custom: &CustomKinds,
+    shortcut: &Shortcut,
 ) -> Result<Section> {
     let rendered = selected.rendered;
     let package = prepare_package(cluster, rendered, selected.namespace, custom).await;
     let objects = &package.objects;
+    let state = read_parent(cluster, &rendered.name, &package.parent).await?;
+    let members = match state.live {
+        Some(_) => {
+            prune::live_members(cluster, &state.recorded, &package.parent_ns, &package.id).await?
+        }
+        None => Vec::new(),
+    };
+    let mut plan = PrunePlan::new(members, &InRender::of(objects), prune_opts);
+    let known = LiveObjects::new(plan.take_rendered())
+        .take(cluster, &objects.iter().collect::<Vec<_>>())
+        .await;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.
     let pp = PatchParams::apply(field_manager).force().dry_run();
-    let sides: Vec<Sides> = futures::stream::iter(objects)
-        .map(|o| live_and_dry_run(cluster, o, &pp, field_manager))
+    let judge = Judge {
+        shortcut,
+        recorded: &state.fingerprints,
+        manager: field_manager,
+    };
+    let sides: Vec<Sides> = futures::stream::iter(objects.iter().zip(known))
+        .map(|(o, known)| live_and_dry_run(cluster, o, known, &pp, &judge))
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
@@ -89,11 +112,7 @@ async fn diff_package(
     }
     let mut notes = Vec::new();
     let mut warnings = Vec::new();
-    let state = read_parent(cluster, &rendered.name, &package.parent).await?;
     if state.live.is_some() {
-        let members =
-            prune::live_members(cluster, &state.recorded, &package.parent_ns, &package.id).await?;
-        let plan = PrunePlan::new(members, &InRender::of(objects), prune_opts);
         before.extend(plan.delete.iter().map(|m| Object(strip_noise(&m.live))));
         notes.extend(plan.keep.iter().map(|(m, reason)| {
             format!(
@@ -182,13 +201,22 @@ struct Sides {
     ownership_only: bool,
 }
 
+/// How one package's objects are judged unchanged, as apply judges them.
+struct Judge<'a> {
+    shortcut: &'a Shortcut,
+    /// The fingerprints the package's parent records.
+    recorded: &'a Fingerprints,
+    manager: &'a str,
+}
+
 /// The live object (if any) and what the server would store after applying `object` as
 /// `manager`: the live object itself when that apply changes nothing kpin owns.
 async fn live_and_dry_run(
     cluster: &Cluster,
     object: &Object,
+    known: Known,
     pp: &PatchParams,
-    manager: &str,
+    judge: &Judge<'_>,
 ) -> Result<Sides> {
     let clean = |v: &serde_json::Value| Object(strip_noise(v));
     let rendered = |live: Option<serde_json::Value>, immutable: Vec<String>| Sides {
@@ -207,13 +235,27 @@ async fn live_and_dry_run(
     };
     let r = object.reference();
     let api = api_for(cluster, &resolved, object.namespace());
-    let live = get(&api, object.name())
-        .await
-        .with_context(|| format!("reading {r}"))?;
+    let live = match known {
+        Known::Listed(live) => live,
+        Known::Unknown => get(&api, object.name())
+            .await
+            .with_context(|| format!("reading {r}"))?,
+    };
+    if let Some(l) = &live
+        && judge.shortcut.unchanged(judge.recorded, object, l)
+    {
+        let live = clean(l);
+        return Ok(Sides {
+            after: live.clone(),
+            live: Some(live),
+            immutable: Vec::new(),
+            ownership_only: false,
+        });
+    }
     match api.patch(object.name(), pp, &Patch::Apply(&object.0)).await {
         Ok(result) => {
             let (after, ownership_only) = match &live {
-                Some(l) if !owned::changes(&result, l, manager) => (clean(l), false),
+                Some(l) if !owned::changes(&result, l, judge.manager) => (clean(l), false),
                 Some(l) => {
                     let after = clean(&result);
                     let same = after == clean(l);

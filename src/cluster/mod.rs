@@ -10,6 +10,10 @@
 //! - [`prune`]: which live ApplySet members to delete, the guards around it, and the deletes
 //! - [`csa`]: taking over fields from client-side `kubectl apply`
 //! - [`applyset`]: the ApplySet parent that records what a package owns
+//! - [`live`]: the live copies of a package's objects, read with a few LISTs (apply and diff
+//!   share it)
+//! - [`unchanged`]: objects provably unchanged without a dry run: the fingerprints a parent
+//!   records (apply, diff and status ask it first)
 //! - [`owned`]: whether an apply changes an object, judged on the fields kpin owns (apply, diff
 //!   and status share it)
 //! - [`diff`]: live objects against server-side dry-run results, as `crate::changes` sections
@@ -25,11 +29,13 @@ pub mod connect;
 pub mod csa;
 pub mod diff;
 pub mod discovery;
+pub mod live;
 pub mod owned;
 pub mod package;
 pub mod prune;
 pub mod report;
 pub mod status;
+pub mod unchanged;
 pub mod wait;
 
 use kube::api::{DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams};
@@ -237,6 +243,18 @@ pub(crate) fn api_for(
         request: kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(
             &resolved.resource,
             ns,
+        )),
+        resource: resolved.resource.clone(),
+    }
+}
+
+/// Requests for one namespaced kind across all namespaces (LIST only).
+pub(crate) fn api_all_namespaces(cluster: &Cluster, resolved: &Resolved) -> ResourceApi {
+    ResourceApi {
+        client: cluster.client.clone(),
+        request: kube::core::Request::new(<DynamicObject as kube::Resource>::url_path(
+            &resolved.resource,
+            None,
         )),
         resource: resolved.resource.clone(),
     }

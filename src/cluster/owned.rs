@@ -17,6 +17,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::digest::Hasher;
 use crate::kinds;
 
 /// Whether applying as `manager` changes the live object, given the server's dry-run result of
@@ -38,6 +39,45 @@ pub fn changes(dry_run: &Value, live: &Value, manager: &str) -> bool {
     };
     let fields = with_stored_forms(dry_run, fields);
     !same_on(Some(dry_run), Some(live), &fields)
+}
+
+/// Feed into `hasher` what kpin's part of `object` is: the manager's `Apply` entry (the
+/// apiVersion and the field set it owns) and the object's values under those fields, walked as
+/// [`changes`] compares them. Two equal digests of one object mean that no writer changed,
+/// took or removed anything the manager owns in between; what other writers own (status,
+/// annotations of controllers, defaults) does not enter it.
+pub fn feed_owned(object: &Value, manager: &str, hasher: &mut Hasher) {
+    let entry = applied_entry(object, manager);
+    let Some((api_version, Some(Value::Object(fields)))) = owned(entry) else {
+        hasher.update(b"owns nothing");
+        return;
+    };
+    hasher.json(api_version.unwrap_or(&Value::Null));
+    let fields = with_stored_forms(object, fields);
+    hasher.json_map(&fields);
+    feed_on(hasher, Some(object), &fields);
+}
+
+/// [`same_on`]'s walk, feeding what it would compare.
+fn feed_on(hasher: &mut Hasher, value: Option<&Value>, fields: &Map<String, Value>) {
+    if fields.is_empty() {
+        match value {
+            Some(v) => hasher.json(v),
+            None => hasher.update(b"absent"),
+        }
+        return;
+    }
+    hasher.update(if value.is_some() { b"+" } else { b"-" });
+    let mut keys: Vec<(&String, &Map<String, Value>)> = fields
+        .iter()
+        .filter(|(key, _)| *key != ".")
+        .filter_map(|(key, child)| Some((key, child.as_object()?)))
+        .collect();
+    keys.sort_by_key(|(key, _)| *key);
+    for (key, child) in keys {
+        hasher.json_string(key);
+        feed_on(hasher, part(value, key), child);
+    }
 }
 
 /// `fields` and, for each key of a write-only field kpin owns (`stringData.password`), the key

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use super::applyset::{self, Contents, Deployed, Parent};
+use super::applyset::{self, Contents, Deployed, Fingerprints, Parent};
 use super::{Cluster, ClusterError, ResourceApi, api_for, apply_body, get};
 use crate::kinds;
 use crate::object::Object;
@@ -154,6 +154,8 @@ pub(crate) struct ParentState {
     pub recorded: Contents,
     /// What it says runs, when it says.
     pub deployed: Option<Deployed>,
+    /// The fingerprints of the objects its last apply saw through.
+    pub fingerprints: Fingerprints,
 }
 
 /// Read the parent and refuse one that another tool manages.
@@ -184,11 +186,16 @@ pub(crate) async fn read_parent(
     }
     let recorded = live.as_ref().map(Contents::from_parent).unwrap_or_default();
     let deployed = live.as_ref().and_then(Deployed::from_parent);
+    let fingerprints = live
+        .as_ref()
+        .map(Fingerprints::from_parent)
+        .unwrap_or_default();
     Ok(ParentState {
         api,
         live,
         recorded,
         deployed,
+        fingerprints,
     })
 }
 

@@ -6,7 +6,7 @@
 //! resource, the namespace listed) and the item's name: a real API server leaves `kind` and
 //! `apiVersion` off the items of built-in lists.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::{Context as _, Result};
 use kube::api::{DeleteParams, ListParams};
@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::applyset::{self, Contents, GroupKind};
 use super::discovery::Resolved;
 use super::report::{Action, ObjectResult};
-use super::{Cluster, ClusterError, api_for, api_status};
+use super::{Cluster, ClusterError, api_all_namespaces, api_for, api_status};
 use crate::error::HintExt as _;
 use crate::kinds::{self, CascadingKind};
 use crate::object::{Object, ObjectRef};
@@ -100,7 +100,10 @@ pub(crate) fn member_ref(resolved: &Resolved, listed_ns: Option<&str>, item: &Va
     }
 }
 
-/// Every live member of the set (found by label in each recorded group-kind and namespace).
+/// Every live member of the set, found by label: per recorded group-kind, one LIST across
+/// namespaces (filtered to the recorded ones) when the set spans several, else one in its
+/// namespace; all at once. Without permission to list across namespaces, one LIST per
+/// namespace.
 pub(crate) async fn live_members(
     cluster: &Cluster,
     recorded: &Contents,
@@ -108,37 +111,69 @@ pub(crate) async fn live_members(
     id: &str,
 ) -> Result<Vec<Member>> {
     let selector = format!("{}={id}", applyset::PART_OF_LABEL);
-    let mut members = Vec::new();
-    for gk in &recorded.group_kinds {
-        let Some(resolved) = cluster
-            .mapper
-            .resolve_group_kind(&gk.group, &gk.kind)
-            .await?
-        else {
-            continue; // The kind is gone (e.g. its CRD was removed), and with it its objects.
-        };
-        let namespaces: Vec<Option<&str>> = if resolved.namespaced {
-            std::iter::once(parent_ns)
-                .chain(recorded.namespaces.iter().map(String::as_str))
-                .map(Some)
-                .collect()
-        } else {
-            vec![None]
-        };
-        for ns in namespaces {
-            let api = api_for(cluster, &resolved, ns);
-            let list = api
-                .list(&ListParams::default().labels(&selector))
+    let namespaces: BTreeSet<&str> = std::iter::once(parent_ns)
+        .chain(recorded.namespaces.iter().map(String::as_str))
+        .collect();
+    let lists = recorded.group_kinds.iter().map(|gk| {
+        let (selector, namespaces) = (&selector, &namespaces);
+        async move {
+            let Some(resolved) = cluster
+                .mapper
+                .resolve_group_kind(&gk.group, &gk.kind)
+                .await?
+            else {
+                // The kind is gone (e.g. its CRD was removed), and with it its objects.
+                return Ok(Vec::new());
+            };
+            list_kind(cluster, &resolved, namespaces, selector)
                 .await
-                .with_context(|| format!("listing {gk} members of the ApplySet"))?;
-            members.extend(list.into_iter().map(|live| Member {
-                object: member_ref(&resolved, ns, &live),
-                resolved: resolved.clone(),
-                live,
-            }));
+                .with_context(|| format!("listing {gk} members of the ApplySet"))
         }
+    });
+    let members = futures::future::try_join_all(lists).await?;
+    Ok(members.into_iter().flatten().collect())
+}
+
+/// The members of one kind in `namespaces` (ignored for a cluster-scoped kind).
+async fn list_kind(
+    cluster: &Cluster,
+    resolved: &Resolved,
+    namespaces: &BTreeSet<&str>,
+    selector: &str,
+) -> Result<Vec<Member>, kube::Error> {
+    let params = ListParams::default().labels(selector);
+    let member = |ns: Option<&str>, live: Value| Member {
+        object: member_ref(resolved, ns, &live),
+        resolved: resolved.clone(),
+        live,
+    };
+    if !resolved.namespaced || namespaces.len() == 1 {
+        let ns = namespaces.first().copied().filter(|_| resolved.namespaced);
+        let list = api_for(cluster, resolved, ns).list(&params).await?;
+        return Ok(list.into_iter().map(|live| member(ns, live)).collect());
     }
-    Ok(members)
+    match api_all_namespaces(cluster, resolved).list(&params).await {
+        Ok(list) => Ok(list
+            .into_iter()
+            .map(|live| member(None, live))
+            .filter(|m| {
+                m.object
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|ns| namespaces.contains(ns))
+            })
+            .collect()),
+        Err(e) if api_status(&e).is_some_and(|s| s.code == 403) => {
+            let (params, member) = (&params, &member);
+            let lists = namespaces.iter().map(|ns| async move {
+                let list = api_for(cluster, resolved, Some(ns)).list(params).await?;
+                Ok::<_, kube::Error>(list.into_iter().map(move |live| member(Some(ns), live)))
+            });
+            let lists = futures::future::try_join_all(lists).await?;
+            Ok(lists.into_iter().flatten().collect())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What `--prune` does with the live members of one set.
@@ -150,13 +185,16 @@ pub(crate) struct PrunePlan {
     pub delete: Vec<Member>,
     /// Members no longer rendered that stay, with the reason.
     pub keep: Vec<(Member, KeepReason)>,
+    /// The live copies of the members the render contains, for the apply or diff that
+    /// follows (taken out of the plan by [`PrunePlan::take_rendered`]).
+    rendered: HashMap<ObjectRef, Value>,
 }
 
 /// The rendered identities `--prune` must never delete.
 pub(crate) struct InRender {
     exact: HashSet<ObjectRef>,
     /// (kind, namespace, name) -> group, to catch the same object under another API group.
-    loose: std::collections::HashMap<(String, Option<String>, String), String>,
+    loose: HashMap<(String, Option<String>, String), String>,
 }
 
 impl InRender {
@@ -204,6 +242,7 @@ impl PrunePlan {
         for member in members {
             let r = &member.object;
             if rendered.contains(r) {
+                plan.rendered.insert(member.object, member.live);
                 continue;
             }
             let reason = if let Some(group) = rendered.same_name(r) {
@@ -225,6 +264,11 @@ impl PrunePlan {
             .sort_by(|a, b| (rank(b), &a.object).cmp(&(rank(a), &b.object)));
         plan.keep.sort_by(|a, b| a.0.object.cmp(&b.0.object));
         plan
+    }
+
+    /// The live copies of the rendered members, by identity.
+    pub fn take_rendered(&mut self) -> HashMap<ObjectRef, Value> {
+        std::mem::take(&mut self.rendered)
     }
 
     /// Whether this prune deletes more than half of the set, and more than a handful.

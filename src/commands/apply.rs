@@ -135,6 +135,15 @@ pub(super) async fn connect(ctx: &Ctx<'_>, args: &ClusterArgs, plan: &Plan) -> R
     Ok(cluster)
 }
 
+/// With `-v`, how many requests a run sent (what it costs, whatever the machine's speed).
+pub(super) fn report_requests(ctx: &Ctx<'_>, cluster: &Cluster) {
+    if ctx.term.verbose() > 0 {
+        let sent = cluster.requests_sent();
+        ctx.term
+            .status("Requests", &format!("{sent} sent to the API server"));
+    }
+}
+
 pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
     let plan = plan(
         ctx,
@@ -161,6 +170,7 @@ pub async fn run(ctx: &Ctx<'_>, args: ApplyArgs) -> Result<Outcome> {
         poll: Duration::from_millis(if args.timeout <= 5 { 200 } else { 1000 }),
     };
     let packages = apply_all(&cluster, &plan.selected(), &opts, ctx.term).await?;
+    report_requests(ctx, &cluster);
     let report = ApplyReport {
         target: cluster.target.clone(),
         dry_run: args.dry_run,

@@ -11,7 +11,7 @@ use kpin::progress::Reporter as _;
 use serde_json::Value;
 
 use super::Ctx;
-use super::apply::{connect, plan};
+use super::apply::{connect, plan, report_requests};
 use crate::cli::{DiffArgs, DiffFormat};
 
 pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
@@ -33,6 +33,7 @@ pub async fn run(ctx: &Ctx<'_>, args: DiffArgs) -> Result<Outcome> {
         &args.prune.options(),
     )
     .await?;
+    report_requests(ctx, &cluster);
     for section in &sections {
         ctx.term.status(
             "Compared",

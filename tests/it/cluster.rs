@@ -635,7 +635,10 @@ fn the_recreate_annotation_allows_recreation_without_the_flag() {
 #[test]
 fn client_side_applied_objects_are_migrated_so_removed_fields_disappear() {
     let s = setup(&yaml(&[NAMESPACE, SETTINGS]));
-    // As `kubectl apply` (client-side) left it: an extra key upstream has since dropped.
+    // As `kubectl apply` (client-side) left it, in its namespace: an extra key upstream has
+    // since dropped.
+    s.fake
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}));
     s.fake.seed(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "settings", "namespace": "demo",
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"mode\":\"fast\",\"dropped\":\"x\"}}"},

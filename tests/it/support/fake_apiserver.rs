@@ -2537,7 +2537,7 @@ impl Inner {
                 StatusCode::OK,
                 json!({"swagger": "2.0", "info": {"title": "fake", "version": "v1.36.2"}, "paths": {}, "definitions": {}}),
             ),
-            ("GET", ["openapi", "v3"]) => (StatusCode::OK, json!({"paths": {}})),
+            ("GET", ["openapi", "v3"]) => (StatusCode::OK, self.openapi_index()),
             (_, ["api", "v1", rest @ ..]) => {
                 self.resource_request(method, "", "v1", rest, query, headers, body)
             }
@@ -2644,6 +2644,36 @@ impl Inner {
             })
             .collect();
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    /// The OpenAPI v3 index as kube-apiserver serves it: a path per group version with a
+    /// `hash` that changes with its schema (here: the schemas of the custom kinds in it).
+    fn openapi_index(&self) -> Value {
+        let mut paths = serde_json::Map::new();
+        for t in &self.types {
+            let path = if t.group.is_empty() {
+                format!("api/{}", t.version)
+            } else {
+                format!("apis/{}/{}", t.group, t.version)
+            };
+            let schema = t
+                .schema
+                .as_deref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let entry = paths.entry(path.clone()).or_insert_with(|| json!(""));
+            let so_far = entry.as_str().unwrap_or("").to_owned();
+            *entry = json!(format!("{so_far}{}:{schema};", t.kind));
+        }
+        let paths = paths
+            .into_iter()
+            .map(|(path, schemas)| {
+                let hash = kpin::digest::sha256_hex(schemas.as_str().unwrap_or("").as_bytes());
+                let url = format!("/openapi/v3/{path}?hash={}", hash.to_uppercase());
+                (path, json!({ "serverRelativeURL": url }))
+            })
+            .collect::<serde_json::Map<_, _>>();
+        json!({ "paths": paths })
     }
 
     fn resource_list(&self, group: &str, version: &str) -> Value {
