@@ -737,9 +737,8 @@ impl Applier<'_> {
             return;
         };
         if !runs[j].done.contains(&object.reference()) {
-            let outcome = self
-                .apply_one(&object, Known::Unknown, &Fingerprints::default())
-                .await;
+            let recorded = runs[j].parent.fingerprints.clone();
+            let outcome = self.apply_one(&object, Known::Unknown, &recorded).await;
             task.advance(1);
             runs[j].record(outcome);
         }

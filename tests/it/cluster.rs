@@ -1281,6 +1281,41 @@ mod real {
     static CLUSTER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
     #[allow(dead_code)] // held for its Drop
+    /// What kpin sent that the audit log records: `verb path?query` per request.
+    #[derive(Debug, Default)]
+    struct Sent {
+        writes: Vec<String>,
+        dry_runs: Vec<String>,
+    }
+
+    impl Sent {
+        /// The last path segment of each dry run (the object's name), sorted.
+        fn dry_run_names(&self) -> Vec<String> {
+            let mut names: Vec<String> = self
+                .dry_runs
+                .iter()
+                .map(|d| {
+                    let path = d.split('?').next().unwrap_or(d);
+                    path.rsplit('/').next().unwrap_or(path).to_owned()
+                })
+                .collect();
+            names.sort();
+            names
+        }
+
+        /// Writes to anything but the ApplySet parent `kpin-<package>`.
+        fn object_writes(&self) -> Vec<&String> {
+            self.writes
+                .iter()
+                .filter(|w| !w.contains("/configmaps/kpin-"))
+                .collect()
+        }
+
+        fn parent_written(&self) -> bool {
+            self.writes.iter().any(|w| w.contains("/configmaps/kpin-"))
+        }
+    }
+
     enum Hold {
         Shared(std::sync::RwLockReadGuard<'static, ()>),
         Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
@@ -1371,6 +1406,14 @@ mod real {
         /// audit log recorded them (`verb path`, dry runs left out); `None` without the test
         /// cluster's audit log.
         fn writes_during<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Vec<String>>) {
+            let (out, sent) = self.sent_during(f);
+            (out, sent.map(|s| s.writes))
+        }
+
+        /// Run `f`, and return with its result what kpin sent meanwhile that the server's
+        /// audit log records (every write, dry runs included); `None` without the test
+        /// cluster's audit log.
+        fn sent_during<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Sent>) {
             let Some(log) = std::env::var_os("KPIN_TEST_CLUSTER_DIR")
                 .map(|d| std::path::PathBuf::from(d).join("audit.log"))
             else {
@@ -1381,7 +1424,8 @@ mod real {
             // The audit backend writes before the response ends; a moment for the file.
             std::thread::sleep(std::time::Duration::from_millis(200));
             let text = std::fs::read(&log).expect("reading the audit log");
-            let writes = String::from_utf8_lossy(&text[start.min(text.len())..])
+            let mut sent = Sent::default();
+            for e in String::from_utf8_lossy(&text[start.min(text.len())..])
                 .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .filter(|e| {
@@ -1389,20 +1433,16 @@ mod real {
                         .as_str()
                         .is_some_and(|a| a.starts_with("kpin/"))
                 })
-                .filter(|e| {
-                    !e["requestURI"]
-                        .as_str()
-                        .is_some_and(|u| u.contains("dryRun=All"))
-                })
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["verb"].as_str().unwrap_or("?"),
-                        e["requestURI"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect();
-            (out, Some(writes))
+            {
+                let uri = e["requestURI"].as_str().unwrap_or("?");
+                let line = format!("{} {uri}", e["verb"].as_str().unwrap_or("?"));
+                if uri.contains("dryRun=All") {
+                    sent.dry_runs.push(line);
+                } else {
+                    sent.writes.push(line);
+                }
+            }
+            (out, Some(sent))
         }
 
         /// When the test ends, delete everything the project renders then: releases that
@@ -3425,6 +3465,255 @@ spec:
             "-p",
             "{\"metadata\":{\"finalizers\":null}}",
         ]);
+    }
+
+    /// A small set for the fall-back tests: a ConfigMap to edit, one with an annotation to
+    /// remove, a Secret with a value (always dry-run), and a custom resource of GIZMO_CRD.
+    const FALLBACK_SET: &str = "---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: NS}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: noted
+  namespace: NS
+  annotations: {example.com/note: keep-me}
+data: {a: '1'}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: NS}
+stringData: {password: hunter2}
+---
+apiVersion: NS.kpin.example.com/v1
+kind: Gizmo
+metadata: {name: g1, namespace: NS}
+spec: {parts: [a]}
+";
+
+    /// The hash the server publishes for the OpenAPI schema of a group version.
+    fn schema_hash(r: &Real, group_version: &str) -> Option<String> {
+        let index: Value =
+            serde_json::from_str(&r.kubectl(&["get", "--raw", "/openapi/v3"])).expect("index");
+        index["paths"][group_version]["serverRelativeURL"]
+            .as_str()
+            .and_then(|u| u.split_once("hash="))
+            .map(|(_, h)| h.to_owned())
+    }
+
+    #[test]
+    fn real_an_unchanged_reapply_sends_no_dry_run_and_falls_back_whenever_kpins_part_moved() {
+        let test =
+            "real_an_unchanged_reapply_sends_no_dry_run_and_falls_back_whenever_kpins_part_moved";
+        let Some(_dir) = Real::cluster_dir(test) else {
+            return;
+        };
+        let Some(r) = Real::new(test, 38) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        // The CRD comes from elsewhere (another tool installs it), the custom resource from kpin.
+        r.cleanup("customresourcedefinition/gizmos.NS.kpin.example.com");
+        r.kubectl_input(&["apply", "-f", "-"], &GIZMO_CRD.replace("NS", &ns));
+        r.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("customresourcedefinition/gizmos.{ns}.kpin.example.com"),
+        ]);
+        // Installed a while ago: the server publishes its schema shortly after it is
+        // established (until then its resources are not fingerprinted).
+        let group_version = format!("apis/{ns}.kpin.example.com/v1");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while schema_hash(&r, &group_version).is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the schema was never published"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        r.vendor(
+            "1.0.0",
+            &format!("{NAMESPACE}{FALLBACK_SET}").replace("NS", &ns),
+        );
+        r.expect(0, &["apply", "--wait=false"]);
+        let reapply = || {
+            let (run, sent) = r.sent_during(|| r.expect(0, &["apply", "--wait=false"]));
+            (run, sent.expect("the test cluster's audit log"))
+        };
+
+        // Unchanged: nothing but the Secret (never fingerprinted) is dry-run; nothing written.
+        let (run, sent) = reapply();
+        assert_contains(&run.stdout, "\n5 unchanged\n");
+        assert_eq!(sent.dry_run_names(), ["creds"], "{sent:?}");
+        assert_eq!(sent.writes, Vec::<String>::new());
+
+        // A value kpin owns, changed by another manager: seen (the dry run meets the
+        // conflict), then taken back with --force-conflicts.
+        r.kubectl(&[
+            "patch",
+            "configmap",
+            "settings",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ]);
+        let diff = r.expect(1, &["diff"]);
+        assert_contains(&diff.stdout, "mode: slow");
+        let (conflict, sent) = r.sent_during(|| r.kpin(&["apply", "--wait=false"]));
+        assert_contains(
+            &conflict.stdout,
+            "conflicts with other field managers: .data.mode",
+        );
+        let sent = sent.expect("the test cluster's audit log");
+        assert_eq!(sent.dry_run_names(), ["creds", "settings"], "{sent:?}");
+        assert_eq!(sent.writes, Vec::<String>::new());
+        let (forced, sent) =
+            r.sent_during(|| r.expect(0, &["apply", "--wait=false", "--force-conflicts"]));
+        let sent = sent.expect("the test cluster's audit log");
+        assert_row(
+            &forced.stdout,
+            "configured",
+            &format!("ConfigMap {ns}/settings"),
+        );
+        assert_eq!(sent.dry_run_names(), ["creds", "settings"], "{sent:?}");
+        assert_eq!(sent.object_writes().len(), 1, "{sent:?}");
+        let settings = r
+            .get(&["configmap", "settings", "-n", &ns])
+            .expect("settings");
+        assert_eq!(settings["data"]["mode"], "fast");
+
+        // An annotation kpin owns, removed by hand.
+        r.kubectl(&[
+            "annotate",
+            "configmap",
+            "noted",
+            "-n",
+            &ns,
+            "example.com/note-",
+        ]);
+        let (run, sent) = reapply();
+        assert_row(&run.stdout, "configured", &format!("ConfigMap {ns}/noted"));
+        assert_eq!(sent.dry_run_names(), ["creds", "noted"], "{sent:?}");
+        let noted = r.get(&["configmap", "noted", "-n", &ns]).expect("noted");
+        assert_eq!(
+            noted["metadata"]["annotations"]["example.com/note"],
+            "keep-me"
+        );
+
+        // An object deleted: missing from the LIST, created again without a dry run.
+        r.kubectl(&["delete", "configmap", "noted", "-n", &ns]);
+        let (run, sent) = reapply();
+        assert_row(&run.stdout, "created", &format!("ConfigMap {ns}/noted"));
+        assert_eq!(sent.dry_run_names(), ["creds"], "{sent:?}");
+        assert_eq!(sent.object_writes().len(), 1, "{sent:?}");
+
+        // The CRD's schema gains a defaulted field: the custom resource is dry-run once the
+        // server publishes the new schema, found unchanged (kpin owns no defaulted field), and
+        // recorded anew.
+        let before = schema_hash(&r, &group_version).expect("the CRD's schema is published");
+        r.kubectl(&[
+            "patch", "customresourcedefinition", &format!("gizmos.{ns}.kpin.example.com"),
+            "--type=json", "-p",
+            r#"[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/color","value":{"type":"string","default":"blue"}}]"#,
+        ]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while schema_hash(&r, &group_version).as_deref() == Some(before.as_str()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new schema was never published"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let gizmo = r
+            .get(&[&format!("gizmos.{ns}.kpin.example.com"), "g1", "-n", &ns])
+            .expect("g1");
+        assert_eq!(gizmo["spec"]["color"], "blue", "defaulted on read");
+        let (run, sent) = reapply();
+        assert_row(&run.stdout, "unchanged", &format!("Gizmo {ns}/g1"));
+        assert_eq!(sent.dry_run_names(), ["creds", "g1"], "{sent:?}");
+        assert_eq!(sent.object_writes(), Vec::<&String>::new());
+        assert!(
+            sent.parent_written(),
+            "the new fingerprint is recorded: {sent:?}"
+        );
+        let (_, sent) = reapply();
+        assert_eq!(sent.dry_run_names(), ["creds"], "{sent:?}");
+        assert_eq!(sent.writes, Vec::<String>::new());
+    }
+
+    /// Restarts the test cluster's apiserver as it was started when dropped.
+    struct RestoreServer(std::path::PathBuf);
+
+    impl RestoreServer {
+        fn restart(dir: &std::path::Path, extra_args: &str) {
+            let status =
+                Command::new(crate::support::repo_root().join("tools/test-cluster/restart"))
+                    .arg(dir)
+                    .env("KPIN_TEST_EXTRA_ARGS", extra_args)
+                    .status()
+                    .expect("restarting the apiserver");
+            assert!(status.success(), "restarting the apiserver {extra_args}");
+        }
+    }
+
+    impl Drop for RestoreServer {
+        fn drop(&mut self) {
+            RestoreServer::restart(&self.0, "");
+        }
+    }
+
+    #[test]
+    fn real_a_server_upgrade_makes_every_object_go_through_a_dry_run_once() {
+        let test = "real_a_server_upgrade_makes_every_object_go_through_a_dry_run_once";
+        let Some(dir) = Real::cluster_dir(test) else {
+            return;
+        };
+        let Some(r) = Real::exclusive(test, 39) else {
+            return;
+        };
+        let ns = r.namespace.clone();
+        let set = "---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: NS}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot, namespace: NS}
+";
+        r.vendor("1.0.0", &format!("{NAMESPACE}{set}").replace("NS", &ns));
+        r.expect(0, &["apply", "--wait=false"]);
+        let reapply = || {
+            let (run, sent) = r.sent_during(|| r.expect(0, &["apply", "--wait=false"]));
+            (run, sent.expect("the test cluster's audit log"))
+        };
+        let (_, sent) = reapply();
+        assert_eq!(sent.dry_runs, Vec::<String>::new());
+
+        // The same binary emulating the previous minor version: another /version, other
+        // defaults. Every object is dry-run once, nothing but the record is written.
+        let restore = RestoreServer(dir.clone());
+        RestoreServer::restart(&dir, "--emulated-version=1.35");
+        let mut expected = vec![ns.clone(), "robot".to_owned(), "settings".to_owned()];
+        expected.sort();
+        let (run, sent) = reapply();
+        assert_contains(&run.stdout, "\n3 unchanged\n");
+        assert_eq!(sent.dry_run_names(), expected, "{sent:?}");
+        assert_eq!(sent.object_writes(), Vec::<&String>::new());
+        assert!(sent.parent_written(), "{sent:?}");
+        let (_, sent) = reapply();
+        assert_eq!(sent.dry_runs, Vec::<String>::new(), "recorded anew");
+
+        // And back.
+        drop(restore);
+        let (_, sent) = reapply();
+        assert_eq!(sent.dry_run_names(), expected, "{sent:?}");
     }
 
     #[test]
