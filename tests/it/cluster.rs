@@ -1280,7 +1280,6 @@ mod real {
     /// namespaces, an apiserver restart) has it to itself.
     static CLUSTER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-    #[allow(dead_code)] // held for its Drop
     /// What kpin sent that the audit log records: `verb path?query` per request.
     #[derive(Debug, Default)]
     struct Sent {
@@ -1316,6 +1315,7 @@ mod real {
         }
     }
 
+    #[allow(dead_code)] // held for its Drop
     enum Hold {
         Shared(std::sync::RwLockReadGuard<'static, ()>),
         Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
