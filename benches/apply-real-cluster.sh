@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# Benchmark `kpin apply` against `kubectl apply --server-side` on a real cluster: the argo-cd and
-# prometheus-operator releases from ../shared/upstream (read in place) plus 500 generated
-# ConfigMaps; first apply and unchanged re-apply for each tool, deleting everything in between.
+# Benchmark `kpin apply` against `kubectl apply --server-side` on a real cluster, in one run, on
+# two sets read in place from ../shared/upstream (never copied):
+#
+#   argo  argo-cd + prometheus-operator + 500 generated ConfigMaps
+#   big   argo, plus argo-cd's 50 namespaced objects in each of 100 more namespaces
+#         (5,000 more objects; workloads scaled to 0 replicas, so no pods load the machine)
+#
+# For each set and tool: first apply, unchanged re-apply, re-apply with one object changed; the
+# wall time, the requests sent (kpin's own count with -v; kubectl's -v=6 request lines), and
+# kpin's peak memory (also for `kpin diff` of the unchanged set). Both tools apply the same
+# objects (kubectl gets `kpin render`'s output), everything is deleted between tools, and the
+# ratios are kubectl's time over kpin's. The goals of issue 20 are checked at the end.
 #
 #   cargo build --release
 #   benches/apply-real-cluster.sh                  # starts the test cluster (tools/test-cluster/up)
 #   benches/apply-real-cluster.sh KUBECONFIG       # or any cluster you can throw away
+#   KPIN_BENCH_SETS=argo benches/apply-real-cluster.sh   # one set only
 #
 # WARNING: it creates and then deletes argo-cd and prometheus-operator (CRDs included) and the
-# namespaces argocd and kpin-bench in the cluster the kubeconfig's current context points at.
+# namespaces argocd, kpin-bench and argocd-000..099 in the cluster the kubeconfig points at.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 upstream=${KPIN_UPSTREAM_DIR:-$repo/../shared/upstream}
 kpin=${KPIN:-$repo/target/release/kpin}
+sets=${KPIN_BENCH_SETS:-argo big}
+copies=100
 argo=$upstream/argo-cd/v3.3.14/install.yaml
 prom=$upstream/prometheus-operator/v0.84.1/bundle.yaml
 for f in "$argo" "$prom" "$kpin"; do
   [ -e "$f" ] || { echo "missing $f (set KPIN_UPSTREAM_DIR / KPIN, or cargo build --release)" >&2; exit 2; }
 done
-# The project below runs kpin from its own directory.
 kpin=$(cd "$(dirname "$kpin")" && pwd)/$(basename "$kpin")
 
 work=$(mktemp -d)
@@ -34,15 +45,31 @@ else
 fi
 k() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
-# A kpin project whose vendor/ links to the upstream files (never copied).
-mkdir -p "$work/vendor/argo-cd/v3.3.14" "$work/vendor/prometheus-operator/v0.84.1" "$work/vendor/bench/1.0.0"
-ln -s "$argo" "$work/vendor/argo-cd/v3.3.14/install.yaml"
-ln -s "$prom" "$work/vendor/prometheus-operator/v0.84.1/bundle.yaml"
-cms=$work/vendor/bench/1.0.0/configmaps.yaml
-for i in $(seq -w 0 499); do
-  printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-%s\n  namespace: kpin-bench\ndata:\n  index: "%s"\n' "$i" "$i"
-done > "$cms"
-cat > "$work/kpin.yaml" <<EOF
+# --- The kpin project: vendor/ links to the upstream files --------------------------------------
+project=$work/project
+mkdir -p "$project/vendor/argo-cd/v3.3.14" "$project/vendor/prometheus-operator/v0.84.1" \
+  "$project/vendor/bench/1.0.0" "$project/overlays"
+ln -s "$argo" "$project/vendor/argo-cd/v3.3.14/install.yaml"
+ln -s "$prom" "$project/vendor/prometheus-operator/v0.84.1/bundle.yaml"
+cms=$project/vendor/bench/1.0.0/configmaps.yaml
+write_configmaps() { # VALUE_OF_THE_FIRST
+  for i in $(seq -w 0 499); do
+    local value=$i
+    [ "$i" = 000 ] && value=$1
+    printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-%s\n  namespace: kpin-bench\ndata:\n  index: "%s"\n' "$i" "$value"
+  done > "$cms"
+}
+cat > "$project/overlays/copy.yaml" <<'EOF'
+description: argo-cd's namespaced objects only (the cluster-scoped ones are argo-cd's), no pods
+operations:
+- remove: {select: {kind: CustomResourceDefinition}}
+- remove: {select: {kind: ClusterRole}}
+- remove: {select: {kind: ClusterRoleBinding}}
+- mergePatch: {select: {kind: Deployment}, patch: {spec: {replicas: 0}}}
+- mergePatch: {select: {kind: StatefulSet}, patch: {spec: {replicas: 0}}}
+EOF
+manifest() { # SET
+  cat <<EOF
 packages:
   argo-cd:
     version: v3.3.14
@@ -57,32 +84,104 @@ packages:
     url: https://example.invalid/bench/{version}/configmaps.yaml
     namespace: kpin-bench
 EOF
-
-namespaces() { k create namespace argocd --dry-run=client -o yaml | k apply -f - >/dev/null
-               k create namespace kpin-bench --dry-run=client -o yaml | k apply -f - >/dev/null; }
-cleanup() {
-  k delete -n argocd -f "$argo" --ignore-not-found --wait >/dev/null 2>&1 || true
-  k delete -f "$prom" -f "$cms" --ignore-not-found --wait >/dev/null 2>&1 || true
-  k delete configmap -n argocd kpin-argo-cd --ignore-not-found >/dev/null
+  [ "$1" = big ] || return 0
+  for i in $(seq -f '%03g' 0 $((copies - 1))); do
+    mkdir -p "$project/vendor/copy-$i/v3.3.14"
+    ln -sf "$argo" "$project/vendor/copy-$i/v3.3.14/install.yaml"
+    printf '  copy-%s:\n    version: v3.3.14\n    url: https://example.invalid/argo-cd/{version}/install.yaml\n    namespace: argocd-%s\n    overlays: [overlays/copy.yaml]\n' "$i" "$i"
+  done
+}
+namespaces() { # SET
+  local names="argocd kpin-bench"
+  [ "$1" = big ] && names="$names $(seq -f 'argocd-%03g' 0 $((copies - 1)) | tr '\n' ' ')"
+  for ns in $names; do printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$ns"; done \
+    | k apply -f - >/dev/null
+}
+cleanup() { # SET
+  k delete -f "$prom" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  k delete -f "$argo" -n argocd --ignore-not-found --wait=false >/dev/null 2>&1 || true
   k delete configmap -n default kpin-prometheus-operator --ignore-not-found >/dev/null
-  k delete configmap -n kpin-bench kpin-bench --ignore-not-found >/dev/null
-}
-ms() { local start=$(date +%s%N); "$@" >/dev/null; echo $(( ($(date +%s%N) - start) / 1000000 )); }
-
-run_kpin() { (cd "$work" && "$kpin" apply --quiet --wait=false --kubeconfig "$kubeconfig"); }
-run_kubectl() {
-  k apply --server-side --field-manager=kubectl-bench -n argocd -f "$argo"
-  k apply --server-side --field-manager=kubectl-bench -f "$prom" -f "$cms"
+  local names="argocd kpin-bench"
+  [ "$1" = big ] && names="$names $(seq -f 'argocd-%03g' 0 $((copies - 1)) | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  k delete namespace $names --ignore-not-found --wait=true >/dev/null
 }
 
-cleanup; namespaces
-kpin_first=$(ms run_kpin); kpin_again=$(ms run_kpin)
-cleanup; namespaces
-kubectl_first=$(ms run_kubectl); kubectl_again=$(ms run_kubectl)
-cleanup
+# --- Measuring ---------------------------------------------------------------------------------
+# run_tool TOOL: one apply of the project by TOOL; prints "ms requests peak-kB".
+run_tool() {
+  local err=$work/stderr start end
+  start=$(date +%s%N)
+  case $1 in
+    kpin) (cd "$project" && /usr/bin/time -f '%M' -o "$work/rss" \
+             "$kpin" apply -v --wait=false --kubeconfig "$kubeconfig") >/dev/null 2>"$err" ;;
+    kubectl) /usr/bin/time -f '%M' -o "$work/rss" kubectl --kubeconfig "$kubeconfig" apply \
+               --server-side --field-manager=kubectl-bench -v=6 -f "$work/rendered.yaml" \
+               >/dev/null 2>"$err" ;;
+  esac
+  end=$(date +%s%N)
+  local requests
+  case $1 in
+    kpin) requests=$(sed -n 's/.*Requests \([0-9]*\) sent.*/\1/p' "$err" | tail -1) ;;
+    kubectl) requests=$(grep -cE 'round_trippers.*https://.* in [0-9]+ milliseconds' "$err" || true) ;;
+  esac
+  echo "$(( (end - start) / 1000000 )) ${requests:-?} $(tail -1 "$work/rss")"
+}
+kpin_diff() { # prints "ms requests peak-kB" of `kpin diff`
+  local start end
+  start=$(date +%s%N)
+  (cd "$project" && /usr/bin/time -f '%M' -o "$work/rss" \
+     "$kpin" diff -v --kubeconfig "$kubeconfig") >/dev/null 2>"$work/stderr" || true
+  end=$(date +%s%N)
+  echo "$(( (end - start) / 1000000 )) $(sed -n 's/.*Requests \([0-9]*\) sent.*/\1/p' "$work/stderr" | tail -1) $(tail -1 "$work/rss")"
+}
 
-printf '%-22s %12s %12s\n' "" "first apply" "re-apply"
-printf '%-22s %9s ms %9s ms\n' kpin "$kpin_first" "$kpin_again"
-printf '%-22s %9s ms %9s ms\n' "kubectl --server-side" "$kubectl_first" "$kubectl_again"
-awk -v a="$kubectl_first" -v b="$kpin_first" -v c="$kubectl_again" -v d="$kpin_again" \
-  'BEGIN { printf "%-22s %11.1fx %11.1fx\n", "kubectl / kpin", a / b, c / d }'
+results=$work/results
+: > "$results"
+for set in $sets; do
+  manifest "$set" > "$project/kpin.yaml"
+  write_configmaps 000
+  objects=$( (cd "$project" && "$kpin" render) | grep -c '^kind:')
+  for tool in kpin kubectl; do
+    cleanup "$set"; namespaces "$set"; write_configmaps 000
+    (cd "$project" && "$kpin" render) > "$work/rendered.yaml"
+    first=$(run_tool "$tool"); again=$(run_tool "$tool")
+    write_configmaps changed
+    (cd "$project" && "$kpin" render) > "$work/rendered.yaml"
+    one=$(run_tool "$tool")
+    echo "$set $objects $tool first $first" >> "$results"
+    echo "$set $objects $tool unchanged $again" >> "$results"
+    echo "$set $objects $tool one-changed $one" >> "$results"
+    if [ "$tool" = kpin ]; then
+      echo "$set $objects kpin diff $(kpin_diff) " >> "$results"
+    fi
+  done
+  cleanup "$set"
+done
+
+# --- Report ------------------------------------------------------------------------------------
+awk '
+  { key = $1 " " $4; set[$1] = $2; t[$3 " " key] = $5; r[$3 " " key] = $6; m[$3 " " key] = $7 }
+  END {
+    printf "%-4s %7s %-12s %9s %6s %7s   %9s %6s   %8s\n", "set", "objects", "run", "kpin ms", "req", "peak MB", "kubectl", "req", "kubectl/kpin"
+    n = split("argo big", sets, " ")
+    for (i = 1; i <= n; i++) {
+      s = sets[i]; if (!(s in set)) continue
+      split("first unchanged one-changed diff", runs, " ")
+      for (j = 1; j <= 4; j++) {
+        key = s " " runs[j]
+        if (!(("kpin " key) in t)) continue
+        kc = ("kubectl " key) in t ? sprintf("%9s %6s   %11.1fx", t["kubectl " key] " ms", r["kubectl " key], t["kubectl " key] / t["kpin " key]) : ""
+        printf "%-4s %7s %-12s %9s %6s %7.0f   %s\n", s, set[s], runs[j], t["kpin " key] " ms", r["kpin " key], m["kpin " key] / 1024, kc
+      }
+    }
+    print ""
+    if ("kubectl argo first" in t) {
+      printf "goal: first apply >= 8x kubectl (argo): %.1fx\n", t["kubectl argo first"] / t["kpin argo first"]
+      printf "goal: unchanged re-apply >= 25x kubectl (argo): %.1fx\n", t["kubectl argo unchanged"] / t["kpin argo unchanged"]
+    }
+    if ("kpin big unchanged" in t) {
+      printf "goal: unchanged re-apply of %d objects < 3000 ms: %d ms\n", set["big"], t["kpin big unchanged"]
+      printf "goal: kpin diff of %d objects < 200 MB: %.0f MB\n", set["big"], m["kpin big diff"] / 1024
+    }
+  }' "$results"

@@ -196,10 +196,12 @@ fn section(
         })
         .transpose()?;
     let new_render = new.map(|(m, p)| env_render(m, p, env)).transpose()?;
-    let empty = Vec::new();
     let changes = changes::compare(
-        old_render.as_ref().map_or(&empty, |r| &r.objects),
-        new_render.as_ref().map_or(&empty, |r| &r.objects),
+        old_render
+            .as_ref()
+            .map(|r| r.objects.clone())
+            .unwrap_or_default(),
+        new_render.as_ref().map(|r| r.objects.clone()).unwrap_or_default(),
     );
     let mut warnings: Vec<String> = new_render
         .as_ref()

@@ -858,8 +858,8 @@ fn analyse(
         environment: env.map(str::to_owned),
         from: old_view.version.raw.clone(),
         to: new_view.version.raw.clone(),
-        upstream: changes::compare(&old_upstream, &new_upstream),
-        rendered: changes::compare(&old_objects, &new_objects),
+        upstream: changes::compare(old_upstream, new_upstream),
+        rendered: changes::compare(old_objects, new_objects),
         render_warnings: warnings,
         broken_overlays: broken
             .into_iter()

@@ -63,29 +63,30 @@ pub struct ObjectChange {
 
 /// Compare two object lists by identity (`ObjectRef`). The result is in render order of the
 /// objects (the `after` side where present), so listings read like `kpin render` output.
-pub fn compare(before: &[Object], after: &[Object]) -> Vec<ObjectChange> {
-    let mut old: BTreeMap<ObjectRef, &Object> = before.iter().map(|o| (o.reference(), o)).collect();
-    let mut out = Vec::with_capacity(after.len().max(before.len()));
+pub fn compare(before: Vec<Object>, after: Vec<Object>) -> Vec<ObjectChange> {
+    // Owned, and moved into the changes: a large set (thousands of objects, megabytes of CRDs)
+    // is held once on each side, not copied again.
+    let mut old: BTreeMap<ObjectRef, Object> =
+        before.into_iter().map(|o| (o.reference(), o)).collect();
+    let mut out = Vec::with_capacity(after.len().max(old.len()));
     for object in after {
         let reference = object.reference();
         let change = match old.remove(&reference) {
-            Some(prev) if prev == object => ObjectChange {
-                reference,
-                change: Change::Unchanged,
-                before: Some(prev.clone()),
-                after: Some(object.clone()),
-            },
             Some(prev) => ObjectChange {
                 reference,
-                change: Change::Changed,
-                before: Some(prev.clone()),
-                after: Some(object.clone()),
+                change: if prev == object {
+                    Change::Unchanged
+                } else {
+                    Change::Changed
+                },
+                before: Some(prev),
+                after: Some(object),
             },
             None => ObjectChange {
                 reference,
                 change: Change::Added,
                 before: None,
-                after: Some(object.clone()),
+                after: Some(object),
             },
         };
         out.push(change);
@@ -93,7 +94,7 @@ pub fn compare(before: &[Object], after: &[Object]) -> Vec<ObjectChange> {
     out.extend(old.into_iter().map(|(reference, prev)| ObjectChange {
         reference,
         change: Change::Removed,
-        before: Some(prev.clone()),
+        before: Some(prev),
         after: None,
     }));
     out.sort_by_cached_key(|c| {
@@ -358,7 +359,7 @@ mod tests {
     fn compare_classifies_and_orders_like_render() {
         let before = vec![deploy("c:1", &["--a"]), netpol(), role()];
         let after = vec![role(), deploy("c:2", &["--a", "--b"])];
-        let changes = compare(&before, &after);
+        let changes = compare(before, after);
         let listed: Vec<String> = changes
             .iter()
             .map(|c| format!("{} {}", c.change.symbol(), c.reference))
@@ -390,8 +391,8 @@ mod tests {
     #[test]
     fn field_changes_match_containers_by_name_and_args_as_items() {
         let changes = compare(
-            &[deploy("c:1", &["--a", "--old"])],
-            &[deploy("c:2", &["--a", "--new"])],
+            vec![deploy("c:1", &["--a", "--old"])],
+            vec![deploy("c:2", &["--a", "--new"])],
         );
         let fields: Vec<String> = changes[0]
             .field_changes(&DiffOptions::default())
@@ -431,7 +432,7 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"same": "c2FtZQ==", "key": v}}),
             )
         };
-        let changes = compare(&[s("b2xk")], &[s("bmV3")]);
+        let changes = compare(vec![s("b2xk")], vec![s("bmV3")]);
         let diff = changes[0].unified_diff(&DiffOptions::default());
         assert!(
             diff.contains("-  key: '*** (before)'") || diff.contains("-  key: \"*** (before)\""),
@@ -484,7 +485,7 @@ mod tests {
             ),
             version("v1", true, &json!({}))
         ]));
-        let change = &compare(&[before], &[after])[0];
+        let change = &compare(vec![before], vec![after])[0];
         let s = change.crd_summary().unwrap();
         assert_eq!(s.versions_added, ["v1"]);
         assert_eq!(s.versions_removed, ["v1beta0"]);
@@ -516,7 +517,7 @@ mod tests {
 
     #[test]
     fn markdown_has_table_details_warnings_and_respects_size() {
-        let changes = compare(&[deploy("c:1", &[]), netpol()], &[deploy("c:2", &[])]);
+        let changes = compare(vec![deploy("c:1", &[]), netpol()], vec![deploy("c:2", &[])]);
         let warnings = removal_warning(&changes).into_iter().collect();
         let section = Section {
             package: "ingress".into(),
@@ -584,7 +585,7 @@ mod tests {
             version_after: Some("1".into()),
             notes: vec![],
             warnings: vec![],
-            changes: compare(&[cm("a\n```sh\nls\n```\n")], &[cm("b\n```sh\nls\n```\n")]),
+            changes: compare(vec![cm("a\n```sh\nls\n```\n")], vec![cm("b\n```sh\nls\n```\n")]),
             detail: Detail::Unified,
         };
         let md = render_markdown(
@@ -602,7 +603,7 @@ mod tests {
 
     #[test]
     fn json_lists_only_changed_objects() {
-        let changes = compare(&[role(), netpol()], &[role()]);
+        let changes = compare(vec![role(), netpol()], vec![role()]);
         let section = Section {
             package: "p".into(),
             title: String::new(),

@@ -24,7 +24,7 @@ use super::live::{Known, LiveObjects};
 use super::package::{
     self, CustomKinds, ParentState, Prepared, Selected, prepare_package, read_parent,
 };
-use super::prune::{self, InRender, PruneOptions, PrunePlan};
+use super::prune::{self, InRender, MemberSet, PruneOptions, PrunePlan};
 use super::report::{Action, NotReady, ObjectResult, PackageResult, failure};
 use super::unchanged::{self, Shortcut};
 use super::wait::{self, Rule, Watched};
@@ -517,22 +517,45 @@ async fn start<'a>(
         .map(Object::name)
         .collect();
     // Packages are read at the same time: nothing here writes.
-    let runs = futures::future::join_all(
+    let read = futures::future::join_all(
         packages
             .iter()
-            .map(|p| start_package(cluster, *p, opts, custom, &rendered_namespaces)),
+            .map(|p| read_package(cluster, *p, opts, custom, &rendered_namespaces)),
     )
-    .await;
-    runs.into_iter().collect()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    // The members' LISTs, a few for all packages, tell what is live of the rendered objects
+    // too: read with or without --prune.
+    let sets: Vec<Option<MemberSet>> = read
+        .iter()
+        .map(|(prepared, parent)| {
+            parent.live.as_ref().map(|_| MemberSet {
+                recorded: &parent.recorded,
+                parent_ns: &prepared.parent_ns,
+                id: &prepared.id,
+            })
+        })
+        .collect();
+    let members = prune::live_members(cluster, &sets).await?;
+    drop(sets);
+    packages
+        .iter()
+        .zip(read)
+        .zip(members)
+        .map(|((p, (prepared, parent)), members)| begin(*p, prepared, parent, members, opts))
+        .collect()
 }
 
-async fn start_package<'a>(
+/// A package made ready and its parent as it is live, the namespace the parent lives in
+/// checked.
+async fn read_package(
     cluster: &Cluster,
-    p: Selected<'a>,
+    p: Selected<'_>,
     opts: &ApplyOptions,
     custom: &CustomKinds,
     rendered_namespaces: &HashSet<&str>,
-) -> Result<InFlight<'a>> {
+) -> Result<(Prepared, ParentState)> {
     let name = &p.rendered.name;
     let prepared = prepare_package(cluster, p.rendered, p.namespace, custom).await;
     let parent = read_parent(cluster, name, &prepared.parent).await?;
@@ -542,13 +565,20 @@ async fn start_package<'a>(
             "create it first, or add a Namespace {ns} object to package {name} (an overlay)"
         ))?;
     }
+    Ok((prepared, parent))
+}
+
+/// One package on its way, from what was read: its prune plan decided (or refused).
+fn begin<'a>(
+    p: Selected<'a>,
+    prepared: Prepared,
+    parent: ParentState,
+    members: Vec<prune::Member>,
+    opts: &ApplyOptions,
+) -> Result<InFlight<'a>> {
+    let name = &p.rendered.name;
+    let ns = &prepared.parent_ns;
     let rendered_refs = InRender::of(&prepared.objects);
-    // The members' LISTs tell what is live of the rendered objects too: read with or
-    // without --prune.
-    let members = match parent.live {
-        Some(_) => prune::live_members(cluster, &parent.recorded, ns, &prepared.id).await?,
-        None => Vec::new(),
-    };
     let mut plan = PrunePlan::new(
         members,
         &rendered_refs,

@@ -13,8 +13,9 @@ use kube::api::{Patch, PatchParams};
 
 use super::applyset::Fingerprints;
 use super::live::{Known, LiveObjects};
-use super::package::{self, CustomKinds, Selected, prepare_package, read_parent};
-use super::prune::{self, InRender, PruneOptions, PrunePlan};
+use super::applyset::Parent;
+use super::package::{self, CustomKinds, ParentState, Selected, prepare_package, read_parent};
+use super::prune::{self, InRender, MemberSet, PruneOptions, PrunePlan};
 use super::unchanged::Shortcut;
 use super::{
     Cluster, api_for, api_status, get, immutable_fields, is_immutable, owned, strip_noise,
@@ -52,9 +53,36 @@ async fn diff_selected(
 ) -> Result<Vec<Section>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
     let shortcut = Shortcut::read(cluster, field_manager).await;
+    // The parents and their members first: a few LISTs for all packages.
+    let parents: Vec<Parent> = packages
+        .iter()
+        .map(|p| package::parent_of(cluster, &p.rendered.name, p.namespace))
+        .collect();
+    let states = futures::future::try_join_all(
+        packages
+            .iter()
+            .zip(&parents)
+            .map(|(p, parent)| read_parent(cluster, &p.rendered.name, parent)),
+    )
+    .await?;
+    let ids: Vec<String> = parents.iter().map(Parent::id).collect();
+    let sets: Vec<Option<MemberSet>> = states
+        .iter()
+        .zip(parents.iter().zip(&ids))
+        .map(|(state, (parent, id))| {
+            state.live.as_ref().map(|_| MemberSet {
+                recorded: &state.recorded,
+                parent_ns: &parent.namespace,
+                id,
+            })
+        })
+        .collect();
+    let members = prune::live_members(cluster, &sets).await?;
+    drop(sets);
     let mut sections = Vec::with_capacity(packages.len());
-    for p in packages {
-        let section = diff_package(cluster, *p, field_manager, prune, &custom, &shortcut)
+    for ((p, state), members) in packages.iter().zip(states).zip(members) {
+        let read = Read { state, members };
+        let section = diff_package(cluster, *p, read, field_manager, prune, &custom, &shortcut)
             .await
             .with_context(|| format!("diffing package {}", p.rendered.name))?;
         sections.push(section);
@@ -62,9 +90,16 @@ async fn diff_selected(
     Ok(sections)
 }
 
+/// A package's parent as it is live, and the live members of its set.
+struct Read {
+    state: ParentState,
+    members: Vec<prune::Member>,
+}
+
 async fn diff_package(
     cluster: &Cluster,
     selected: Selected<'_>,
+    Read { state, members }: Read,
     field_manager: &str,
     prune_opts: &PruneOptions,
     custom: &CustomKinds,
@@ -73,13 +108,6 @@ async fn diff_package(
     let rendered = selected.rendered;
     let package = prepare_package(cluster, rendered, selected.namespace, custom).await;
     let objects = &package.objects;
-    let state = read_parent(cluster, &rendered.name, &package.parent).await?;
-    let members = match state.live {
-        Some(_) => {
-            prune::live_members(cluster, &state.recorded, &package.parent_ns, &package.id).await?
-        }
-        None => Vec::new(),
-    };
     let mut plan = PrunePlan::new(members, &InRender::of(objects), prune_opts);
     let known = LiveObjects::new(plan.take_rendered())
         .take(cluster, &objects.iter().collect::<Vec<_>>())
@@ -126,7 +154,7 @@ async fn diff_package(
                 .map(|r| plan.refusal_warning(r)),
         );
     }
-    let mut changes = changes::compare(&before, &after);
+    let mut changes = changes::compare(before, after);
     // Equal values, but `kpin apply` would write: it takes fields over or gives them up.
     for c in changes
         .iter_mut()
@@ -145,6 +173,14 @@ async fn diff_package(
     warnings.extend(changes::recreate_warning(&immutable).map(|w| {
         format!("{w}; the server refused their dry run, so their diffs compare with the render")
     }));
+    // Unchanged objects are counted, never shown: their bodies go now, so a diff of thousands
+    // of objects holds only what changes until every package is compared.
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.change == Change::Unchanged)
+    {
+        (c.before, c.after) = (None, None);
+    }
     // The parent says which version the last complete apply applied; without a record, both
     // sides name the render's.
     let live_version = state

@@ -89,11 +89,8 @@ pub(crate) async fn prepare_package(
     namespace: Option<&str>,
     custom: &CustomKinds,
 ) -> Prepared {
-    let parent_ns = namespace
-        .unwrap_or(&cluster.target.default_namespace)
-        .to_owned();
-    let parent = Parent::for_package(&rendered.name, &parent_ns);
-    let id = parent.id();
+    let parent = parent_of(cluster, &rendered.name, namespace);
+    let (parent_ns, id) = (parent.namespace.clone(), parent.id());
     cluster
         .mapper
         .preload(
@@ -128,6 +125,14 @@ pub(crate) async fn prepare_package(
         id,
         objects,
     }
+}
+
+/// The ApplySet parent of package `name`: in its namespace, else in the context's.
+pub(crate) fn parent_of(cluster: &Cluster, name: &str, namespace: Option<&str>) -> Parent {
+    Parent::for_package(
+        name,
+        namespace.unwrap_or(&cluster.target.default_namespace),
+    )
 }
 
 /// An error unless namespace `name` exists (the ApplySet parent of a package lives in it).

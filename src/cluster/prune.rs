@@ -6,7 +6,7 @@
 //! resource, the namespace listed) and the item's name: a real API server leaves `kind` and
 //! `apiVersion` off the items of built-in lists.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::{Context as _, Result};
 use kube::api::{DeleteParams, ListParams};
@@ -100,79 +100,154 @@ pub(crate) fn member_ref(resolved: &Resolved, listed_ns: Option<&str>, item: &Va
     }
 }
 
-/// Every live member of the set, found by label: per recorded group-kind, one LIST across
-/// namespaces (filtered to the recorded ones) when the set spans several, else one in its
-/// namespace; all at once. Without permission to list across namespaces, one LIST per
-/// namespace.
-pub(crate) async fn live_members(
-    cluster: &Cluster,
-    recorded: &Contents,
-    parent_ns: &str,
-    id: &str,
-) -> Result<Vec<Member>> {
-    let selector = format!("{}={id}", applyset::PART_OF_LABEL);
-    let namespaces: BTreeSet<&str> = std::iter::once(parent_ns)
-        .chain(recorded.namespaces.iter().map(String::as_str))
-        .collect();
-    let lists = recorded.group_kinds.iter().map(|gk| {
-        let (selector, namespaces) = (&selector, &namespaces);
-        async move {
-            let Some(resolved) = cluster
-                .mapper
-                .resolve_group_kind(&gk.group, &gk.kind)
-                .await?
-            else {
-                // The kind is gone (e.g. its CRD was removed), and with it its objects.
-                return Ok(Vec::new());
-            };
-            list_kind(cluster, &resolved, namespaces, selector)
-                .await
-                .with_context(|| format!("listing {gk} members of the ApplySet"))
-        }
-    });
-    let members = futures::future::try_join_all(lists).await?;
-    Ok(members.into_iter().flatten().collect())
+/// One ApplySet whose live members to read: what its parent records, the namespace the parent
+/// lives in, and its id.
+pub(crate) struct MemberSet<'a> {
+    pub recorded: &'a Contents,
+    pub parent_ns: &'a str,
+    pub id: &'a str,
 }
 
-/// The members of one kind in `namespaces` (ignored for a cluster-scoped kind).
+impl MemberSet<'_> {
+    /// The namespaces its namespaced members may be in.
+    fn namespaces(&self) -> BTreeSet<&str> {
+        std::iter::once(self.parent_ns)
+            .chain(self.recorded.namespaces.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// Sets read with one LIST at most: the label selector names each of their ids.
+const SETS_PER_LIST: usize = 50;
+
+/// The live members of every set (in the order given; none for `None`, a set without a parent
+/// yet), found by label: per recorded
+/// group-kind, one LIST for all the sets that record it (a selector naming their ids, across
+/// namespaces; each member goes to its set when it is in one of the set's namespaces), all
+/// kinds at once. A set alone with a kind in one namespace is listed there. Without permission
+/// to list across namespaces, one LIST per set and namespace.
+pub(crate) async fn live_members(
+    cluster: &Cluster,
+    sets: &[Option<MemberSet<'_>>],
+) -> Result<Vec<Vec<Member>>> {
+    let mut by_kind: BTreeMap<&GroupKind, Vec<usize>> = BTreeMap::new();
+    for (i, set) in sets.iter().enumerate() {
+        let Some(set) = set else { continue };
+        for gk in &set.recorded.group_kinds {
+            by_kind.entry(gk).or_default().push(i);
+        }
+    }
+    let lists = by_kind.into_iter().flat_map(|(gk, users)| {
+        users
+            .chunks(SETS_PER_LIST)
+            .map(<[usize]>::to_vec)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(move |chunk| async move {
+                let Some(resolved) = cluster
+                    .mapper
+                    .resolve_group_kind(&gk.group, &gk.kind)
+                    .await?
+                else {
+                    // The kind is gone (e.g. its CRD was removed), and with it its objects.
+                    return Ok(Vec::new());
+                };
+                let chosen: Vec<&MemberSet> =
+                    chunk.iter().filter_map(|&i| sets[i].as_ref()).collect();
+                let found = list_kind(cluster, &resolved, &chosen)
+                    .await
+                    .with_context(|| format!("listing {gk} members of the ApplySets"))?;
+                Ok::<_, anyhow::Error>(
+                    found
+                        .into_iter()
+                        .map(|(k, member)| (chunk[k], member))
+                        .collect(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut out: Vec<Vec<Member>> = sets.iter().map(|_| Vec::new()).collect();
+    for (i, member) in futures::future::try_join_all(lists).await?.into_iter().flatten() {
+        out[i].push(member);
+    }
+    Ok(out)
+}
+
+/// The members of one kind in `sets`, each with the index of its set in `sets`.
 async fn list_kind(
     cluster: &Cluster,
     resolved: &Resolved,
-    namespaces: &BTreeSet<&str>,
-    selector: &str,
-) -> Result<Vec<Member>, kube::Error> {
-    let params = ListParams::default().labels(selector);
+    sets: &[&MemberSet<'_>],
+) -> Result<Vec<(usize, Member)>, kube::Error> {
     let member = |ns: Option<&str>, live: Value| Member {
         object: member_ref(resolved, ns, &live),
         resolved: resolved.clone(),
         live,
     };
-    if !resolved.namespaced || namespaces.len() == 1 {
-        let ns = namespaces.first().copied().filter(|_| resolved.namespaced);
+    let namespaces: Vec<BTreeSet<&str>> = sets.iter().map(|s| s.namespaces()).collect();
+    if let [set] = sets
+        && (!resolved.namespaced || namespaces[0].len() == 1)
+    {
+        let ns = namespaces[0].first().copied().filter(|_| resolved.namespaced);
+        let params = ListParams::default().labels(&selector(&[set.id]));
         let list = api_for(cluster, resolved, ns).list(&params).await?;
-        return Ok(list.into_iter().map(|live| member(ns, live)).collect());
+        return Ok(list.into_iter().map(|live| (0, member(ns, live))).collect());
     }
-    match api_all_namespaces(cluster, resolved).list(&params).await {
+    let ids: Vec<&str> = sets.iter().map(|s| s.id).collect();
+    let params = ListParams::default().labels(&selector(&ids));
+    let everywhere = if resolved.namespaced {
+        api_all_namespaces(cluster, resolved)
+    } else {
+        api_for(cluster, resolved, None)
+    };
+    match everywhere.list(&params).await {
         Ok(list) => Ok(list
             .into_iter()
-            .map(|live| member(None, live))
-            .filter(|m| {
-                m.object
-                    .namespace
-                    .as_deref()
-                    .is_some_and(|ns| namespaces.contains(ns))
+            .filter_map(|live| {
+                let id = live
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(applyset::PART_OF_LABEL))
+                    .and_then(Value::as_str)?;
+                let k = ids.iter().position(|i| *i == id)?;
+                let m = member(None, live);
+                let in_set = !resolved.namespaced
+                    || m.object
+                        .namespace
+                        .as_deref()
+                        .is_some_and(|ns| namespaces[k].contains(ns));
+                in_set.then_some((k, m))
             })
             .collect()),
-        Err(e) if api_status(&e).is_some_and(|s| s.code == 403) => {
-            let (params, member) = (&params, &member);
-            let lists = namespaces.iter().map(|ns| async move {
-                let list = api_for(cluster, resolved, Some(ns)).list(params).await?;
-                Ok::<_, kube::Error>(list.into_iter().map(move |live| member(Some(ns), live)))
+        Err(e) if resolved.namespaced && api_status(&e).is_some_and(|s| s.code == 403) => {
+            let member = &member;
+            let lists = sets.iter().enumerate().flat_map(|(k, set)| {
+                let params = ListParams::default().labels(&selector(&[set.id]));
+                namespaces[k]
+                    .iter()
+                    .map(move |ns| {
+                        let params = params.clone();
+                        async move {
+                            let list = api_for(cluster, resolved, Some(ns)).list(&params).await?;
+                            Ok::<_, kube::Error>(
+                                list.into_iter()
+                                    .map(move |live| (k, member(Some(ns), live))),
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
             });
             let lists = futures::future::try_join_all(lists).await?;
             Ok(lists.into_iter().flatten().collect())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The label selector of the members of the sets with these ids.
+fn selector(ids: &[&str]) -> String {
+    match ids {
+        [id] => format!("{}={id}", applyset::PART_OF_LABEL),
+        _ => format!("{} in ({})", applyset::PART_OF_LABEL, ids.join(",")),
     }
 }
 
