@@ -201,7 +201,10 @@ fn section(
             .as_ref()
             .map(|r| r.objects.clone())
             .unwrap_or_default(),
-        new_render.as_ref().map(|r| r.objects.clone()).unwrap_or_default(),
+        new_render
+            .as_ref()
+            .map(|r| r.objects.clone())
+            .unwrap_or_default(),
     );
     let mut warnings: Vec<String> = new_render
         .as_ref()

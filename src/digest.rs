@@ -39,12 +39,22 @@ impl Hasher {
                 }
                 self.update(b"]");
             }
-            scalar => self.update(&serde_json::to_vec(scalar).unwrap_or_default()),
+            scalar => {
+                let _ = serde_json::to_writer(&mut *self, scalar);
+            }
         }
     }
 
+    /// Feed `value` as serde_json writes it, keys in the order they are in: cheaper than
+    /// [`Hasher::json`] for values whose key order is itself deterministic (a render, what a
+    /// server stored), where another order only gives another digest.
+    pub fn json_as_is(&mut self, value: &Value) {
+        // Writing into the hasher cannot fail.
+        let _ = serde_json::to_writer(&mut *self, value);
+    }
+
     /// Feed a JSON object, as [`Hasher::json`] does.
-    pub fn json_map(&mut self, map: &serde_json::Map<String, Value>) {
+    fn json_map(&mut self, map: &serde_json::Map<String, Value>) {
         let mut keys: Vec<&String> = map.keys().collect();
         keys.sort();
         self.update(b"{");
@@ -61,11 +71,22 @@ impl Hasher {
 
     /// Feed `text` as a JSON string: quoted, so two strings fed in a row cannot run together.
     pub fn json_string(&mut self, text: &str) {
-        self.update(&serde_json::to_vec(text).unwrap_or_default());
+        let _ = serde_json::to_writer(&mut *self, text);
     }
 
     pub fn finish_hex(self) -> String {
         hex::encode(self.0.finalize())
+    }
+}
+
+impl std::io::Write for Hasher {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -585,7 +585,10 @@ mod tests {
             version_after: Some("1".into()),
             notes: vec![],
             warnings: vec![],
-            changes: compare(vec![cm("a\n```sh\nls\n```\n")], vec![cm("b\n```sh\nls\n```\n")]),
+            changes: compare(
+                vec![cm("a\n```sh\nls\n```\n")],
+                vec![cm("b\n```sh\nls\n```\n")],
+            ),
             detail: Detail::Unified,
         };
         let md = render_markdown(

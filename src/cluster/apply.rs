@@ -186,15 +186,27 @@ impl Applier<'_> {
             Ok(taken) => taken,
             Err(e) => return Outcome::of(failure(r, &e)),
         };
-        let (result, now) = match live {
-            None => self.create(&api, object).await,
-            Some(live) => self.update(&api, object, live, recorded).await,
+        let (result, now, known) = match live {
+            None => {
+                let (result, now) = self.create(&api, object).await;
+                (result, now, None)
+            }
+            Some(live) => {
+                if let Some(f) = self.shortcut.recorded(recorded, object, &live) {
+                    let unchanged = ObjectResult::new(r.clone(), Action::Unchanged);
+                    (unchanged, Some(live), Some(f))
+                } else {
+                    let (result, now) = self.update(&api, object, live).await;
+                    (result, now, None)
+                }
+            }
         };
         // Seen through: written, or found unchanged (a dry run records nothing).
-        let fingerprint = now
-            .as_ref()
-            .filter(|_| !self.opts.dry_run)
-            .and_then(|now| self.shortcut.fingerprint(object, now));
+        let fingerprint = known.or_else(|| {
+            now.as_ref()
+                .filter(|_| !self.opts.dry_run)
+                .and_then(|now| self.shortcut.fingerprint(object, now))
+        });
         let watched = wait::rule_for(&r.group, &r.kind)
             .filter(|rule| now.as_ref().is_none_or(|v| wait::ready(*rule, v).is_err()))
             .map(|rule: Rule| Watched {
@@ -279,22 +291,17 @@ impl Applier<'_> {
         }
     }
 
-    /// Apply an object the cluster has: unchanged when its fingerprint is recorded, else a
-    /// dry run first tells whether anything changes, and only then is it applied for real.
-    /// With the result, the object as the server now has it, when a response showed it: if
-    /// that is already ready (an unchanged, rolled-out Deployment) there is nothing to wait
-    /// for.
+    /// Apply an object the cluster has whose fingerprint is not recorded: a dry run first
+    /// tells whether anything changes, and only then is it applied for real. With the result,
+    /// the object as the server now has it, when a response showed it: if that is already
+    /// ready (an unchanged, rolled-out Deployment) there is nothing to wait for.
     async fn update(
         &self,
         api: &ResourceApi,
         object: &Object,
         live: Value,
-        recorded: &Fingerprints,
     ) -> (ObjectResult, Option<Value>) {
         let r = object.reference();
-        if self.shortcut.unchanged(recorded, object, &live) {
-            return (ObjectResult::new(r, Action::Unchanged), Some(live));
-        }
         let name = object.name();
         match api
             .patch(name, &self.params(true), &Patch::Apply(&object.0))

@@ -12,8 +12,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Patch, PatchParams};
 
 use super::applyset::Fingerprints;
-use super::live::{Known, LiveObjects};
 use super::applyset::Parent;
+use super::live::{Known, LiveObjects};
 use super::package::{self, CustomKinds, ParentState, Selected, prepare_package, read_parent};
 use super::prune::{self, InRender, MemberSet, PruneOptions, PrunePlan};
 use super::unchanged::Shortcut;
@@ -28,6 +28,8 @@ pub const LABELS: (&str, &str) = ("live", "after apply");
 
 /// Objects compared at the same time.
 const CONCURRENCY: usize = 16;
+/// Packages whose members are read together (and held at once).
+const PACKAGES_READ_TOGETHER: usize = 16;
 
 /// Diff every selected package against the cluster, in the order `apply` takes them. Sends only
 /// GET/LIST and dryRun=All PATCH.
@@ -53,7 +55,22 @@ async fn diff_selected(
 ) -> Result<Vec<Section>> {
     let custom = package::custom_kinds(packages.iter().flat_map(|p| &p.rendered.objects));
     let shortcut = Shortcut::read(cluster, field_manager).await;
-    // The parents and their members first: a few LISTs for all packages.
+    let mut sections = Vec::with_capacity(packages.len());
+    // A few packages at a time: their members are read with a few LISTs, and only theirs are
+    // held at once.
+    for chunk in packages.chunks(PACKAGES_READ_TOGETHER) {
+        for (p, read) in chunk.iter().zip(read_packages(cluster, chunk).await?) {
+            let section = diff_package(cluster, *p, read, field_manager, prune, &custom, &shortcut)
+                .await
+                .with_context(|| format!("diffing package {}", p.rendered.name))?;
+            sections.push(section);
+        }
+    }
+    Ok(sections)
+}
+
+/// The parents of `packages` and the members of their sets.
+async fn read_packages(cluster: &Cluster, packages: &[Selected<'_>]) -> Result<Vec<Read>> {
     let parents: Vec<Parent> = packages
         .iter()
         .map(|p| package::parent_of(cluster, &p.rendered.name, p.namespace))
@@ -79,15 +96,11 @@ async fn diff_selected(
         .collect();
     let members = prune::live_members(cluster, &sets).await?;
     drop(sets);
-    let mut sections = Vec::with_capacity(packages.len());
-    for ((p, state), members) in packages.iter().zip(states).zip(members) {
-        let read = Read { state, members };
-        let section = diff_package(cluster, *p, read, field_manager, prune, &custom, &shortcut)
-            .await
-            .with_context(|| format!("diffing package {}", p.rendered.name))?;
-        sections.push(section);
-    }
-    Ok(sections)
+    Ok(states
+        .into_iter()
+        .zip(members)
+        .map(|(state, members)| Read { state, members })
+        .collect())
 }
 
 /// A package's parent as it is live, and the live members of its set.
@@ -175,10 +188,7 @@ async fn diff_package(
     }));
     // Unchanged objects are counted, never shown: their bodies go now, so a diff of thousands
     // of objects holds only what changes until every package is compared.
-    for c in changes
-        .iter_mut()
-        .filter(|c| c.change == Change::Unchanged)
-    {
+    for c in changes.iter_mut().filter(|c| c.change == Change::Unchanged) {
         (c.before, c.after) = (None, None);
     }
     // The parent says which version the last complete apply applied; without a record, both
@@ -278,7 +288,7 @@ async fn live_and_dry_run(
             .with_context(|| format!("reading {r}"))?,
     };
     if let Some(l) = &live
-        && judge.shortcut.unchanged(judge.recorded, object, l)
+        && judge.shortcut.recorded(judge.recorded, object, l).is_some()
     {
         let live = clean(l);
         return Ok(Sides {

@@ -45,36 +45,50 @@ pub fn changes(dry_run: &Value, live: &Value, manager: &str) -> bool {
 /// apiVersion and the field set it owns) and the object's values under those fields, walked as
 /// [`changes`] compares them. Two equal digests of one object mean that no writer changed,
 /// took or removed anything the manager owns in between; what other writers own (status,
-/// annotations of controllers, defaults) does not enter it.
+/// annotations of controllers, defaults) does not enter it. Fed as the server stored them,
+/// without sorting (field sets of CRDs are megabytes): the same stored object gives the same
+/// digest, and another order only another digest.
 pub fn feed_owned(object: &Value, manager: &str, hasher: &mut Hasher) {
     let entry = applied_entry(object, manager);
     let Some((api_version, Some(Value::Object(fields)))) = owned(entry) else {
         hasher.update(b"owns nothing");
         return;
     };
-    hasher.json(api_version.unwrap_or(&Value::Null));
+    hasher.json_as_is(api_version.unwrap_or(&Value::Null));
     let fields = with_stored_forms(object, fields);
-    hasher.json_map(&fields);
+    feed_fields(hasher, &fields);
     feed_on(hasher, Some(object), &fields);
+}
+
+/// A field set, as the server stored it.
+fn feed_fields(hasher: &mut Hasher, fields: &Map<String, Value>) {
+    for (key, child) in fields {
+        hasher.json_string(key);
+        match child.as_object() {
+            Some(child) => {
+                hasher.update(b"{");
+                feed_fields(hasher, child);
+                hasher.update(b"}");
+            }
+            None => hasher.json_as_is(child),
+        }
+    }
 }
 
 /// [`same_on`]'s walk, feeding what it would compare.
 fn feed_on(hasher: &mut Hasher, value: Option<&Value>, fields: &Map<String, Value>) {
     if fields.is_empty() {
         match value {
-            Some(v) => hasher.json(v),
+            Some(v) => hasher.json_as_is(v),
             None => hasher.update(b"absent"),
         }
         return;
     }
     hasher.update(if value.is_some() { b"+" } else { b"-" });
-    let mut keys: Vec<(&String, &Map<String, Value>)> = fields
-        .iter()
-        .filter(|(key, _)| *key != ".")
-        .filter_map(|(key, child)| Some((key, child.as_object()?)))
-        .collect();
-    keys.sort_by_key(|(key, _)| *key);
-    for (key, child) in keys {
+    for (key, child) in fields {
+        let Some(child) = child.as_object().filter(|_| key != ".") else {
+            continue;
+        };
         hasher.json_string(key);
         feed_on(hasher, part(value, key), child);
     }

@@ -129,10 +129,7 @@ pub(crate) async fn prepare_package(
 
 /// The ApplySet parent of package `name`: in its namespace, else in the context's.
 pub(crate) fn parent_of(cluster: &Cluster, name: &str, namespace: Option<&str>) -> Parent {
-    Parent::for_package(
-        name,
-        namespace.unwrap_or(&cluster.target.default_namespace),
-    )
+    Parent::for_package(name, namespace.unwrap_or(&cluster.target.default_namespace))
 }
 
 /// An error unless namespace `name` exists (the ApplySet parent of a package lives in it).

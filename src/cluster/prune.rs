@@ -167,7 +167,11 @@ pub(crate) async fn live_members(
             .collect::<Vec<_>>()
     });
     let mut out: Vec<Vec<Member>> = sets.iter().map(|_| Vec::new()).collect();
-    for (i, member) in futures::future::try_join_all(lists).await?.into_iter().flatten() {
+    for (i, member) in futures::future::try_join_all(lists)
+        .await?
+        .into_iter()
+        .flatten()
+    {
         out[i].push(member);
     }
     Ok(out)
@@ -188,7 +192,10 @@ async fn list_kind(
     if let [set] = sets
         && (!resolved.namespaced || namespaces[0].len() == 1)
     {
-        let ns = namespaces[0].first().copied().filter(|_| resolved.namespaced);
+        let ns = namespaces[0]
+            .first()
+            .copied()
+            .filter(|_| resolved.namespaced);
         let params = ListParams::default().labels(&selector(&[set.id]));
         let list = api_for(cluster, resolved, ns).list(&params).await?;
         return Ok(list.into_iter().map(|live| (0, member(ns, live))).collect());

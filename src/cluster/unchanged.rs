@@ -1,10 +1,10 @@
 //! Knowing that applying an object changes nothing without asking the server: the fingerprint
 //! of an applied object, recorded in its package's ApplySet parent, and the rule comparing it.
-//! Apply, diff and status all ask [`Shortcut::unchanged`] first and fall back to a dry run
+//! Apply, diff and status all ask [`Shortcut::recorded`] first and fall back to a dry run
 //! compared by [`super::owned::changes`] whenever it says no.
 //!
 //! A fingerprint digests, for one object: its identity and uid; the body kpin sends, byte for
-//! byte (canonical JSON); kpin's part of the live object ([`owned::feed_owned`]: its `Apply`
+//! byte; kpin's part of the live object ([`owned::feed_owned`]: its `Apply`
 //! entry in managedFields and the values under the fields that entry lists); and what the
 //! server's answer depends on besides: its `/version` (binary and emulated version) and the
 //! hash the server publishes for the OpenAPI schema of the object's group version (a CRD's
@@ -134,13 +134,19 @@ impl Shortcut {
         }
     }
 
-    /// Whether applying `object` (as it will be sent) to `live` provably changes nothing:
-    /// its fingerprint is one the package's parent recorded.
-    pub(crate) fn unchanged(&self, recorded: &Fingerprints, object: &Object, live: &Value) -> bool {
-        !recorded.is_empty()
-            && self
-                .fingerprint(object, live)
-                .is_some_and(|f| recorded.contains(&f))
+    /// Whether applying `object` (as it will be sent) to `live` provably changes nothing: its
+    /// fingerprint, returned, is one the package's parent recorded.
+    pub(crate) fn recorded(
+        &self,
+        recorded: &Fingerprints,
+        object: &Object,
+        live: &Value,
+    ) -> Option<String> {
+        if recorded.is_empty() {
+            return None;
+        }
+        self.fingerprint(object, live)
+            .filter(|f| recorded.contains(f))
     }
 
     /// The fingerprint of `object` (as sent) applied and now live as `live`; `None` for what is
@@ -157,8 +163,9 @@ impl Shortcut {
         let mut hasher = Hasher::default();
         hasher.json_string(&object.reference().to_string());
         hasher.json_string(object.api_version());
-        hasher.json(live.pointer("/metadata/uid").unwrap_or(&Value::Null));
-        hasher.json(&object.0);
+        hasher.json_as_is(live.pointer("/metadata/uid").unwrap_or(&Value::Null));
+        // As sent: serde_json writes the request body the same way.
+        hasher.json_as_is(&object.0);
         owned::feed_owned(live, &self.manager, &mut hasher);
         hasher.json_string(&context.version);
         hasher.json_string(schema);
@@ -234,28 +241,43 @@ mod tests {
         let mut later = live("1", &owns_k());
         later["data"]["other"] = json!("changed by someone else");
         later["metadata"]["resourceVersion"] = json!("9");
-        assert!(s.unchanged(&recorded, &config_map("1"), &later));
+        assert!(s.recorded(&recorded, &config_map("1"), &later).is_some());
     }
 
     #[test]
     fn a_new_body_an_edited_value_a_lost_field_or_a_new_uid_do_not_match() {
         let s = shortcut();
         let recorded = collect(s.fingerprint(&config_map("1"), &live("1", &owns_k())));
-        assert!(!s.unchanged(&recorded, &config_map("2"), &live("1", &owns_k())));
-        assert!(!s.unchanged(&recorded, &config_map("1"), &live("2", &owns_k())));
-        assert!(!s.unchanged(
-            &recorded,
-            &config_map("1"),
-            &live("1", &json!({"f:data": {}}))
-        ));
+        assert!(
+            s.recorded(&recorded, &config_map("2"), &live("1", &owns_k()))
+                .is_none()
+        );
+        assert!(
+            s.recorded(&recorded, &config_map("1"), &live("2", &owns_k()))
+                .is_none()
+        );
+        assert!(
+            s.recorded(
+                &recorded,
+                &config_map("1"),
+                &live("1", &json!({"f:data": {}}))
+            )
+            .is_none()
+        );
         let mut recreated = live("1", &owns_k());
         recreated["metadata"]["uid"] = json!("u2");
-        assert!(!s.unchanged(&recorded, &config_map("1"), &recreated));
-        assert!(!s.unchanged(
-            &Fingerprints::default(),
-            &config_map("1"),
-            &live("1", &owns_k())
-        ));
+        assert!(
+            s.recorded(&recorded, &config_map("1"), &recreated)
+                .is_none()
+        );
+        assert!(
+            s.recorded(
+                &Fingerprints::default(),
+                &config_map("1"),
+                &live("1", &owns_k())
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -267,13 +289,21 @@ mod tests {
             &json!({"gitVersion": "v1.37.0"}),
             &json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=AAA"}}}),
         ));
-        assert!(!upgraded.unchanged(&recorded, &config_map("1"), &live("1", &owns_k())));
+        assert!(
+            upgraded
+                .recorded(&recorded, &config_map("1"), &live("1", &owns_k()))
+                .is_none()
+        );
         let mut reschema = shortcut();
         reschema.context = Some(ServerContext::from_answers(
             &json!({"gitVersion": "v1.36.3"}),
             &json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=CCC"}}}),
         ));
-        assert!(!reschema.unchanged(&recorded, &config_map("1"), &live("1", &owns_k())));
+        assert!(
+            reschema
+                .recorded(&recorded, &config_map("1"), &live("1", &owns_k()))
+                .is_none()
+        );
     }
 
     #[test]
