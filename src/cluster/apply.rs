@@ -591,7 +591,7 @@ fn begin<'a>(
         &rendered_refs,
         opts.prune.as_ref().unwrap_or(&PruneOptions::default()),
     );
-    let live = LiveObjects::new(plan.take_rendered());
+    let live = LiveObjects::new(plan.take_rendered(), &prepared.objects);
     let plan = match &opts.prune {
         Some(prune_opts) => {
             if let Some(refusal) = plan.refusal(prepared.objects.len(), prune_opts) {

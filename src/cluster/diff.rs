@@ -122,7 +122,7 @@ async fn diff_package(
     let package = prepare_package(cluster, rendered, selected.namespace, custom).await;
     let objects = &package.objects;
     let mut plan = PrunePlan::new(members, &InRender::of(objects), prune_opts);
-    let known = LiveObjects::new(plan.take_rendered())
+    let known = LiveObjects::new(plan.take_rendered(), objects)
         .take(cluster, &objects.iter().collect::<Vec<_>>())
         .await;
     // Forced: the diff shows what kpin wants; a conflict is reported by `apply`.

@@ -32,9 +32,21 @@ pub(crate) struct LiveObjects {
 }
 
 impl LiveObjects {
-    pub(crate) fn new(members: HashMap<ObjectRef, Value>) -> LiveObjects {
+    /// What the member LISTs returned of `objects`. A member listed in another version of
+    /// its group than the render's (the LIST asks for the preferred one) is read again in the
+    /// render's: compared across versions, every field would look changed.
+    pub(crate) fn new(mut members: HashMap<ObjectRef, Value>, objects: &[Object]) -> LiveObjects {
+        let listed = objects
+            .iter()
+            .filter_map(|o| {
+                let r = o.reference();
+                let live = members.remove(&r)?;
+                (live.get("apiVersion").and_then(Value::as_str) == Some(o.api_version()))
+                    .then(|| (r, Some(live)))
+            })
+            .collect();
         LiveObjects {
-            listed: members.into_iter().map(|(r, v)| (r, Some(v))).collect(),
+            listed,
             fresh: HashSet::new(),
         }
     }
@@ -132,4 +144,31 @@ async fn list_namespace(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_member_listed_in_another_version_than_the_renders_is_read_again() {
+        let hpa = |version: &str| {
+            Object(json!({"apiVersion": format!("autoscaling/{version}"),
+                "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "n"}}))
+        };
+        let cm = Object(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}}),
+        );
+        // The member LIST asked for the preferred version, autoscaling/v2.
+        let members = [
+            (hpa("v1").reference(), hpa("v2").0),
+            (cm.reference(), cm.0.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let live = LiveObjects::new(members, &[hpa("v1"), cm.clone()]);
+        assert!(live.listed.contains_key(&cm.reference()));
+        assert!(!live.listed.contains_key(&hpa("v1").reference()));
+    }
 }

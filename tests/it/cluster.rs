@@ -3468,7 +3468,9 @@ spec:
     }
 
     /// A small set for the fall-back tests: a ConfigMap to edit, one with an annotation to
-    /// remove, a Secret with a value (always dry-run), and a custom resource of GIZMO_CRD.
+    /// remove, a Secret with a value (always dry-run), an object in a version of its group
+    /// that is not the preferred one (the member LIST returns another), and a custom resource
+    /// of GIZMO_CRD.
     const FALLBACK_SET: &str = "---
 apiVersion: v1
 kind: ConfigMap
@@ -3487,6 +3489,14 @@ apiVersion: v1
 kind: Secret
 metadata: {name: creds, namespace: NS}
 stringData: {password: hunter2}
+---
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: older-version, namespace: NS}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: absent}
+  minReplicas: 1
+  maxReplicas: 2
 ---
 apiVersion: NS.kpin.example.com/v1
 kind: Gizmo
@@ -3546,7 +3556,7 @@ spec: {parts: [a]}
 
         // Unchanged: nothing but the Secret (never fingerprinted) is dry-run; nothing written.
         let (run, sent) = reapply();
-        assert_contains(&run.stdout, "\n5 unchanged\n");
+        assert_contains(&run.stdout, "\n6 unchanged\n");
         assert_eq!(sent.dry_run_names(), ["creds"], "{sent:?}");
         assert_eq!(sent.writes, Vec::<String>::new());
 
