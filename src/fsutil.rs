@@ -8,18 +8,6 @@ use anyhow::{Context, Result};
 
 use crate::error::{HintExt, quote};
 
-/// Write `bytes` to `path` through a temp file in the same directory and a rename.
-///
-/// Returns `false` (and touches nothing) when the file already holds exactly these bytes, so
-/// generated files keep their timestamps and never show up as spurious changes.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if fs::read(path).is_ok_and(|existing| existing == bytes) {
-        return Ok(false);
-    }
-    write_atomic(path, bytes)?;
-    Ok(true)
-}
-
 /// Write `bytes` to `path` through a temp file in the same directory and a rename. A new file
 /// gets the mode the umask gives (0644 under umask 022), a replaced file keeps its mode: CI
 /// runners and `git diff` see no mode change.
@@ -272,21 +260,6 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_if_changed_only_writes_new_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kpin.lock");
-        assert!(write_if_changed(&path, b"a").unwrap());
-        assert!(!write_if_changed(&path, b"a").unwrap());
-        assert!(write_if_changed(&path, b"b").unwrap());
-        assert_eq!(fs::read(&path).unwrap(), b"b");
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp files left"
-        );
-    }
 
     #[cfg(unix)]
     #[test]

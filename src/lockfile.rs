@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt;
 use crate::manifest::{self, DEFAULT_ENV, Manifest, Package};
-use crate::{fsutil, yaml};
+use crate::yaml;
 
 /// Format version of the lockfile kpin writes; bumped on incompatible changes. Format 1 (one
 /// version per package) is still read, and rewritten as format 2 by the next `kpin sync`.
@@ -321,11 +321,6 @@ impl Lockfile {
             }
         }
         format!("{HEADER}{}", yaml::to_string(&sorted))
-    }
-
-    /// Write atomically, only when the bytes change. Returns whether it wrote.
-    pub fn save(&self, path: &Path) -> Result<bool> {
-        fsutil::write_if_changed(path, self.to_text().as_bytes())
     }
 }
 

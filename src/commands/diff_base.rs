@@ -10,6 +10,7 @@ use kpin::error::Outcome;
 use kpin::validate;
 
 use super::Ctx;
+use super::diff_report::{DiffOutput, print_report};
 use crate::cli::DiffArgs;
 
 pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
@@ -49,11 +50,11 @@ pub fn run(ctx: &Ctx<'_>, args: &DiffArgs, base: &str) -> Result<Outcome> {
         .as_deref()
         .map(|e| format!(" --env {e}"))
         .unwrap_or_default();
-    super::diff::print_report(
+    print_report(
         &sections,
         &diff,
         args.output,
-        &super::diff::DiffOutput {
+        &DiffOutput {
             title: format!("kpin diff against `{base}`{env}"),
             rerun: format!("kpin diff --base {base}{env}"),
             json_fields: vec![("base", base.into())],

@@ -3,6 +3,7 @@
 mod apply;
 mod diff;
 mod diff_base;
+mod diff_report;
 mod outdated;
 mod promote;
 mod render;
