@@ -906,6 +906,51 @@ fn a_package_can_use_the_crds_of_another_in_one_apply() {
 }
 
 #[test]
+fn an_unchanged_reapply_reads_the_members_of_all_packages_together_and_sends_no_dry_run() {
+    let fake = FakeApiServer::start(Options::default());
+    let p = monitored_project();
+    let kubeconfig = fake.write_kubeconfig(p.path()).display().to_string();
+    expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 0);
+    fake.clear_log();
+    let run = expect_code(p.run(&["apply", "--kubeconfig", &kubeconfig]), 0);
+    assert_contains(&run.stdout, "\n5 unchanged\n");
+    let requests = fake.requests();
+    let dry_runs: Vec<String> = requests
+        .iter()
+        .filter(|r| r.dry_run())
+        .map(|r| r.line())
+        .collect();
+    assert_eq!(dry_runs, Vec::<String>::new());
+    assert_eq!(fake.mutations(), Vec::<String>::new());
+    // Both packages render a Namespace: one LIST reads the two sets' members.
+    let selectors: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/v1/namespaces")
+        .filter_map(|r| {
+            url::form_urlencoded::parse(r.query.as_bytes())
+                .find(|(k, _)| k == "labelSelector")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    assert_eq!(selectors.len(), 1, "{selectors:?}");
+    assert!(
+        selectors[0].starts_with("applyset.kubernetes.io/part-of in (applyset-"),
+        "{selectors:?}"
+    );
+    // And that LIST found them: the diff reads no object on its own.
+    fake.clear_log();
+    expect_code(p.run(&["diff", "--kubeconfig", &kubeconfig]), 0);
+    let reads: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/api/v1/namespaces/"))
+        .filter(|r| !r.path.contains("/configmaps"))
+        .map(|r| r.line())
+        .collect();
+    assert_eq!(reads, Vec::<String>::new());
+}
+
+#[test]
 fn needs_orders_packages_and_a_cycle_is_an_error() {
     let fake = FakeApiServer::start(Options::default());
     let p = monitored_project();

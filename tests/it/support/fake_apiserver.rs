@@ -2020,20 +2020,54 @@ const SERVER_METADATA: &[&str] = &[
     "selfLink",
 ];
 
+/// A label selector as kube-apiserver reads it: terms joined by commas outside parentheses,
+/// each `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k` or `!k`.
 fn matches_selector(obj: &Value, selector: &str) -> bool {
     let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        if let Some((k, v)) = term.split_once("!=") {
-            labels.and_then(|l| l.get(k)).and_then(Value::as_str) != Some(v)
+    let value = |k: &str| labels.and_then(|l| l.get(k.trim())).and_then(Value::as_str);
+    let set = |values: &str| -> Vec<String> {
+        values
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .collect()
+    };
+    terms(selector).iter().all(|term| {
+        let term = term.trim();
+        if let Some((k, values)) = term.split_once(" notin ") {
+            value(k).is_none_or(|v| !set(values).iter().any(|x| x == v))
+        } else if let Some((k, values)) = term.split_once(" in ") {
+            value(k).is_some_and(|v| set(values).iter().any(|x| x == v))
+        } else if let Some((k, v)) = term.split_once("!=") {
+            value(k) != Some(v)
         } else if let Some((k, v)) = term.split_once('=') {
-            let v = v.trim_start_matches('=');
-            labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v)
+            value(k) == Some(v.trim_start_matches('='))
         } else if let Some(k) = term.strip_prefix('!') {
-            labels.is_none_or(|l| !l.contains_key(k))
+            value(k).is_none() && labels.is_none_or(|l| !l.contains_key(k))
         } else {
             labels.is_some_and(|l| l.contains_key(term))
         }
     })
+}
+
+/// The terms of a selector: split at commas outside parentheses.
+fn terms(selector: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&selector[start..]);
+    out.into_iter().filter(|t| !t.trim().is_empty()).collect()
 }
 
 /// `metadata.name=x,metadata.namespace!=y`; `Err` names a field the server cannot select on.
