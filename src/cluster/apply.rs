@@ -26,7 +26,7 @@ use super::package::{
 };
 use super::prune::{self, InRender, MemberSet, PruneOptions, PrunePlan};
 use super::report::{Action, NotReady, ObjectResult, PackageResult, failure};
-use super::unchanged::{self, Shortcut};
+use super::unchanged::Shortcut;
 use super::wait::{self, Rule, Watched};
 use super::{
     Cluster, ResourceApi, api_for, api_status, csa, get, immutable_fields, is_immutable, owned,
@@ -724,7 +724,8 @@ async fn apply_selected(
             continue;
         }
         let mut contents = run.parent_now.0.clone();
-        let fingerprints = unchanged::collect(std::mem::take(&mut run.fingerprints));
+        let fingerprints: Fingerprints =
+            std::mem::take(&mut run.fingerprints).into_iter().collect();
         if let Some(plan) = &run.plan {
             let pruned = prune::execute(cluster, plan, &run.rendered_refs, opts.dry_run).await;
             run.failed |= pruned.iter().any(|r| r.action == Action::Failed);

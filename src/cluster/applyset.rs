@@ -35,6 +35,12 @@ pub const FINGERPRINTS_KEY: &str = "fingerprints";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fingerprints(pub BTreeSet<String>);
 
+impl FromIterator<String> for Fingerprints {
+    fn from_iter<I: IntoIterator<Item = String>>(fingerprints: I) -> Fingerprints {
+        Fingerprints(fingerprints.into_iter().collect())
+    }
+}
+
 impl Fingerprints {
     /// Read from a live parent (none when it records none).
     pub fn from_parent(parent: &Value) -> Fingerprints {

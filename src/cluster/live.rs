@@ -24,7 +24,6 @@ pub(crate) enum Known {
 }
 
 /// The live objects of a package: what the member LISTs returned, by identity.
-#[derive(Default)]
 pub(crate) struct LiveObjects {
     listed: HashMap<ObjectRef, Option<Value>>,
     /// Namespaces created by this very apply: nothing can be in them yet.

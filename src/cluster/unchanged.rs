@@ -194,11 +194,6 @@ fn deleted_once_finished(object: &Object) -> bool {
         && object.0.pointer("/spec/ttlSecondsAfterFinished").is_some()
 }
 
-/// The fingerprints an apply collects, to record in the parent once it completed.
-pub(crate) fn collect(fingerprints: impl IntoIterator<Item = String>) -> Fingerprints {
-    Fingerprints(fingerprints.into_iter().collect::<BTreeSet<String>>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +232,10 @@ mod tests {
     #[test]
     fn the_same_body_over_the_same_owned_part_matches_whatever_else_moved() {
         let s = shortcut();
-        let recorded = collect(s.fingerprint(&config_map("1"), &live("1", &owns_k())));
+        let recorded: Fingerprints = s
+            .fingerprint(&config_map("1"), &live("1", &owns_k()))
+            .into_iter()
+            .collect();
         let mut later = live("1", &owns_k());
         later["data"]["other"] = json!("changed by someone else");
         later["metadata"]["resourceVersion"] = json!("9");
@@ -247,7 +245,10 @@ mod tests {
     #[test]
     fn a_new_body_an_edited_value_a_lost_field_or_a_new_uid_do_not_match() {
         let s = shortcut();
-        let recorded = collect(s.fingerprint(&config_map("1"), &live("1", &owns_k())));
+        let recorded: Fingerprints = s
+            .fingerprint(&config_map("1"), &live("1", &owns_k()))
+            .into_iter()
+            .collect();
         assert!(
             s.recorded(&recorded, &config_map("2"), &live("1", &owns_k()))
                 .is_none()
@@ -283,7 +284,10 @@ mod tests {
     #[test]
     fn another_server_or_schema_does_not_match() {
         let s = shortcut();
-        let recorded = collect(s.fingerprint(&config_map("1"), &live("1", &owns_k())));
+        let recorded: Fingerprints = s
+            .fingerprint(&config_map("1"), &live("1", &owns_k()))
+            .into_iter()
+            .collect();
         let mut upgraded = shortcut();
         upgraded.context = Some(ServerContext::from_answers(
             &json!({"gitVersion": "v1.37.0"}),
