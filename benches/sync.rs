@@ -46,6 +46,7 @@ fn options(cache: &Path, jobs: usize, locked: bool, offline: bool) -> SyncOption
         net: NetOptions::default(),
         cache_dir: cache.to_path_buf(),
         hook: None,
+        manifest_text: None,
     }
 }
 

@@ -56,6 +56,26 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a project: a commented kpin.yaml (and the .gitignore line kpin needs)
+    #[command(
+        long_about = "Write a commented kpin.yaml in the current directory (or at --manifest), \
+with the environments and promotion order asked for and a `kubernetesVersion`, and add the \
+line for kpin's temporary files to .gitignore. An existing kpin.yaml is never overwritten.",
+        after_help = "Exit status: 0 written, 2 kpin.yaml exists already or any other error."
+    )]
+    Init(InitArgs),
+    /// Add a package to kpin.yaml and sync it, in one step
+    #[command(
+        long_about = "Add a package to kpin.yaml and sync it: kpin.yaml, kpin.lock and \
+vendor/ change together, or not at all. The entry is added at the end of `packages:` in the \
+file's own style; the rest of the file stays byte for byte as it was.\n\n\
+With --github, the repository's releases are listed: the newest is pinned unless --version \
+names one, the tag template is inferred from the tags (`controller-v{version}` when they carry \
+a prefix), and without --asset the release's YAML assets are listed.",
+        after_help = "Exit status: 0 added (or shown with --dry-run), 2 the name is taken, the \
+source cannot be resolved, or any other error."
+    )]
+    Add(AddArgs),
     /// Fetch pinned releases into vendor/ and update kpin.lock
     #[command(
         long_about = "Fetch every package's pinned release files, verify their sha256, \
@@ -174,6 +194,61 @@ impl NetArgs {
         }
         .with_env()
     }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Environments (clusters), in promotion order, e.g. `dev,qa,prod`
+    #[arg(long = "env", value_name = "ENV", value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Write `promotion:` in the order of --env
+    #[arg(long, requires = "environments")]
+    pub promotion: bool,
+    /// The clusters' Kubernetes minor version, e.g. 1.31 [default: the newest kpin knows]
+    #[arg(long, value_name = "X.Y", value_parser = kube_version)]
+    pub kubernetes_version: Option<KubeVersion>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group = clap::ArgGroup::new("source").required(true).args(["github", "url"]),
+    // `--version` pins the package here, as in `cargo add` (`kpin --version` still prints kpin's).
+    disable_version_flag = true
+)]
+pub struct AddArgs {
+    /// The package's name (its directory under vendor/)
+    pub name: String,
+    /// A GitHub (Enterprise) repository whose release assets are the package, `OWNER/REPO`
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub github: Option<String>,
+    /// The release asset to vendor, e.g. `deploy.yaml` [default: list the release's YAML assets]
+    #[arg(long, value_name = "NAME", requires = "github")]
+    pub asset: Option<String>,
+    /// The tag template, e.g. `controller-v{version}` [default: inferred from the tags]
+    #[arg(long, value_name = "TEMPLATE", requires = "github")]
+    pub tag: Option<String>,
+    /// The GitHub API base URL (GitHub Enterprise) [default: https://api.github.com]
+    #[arg(long, value_name = "URL", requires = "github")]
+    pub api_url: Option<String>,
+    /// A URL template of one release file, containing `{version}`
+    #[arg(long, value_name = "TEMPLATE")]
+    pub url: Option<String>,
+    /// The version to pin [default with --github: the newest release]
+    #[arg(
+        long = "version",
+        id = "pin",
+        value_name = "VERSION",
+        required_unless_present = "github"
+    )]
+    pub pin: Option<String>,
+    /// Move every object of the package into this namespace
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Print the change to kpin.yaml; write and fetch nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Args)]

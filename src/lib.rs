@@ -11,6 +11,7 @@
 //!   one environment to the next through the same workflow
 //! - validation of rendered objects (schemas, retired APIs): [`validate`]
 
+pub mod add;
 pub mod changes;
 pub mod cluster;
 pub mod diff_base;
@@ -20,6 +21,7 @@ pub mod fetch;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod init;
 pub mod kinds;
 pub mod kube_version;
 pub mod lockfile;

@@ -56,6 +56,9 @@ pub struct SyncOptions<'a> {
     /// Fills `overlays_digest` and `rendered`; without it the lockfile's values are kept for
     /// packages whose files did not change.
     pub hook: Option<&'a dyn LockHook>,
+    /// kpin.yaml's text as this sync makes it (`kpin add`), written in the same transaction as
+    /// kpin.lock and vendor/; `manifest` must be its parse.
+    pub manifest_text: Option<&'a str>,
 }
 
 /// What a sync did, for the summary line and for tests.
@@ -186,6 +189,10 @@ pub async fn sync(
     report.removed = stale_dirs(manifest, old_lock.as_ref(), txn.stage_root(), reporter)?;
     for dir in &report.removed {
         txn.remove_dir(&manifest.root.join(dir));
+    }
+
+    if let Some(text) = options.manifest_text {
+        txn.write_file(&manifest.path, text.as_bytes().to_vec());
     }
 
     // Phase 7: all of it at once.
@@ -915,6 +922,7 @@ pub(crate) mod tests {
             net: NetOptions::default(),
             cache_dir: dir.join(".cache"),
             hook,
+            manifest_text: None,
         }
     }
 

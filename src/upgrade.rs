@@ -25,12 +25,13 @@ use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{
     MANIFEST_FILE, Manifest, Package, Pins, Version, edit_env_version, edit_manifest_version,
-    normalise_versions, set_scalar,
+    normalise_versions,
 };
 use crate::overlay::Miss;
 use crate::progress::{Reporter, Silent};
 use crate::render;
 use crate::transaction::Transaction;
+use crate::yaml::edit::set_scalar;
 
 /// One package to move, and where to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -315,7 +315,12 @@ pub fn yaml_diff(
 ) -> String {
     let old = before.map(yaml::emit).unwrap_or_default();
     let new = after.map(yaml::emit).unwrap_or_default();
-    similar::TextDiff::from_lines(&old, &new)
+    text_diff(&old, &new, headers, context_lines)
+}
+
+/// Unified diff of two texts, line by line.
+pub fn text_diff(old: &str, new: &str, headers: (&str, &str), context_lines: usize) -> String {
+    similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(context_lines)
         .header(headers.0, headers.1)

@@ -1,9 +1,11 @@
 //! One function per command: each loads what it needs, calls the library, and prints results.
 
+mod add;
 mod apply;
 mod diff;
 mod diff_base;
 mod diff_report;
+mod init;
 mod outdated;
 mod promote;
 mod render;
@@ -133,6 +135,7 @@ fn sync_options<'a>(lock: &LockArgs, net: &NetArgs) -> Result<SyncOptions<'a>> {
         net: net.to_options(),
         cache_dir: cache::default_dir(net.cache_dir.as_deref())?,
         hook: Some(&kpin::render::digests),
+        manifest_text: None,
     })
 }
 
@@ -143,6 +146,8 @@ pub fn run(cli: Cli, term: &Terminal) -> Result<Outcome> {
         term,
     };
     match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Add(args) => block_on(add::run(&ctx, args)),
         Command::Sync(args) => block_on(sync::run(&ctx, args)),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Render(args) => render::run(&ctx, &args),

@@ -4,8 +4,8 @@
 mod edit;
 
 pub use edit::{
-    EditError, edit_env_version, edit_manifest_version, normalise_versions, remove_scalar,
-    set_env_version, set_package_version, set_scalar, upsert_scalar,
+    edit_env_version, edit_manifest_version, normalise_versions, set_env_version,
+    set_package_version,
 };
 
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ pub const DEFAULT_VENDOR_DIR: &str = "vendor";
 pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
 /// How kpin.lock and reports name the render without `--env`.
 pub const DEFAULT_ENV: &str = "default";
-const VERSION_PLACEHOLDER: &str = "{version}";
+pub const VERSION_PLACEHOLDER: &str = "{version}";
 
 // ---------------------------------------------------------------------------------------------
 // Raw form: exactly what users write. `deny_unknown_fields` everywhere so typos are errors.
@@ -59,6 +59,7 @@ pub struct RawManifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promotion: Vec<String>,
     /// The pinned packages, by name. The name becomes the directory `vendor/<name>/`.
+    #[serde(default)]
     pub packages: BTreeMap<String, RawPackage>,
 }
 

@@ -12,6 +12,7 @@
 //! string a YAML 1.1 or 1.2 reader could take for something else.
 
 mod config;
+pub mod edit;
 mod emit;
 mod resolve;
 mod stream;

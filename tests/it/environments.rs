@@ -786,3 +786,42 @@ fn ingress_nginx_travels_from_dev_to_prod() {
     assert!(!p.read("kpin.yaml").contains("1.9.4"));
     assert!(!p.path().join("vendor/ingress-nginx/1.9.4").exists());
 }
+
+/// The manifest as people write it by hand: flow mappings, comments, quoted versions.
+const FLOW_MANIFEST: &str = "\
+# Three clusters, one manifest, written in flow style.
+environments: {dev: {context: dev-admin}, qa: {context: qa-admin}, prod: {context: prod-admin}}
+promotion: [dev, qa, prod]
+packages:
+  web: {version: '1.0.0', path: 'mirror/web/{version}', environments: {dev: {version: 1.1.0}, qa: {version: '1.0.0'}}}   # pinned
+";
+
+#[test]
+fn promote_and_upgrade_edit_a_flow_style_manifest_in_one_line() {
+    let p = Project::new();
+    p.write("kpin.yaml", FLOW_MANIFEST)
+        .write("mirror/web/1.0.0/web.yaml", &release("1.0.0", "classic"))
+        .write("mirror/web/1.1.0/web.yaml", &release("1.1.0", "modern"))
+        .write("mirror/web/1.2.0/web.yaml", &release("1.2.0", "modern"));
+    expect(p.run(&["sync"]), 0);
+
+    // qa takes dev's version: only qa's value changes, its quotes kept.
+    expect(p.run(&["promote", "web", "--to", "qa"]), 0);
+    let promoted = p.read("kpin.yaml");
+    assert_eq!(
+        promoted,
+        FLOW_MANIFEST.replace("qa: {version: '1.0.0'}", "qa: {version: '1.1.0'}")
+    );
+    expect(p.run(&["verify"]), 0);
+
+    // dev moves on: one value again, in the braces where it was.
+    expect(
+        p.run(&["upgrade", "web", "--env", "dev", "--to", "1.2.0"]),
+        0,
+    );
+    assert_eq!(
+        p.read("kpin.yaml"),
+        promoted.replace("dev: {version: 1.1.0}", "dev: {version: 1.2.0}")
+    );
+    expect(p.run(&["verify"]), 0);
+}

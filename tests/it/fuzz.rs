@@ -12,6 +12,7 @@ use crate::support::repo_root;
 /// `KPIN_FUZZ_SEED` run longer or other sequences (docs/fuzzing.md).
 const YAML_CASES: usize = 2_000;
 const OVERLAY_CASES: usize = 6_000;
+const EDIT_CASES: usize = 2_000;
 
 fn from_env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -196,4 +197,9 @@ fn no_mutated_yaml_makes_the_reader_panic() {
 #[test]
 fn no_mutated_overlay_makes_the_parser_panic() {
     assert_no_panics(&run(kpin::fuzz::overlay, OVERLAY_CASES, 0x6b70_696e_0002));
+}
+
+#[test]
+fn no_mutated_manifest_makes_the_editor_panic_or_touch_what_it_should_not() {
+    assert_no_panics(&run(kpin::fuzz::edit, EDIT_CASES, 0x6b70_696e_0003));
 }

@@ -60,6 +60,8 @@ pub struct Server {
     /// PEM of the CA that signed the HTTPS certificate (HTTPS servers only).
     ca: Option<(tempfile::TempDir, PathBuf)>,
     next_asset_id: Mutex<u64>,
+    /// Releases published with `github_release`, by repository, newest first.
+    releases: Mutex<std::collections::BTreeMap<String, Vec<serde_json::Value>>>,
 }
 
 impl Server {
@@ -143,6 +145,7 @@ impl Server {
             state,
             ca: None,
             next_asset_id: Mutex::new(1),
+            releases: Mutex::default(),
         }
     }
 
@@ -220,7 +223,29 @@ impl Server {
             &format!("/api/repos/{repo}/releases/tags/{tag}"),
             release.to_string(),
         );
+        self.releases
+            .lock()
+            .unwrap()
+            .entry(repo.to_owned())
+            .or_default()
+            .insert(0, release);
         self
+    }
+
+    /// `GET /api/repos/{repo}/releases?per_page=100` (one page) listing every release
+    /// `github_release` published for `repo`, newest (last published) first, with assets.
+    pub fn github_release_listing(&self, repo: &str) -> &Self {
+        let releases = self
+            .releases
+            .lock()
+            .unwrap()
+            .get(repo)
+            .cloned()
+            .unwrap_or_default();
+        self.file(
+            &format!("/api/repos/{repo}/releases?per_page=100"),
+            serde_json::Value::Array(releases).to_string(),
+        )
     }
 
     /// `GET /api/repos/{repo}/releases?per_page=100`, split into pages of `per_page` linked with
