@@ -1,5 +1,5 @@
 //! All YAML reading and writing (`config`: kpin's own files; `resolve` + `stream`: Kubernetes
-//! objects; `emit`: output): Kubernetes-faithful decoding of upstream releases and a
+//! objects; `emit`: output; `edit`: lossless edits of kpin.yaml): Kubernetes-faithful decoding of upstream releases and a
 //! deterministic emitter for everything kpin writes.
 //!
 //! Kubernetes objects are read the way `kubectl` and the API server read them
