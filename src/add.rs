@@ -40,6 +40,9 @@ pub struct Request {
     /// The version to pin; `None` takes the newest release (GitHub sources only).
     pub version: Option<String>,
     pub namespace: Option<String>,
+    /// Environments the package starts out of (`installed: false`), so that it enters through
+    /// the others and `kpin promote` brings it further.
+    pub absent: Vec<String>,
 }
 
 /// The resolved entry: its version, its block-style YAML under `packages.<name>`, and what kpin
@@ -112,6 +115,16 @@ pub async fn resolve(request: &Request, connect: impl FnOnce() -> Result<Client>
     text.push_str(&source_yaml);
     if let Some(namespace) = &request.namespace {
         let _ = writeln!(text, "namespace: {}", yaml::edit::scalar_text(namespace));
+    }
+    if !request.absent.is_empty() {
+        text.push_str("environments:\n");
+        for env in &request.absent {
+            let _ = writeln!(
+                text,
+                "  {}: {{installed: false}}",
+                yaml::edit::scalar_text(env)
+            );
+        }
     }
     Ok(Entry {
         version,

@@ -244,6 +244,10 @@ pub struct AddArgs {
     /// Move every object of the package into this namespace
     #[arg(long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// Start in these environments only (the others get `installed: false` until
+    /// `kpin promote` brings the package there)
+    #[arg(long = "env", value_name = "ENV", value_delimiter = ',')]
+    pub environments: Vec<String>,
     /// Print the change to kpin.yaml; write and fetch nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -166,13 +166,20 @@ pub fn compare(
         let old = base.and_then(|b| b.packages.get(name).map(|p| (b, p)));
         let new = head.packages.get(name).map(|p| (head, p));
         for env in &views {
-            let own_version = |side: Option<(&Manifest, &Package)>| {
+            // The environment as each side declares it (it may be new on one side).
+            let declared = |m: &Manifest| env.filter(|e| m.environments.contains_key(*e));
+            let own_render = |side: Option<(&Manifest, &Package)>| {
                 side.is_some_and(|(m, p)| {
-                    let env = env.filter(|e| m.environments.contains_key(*e));
-                    p.version_in(env) != &p.version
+                    p.version_in(declared(m)) != &p.version || !p.installed_in(declared(m))
                 })
             };
-            if options.env.is_none() && env.is_some() && !own_version(old) && !own_version(new) {
+            if options.env.is_none() && env.is_some() && !own_render(old) && !own_render(new) {
+                continue;
+            }
+            // A package not installed in the environment renders nothing there.
+            let old = old.filter(|(m, p)| p.installed_in(declared(m)));
+            let new = new.filter(|(m, p)| p.installed_in(declared(m)));
+            if old.is_none() && new.is_none() {
                 continue;
             }
             sections.push(section(name, old, new, *env, options)?);

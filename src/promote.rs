@@ -22,6 +22,8 @@ pub enum Decision {
     Promote { target: VersionMove, from: String },
     /// The environment runs the version of the environments before it already.
     UpToDate { version: String },
+    /// No environment before the target has the package installed: nothing to promote.
+    NotInstalledBefore,
 }
 
 /// Why kpin does not promote.
@@ -50,6 +52,17 @@ pub enum Refusal {
         version: String,
         /// The environments between `earlier` and `to`, comma-separated.
         skipped: String,
+    },
+    /// The target is to be installed, but the environment right before it does not have the
+    /// package; an earlier one does. Without `--allow-skip`.
+    #[error(
+        "{package} is not installed in {previous}, the environment before {to} (only in {earlier} and before)"
+    )]
+    NotInstalledBefore {
+        package: String,
+        to: String,
+        previous: String,
+        earlier: String,
     },
     /// The version promoted is older (by semver) than the one the target runs.
     #[error(
@@ -87,6 +100,14 @@ impl Refusal {
             } => format!(
                 "promote to {previous} first (`kpin promote {package} --to {previous}`), or pass --allow-skip to give {to} the version {earlier} runs"
             ),
+            Refusal::NotInstalledBefore {
+                package,
+                to,
+                previous,
+                earlier,
+            } => format!(
+                "promote to {previous} first (`kpin promote {package} --to {previous}`), or pass --allow-skip to install it in {to} with the version {earlier} runs"
+            ),
             Refusal::Downgrade {
                 package,
                 to,
@@ -101,7 +122,10 @@ impl Refusal {
     /// Refusals that concern one package, which `--all` skips with a warning; the others are
     /// about the promotion order and stop the command.
     pub fn is_per_package(&self) -> bool {
-        matches!(self, Refusal::Skip { .. } | Refusal::Downgrade { .. })
+        matches!(
+            self,
+            Refusal::Skip { .. } | Refusal::NotInstalledBefore { .. } | Refusal::Downgrade { .. }
+        )
     }
 }
 
@@ -129,10 +153,42 @@ pub fn decide(
     to: &str,
     allow_skip: bool,
 ) -> Result<Decision, Box<Refusal>> {
-    let earlier = before(manifest, to)?;
+    let order = before(manifest, to)?;
+    // Environments the package is not installed in have no version to pass on.
+    let earlier: Vec<&String> = order
+        .iter()
+        .filter(|e| package.installed_in(Some(e)))
+        .collect();
     let version_of = |env: &str| package.version_in(Some(env));
+    let Some(&previous) = earlier.last() else {
+        return Ok(Decision::NotInstalledBefore);
+    };
+    if !package.installed_in(Some(to)) {
+        // Installed with the version the nearest environment before it runs; that must be
+        // the one right before it, unless skipping is asked for.
+        let right_before = &order[order.len() - 1];
+        if right_before != previous && !allow_skip {
+            return Err(Box::new(Refusal::NotInstalledBefore {
+                package: package.name.clone(),
+                to: to.to_owned(),
+                previous: right_before.clone(),
+                earlier: previous.clone(),
+            }));
+        }
+        let version = version_of(previous);
+        return Ok(Decision::Promote {
+            target: VersionMove {
+                package: package.name.clone(),
+                env: Some(to.to_owned()),
+                version: version.raw.clone(),
+                note: Some(format!(
+                    "installed in {to}, promoted from {previous}, which runs {version}"
+                )),
+            },
+            from: previous.clone(),
+        });
+    }
     let current = version_of(to);
-    let previous = &earlier[earlier.len() - 1];
     let from = if version_of(previous) == current {
         let Some(source) = earlier.iter().rev().find(|e| version_of(e) != current) else {
             return Ok(Decision::UpToDate {
@@ -140,15 +196,15 @@ pub fn decide(
             });
         };
         if !allow_skip {
-            let at = earlier.iter().position(|e| e == source).unwrap_or(0);
+            let at = order.iter().position(|e| e == *source).unwrap_or(0);
             return Err(Box::new(Refusal::Skip {
                 package: package.name.clone(),
                 to: to.to_owned(),
                 previous: previous.clone(),
                 current: current.raw.clone(),
-                earlier: source.clone(),
+                earlier: (*source).clone(),
                 version: version_of(source).raw.clone(),
-                skipped: earlier[at + 1..].join(", "),
+                skipped: order[at + 1..].join(", "),
             }));
         }
         source
@@ -220,6 +276,40 @@ mod tests {
         assert_eq!(
             promoted(decide_to(envs, "prod", false)),
             ("qa".into(), "1.1.0".into())
+        );
+    }
+
+    #[test]
+    fn an_environment_without_the_package_gets_it_from_the_nearest_that_has_it() {
+        let envs = "{qa: {installed: false}, prod: {installed: false}}";
+        assert_eq!(
+            promoted(decide_to(envs, "qa", false)),
+            ("dev".into(), "1.0.0".into())
+        );
+        let refusal = decide_to(envs, "prod", false).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "a is not installed in qa, the environment before prod (only in dev and before)"
+        );
+        assert!(
+            refusal.hint().contains("kpin promote a --to qa"),
+            "{}",
+            refusal.hint()
+        );
+        assert_eq!(
+            promoted(decide_to(envs, "prod", true)),
+            ("dev".into(), "1.0.0".into())
+        );
+        // Versions pass by the environments without it; none before: nothing to promote.
+        let gap = "{dev: {version: 1.2.0}, qa: {installed: false}, prod: {version: 1.1.0}}";
+        assert!(matches!(
+            decide_to(gap, "prod", false),
+            Ok(Decision::Promote { ref from, .. }) if from == "dev"
+        ));
+        let none = "{dev: {installed: false}, qa: {installed: false}}";
+        assert_eq!(
+            decide_to(none, "qa", false),
+            Ok(Decision::NotInstalledBefore)
         );
     }
 

@@ -335,8 +335,7 @@ pub fn rendered_digest(objects: &[Object]) -> String {
 /// Digests of a package's overlay inputs and rendered output for every environment, each
 /// rendered from the version that environment uses. It is `sync`'s `LockHook`.
 pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
-    let mut envs: Vec<Option<&str>> = vec![None];
-    envs.extend(manifest.environments.keys().map(|e| Some(e.as_str())));
+    let envs: Vec<Option<&str>> = manifest.renders_of(package).collect();
     let mut files = BTreeMap::new();
     let mut chains = serde_json::Map::new();
     let mut rendered = BTreeMap::new();

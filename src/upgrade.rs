@@ -25,8 +25,9 @@ use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{
     MANIFEST_FILE, Manifest, Package, Pins, Version, edit_env_version, edit_manifest_version,
-    normalise_versions,
+    install_in, normalise_versions,
 };
+use crate::object::Object;
 use crate::overlay::Miss;
 use crate::progress::{Reporter, Silent};
 use crate::render;
@@ -370,7 +371,8 @@ impl<'a> Workflow<'a> {
             if let Some(env) = env {
                 manifest.environment(env)?;
             }
-            if package.version_in(env).raw == t.version {
+            let installing = !package.installed_in(env);
+            if !installing && package.version_in(env).raw == t.version {
                 return Err(anyhow::anyhow!(
                     "package `{}` is already at version {}{}",
                     t.package,
@@ -382,6 +384,11 @@ impl<'a> Workflow<'a> {
             let text = &self.text;
             let edited = match env {
                 None => edit_manifest_version(text, &manifest.path, &t.package, &t.version)?,
+                Some(env) if installing => {
+                    let with_version =
+                        edit_env_version(text, &manifest.path, &t.package, env, Some(&t.version))?;
+                    install_in(&with_version, &manifest.path, &t.package, env)?
+                }
                 Some(env) => {
                     edit_env_version(text, &manifest.path, &t.package, env, Some(&t.version))?
                 }
@@ -480,14 +487,18 @@ impl<'a> Workflow<'a> {
             &format!(
                 "{} {} -> {}{}",
                 old.name,
-                old.version_in(env),
+                if old.installed_in(env) {
+                    old.version_in(env).raw.as_str()
+                } else {
+                    NOT_INSTALLED
+                },
                 new.version_in(env),
                 env.map(|e| format!(" in {e}")).unwrap_or_default()
             ),
         );
-        let moved: Vec<Option<&str>> = std::iter::once(None)
-            .chain(staged.environments.keys().map(|e| Some(e.as_str())))
-            .filter(|e| old.version_in(*e) != new.version_in(*e))
+        let moved: Vec<Option<&str>> = staged
+            .renders_of(new)
+            .filter(|e| old.version_in(*e) != new.version_in(*e) || !old.installed_in(*e))
             .collect();
         let analysis = analyse(self.manifest, old, staged, new, env, &moved)?;
         let digests = if analysis.broken_overlays.is_empty() {
@@ -795,6 +806,38 @@ fn update_pins(
     Ok((text, notes))
 }
 
+/// The objects `env` renders of the current version, as far as they render: a current
+/// version whose overlays no longer match (written with --allow-broken-overlays) is compared
+/// without the operations that match nothing, so it can be moved off (said in `notes`).
+fn current_objects(
+    manifest: &Manifest,
+    old: &Package,
+    env: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Object>> {
+    let err = match render::render_package(manifest, old, env) {
+        Ok(r) => return Ok(r.objects),
+        Err(err) => err,
+    };
+    let what = || format!("the current version of `{}` does not render", old.name);
+    let (check, misses) =
+        render::render_package_noting_misses(manifest, old, env).with_context(what)?;
+    if misses.is_empty() {
+        return Err(err).with_context(what);
+    }
+    notes.push(format!(
+        "{} {} does not render ({} overlay operation(s) match nothing): compared without them",
+        old.name,
+        old.version_in(env),
+        misses.len()
+    ));
+    Ok(check.objects)
+}
+
+/// What a report shows as the version an environment ran before the package was installed
+/// there.
+pub const NOT_INSTALLED: &str = "(not installed)";
+
 /// Upstream diff, overlay check of the renders in `checked`, and the rendered diff of one
 /// package in `env` (`None`: the render without `--env`), which is among `checked`.
 fn analyse(
@@ -806,33 +849,21 @@ fn analyse(
     checked: &[Option<&str>],
 ) -> Result<PackageUpgrade> {
     let (old_view, new_view) = (old.for_env(env), new.for_env(env));
+    // A package not installed in `env` yet is compared with nothing: every object is new.
+    let installed = old.installed_in(env);
     // The diff starts from what is vendored now: without it there is nothing to compare.
-    let old_upstream = render::read_upstream(manifest, &old_view)
-        .with_context(|| format!("reading the current version of `{}`", old.name))?;
+    let old_upstream = if installed {
+        render::read_upstream(manifest, &old_view)
+            .with_context(|| format!("reading the current version of `{}`", old.name))?
+    } else {
+        Vec::new()
+    };
     let new_upstream = render::read_upstream(staged, &new_view)?;
-    // A current version whose overlays no longer match (written with --allow-broken-overlays)
-    // is compared as far as it renders, so it can be moved off.
     let mut notes = Vec::new();
-    let old_objects = match render::render_package(manifest, old, env) {
-        Ok(r) => r.objects,
-        Err(err) => {
-            let (check, misses) = render::render_package_noting_misses(manifest, old, env)
-                .with_context(|| {
-                    format!("the current version of `{}` does not render", old.name)
-                })?;
-            if misses.is_empty() {
-                return Err(err).with_context(|| {
-                    format!("the current version of `{}` does not render", old.name)
-                });
-            }
-            notes.push(format!(
-                "{} {} does not render ({} overlay operation(s) match nothing): compared without them",
-                old.name,
-                old_view.version,
-                misses.len()
-            ));
-            check.objects
-        }
+    let old_objects = if installed {
+        current_objects(manifest, old, env, &mut notes)?
+    } else {
+        Vec::new()
     };
 
     let mut broken: BTreeMap<Miss, Vec<String>> = BTreeMap::new();
@@ -857,7 +888,11 @@ fn analyse(
     Ok(PackageUpgrade {
         package: new.name.clone(),
         environment: env.map(str::to_owned),
-        from: old_view.version.raw.clone(),
+        from: if installed {
+            old_view.version.raw.clone()
+        } else {
+            NOT_INSTALLED.to_owned()
+        },
         to: new_view.version.raw.clone(),
         upstream: changes::compare(old_upstream, new_upstream),
         rendered: changes::compare(old_objects, new_objects),

@@ -36,11 +36,25 @@ pub async fn run(ctx: &Ctx<'_>, args: AddArgs) -> Result<Outcome> {
         (None, Some(template)) => Source::Url { template },
         (None, None) => unreachable!("clap requires --github or --url"),
     };
+    for env in &args.environments {
+        manifest.environment(env)?;
+    }
+    let absent: Vec<String> = if args.environments.is_empty() {
+        Vec::new()
+    } else {
+        manifest
+            .environments
+            .keys()
+            .filter(|e| !args.environments.contains(e))
+            .cloned()
+            .collect()
+    };
     let request = Request {
         name: args.name.clone(),
         source,
         version: args.pin,
         namespace: args.namespace,
+        absent,
     };
     let options = args.net.to_options();
     let entry = add::resolve(&request, || Client::new(options)).await?;

@@ -76,7 +76,7 @@ pub(super) fn render_plan(
         manifest.environment(env)?;
     }
     let mut rendered = Vec::new();
-    for package in manifest.select(packages)? {
+    for package in manifest.select_in(packages, env)? {
         let r = render_package(&manifest, package, env)
             .with_context(|| format!("rendering package {}", package.name))?;
         rendered.push((r, package.namespace.clone()));

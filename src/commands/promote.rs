@@ -27,13 +27,24 @@ pub async fn run(ctx: &Ctx<'_>, args: PromoteArgs) -> Result<Outcome> {
                     &format!(
                         "{} {} -> {} in {} (from {from})",
                         package.name,
-                        package.version_in(Some(&args.to)),
+                        if package.installed_in(Some(&args.to)) {
+                            package.version_in(Some(&args.to)).raw.as_str()
+                        } else {
+                            upgrade::NOT_INSTALLED
+                        },
                         target.version,
                         args.to
                     ),
                 );
                 targets.push(target);
             }
+            Ok(Decision::NotInstalledBefore) => ctx.term.status(
+                "Skipped",
+                &format!(
+                    "{}: not installed in any environment before {}",
+                    package.name, args.to
+                ),
+            ),
             Ok(Decision::UpToDate { version }) => ctx.term.status(
                 "Up to date",
                 &format!(

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx<'_>, args: &RenderArgs) -> Result<Outcome> {
     if let Some(env) = &args.env {
         manifest.environment(env)?;
     }
-    let mut packages = manifest.select(&args.packages)?;
+    let mut packages = manifest.select_in(&args.packages, args.env.as_deref())?;
     // `kpin render a a` renders `a` once; output order is the manifest's, not the argument's.
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     packages.dedup_by(|a, b| a.name == b.name);

@@ -31,8 +31,24 @@ pub async fn run(ctx: &Ctx<'_>, args: StatusArgs) -> Result<Outcome> {
     }
     let mut plans = Vec::with_capacity(envs.len());
     let mut warnings = Vec::new();
+    manifest.select(&args.packages)?;
     for env in &envs {
-        let plan = render_plan(manifest.clone(), &args.packages, env.as_deref())?;
+        // A package named but not installed in this environment shows as `-` there.
+        let named: Vec<String> = args
+            .packages
+            .iter()
+            .filter(|n| manifest.packages[*n].installed_in(env.as_deref()))
+            .cloned()
+            .collect();
+        let plan = if named.is_empty() && !args.packages.is_empty() {
+            Plan {
+                env: env.clone(),
+                manifest: manifest.clone(),
+                packages: Vec::new(),
+            }
+        } else {
+            render_plan(manifest.clone(), &named, env.as_deref())?
+        };
         for (rendered, _) in &plan.packages {
             for w in &rendered.warnings {
                 let w = format!("{}: {w}", rendered.name);

@@ -49,6 +49,23 @@ pub fn edit_env_version(
         )
 }
 
+/// kpin.yaml `text` with `environments.<env>.installed: false` of `package` removed (the
+/// package is installed there now), and the mappings that leaves empty.
+pub fn install_in(text: &str, manifest_path: &Path, package: &str, env: &str) -> Result<String> {
+    remove_scalar(
+        text,
+        &["packages", package, "environments", env, "installed"],
+        2,
+    )
+    .map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "{}: cannot remove `installed: false` of `{package}` in environment {env} in place",
+            manifest_path.display()
+        ))
+    })
+    .hint("remove it by hand, then run the command again")
+}
+
 /// kpin.yaml `text` with the versions of `package` in their canonical form, and what changed
 /// for the report: when every environment runs one version, it becomes the package's
 /// `version`; an environment's own version equal to the package's is removed (it follows the
@@ -65,9 +82,10 @@ pub fn normalise_versions(
     let mut text = text.to_owned();
     let mut notes = Vec::new();
     let mut version = p.version.raw.clone();
+    // Environments the package is not installed in render nothing: their version is moot.
     let used: std::collections::BTreeSet<&str> = manifest
-        .environments
-        .keys()
+        .renders_of(p)
+        .flatten()
         .map(|e| p.version_in(Some(e)).raw.as_str())
         .collect();
     let collapsed = match used.into_iter().collect::<Vec<_>>().as_slice() {

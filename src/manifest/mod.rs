@@ -4,11 +4,11 @@
 mod edit;
 
 pub use edit::{
-    edit_env_version, edit_manifest_version, normalise_versions, set_env_version,
+    edit_env_version, edit_manifest_version, install_in, normalise_versions, set_env_version,
     set_package_version,
 };
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -138,6 +138,11 @@ pub struct RawPackageEnvironment {
     /// Overlay files applied after the package's own overlays in this environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<String>,
+    /// `false`: the package is not part of this environment yet; nothing of it is rendered,
+    /// locked, diffed or applied there (`kpin add --env` writes it for the other
+    /// environments; `kpin promote` removes it when the package reaches the environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<bool>,
 }
 
 /// A GitHub release source.
@@ -230,6 +235,8 @@ pub struct Package {
     pub version: Version,
     /// Environments that run another version (`environments.<env>.version`), by name.
     pub env_versions: BTreeMap<String, Version>,
+    /// Environments the package is not part of (`environments.<env>.installed: false`).
+    pub absent: BTreeSet<String>,
     pub source: Source,
     /// Expected digests by file name (a single `sha256:` string is keyed by the only file).
     pub pins: Pins,
@@ -248,6 +255,11 @@ pub struct Package {
 }
 
 impl Package {
+    /// Whether `env` renders the package (`None`, the render without `--env`, always does).
+    pub fn installed_in(&self, env: Option<&str>) -> bool {
+        env.is_none_or(|e| !self.absent.contains(e))
+    }
+
     /// The version `env` renders: its own, else the package's (`None`: without `--env`).
     pub fn version_in(&self, env: Option<&str>) -> &Version {
         env.and_then(|e| self.env_versions.get(e))
@@ -597,11 +609,48 @@ impl Manifest {
     /// `--env` as `default`: what kpin.lock records under `environments`.
     pub fn environment_versions(&self, package: &Package) -> BTreeMap<String, String> {
         std::iter::once((DEFAULT_ENV.to_owned(), package.version.raw.clone()))
-            .chain(self.environments.keys().map(|e| {
+            .chain(self.renders_of(package).flatten().map(|e| {
                 let v = package.version_in(Some(e));
-                (e.clone(), v.raw.clone())
+                (e.to_owned(), v.raw.clone())
             }))
             .collect()
+    }
+
+    /// The renders `package` has: without `--env` (`None`), then each environment it is
+    /// installed in.
+    pub fn renders_of<'a>(&'a self, package: &'a Package) -> impl Iterator<Item = Option<&'a str>> {
+        std::iter::once(None).chain(
+            self.environments
+                .keys()
+                .map(String::as_str)
+                .filter(|e| package.installed_in(Some(e)))
+                .map(Some),
+        )
+    }
+
+    /// `select`, keeping the packages `env` renders: a package named in `names` that is not
+    /// installed there is an error.
+    pub fn select_in(&self, names: &[String], env: Option<&str>) -> Result<Vec<&Package>> {
+        let selected = self.select(names)?;
+        if let Some(p) = selected
+            .iter()
+            .find(|p| !names.is_empty() && !p.installed_in(env))
+        {
+            let env = env.unwrap_or_default();
+            return Err(anyhow::anyhow!(
+                "package `{}` is not installed in {env} (`environments.{env}.installed: false` in {})",
+                p.name,
+                self.path.display()
+            ))
+            .hint(format!(
+                "`kpin promote {} --to {env}` installs it there with the version the environment before runs",
+                p.name
+            ));
+        }
+        Ok(selected
+            .into_iter()
+            .filter(|p| p.installed_in(env))
+            .collect())
     }
 
     /// A path that `field` of kpin.yaml names (an overlay, a local source), joined to the root
@@ -782,7 +831,7 @@ fn validate_package(
     for (i, o) in raw.overlays.iter().enumerate() {
         check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
     }
-    let (env_overlays, env_versions) = package_environments(raw, &source, environments)?;
+    let (env_overlays, env_versions, absent) = package_environments(raw, &source, environments)?;
     let fetch_digests = fetch_digests(raw, entry)?;
     let constraint = raw
         .constraint
@@ -805,6 +854,7 @@ fn validate_package(
         namespace: raw.namespace.clone(),
         overlays: raw.overlays.clone(),
         env_overlays,
+        absent,
         constraint,
         needs: raw.needs.clone(),
     })
@@ -929,8 +979,12 @@ fn package_pins(raw: &RawPackage, source: &Source) -> Result<Pins> {
     })
 }
 
-/// Overlays and versions per environment, each environment declared at the top level.
-type EnvSettings = (BTreeMap<String, Vec<String>>, BTreeMap<String, Version>);
+/// Overlays, versions and absences per environment, each environment declared at the top level.
+type EnvSettings = (
+    BTreeMap<String, Vec<String>>,
+    BTreeMap<String, Version>,
+    BTreeSet<String>,
+);
 
 /// `environments:` of a package: every environment declared at the top level, its overlay
 /// paths relative, its version well formed.
@@ -941,6 +995,7 @@ fn package_environments(
 ) -> Result<EnvSettings> {
     let mut env_overlays = BTreeMap::new();
     let mut env_versions = BTreeMap::new();
+    let mut absent = BTreeSet::new();
     for (env, settings) in &raw.environments {
         if !environments.contains_key(env) {
             return Err(anyhow::anyhow!(
@@ -965,8 +1020,18 @@ fn package_environments(
             }
             env_versions.insert(env.clone(), v);
         }
+        if settings.installed == Some(false) {
+            if settings.version.is_some() {
+                return Err(anyhow::anyhow!(
+                    "environments.{}: `installed: false` and a `version` contradict each other",
+                    abbreviate(env)
+                ))
+                .hint("remove `installed: false` to run that version there, or the version to leave the package out");
+            }
+            absent.insert(env.clone());
+        }
     }
-    Ok((env_overlays, env_versions))
+    Ok((env_overlays, env_versions, absent))
 }
 
 /// The fetch digest of every version the package uses, keyed by version text.
@@ -1341,6 +1406,32 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("hint: see `kpin schema`"), "{e}");
+    }
+
+    #[test]
+    fn a_package_left_out_of_an_environment_renders_and_locks_nothing_there() {
+        let text = "environments: {dev: {}, qa: {}}\npackages:\n  a:\n    version: 1.0.0\n    url: https://x/{version}/a.yaml\n    environments: {qa: {installed: false}}\n";
+        let m = Manifest::parse(text, Path::new("/r/kpin.yaml")).unwrap();
+        let a = &m.packages["a"];
+        assert!(a.installed_in(None) && a.installed_in(Some("dev")) && !a.installed_in(Some("qa")));
+        assert_eq!(m.renders_of(a).collect::<Vec<_>>(), [None, Some("dev")]);
+        assert_eq!(
+            m.environment_versions(a).keys().collect::<Vec<_>>(),
+            ["default", "dev"]
+        );
+        assert!(m.select_in(&[], Some("qa")).unwrap().is_empty());
+        let err = m.select_in(&["a".into()], Some("qa")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("package `a` is not installed in qa"),
+            "{err}"
+        );
+        let both = text.replace("{installed: false}", "{installed: false, version: 2.0.0}");
+        let err = Manifest::parse(&both, Path::new("/r/kpin.yaml")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`installed: false` and a `version` contradict each other"),
+            "{err:#}"
+        );
     }
 
     #[test]

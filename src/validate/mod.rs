@@ -490,14 +490,14 @@ pub fn validate_manifest(
     envs: &[Option<String>],
     override_version: Option<KubeVersion>,
 ) -> Result<Report> {
-    let selected = manifest.select(packages)?;
     for env in envs {
         load(version_for(manifest, env.as_deref(), override_version))?;
     }
     let mut report = Report::default();
     for env in envs {
         let env = env.as_deref();
-        let rendered = selected
+        let rendered = manifest
+            .select_in(packages, env)?
             .iter()
             .map(|p| render::render_package(manifest, p, env))
             .collect::<Result<Vec<_>>>()?;

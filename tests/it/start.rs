@@ -221,3 +221,98 @@ fn add_keeps_the_file_as_written_shows_a_dry_run_and_fails_whole() {
         refused.stderr
     );
 }
+
+const THREE_ENVIRONMENTS: &str = "\
+environments: {dev: {}, qa: {}, prod: {}}
+promotion: [dev, qa, prod]
+packages:
+  web: {version: 1.0.0, path: 'mirror/web/{version}'}
+";
+
+fn objects_of(render: &Run, name: &str) -> usize {
+    render.stdout.matches(&format!("name: {name}\n")).count()
+}
+
+#[test]
+fn a_package_added_to_one_environment_reaches_the_others_by_promotion() {
+    let server = Server::http();
+    server.file("/addon/2.1.0/install.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: addon, namespace: addon}\ndata: {a: b}\n");
+    let p = Project::new();
+    p.write("kpin.yaml", THREE_ENVIRONMENTS)
+        .write("mirror/web/1.0.0/web.yaml", &deploy("1.0.0"));
+    expect(p.run(&["sync"]), 0);
+    let template = format!("{}/addon/{{version}}/install.yaml", server.base());
+
+    expect(
+        p.run(&[
+            "add",
+            "addon",
+            "--url",
+            &template,
+            "--version",
+            "2.1.0",
+            "--env",
+            "dev",
+        ]),
+        0,
+    );
+    let added = p.read("kpin.yaml").replace(&server.base(), "[SERVER]");
+    assert_eq!(
+        added,
+        format!(
+            "{THREE_ENVIRONMENTS}  addon:\n    version: 2.1.0\n    url: [SERVER]/addon/{{version}}/install.yaml\n    environments:\n      prod: {{installed: false}}\n      qa: {{installed: false}}\n"
+        )
+    );
+    // dev renders it, qa and prod do not; the lock records dev's render only.
+    assert_eq!(
+        objects_of(&expect(p.run(&["render", "--env", "dev"]), 0), "addon"),
+        1
+    );
+    assert_eq!(
+        objects_of(&expect(p.run(&["render", "--env", "qa"]), 0), "addon"),
+        0
+    );
+    let lock = p.read("kpin.lock");
+    let addon = &lock[lock.find("  addon:").unwrap()..lock.find("  web:").unwrap()];
+    assert!(
+        addon.contains("      dev: 2.1.0\n") && !addon.contains("qa:"),
+        "{addon}"
+    );
+    expect(p.run(&["verify"]), 0);
+    let named = expect(p.run(&["render", "addon", "--env", "qa"]), 2);
+    insta::assert_snapshot!("add_not_installed_in_qa", named.stderr);
+
+    // prod cannot skip qa; qa takes it from dev, then prod from qa.
+    let skip = expect(p.run(&["promote", "addon", "--to", "prod"]), 2);
+    assert!(
+        skip.stderr
+            .contains("addon is not installed in qa, the environment before prod"),
+        "{}",
+        skip.stderr
+    );
+    let promoted = expect(p.run(&["promote", "addon", "--to", "qa"]), 0);
+    assert!(
+        promoted
+            .stderr
+            .contains("Promoting addon (not installed) -> 2.1.0 in qa (from dev)"),
+        "{}",
+        promoted.transcript()
+    );
+    assert_eq!(
+        p.read("kpin.yaml").replace(&server.base(), "[SERVER]"),
+        added.replace("      qa: {installed: false}\n", "")
+    );
+    assert_eq!(
+        objects_of(&expect(p.run(&["render", "--env", "qa"]), 0), "addon"),
+        1
+    );
+    expect(p.run(&["verify"]), 0);
+    expect(p.run(&["promote", "addon", "--to", "prod"]), 0);
+    assert_eq!(
+        p.read("kpin.yaml").replace(&server.base(), "[SERVER]"),
+        format!(
+            "{THREE_ENVIRONMENTS}  addon:\n    version: 2.1.0\n    url: [SERVER]/addon/{{version}}/install.yaml\n"
+        )
+    );
+    expect(p.run(&["verify"]), 0);
+}
