@@ -147,6 +147,29 @@ fn a_new_directory_goes_from_init_through_add_to_render_with_no_file_written_by_
     assert_eq!(files(&p), before);
 }
 
+const ADDON: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: addon, namespace: addon}\ndata: {a: b}\n";
+
+/// A synced project with `manifest` (its `web` package from a local mirror), and a server
+/// publishing `addon` 2.1.0 (a ConfigMap) at `[server]/addon/{version}/install.yaml`.
+fn with_addon_server(manifest: &str) -> (Server, Project) {
+    let server = Server::http();
+    server.file("/addon/2.1.0/install.yaml", ADDON);
+    let p = Project::new();
+    p.write("kpin.yaml", manifest)
+        .write("mirror/web/1.0.0/web.yaml", &deploy("1.0.0"));
+    expect(p.run(&["sync"]), 0);
+    (server, p)
+}
+
+/// `kpin add addon --url [server]/addon/{version}/install.yaml --version 2.1.0`, then `extra`.
+fn add_addon(server: &Server, p: &Project, extra: &[&str]) -> Run {
+    let template = format!("{}/addon/{{version}}/install.yaml", server.base());
+    let mut args = vec!["add", "addon", "--url", &template, "--version", "2.1.0"];
+    args.extend(extra);
+    p.run(&args)
+}
+
 const HAND_WRITTEN: &str = "\
 # Our packages.   (a comment kpin must keep)
 kubernetesVersion: '1.31'
@@ -160,27 +183,10 @@ packages:
 
 #[test]
 fn add_keeps_the_file_as_written_shows_a_dry_run_and_fails_whole() {
-    let server = Server::http();
-    server.file("/addon/2.1.0/install.yaml", deploy("2.1.0"));
-    let p = Project::new();
-    p.write("kpin.yaml", HAND_WRITTEN)
-        .write("mirror/web/1.0.0/web.yaml", &deploy("1.0.0"));
-    expect(p.run(&["sync"]), 0);
-    let template = format!("{}/addon/{{version}}/install.yaml", server.base());
+    let (server, p) = with_addon_server(HAND_WRITTEN);
 
     let before = files(&p);
-    let preview = expect(
-        p.run(&[
-            "add",
-            "addon",
-            "--url",
-            &template,
-            "--version",
-            "2.1.0",
-            "--dry-run",
-        ]),
-        0,
-    );
+    let preview = expect(add_addon(&server, &p, &["--dry-run"]), 0);
     insta::assert_snapshot!(
         "add_dry_run",
         preview.stdout.replace(&server.base(), "[SERVER]")
@@ -196,17 +202,14 @@ fn add_keeps_the_file_as_written_shows_a_dry_run_and_fails_whole() {
     assert!(failed.stderr.contains("404"), "{}", failed.transcript());
     assert_eq!(files(&p), before, "a failed add writes nothing");
 
-    expect(
-        p.run(&["add", "addon", "--url", &template, "--version", "2.1.0"]),
-        0,
-    );
+    expect(add_addon(&server, &p, &[]), 0);
     let written = p.read("kpin.yaml").replace(&server.base(), "[SERVER]");
     let entry = "  addon:\n    version: 2.1.0\n    url: [SERVER]/addon/{version}/install.yaml\n";
     assert_eq!(
         written,
         HAND_WRITTEN.replace("   # ours\n", &format!("   # ours\n{entry}"))
     );
-    assert_eq!(p.read("vendor/addon/2.1.0/install.yaml"), deploy("2.1.0"));
+    assert_eq!(p.read("vendor/addon/2.1.0/install.yaml"), ADDON);
     expect(p.run(&["verify"]), 0);
 
     // A URL without {version} is refused before anything is fetched.
@@ -235,27 +238,8 @@ fn objects_of(render: &Run, name: &str) -> usize {
 
 #[test]
 fn a_package_added_to_one_environment_reaches_the_others_by_promotion() {
-    let server = Server::http();
-    server.file("/addon/2.1.0/install.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: addon, namespace: addon}\ndata: {a: b}\n");
-    let p = Project::new();
-    p.write("kpin.yaml", THREE_ENVIRONMENTS)
-        .write("mirror/web/1.0.0/web.yaml", &deploy("1.0.0"));
-    expect(p.run(&["sync"]), 0);
-    let template = format!("{}/addon/{{version}}/install.yaml", server.base());
-
-    expect(
-        p.run(&[
-            "add",
-            "addon",
-            "--url",
-            &template,
-            "--version",
-            "2.1.0",
-            "--env",
-            "dev",
-        ]),
-        0,
-    );
+    let (server, p) = with_addon_server(THREE_ENVIRONMENTS);
+    expect(add_addon(&server, &p, &["--env", "dev"]), 0);
     let added = p.read("kpin.yaml").replace(&server.base(), "[SERVER]");
     assert_eq!(
         added,
