@@ -144,6 +144,14 @@ pub fn insert(text: &str, name: &str, entry: &Entry) -> Result<String, yaml::edi
             });
             yaml::edit::insert_mapping(text, &[], "packages", &format!("{name}:\n{indented}"))
         }
+        // A `packages:` written in flow style takes the entry in flow style, where a plain
+        // `{version}` would not read as text: the entry as JSON, every string quoted.
+        Err(yaml::edit::EditError::NotRoundTrip(_)) => {
+            let value: serde_json::Value =
+                yaml::from_str(&entry.yaml, std::path::Path::new("entry"))
+                    .map_err(|_| yaml::edit::EditError::NotRoundTrip(name.to_owned()))?;
+            yaml::edit::insert_mapping(text, &["packages"], name, &value.to_string())
+        }
         other => other,
     }
 }
@@ -501,5 +509,12 @@ mod tests {
             )
         );
         assert!(insert(block, "a", &entry).is_err());
+        // In flow style the entry is flow too, its strings quoted ({version} in a plain
+        // scalar would end the mapping there).
+        let flow = "packages: {a: {version: 1.0.0, url: 'https://x/{version}/a.yaml'}}   # ours\n";
+        assert_eq!(
+            insert(flow, "b", &entry).unwrap(),
+            "packages: {a: {version: 1.0.0, url: 'https://x/{version}/a.yaml'}, b: {version: \"1.10\", url: \"https://x/{version}/a.yaml\"}}   # ours\n"
+        );
     }
 }

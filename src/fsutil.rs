@@ -24,6 +24,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
+/// Create `path` whole or not at all, and never over a file that exists, even one that
+/// appeared meanwhile: the temp file is hard-linked into place, which fails on an existing path.
+pub fn create_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = sibling_temp_name(path, "tmp");
+    let created = write_new(&tmp, bytes, None).and_then(|()| {
+        fs::hard_link(&tmp, path).with_context(|| format!("creating {}", path.display()))
+    });
+    let _ = fs::remove_file(&tmp);
+    created
+}
+
 /// Create `path` (which must not exist) holding `bytes`, synced to disk, with `mode` or else
 /// the mode the umask gives a new file.
 pub fn write_new(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {

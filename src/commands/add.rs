@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx<'_>, args: AddArgs) -> Result<Outcome> {
             api_url: args.api_url,
         },
         (None, Some(template)) => Source::Url { template },
-        (None, None) => unreachable!("clap requires --github or --url"),
+        (None, None) => anyhow::bail!("name the package's source with --github or --url"),
     };
     for env in &args.environments {
         manifest.environment(env)?;

@@ -1,9 +1,6 @@
 //! `kpin init`: write a new kpin.yaml (never over an existing one) and the .gitignore line.
 
-use std::io::Write as _;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kpin::error::{HintExt, Outcome};
 use kpin::fsutil;
 use kpin::init::{self, InitOptions};
@@ -28,7 +25,7 @@ pub fn run(ctx: &Ctx<'_>, args: InitArgs) -> Result<Outcome> {
         kubernetes_version: args.kubernetes_version.map(|v| v.to_string()),
     };
     let text = init::manifest_text(&options);
-    write_new(&path, text.as_bytes())?;
+    fsutil::create_atomic(&path, text.as_bytes())?;
     ctx.term.status("Created", &path.display().to_string());
     let gitignore = path.with_file_name(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).ok();
@@ -44,18 +41,4 @@ pub fn run(ctx: &Ctx<'_>, args: InitArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Clean)
-}
-
-/// Write `path` whole or not at all, and never over a file that appeared meanwhile.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let mut temp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
-        .with_context(|| format!("creating a file next to {}", path.display()))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    temp.persist_noclobber(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("creating {}", path.display()))?;
-    Ok(())
 }

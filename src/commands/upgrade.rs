@@ -92,7 +92,8 @@ async fn choose_targets(
     // Each package as the environment runs it: its version is what the feed is compared with.
     let selected: Vec<Package> = match &args.package {
         Some(name) => manifest.select(std::slice::from_ref(name))?,
-        None => manifest.packages.values().collect(),
+        // `--all --env E` upgrades what E has; a package enters E by name or by promotion.
+        None => manifest.select_in(&[], env)?,
     }
     .into_iter()
     .map(|p| p.for_env(env))

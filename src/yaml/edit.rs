@@ -113,7 +113,7 @@ pub fn upsert_scalar(text: &str, path: &[&str], value: &str) -> Result<String, E
     checked(&doc, &expected, &dotted)
 }
 
-/// Add `key` with the mapping written in `entry` (block-style YAML text) below the mapping at
+/// Add `key` with the mapping written in `entry` (YAML text, block or flow) below the mapping at
 /// `path`, which must exist (`{}` included) and must not hold `key` yet.
 pub fn insert_mapping(
     text: &str,
