@@ -98,7 +98,7 @@ fn fixtures(dir: &Path) -> Vec<Fixture> {
         let (project, version, file) = (f[0], f[1], f[2]);
         let path = dir.join(project).join(version).join(file);
         let text = fs::read_to_string(&path).unwrap_or_default();
-        let objects = kpin::yaml::objects_from_stream(&text, &path).unwrap_or_default();
+        let objects = kpin::object::Object::from_stream(&text, &path).unwrap_or_default();
         let cluster_scoped_only = objects
             .iter()
             .all(|o| kpin::kinds::namespaced(o.group(), o.kind(), &|_, _| None) == Some(false));

@@ -14,9 +14,9 @@ use serde_json::Value;
 pub fn yaml(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let origin = Path::new("fuzz.yaml");
-    if let Ok(objects) = crate::yaml::objects_from_stream(&text, origin) {
+    if let Ok(objects) = crate::object::Object::from_stream(&text, origin) {
         let emitted = crate::yaml::emit_documents(objects.iter().map(|o| &o.0));
-        match crate::yaml::objects_from_stream(&emitted, origin) {
+        match crate::object::Object::from_stream(&emitted, origin) {
             Ok(again) => assert!(
                 again == objects,
                 "emitted YAML reads back differently:\n{emitted}"

@@ -34,10 +34,19 @@ impl fmt::Display for ObjectRef {
 }
 
 impl Object {
-    /// Objects of a YAML stream (`List` kinds flattened by `yaml::objects_from_stream`), each
-    /// checked to have the identity kpin sorts, selects and applies by.
+    /// The objects of a YAML stream read as Kubernetes reads it (`List` kinds flattened by
+    /// `yaml::object_values`), unchecked.
+    pub fn from_stream(text: &str, origin: &Path) -> Result<Vec<Object>, crate::yaml::YamlError> {
+        Ok(crate::yaml::object_values(text, origin)?
+            .into_iter()
+            .map(Object)
+            .collect())
+    }
+
+    /// `from_stream`, each object checked to have the identity kpin sorts, selects and applies
+    /// by.
     pub fn all_from_yaml(text: &str, origin: &Path) -> anyhow::Result<Vec<Object>> {
-        let objects = crate::yaml::objects_from_stream(text, origin)?;
+        let objects = Object::from_stream(text, origin)?;
         for (index, object) in objects.iter().enumerate() {
             let missing = [
                 ("apiVersion", object.api_version()),

@@ -25,7 +25,7 @@ use serde_json::Value;
 pub(crate) use config::user_words;
 pub use config::{Flavor, expect_mapping, from_str, from_str_flavored, from_value};
 pub use emit::{emit, emit_documents, is_plain_safe, to_string};
-pub use stream::{documents, objects_from_stream};
+pub use stream::{documents, object_values};
 
 /// Largest input kpin agrees to parse (a multi-MB CRD bundle is ~4 MB; this leaves headroom).
 pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
@@ -371,10 +371,13 @@ mod tests {
     #[test]
     fn lists_are_flattened() {
         let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMapList, items: [{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}]}\n---\nkind: List\nitems: []\n";
-        let objects = objects_from_stream(text, Path::new("t")).unwrap();
-        let names: Vec<_> = objects.iter().map(|o| o.name().to_owned()).collect();
+        let objects = object_values(text, Path::new("t")).unwrap();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap_or_default())
+            .collect();
         assert_eq!(names, ["a", "b"]);
-        let err = objects_from_stream("kind: List\nitems: [1]\n", Path::new("t")).unwrap_err();
+        let err = object_values("kind: List\nitems: [1]\n", Path::new("t")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "t: List items[0] is a number, expected a Kubernetes object (a mapping)"

@@ -12,7 +12,6 @@ use super::resolve::{
 };
 use super::{MAX_ALIAS_NODES, MAX_DEPTH, YamlError, check_size, json_type_name};
 use crate::error::quote;
-use crate::object::Object;
 
 /// Read a multi-document stream of Kubernetes objects as the API server would see them.
 ///
@@ -41,9 +40,10 @@ pub fn documents(text: &str, origin: &Path) -> Result<Vec<Value>, YamlError> {
     Ok(out)
 }
 
-/// The objects of a multi-document stream, with `kind: List` (and any other `*List` kind that
-/// carries `items`) flattened into its items, the way `kubectl apply -f` and kustomize do.
-pub fn objects_from_stream(text: &str, origin: &Path) -> Result<Vec<Object>, YamlError> {
+/// The objects of a multi-document stream as JSON values, with `kind: List` (and any other
+/// `*List` kind that carries `items`) flattened into its items, the way `kubectl apply -f` and
+/// kustomize do. `Object::from_stream` gives them their type.
+pub fn object_values(text: &str, origin: &Path) -> Result<Vec<Value>, YamlError> {
     let mut out = Vec::new();
     for doc in documents(text, origin)? {
         flatten_list(doc, origin, &mut out)?;
@@ -51,7 +51,7 @@ pub fn objects_from_stream(text: &str, origin: &Path) -> Result<Vec<Object>, Yam
     Ok(out)
 }
 
-fn flatten_list(value: Value, origin: &Path, out: &mut Vec<Object>) -> Result<(), YamlError> {
+fn flatten_list(value: Value, origin: &Path, out: &mut Vec<Value>) -> Result<(), YamlError> {
     let is_list = value
         .get("kind")
         .and_then(Value::as_str)
@@ -60,7 +60,7 @@ fn flatten_list(value: Value, origin: &Path, out: &mut Vec<Object>) -> Result<()
             .get("items")
             .is_some_and(|i| i.is_array() || i.is_null());
     if !is_list {
-        out.push(Object(value));
+        out.push(value);
         return Ok(());
     }
     let kind = value["kind"].as_str().unwrap_or("List").to_owned();

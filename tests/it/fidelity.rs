@@ -49,7 +49,7 @@ fn kubectl_or_skip(test: &str) -> bool {
 
 fn kpin_read(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    yaml::objects_from_stream(&text, path)
+    kpin::object::Object::from_stream(&text, path)
         .unwrap_or_else(|e| panic!("{e}"))
         .into_iter()
         .map(|o| o.0)
@@ -75,7 +75,7 @@ fn kustomize(file: &Path) -> Result<Vec<Value>, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let text = String::from_utf8(out.stdout).expect("kustomize output is UTF-8");
-    yaml::objects_from_stream(&text, Path::new("kustomize-output.yaml"))
+    kpin::object::Object::from_stream(&text, Path::new("kustomize-output.yaml"))
         .map(|objects| objects.into_iter().map(|o| o.0).collect())
         .map_err(|e| e.to_string())
 }
@@ -399,7 +399,7 @@ fn bad_yaml_fails_with_clear_errors() {
         let text = std::fs::read_to_string(&path).expect("reading fixture");
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let started = std::time::Instant::now();
-        let err = yaml::objects_from_stream(&text, Path::new(&name))
+        let err = kpin::object::Object::from_stream(&text, Path::new(&name))
             .expect_err(&format!("{name} must be rejected"));
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
