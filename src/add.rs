@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn without_an_asset_the_yaml_assets_are_listed_and_mixed_tags_need_a_template() {
         let err = choose_release("k/ingress-nginx", &ingress(), None, None, None).unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("release `controller-v1.12.1` of k/ingress-nginx with `--asset`; its YAML assets: deploy.yaml, cloud.yaml"),
             "{text}"
@@ -449,7 +449,7 @@ mod tests {
         mixed.push(release("v2.0.0", &["deploy.yaml"]));
         let err =
             choose_release("k/ingress-nginx", &mixed, Some("deploy.yaml"), None, None).unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("several tag patterns: `controller-v{version}` (2), `v{version}` (1)"),
             "{text}"
@@ -478,7 +478,7 @@ mod tests {
         );
         let err =
             choose_release("m/s", &releases, Some("x.yaml"), None, Some("0.9.0")).unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("m/s has no release tagged `v0.9.0`"),
             "{text}"

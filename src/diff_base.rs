@@ -435,7 +435,7 @@ mod tests {
 
         let err = extract(&head, "no-such-rev").err().unwrap();
         assert!(
-            crate::error::render_error(&err).contains("`no-such-rev` is not a commit"),
+            crate::error::format_error(&err).contains("`no-such-rev` is not a commit"),
             "{err:#}"
         );
     }

@@ -247,7 +247,7 @@ fn distinct_causes(err: &anyhow::Error) -> Vec<String> {
 }
 
 /// The lines the CLI prints for an error: the message, each distinct cause, then the hint.
-pub fn render_error(err: &anyhow::Error) -> String {
+pub fn format_error(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for (i, text) in distinct_causes(err).iter().enumerate() {
         let label = if i == 0 { "error:" } else { "  caused by:" };
@@ -275,7 +275,7 @@ mod tests {
             .hint("run `kpin sync`")
             .context("in CI");
         assert_eq!(exit_code_for(&err), Exit::Drift);
-        let text = render_error(&err);
+        let text = format_error(&err);
         assert!(text.contains("error: in CI"));
         assert!(text.contains("caused by: kpin.lock is out of date"));
         assert!(text.contains("hint: run `kpin sync`"));
@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn the_printer_cuts_very_long_lines() {
         let err = anyhow::anyhow!("bad value {}", "y".repeat(5000)).context("reading kpin.yaml");
-        let text = render_error(&err);
+        let text = format_error(&err);
         assert!(text.len() < 2 * LINE_CHARS, "{} bytes", text.len());
         assert!(text.contains("(4010 more characters)"), "{text}");
         assert!(text.starts_with("error: reading kpin.yaml\n  caused by: bad value yyy"));
@@ -318,7 +318,7 @@ mod tests {
         let err = anyhow::Error::new(io).context("reading kpin.yaml: no such file");
         assert_eq!(exit_code_for(&err), Exit::Error);
         assert_eq!(
-            render_error(&err),
+            format_error(&err),
             "error: reading kpin.yaml: no such file\n"
         );
     }

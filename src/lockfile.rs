@@ -98,8 +98,10 @@ pub struct LockedVersion {
 pub struct LockedFile {
     /// File name under `vendor/<package>/<version>/`.
     pub name: String,
-    /// Where it was fetched from: a URL, or `path:<relative path>` for local sources.
-    pub url: String,
+    /// Where it was fetched from: a URL, or `path:<relative path>` for local sources (written
+    /// `url:` in kpin.lock).
+    #[serde(rename = "url")]
+    pub from: String,
     /// Hex sha256 of the file.
     pub sha256: String,
     /// Size in bytes.
@@ -331,7 +333,7 @@ mod tests {
     fn file(name: &str, sha: &str) -> LockedFile {
         LockedFile {
             name: name.into(),
-            url: format!("https://h/{name}"),
+            from: format!("https://h/{name}"),
             sha256: sha.into(),
             size: 1,
         }
@@ -382,7 +384,7 @@ mod tests {
     fn newer_format_is_refused() {
         let err =
             Lockfile::parse("version: 9\npackages: {}\n", Path::new("kpin.lock")).unwrap_err();
-        assert!(crate::error::render_error(&err).contains("format 9 is not supported"));
+        assert!(crate::error::format_error(&err).contains("format 9 is not supported"));
     }
 
     #[test]
@@ -438,7 +440,7 @@ mod tests {
         let text = sample().to_text().replace("1.10.0", "../../etc");
         let err = Lockfile::parse(&text, Path::new("kpin.lock")).unwrap_err();
         assert!(
-            crate::error::render_error(&err).contains("cannot be used as a file or directory"),
+            crate::error::format_error(&err).contains("cannot be used as a file or directory"),
             "{err:#}"
         );
     }

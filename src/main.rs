@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kpin::error::{Exit, exit_code_for, render_error};
+use kpin::error::{Exit, exit_code_for, format_error};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let code = match commands::run(cli, &term) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
-            term.error(&render_error(&err));
+            term.error(&format_error(&err));
             exit_code_for(&err)
         }
     };

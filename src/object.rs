@@ -178,7 +178,7 @@ mod tests {
             Path::new("t.yaml"),
         )
         .unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("t.yaml: object 1 (kind `ConfigMap`, name ``) has no `metadata.name`"),
             "{text}"

@@ -324,7 +324,7 @@ pub fn any_outdated(reports: &[PackageVersions]) -> bool {
 }
 
 /// Aligned table for the terminal, followed by notes for packages with problems.
-pub fn render_table(reports: &[PackageVersions]) -> String {
+pub fn to_table(reports: &[PackageVersions]) -> String {
     let dash = || "-".to_owned();
     let mut rows = vec![[
         "PACKAGE".to_owned(),
@@ -551,7 +551,7 @@ packages:
             "listing releases of fail/x: GET /repos/fail/x/releases: GitHub API rate limit exceeded"
         );
         assert!(hint.as_deref().unwrap().contains("GITHUB_TOKEN"));
-        let table = render_table(&reports);
+        let table = to_table(&reports);
         assert!(
             table.starts_with("PACKAGE       CURRENT  CONSTRAINT  WANTED   LATEST   STATUS\n"),
             "{table}"
@@ -581,7 +581,7 @@ packages:
         assert_eq!(r.wanted, None);
         assert_eq!(r.latest.as_deref(), Some("1.12.8"));
         assert_eq!(r.current_text(), "1.9.4 (dev 1.9.6)");
-        assert!(render_table(&[r]).contains("a        1.9.4 (dev 1.9.6)  ~1.9"));
+        assert!(to_table(&[r]).contains("a        1.9.4 (dev 1.9.6)  ~1.9"));
     }
 
     #[test]

@@ -663,7 +663,7 @@ impl Session<'_> {
         let name = &wanted.source.name;
         let locked_file = |sha256: String, size: u64| LockedFile {
             name: name.clone(),
-            url: wanted.source.locked_url.clone(),
+            from: wanted.source.locked_from.clone(),
             sha256,
             size,
         };
@@ -740,7 +740,7 @@ impl Session<'_> {
             return anyhow::anyhow!(
                 "package `{}`: {shown} was modified (sha256 {sha}, locked {expected}), and --offline forbids downloading it again from {}",
                 package.name,
-                wanted.source.locked_url
+                wanted.source.locked_from
             )
             .hint(format!(
                 "restore it from version control (`git checkout -- {shown}`), or run `kpin sync` with network access to fetch it again"
@@ -755,7 +755,7 @@ impl Session<'_> {
         anyhow::anyhow!(
             "package `{}` file `{name}` {why}, and --offline forbids downloading {}",
             package.name,
-            wanted.source.locked_url
+            wanted.source.locked_from
         )
         .hint("run `kpin sync` once with network access, or restore vendor/ from version control")
     }
@@ -777,7 +777,7 @@ fn mismatch(
     anyhow::Error::new(DigestMismatch {
         package: package.name.clone(),
         file: wanted.source.name.clone(),
-        url: wanted.source.locked_url.clone(),
+        url: wanted.source.locked_from.clone(),
         expected: expected.to_owned(),
         actual: actual.to_owned(),
         against,
@@ -995,7 +995,7 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert_eq!(exit_code_for(&err), Exit::Drift);
-        assert!(crate::error::render_error(&err).contains("would change (--locked): package `a`"));
+        assert!(crate::error::format_error(&err).contains("would change (--locked): package `a`"));
         assert_eq!(fs::read(manifest.lock_path()).unwrap(), before);
     }
 

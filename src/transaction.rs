@@ -555,7 +555,7 @@ mod tests {
     fn file(name: &str, bytes: &[u8]) -> LockedFile {
         LockedFile {
             name: name.into(),
-            url: format!("https://x/{name}"),
+            from: format!("https://x/{name}"),
             sha256: crate::digest::sha256_hex(bytes),
             size: bytes.len() as u64,
         }
@@ -618,7 +618,7 @@ mod tests {
         t.files[1].0 = root.join("blocker/kpin.yaml");
         let err = t.commit(&Silent).unwrap_err();
         assert!(
-            crate::error::render_error(&err).contains("upgrade a was rolled back"),
+            crate::error::format_error(&err).contains("upgrade a was rolled back"),
             "{err:#}"
         );
         fs::remove_file(root.join("blocker")).unwrap();

@@ -37,7 +37,7 @@ impl Terminal {
         style::paint(self.color, style, text)
     }
 
-    /// Print an error report (already formatted by `kpin::error::render_error`).
+    /// Print an error report (already formatted by `kpin::error::format_error`).
     pub fn error(&self, report: &str) {
         let mut out = String::new();
         for line in report.lines() {

@@ -192,10 +192,10 @@ impl UpgradeReport {
     }
 
     pub fn to_text(&self, options: &DiffOptions) -> String {
-        let mut out = changes::render_text(&self.sections(), options);
+        let mut out = changes::to_text(&self.sections(), options);
         for b in self.broken_overlays() {
             out.push('\n');
-            out.push_str(&crate::error::render_error(&b.to_error()));
+            out.push_str(&crate::error::format_error(&b.to_error()));
         }
         out
     }
@@ -223,7 +223,7 @@ impl UpgradeReport {
             }
             _ => format!("kpin {verb}"),
         };
-        let mut out = changes::render_markdown(
+        let mut out = changes::to_markdown(
             &title,
             "",
             &self.sections(),
@@ -655,7 +655,7 @@ async fn stage_package(
         fsutil::copy_file(&got.content, &dir.join(&source.name))?;
         locked.push(LockedFile {
             name: source.name,
-            url: source.locked_url,
+            from: source.locked_from,
             sha256: got.sha256,
             size: got.size,
         });
@@ -720,7 +720,7 @@ fn current_files(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                url: String::new(),
+                from: String::new(),
                 sha256,
                 size,
             });

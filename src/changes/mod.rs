@@ -20,7 +20,7 @@ use crate::yaml;
 pub use crd::CrdSummary;
 pub use fields::{FieldChange, short_value};
 pub use mask::mask_secrets;
-pub use report::{Detail, MarkdownLimits, Section, render_markdown, render_text, to_json};
+pub use report::{Detail, MarkdownLimits, Section, to_json, to_markdown, to_text};
 
 /// What happened to one object between `before` and `after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -500,7 +500,7 @@ mod tests {
             ["v1alpha1 spec.hydrator", "v1alpha1 spec.items"]
         );
         assert_eq!(s.fields_removed, ["v1alpha1 spec.old"]);
-        let text = render_text(
+        let text = to_text(
             &[Section {
                 package: "widgets".into(),
                 title: "upstream changes".into(),
@@ -534,7 +534,7 @@ mod tests {
             changes,
             detail: Detail::Unified,
         };
-        let md = render_markdown(
+        let md = to_markdown(
             "kpin diff",
             "",
             std::slice::from_ref(&section),
@@ -562,7 +562,7 @@ mod tests {
             max_chars: 600,
             max_lines_per_object: 400,
         };
-        let md = render_markdown(
+        let md = to_markdown(
             "kpin diff",
             "",
             &[section],
@@ -596,7 +596,7 @@ mod tests {
             ),
             detail: Detail::Unified,
         };
-        let md = render_markdown(
+        let md = to_markdown(
             "kpin diff",
             "",
             &[section],

@@ -100,7 +100,7 @@ fn field_lines(change: &ObjectChange, options: &DiffOptions) -> Vec<String> {
 }
 
 /// Plain text (optionally coloured) report: one block per section.
-pub fn render_text(sections: &[Section], options: &DiffOptions) -> String {
+pub fn to_text(sections: &[Section], options: &DiffOptions) -> String {
     let mut out = String::new();
     for (i, section) in sections.iter().enumerate() {
         if i > 0 {
@@ -241,7 +241,7 @@ impl Default for MarkdownLimits {
 /// block per changed object. `title` becomes the top heading and `preamble` (markdown, e.g.
 /// validation findings) follows it; `rerun` is the command printed when diffs had to be left
 /// out for size.
-pub fn render_markdown(
+pub fn to_markdown(
     title: &str,
     preamble: &str,
     sections: &[Section],

@@ -33,7 +33,7 @@ pub(super) fn print_report(
                 .validation
                 .as_ref()
                 .map(kpin::validate::Report::to_text);
-            super::out(&(findings.unwrap_or_default() + &changes::render_text(sections, options)))?;
+            super::out(&(findings.unwrap_or_default() + &changes::to_text(sections, options)))?;
         }
         DiffFormat::Json => {
             let mut json = changes::to_json(sections, options);
@@ -54,7 +54,7 @@ pub(super) fn print_report(
                 serde_json::to_string_pretty(&json).context("encoding JSON")?
             ))?;
         }
-        DiffFormat::Markdown => super::out(&changes::render_markdown(
+        DiffFormat::Markdown => super::out(&changes::to_markdown(
             &report.title,
             &report
                 .validation

@@ -17,7 +17,7 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     let reports =
         outdated::newer_versions(&packages, &client, args.prereleases, args.net.jobs).await;
     match args.output {
-        ReportFormat::Text => super::out(&outdated::render_table(&reports))?,
+        ReportFormat::Text => super::out(&outdated::to_table(&reports))?,
         ReportFormat::Json => super::out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&outdated::to_json(&reports))?

@@ -32,7 +32,7 @@ pub struct SourceFile {
     pub name: String,
     pub origin: Origin,
     /// What the lockfile records as the file's `url`.
-    pub locked_url: String,
+    pub locked_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +118,7 @@ pub async fn obtain(
         }
         Origin::Remote { url, auth } => {
             let client = client.ok_or_else(|| OfflineError {
-                url: source.locked_url.clone(),
+                url: source.locked_from.clone(),
             })?;
             reporter.debug(&format!("GET {url}"));
             announce();
@@ -185,7 +185,7 @@ pub async fn resolve(
                         url,
                         auth: Auth::GithubAsset,
                     },
-                    locked_url: asset.browser_download_url.clone(),
+                    locked_from: asset.browser_download_url.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?
@@ -242,7 +242,7 @@ pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFil
             quote(&file.name)
         )
     })?;
-    let origin = match file.url.strip_prefix(PATH_PREFIX) {
+    let origin = match file.from.strip_prefix(PATH_PREFIX) {
         Some(rel) => {
             let at = || {
                 format!(
@@ -257,12 +257,12 @@ pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFil
                     .with_context(at)?,
             }
         }
-        None => url_file(&file.url)?.origin,
+        None => url_file(&file.from)?.origin,
     };
     Ok(SourceFile {
         name: file.name.clone(),
         origin,
-        locked_url: file.url.clone(),
+        locked_from: file.from.clone(),
     })
 }
 
@@ -294,7 +294,7 @@ fn url_file(text: &str) -> Result<SourceFile> {
     Ok(SourceFile {
         name,
         origin,
-        locked_url: url.to_string(),
+        locked_from: url.to_string(),
     })
 }
 
@@ -316,7 +316,7 @@ fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<Source
         return Ok(vec![SourceFile {
             name,
             origin: Origin::Local { path },
-            locked_url: format!("{PATH_PREFIX}{rel}"),
+            locked_from: format!("{PATH_PREFIX}{rel}"),
         }]);
     }
     let mut files = Vec::new();
@@ -335,7 +335,7 @@ fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<Source
             .with_context(|| format!("local source {}", entry.path().display()))?;
         files.push(SourceFile {
             origin: Origin::Local { path: entry.path() },
-            locked_url: format!("{PATH_PREFIX}{rel}/{name}"),
+            locked_from: format!("{PATH_PREFIX}{rel}/{name}"),
             name,
         });
     }
@@ -375,7 +375,7 @@ mod tests {
         );
         let files = resolve(&m, &m.packages["a"], None).await.unwrap();
         assert_eq!(files[0].name, "deploy.yaml");
-        assert_eq!(files[0].locked_url, "https://h/v1.2.3/deploy.yaml");
+        assert_eq!(files[0].locked_from, "https://h/v1.2.3/deploy.yaml");
         assert!(files[0].origin.is_remote());
         assert_eq!(files[1].name, "crds-x.yaml");
         assert!(needs_network(&m.packages["a"]));
@@ -396,13 +396,13 @@ mod tests {
         let files = resolve(&m, &m.packages["a"], None).await.unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
-        assert_eq!(files[0].locked_url, "path:releases/1.0.0/a.yml");
+        assert_eq!(files[0].locked_from, "path:releases/1.0.0/a.yml");
         assert!(!needs_network(&m.packages["a"]));
         let again = locked_source(
             &m,
             &LockedFile {
                 name: "a.yml".into(),
-                url: files[0].locked_url.clone(),
+                from: files[0].locked_from.clone(),
                 sha256: String::new(),
                 size: 0,
             },
@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(again.origin, files[0].origin);
         let crafted = LockedFile {
             name: "../../escape.yaml".into(),
-            url: "https://h/a.yaml".into(),
+            from: "https://h/a.yaml".into(),
             sha256: String::new(),
             size: 0,
         };

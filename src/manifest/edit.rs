@@ -271,7 +271,7 @@ packages:
         ));
         let block = "packages:\n  a:\n    version: |\n      1.0.0\n";
         let err = edit_manifest_version(block, Path::new("kpin.yaml"), "a", "2.0.0").unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("kpin.yaml: cannot update the version of `a` in place"),
             "{text}"
@@ -364,7 +364,7 @@ packages:
         let anchored = "packages:\n  a:\n    environments:\n      dev: {version: *v}\nx: &v 1\n";
         let err = edit_env_version(anchored, Path::new("kpin.yaml"), "a", "dev", Some("3.0.0"))
             .unwrap_err();
-        let text = crate::error::render_error(&err);
+        let text = crate::error::format_error(&err);
         assert!(
             text.contains("cannot set the version of `a` in environment dev in place"),
             "{text}"

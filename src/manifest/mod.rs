@@ -1313,7 +1313,7 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        crate::error::render_error(&parse(text).unwrap_err())
+        crate::error::format_error(&parse(text).unwrap_err())
     }
 
     #[test]

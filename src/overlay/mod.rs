@@ -714,7 +714,7 @@ mod tests {
     pub(crate) fn err(objects: Vec<Value>, overlay: &str) -> String {
         match run(objects, overlay) {
             Ok(v) => panic!("expected an error, got {v:?}"),
-            Err(e) => crate::error::render_error(&e),
+            Err(e) => crate::error::format_error(&e),
         }
     }
 
@@ -751,14 +751,14 @@ mod tests {
     #[test]
     fn unknown_operation_and_field_are_errors_with_hints() {
         let e = parse("operations:\n- jsonpatch: {}\n").unwrap_err();
-        let text = crate::error::render_error(&e);
+        let text = crate::error::format_error(&e);
         assert!(
             text.contains("overlays/x.yaml: at `operations[0]`: unknown variant `jsonpatch`"),
             "{text}"
         );
         assert!(text.contains("hint: each operation is a mapping"), "{text}");
         let e = parse("operations:\n- remove: {select: {kind: X}, optinal: true}\n").unwrap_err();
-        assert!(crate::error::render_error(&e).contains("unknown field `optinal`"));
+        assert!(crate::error::format_error(&e).contains("unknown field `optinal`"));
     }
 
     #[test]
@@ -840,7 +840,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            crate::error::render_error(&e)
+            crate::error::format_error(&e)
                 .contains("add.files[0]: overlays/empty.yaml holds no objects")
         );
         let e = Overlay::parse(
@@ -851,14 +851,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            crate::error::render_error(&e).contains("add.files[0]: reading overlays/gone.yaml")
+            crate::error::format_error(&e).contains("add.files[0]: reading overlays/gone.yaml")
         );
     }
 
     #[test]
     fn label_values_must_be_strings() {
         let e = parse("operations:\n- labels: {set: {enabled: true}}\n").unwrap_err();
-        let text = crate::error::render_error(&e);
+        let text = crate::error::format_error(&e);
         assert!(text.contains("at `operations[0].labels.set.enabled`: invalid type: boolean `true`, expected a string"), "{text}");
         // YAML 1.2 for kpin's own keys: `on` stays a string.
         assert!(parse("operations:\n- labels: {set: {enabled: on}}\n").is_ok());

@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn invalid_pointer_is_a_parse_error() {
         let e = super::super::tests::parse("operations:\n- jsonPatch:\n    select: {kind: Deployment}\n    patch: [{op: add, path: spec/replicas, value: 5}]\n").unwrap_err();
-        let text = crate::error::render_error(&e);
+        let text = crate::error::format_error(&e);
         assert!(
             text.contains("overlays/x.yaml operations[0] (jsonPatch)"),
             "{text}"

@@ -483,7 +483,7 @@ fn render_upstream(path: &Path, version: &str, overlay: &str) -> render::Rendere
         },
         false,
     )
-    .unwrap_or_else(|e| panic!("{}: {}", path.display(), kpin::error::render_error(&e)))
+    .unwrap_or_else(|e| panic!("{}: {}", path.display(), kpin::error::format_error(&e)))
 }
 
 /// Every string value equal to `ns` under a `namespace` key, or naming `ns/` or `.ns.svc`, with its path.

@@ -276,7 +276,7 @@ fn the_size_limit_is_enforced() {
         .block_on(client.download(&url, kpin::fetch::Auth::None, dir.path(), &|_| {}))
         .err()
         .expect("refused");
-    let text = filter_ports(&kpin::error::render_error(&err));
+    let text = filter_ports(&kpin::error::format_error(&err));
     assert!(
         text.contains("larger than the limit of 1000 bytes"),
         "{text}"
@@ -1090,7 +1090,7 @@ fn github_releases_are_listed_across_pages_and_rate_limits_are_clear() {
             "example/limited",
         ))
         .unwrap_err();
-    let text = filter_ports(&kpin::error::render_error(&err));
+    let text = filter_ports(&kpin::error::format_error(&err));
     insta::assert_snapshot!("github_rate_limit", text);
     assert_eq!(
         server.hits("/api/repos/example/limited/releases?per_page=100"),
