@@ -1,0 +1,92 @@
+//! The render-stage digests kpin.lock records (overlay inputs, rendered YAML per environment),
+//! and the check `kpin verify` makes with them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::digest;
+use crate::manifest::{Manifest, Package};
+use crate::object::Object;
+
+use super::{overlay_paths, render_package, to_yaml};
+
+pub use crate::lockfile::RenderDigests;
+
+/// Name of the render without `--env` in `RenderDigests::rendered`.
+pub use crate::manifest::DEFAULT_ENV;
+
+/// The digest kpin.lock records for a render, and the ApplySet parent for what was applied.
+pub fn rendered_digest(objects: &[Object]) -> String {
+    format!("sha256:{}", digest::sha256_hex(to_yaml(objects).as_bytes()))
+}
+
+/// Digests of a package's overlay inputs and rendered output for every environment, each
+/// rendered from the version that environment uses. It is `sync`'s `LockHook`.
+pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> {
+    let envs: Vec<Option<&str>> = manifest.renders_of(package).collect();
+    let mut files = BTreeMap::new();
+    let mut chains = serde_json::Map::new();
+    let mut rendered = BTreeMap::new();
+    for env in envs {
+        let key = env.unwrap_or(DEFAULT_ENV);
+        let paths: Vec<&str> = overlay_paths(manifest, package, env)?
+            .iter()
+            .map(|listed| listed.path)
+            .collect();
+        chains.insert(key.to_owned(), Value::from(paths));
+        let out = render_package(manifest, package, env)?;
+        files.extend(
+            out.inputs
+                .iter()
+                .map(|(p, d)| (p.clone(), Value::String(d.clone()))),
+        );
+        rendered.insert(key.to_owned(), rendered_digest(&out.objects));
+    }
+    let inputs = serde_json::json!({
+        "namespace": package.namespace,
+        "overlays": chains,
+        "files": files,
+    });
+    Ok(RenderDigests {
+        overlays_digest: digest::of_json(&inputs),
+        rendered,
+    })
+}
+
+/// `verify::VerifyHook`: overlay edits that were not re-locked, renders that no longer match
+/// the lock (an environment added or removed counts as changed), and packages that no longer
+/// render at all.
+pub fn verify_hook(
+    manifest: &Manifest,
+    package: &Package,
+    locked: &crate::lockfile::LockedPackage,
+) -> Result<Vec<crate::verify::Problem>> {
+    use crate::verify::Problem;
+    let now = match digests(manifest, package) {
+        Ok(d) => d,
+        Err(err) => {
+            return Ok(vec![Problem::RenderFailed {
+                package: package.name.clone(),
+                error: crate::error::summary(&err),
+            }]);
+        }
+    };
+    let mut problems = Vec::new();
+    if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
+        problems.push(Problem::OverlaysChanged {
+            package: package.name.clone(),
+        });
+    }
+    let envs: BTreeSet<&String> = now.rendered.keys().chain(locked.rendered.keys()).collect();
+    for env in envs {
+        if now.rendered.get(env) != locked.rendered.get(env) {
+            problems.push(Problem::RenderChanged {
+                package: package.name.clone(),
+                env: env.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
