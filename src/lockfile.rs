@@ -119,12 +119,6 @@ pub struct RenderDigests {
 }
 
 impl LockedVersion {
-    /// Whether this entry still describes `view` (a package at one version) as kpin.yaml
-    /// pins it: the one test of lock currency, for `sync`, `verify` and `--locked`.
-    pub fn is_current(&self, view: &Package) -> bool {
-        self.version == view.version.raw && self.manifest_digest == view.manifest_digest
-    }
-
     /// The entry for `view` (a package at one version, see `Package::at_version`).
     pub fn new(view: &Package, files: Vec<LockedFile>) -> LockedVersion {
         LockedVersion {

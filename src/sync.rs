@@ -15,12 +15,10 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::error::{DriftError, HintExt};
+use crate::error::HintExt;
 use crate::fetch::{self, Cache, Client, NetOptions, SourceFile};
 use crate::fsutil;
-use crate::lockfile::{
-    LOCK_FORMAT, LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests,
-};
+use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
 use crate::transaction::Transaction;
@@ -129,7 +127,7 @@ pub async fn sync(
     let lock_path = manifest.lock_path();
     let old_lock = Lockfile::load(&lock_path)?;
     if options.locked {
-        check_locked(manifest, old_lock.as_ref())?;
+        verify::require_current(manifest, old_lock.as_ref())?;
     }
 
     // What is fetched and vendored: each package at each version in use.
@@ -163,7 +161,7 @@ pub async fn sync(
     // Phase 2: the lockfile as it will be, checked before vendor/ changes in --locked mode.
     let mut lock = planned_lock(manifest, old_lock.as_ref(), &prepared);
     if options.locked && options.hook.is_none() {
-        check_unchanged(manifest, old_lock.as_ref(), &lock)?;
+        verify::require_unchanged(manifest, old_lock.as_ref(), &lock)?;
     }
 
     // Phase 3: staged version directories replace the vendored ones (at the commit).
@@ -177,7 +175,7 @@ pub async fn sync(
     // Phase 5: the lockfile.
     let mut locked = Vec::new();
     if options.locked {
-        check_unchanged(manifest, old_lock.as_ref(), &lock)?;
+        verify::require_unchanged(manifest, old_lock.as_ref(), &lock)?;
     } else {
         locked = changed_entries(old_lock.as_ref(), &lock);
         let text = lock.to_text();
@@ -356,65 +354,6 @@ fn announce(report: &SyncReport, locked: &[String], reporter: &dyn Reporter) {
     }
 }
 
-/// `--locked` before any work: the lockfile exists and covers exactly the manifest's entries,
-/// every version in use included (the same checks as `kpin verify`).
-fn check_locked(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
-    let path = manifest.lock_path();
-    let Some(lock) = lock else {
-        return Err(DriftError::error(format!(
-            "{} is missing (--locked)",
-            path.display()
-        )))
-        .hint("run `kpin sync` and commit kpin.lock");
-    };
-    let reasons = verify::lock_problems(manifest, Some(lock));
-    if reasons.is_empty() {
-        return Ok(());
-    }
-    let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-    Err(DriftError::error(format!(
-        "{} is out of date (--locked): {}",
-        path.display(),
-        reasons.join("; ")
-    )))
-    .hint("run `kpin sync` and commit kpin.lock")
-}
-
-/// `--locked` after resolving: the lockfile would be written with exactly its current bytes.
-fn check_unchanged(manifest: &Manifest, old: Option<&Lockfile>, new: &Lockfile) -> Result<()> {
-    let Some(old) = old else {
-        return check_locked(manifest, None);
-    };
-    if old.to_text() == new.to_text() && old.version == LOCK_FORMAT {
-        return Ok(());
-    }
-    if old.version != LOCK_FORMAT {
-        return Err(DriftError::error(format!(
-            "{} is in lockfile format {} (--locked); this kpin writes format {LOCK_FORMAT}",
-            manifest.lock_path().display(),
-            old.version
-        )))
-        .hint("run `kpin sync` once and commit kpin.lock: it records the same versions and digests in the new format");
-    }
-    let changed: Vec<&str> = new
-        .packages
-        .iter()
-        .filter(|(name, entry)| old.packages.get(*name) != Some(*entry))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    Err(DriftError::error(format!(
-        "{} would change (--locked): package{} {}",
-        manifest.lock_path().display(),
-        if changed.len() == 1 { "" } else { "s" },
-        changed
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
-    .hint("run `kpin sync`, review the changes and commit kpin.lock")
-}
-
 /// One package version ready to be swapped in.
 struct Staged {
     files: Vec<LockedFile>,
@@ -533,7 +472,7 @@ impl Session<'_> {
             .old_lock
             .and_then(|l| l.packages.get(&package.name))
             .and_then(|e| e.version(&package.version.raw))
-            .filter(|e| e.is_current(package))
+            .filter(|e| verify::entry_is_current(e, package))
             .filter(|_| !matches!(package.source, Source::Path { .. }));
         let mut wanted = match reusable {
             Some(entry) => self.locked_files(package, entry)?,

@@ -1,5 +1,7 @@
-//! `kpin verify`: offline agreement check of kpin.yaml, kpin.lock and vendor/, listing every
-//! problem found rather than stopping at the first.
+//! Whether kpin.lock is current for kpin.yaml, its environments and its renders, and if not,
+//! why; and whether vendor/ holds what it locks. The one place `kpin verify`, `sync --locked`,
+//! `--locked` on render/diff/apply/status and `apply`'s warning ask; every problem is listed
+//! rather than stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -9,9 +11,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::error::{DriftError, HintExt};
 use crate::fetch;
 use crate::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
+use crate::render::{self, RenderedPackage};
 use crate::vendor::{self, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
@@ -274,6 +278,127 @@ pub fn lock_problems(manifest: &Manifest, lock: Option<&Lockfile>) -> Vec<Proble
     problems
 }
 
+/// `sync --locked` before any work: kpin.lock exists and covers exactly the manifest's
+/// entries, every version in use included (`lock_problems`, as `kpin verify` reports them).
+pub fn require_current(manifest: &Manifest, lock: Option<&Lockfile>) -> Result<()> {
+    let path = manifest.lock_path();
+    let Some(lock) = lock else {
+        return Err(DriftError::error(format!(
+            "{} is missing (--locked)",
+            path.display()
+        )))
+        .hint("run `kpin sync` and commit kpin.lock");
+    };
+    let reasons = lock_problems(manifest, Some(lock));
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+    Err(DriftError::error(format!(
+        "{} is out of date (--locked): {}",
+        path.display(),
+        reasons.join("; ")
+    )))
+    .hint("run `kpin sync` and commit kpin.lock")
+}
+
+/// `sync --locked` after resolving: kpin.lock would be written with exactly its current bytes.
+pub fn require_unchanged(
+    manifest: &Manifest,
+    old: Option<&Lockfile>,
+    new: &Lockfile,
+) -> Result<()> {
+    let Some(old) = old else {
+        return require_current(manifest, None);
+    };
+    if old.to_text() == new.to_text() && old.version == LOCK_FORMAT {
+        return Ok(());
+    }
+    if old.version != LOCK_FORMAT {
+        return Err(DriftError::error(format!(
+            "{} is in lockfile format {} (--locked); this kpin writes format {LOCK_FORMAT}",
+            manifest.lock_path().display(),
+            old.version
+        )))
+        .hint("run `kpin sync` once and commit kpin.lock: it records the same versions and digests in the new format");
+    }
+    let changed: Vec<&str> = new
+        .packages
+        .iter()
+        .filter(|(name, entry)| old.packages.get(*name) != Some(*entry))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    Err(DriftError::error(format!(
+        "{} would change (--locked): package{} {}",
+        manifest.lock_path().display(),
+        if changed.len() == 1 { "" } else { "s" },
+        changed
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .hint("run `kpin sync`, review the changes and commit kpin.lock")
+}
+
+/// The render stage's part of lock currency (the `VerifyHook` of `kpin verify` and
+/// `--locked`): overlay edits that were not re-locked, renders that no longer match the lock (an
+/// environment added or removed counts as changed), and packages that no longer render at all.
+pub fn render_problems(
+    manifest: &Manifest,
+    package: &Package,
+    locked: &LockedPackage,
+) -> Result<Vec<Problem>> {
+    let now = match render::digests(manifest, package) {
+        Ok(d) => d,
+        Err(err) => {
+            return Ok(vec![Problem::RenderFailed {
+                package: package.name.clone(),
+                error: crate::error::summary(&err),
+            }]);
+        }
+    };
+    let mut problems = Vec::new();
+    if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
+        problems.push(Problem::OverlaysChanged {
+            package: package.name.clone(),
+        });
+    }
+    let envs: BTreeSet<&String> = now.rendered.keys().chain(locked.rendered.keys()).collect();
+    for env in envs {
+        if now.rendered.get(env) != locked.rendered.get(env) {
+            problems.push(Problem::RenderChanged {
+                package: package.name.clone(),
+                env: env.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
+/// Whether this lock entry still describes `view` (a package at one version) as kpin.yaml pins
+/// it: the one test of an entry's currency, for `sync` (may the entry's files be reused?),
+/// `verify` and `--locked`.
+pub fn entry_is_current(entry: &LockedVersion, view: &Package) -> bool {
+    entry.version == view.version.raw && entry.manifest_digest == view.manifest_digest
+}
+
+/// The packages of `rendered` (renders for `env`) whose render kpin.lock records otherwise:
+/// what an `apply` without `--locked` would leave for `kpin status` to show as not matching.
+pub fn unlocked_renders<'a>(
+    lock: &Lockfile,
+    env: &str,
+    rendered: impl IntoIterator<Item = &'a RenderedPackage>,
+) -> Vec<&'a RenderedPackage> {
+    rendered
+        .into_iter()
+        .filter(|r| {
+            let locked = lock.packages.get(&r.name).and_then(|p| p.rendered.get(env));
+            locked != Some(&render::rendered_digest(&r.objects))
+        })
+        .collect()
+}
+
 /// The vendored files (and local sources) of a package whose lock entry is current, then the
 /// render checks of `hook` when the files are right.
 fn package_problems(
@@ -340,7 +465,7 @@ fn stale_entry(manifest: &Manifest, package: &Package, entry: &LockedPackage) ->
         let view = package.at_version(version);
         let fresh = entry
             .version(&version.raw)
-            .is_some_and(|l| l.is_current(&view));
+            .is_some_and(|l| entry_is_current(l, &view));
         let reported = problems
             .iter()
             .any(|p| matches!(p, Problem::StaleEntry { version: v, .. } if *v == version.raw));

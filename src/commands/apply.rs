@@ -13,7 +13,7 @@ use kpin::error::Outcome;
 use kpin::lockfile::Lockfile;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
-use kpin::render::{self, DEFAULT_ENV, RenderedPackage, render_package};
+use kpin::render::{DEFAULT_ENV, RenderedPackage, render_package};
 
 use super::Ctx;
 use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat, ValidateArgs};
@@ -97,14 +97,8 @@ fn warn_unlocked_renders(ctx: &Ctx<'_>, plan: &Plan) -> Result<()> {
         return Ok(());
     };
     let env = plan.env.as_deref().unwrap_or(DEFAULT_ENV);
-    for (rendered, _) in &plan.packages {
-        let locked = lock
-            .packages
-            .get(&rendered.name)
-            .and_then(|p| p.rendered.get(env));
-        if locked == Some(&render::rendered_digest(&rendered.objects)) {
-            continue;
-        }
+    let rendered = plan.packages.iter().map(|(r, _)| r);
+    for rendered in kpin::verify::unlocked_renders(&lock, env, rendered) {
         ctx.term.warn(&format!(
             "{} {}: kpin.lock records another render for {env}; `kpin status` will show what this apply leaves as not matching the lock (run `kpin sync` and commit kpin.lock)",
             rendered.name, rendered.version

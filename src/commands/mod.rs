@@ -64,7 +64,7 @@ impl Ctx<'_> {
     pub fn checked_manifest(&self, locked: &LockedArg) -> Result<Manifest> {
         let manifest = self.manifest()?;
         if locked.locked {
-            let problems = kpin::verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
+            let problems = kpin::verify::verify(&manifest, Some(&kpin::verify::render_problems))?;
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
                 return Err(DriftError::error(format!(

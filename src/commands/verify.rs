@@ -15,7 +15,7 @@ use crate::cli::{ReportFormat, VerifyArgs};
 
 pub fn run(ctx: &Ctx<'_>, args: &VerifyArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
-    let problems = verify::verify(&manifest, Some(&kpin::render::verify_hook))?;
+    let problems = verify::verify(&manifest, Some(&kpin::verify::render_problems))?;
     let validation = if args.validate.enabled(true) {
         let envs = manifest.every_environment();
         match validate::validate_manifest(&manifest, &[], &envs, args.validate.kubernetes_version) {

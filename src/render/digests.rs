@@ -1,7 +1,7 @@
 //! The render-stage digests kpin.lock records (overlay inputs, rendered YAML per environment),
 //! and the check `kpin verify` makes with them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -53,40 +53,4 @@ pub fn digests(manifest: &Manifest, package: &Package) -> Result<RenderDigests> 
         overlays_digest: digest::of_json(&inputs),
         rendered,
     })
-}
-
-/// `verify::VerifyHook`: overlay edits that were not re-locked, renders that no longer match
-/// the lock (an environment added or removed counts as changed), and packages that no longer
-/// render at all.
-pub fn verify_hook(
-    manifest: &Manifest,
-    package: &Package,
-    locked: &crate::lockfile::LockedPackage,
-) -> Result<Vec<crate::verify::Problem>> {
-    use crate::verify::Problem;
-    let now = match digests(manifest, package) {
-        Ok(d) => d,
-        Err(err) => {
-            return Ok(vec![Problem::RenderFailed {
-                package: package.name.clone(),
-                error: crate::error::summary(&err),
-            }]);
-        }
-    };
-    let mut problems = Vec::new();
-    if locked.overlays_digest.as_deref() != Some(now.overlays_digest.as_str()) {
-        problems.push(Problem::OverlaysChanged {
-            package: package.name.clone(),
-        });
-    }
-    let envs: BTreeSet<&String> = now.rendered.keys().chain(locked.rendered.keys()).collect();
-    for env in envs {
-        if now.rendered.get(env) != locked.rendered.get(env) {
-            problems.push(Problem::RenderChanged {
-                package: package.name.clone(),
-                env: env.clone(),
-            });
-        }
-    }
-    Ok(problems)
 }

@@ -22,7 +22,7 @@ mod explain;
 mod output_dir;
 mod overlays;
 
-pub use digests::{DEFAULT_ENV, RenderDigests, digests, rendered_digest, verify_hook};
+pub use digests::{DEFAULT_ENV, RenderDigests, digests, rendered_digest};
 pub use explain::explain;
 pub use output_dir::{object_file_name, write_output_dir};
 pub use overlays::{ListedOverlay, load_overlay, overlay_paths, package_overlays};
