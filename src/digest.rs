@@ -1,12 +1,25 @@
-//! sha256 digests: of bytes, streamed, and of canonical JSON (for manifest entries, overlays and
+//! sha256 digests: of bytes, of files, streamed, and of canonical JSON (for manifest entries, overlays and
 //! the fingerprints of applied objects).
 
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Lowercase hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Lowercase hex sha256 and size of a file, streamed.
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = Hasher::default();
+    let size = std::io::copy(&mut file, &mut hasher)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((hasher.finish_hex(), size))
 }
 
 /// `sha256:<hex>` of a JSON value with object keys sorted, so key order never changes it.

@@ -22,7 +22,7 @@ use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, Render
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
 use crate::transaction::Transaction;
-use crate::vendor::{self, Extra};
+use crate::vendor::{self, Extra, VersionDir};
 use crate::verify;
 
 /// Computes the render-stage lock fields of a package once its files are vendored.
@@ -466,7 +466,7 @@ impl Session<'_> {
     /// new vendor directory staged unless the vendored one holds exactly those files.
     async fn prepare(&self, package: &Package) -> Result<Staged> {
         let vendor_dir = self.manifest.package_vendor_dir(package);
-        let vendored = scan_vendor(&vendor_dir)?;
+        let vendored = vendor::scan(&vendor_dir)?;
         // Local sources are re-read every time: their files can change without kpin.yaml changing.
         let reusable = self
             .old_lock
@@ -487,7 +487,8 @@ impl Session<'_> {
         )
         .await?;
         let mut prepared = Staged::of(&obtained);
-        if !vendored.holds(&obtained) {
+        let files: Vec<LockedFile> = obtained.iter().map(|o| o.locked.clone()).collect();
+        if !vendored.holds_exactly(&files) {
             self.stage(package, &obtained, &prepared)?;
             prepared.replacement = true;
         }
@@ -542,7 +543,7 @@ impl Session<'_> {
         &self,
         package: &Package,
         wanted: &mut [Wanted],
-        vendored: &VendorScan,
+        vendored: &VersionDir,
     ) -> Result<()> {
         let missing = |w: &Wanted| {
             w.expected.as_ref().is_some_and(|(sha, _)| {
@@ -597,7 +598,7 @@ impl Session<'_> {
         &self,
         package: &Package,
         wanted: &Wanted,
-        vendored: &VendorScan,
+        vendored: &VersionDir,
     ) -> Result<ReadyFile> {
         let name = &wanted.source.name;
         let locked_file = |sha256: String, size: u64| LockedFile {
@@ -670,7 +671,7 @@ impl Session<'_> {
         &self,
         package: &Package,
         wanted: &Wanted,
-        vendored: &VendorScan,
+        vendored: &VersionDir,
     ) -> anyhow::Error {
         let name = &wanted.source.name;
         if let (Some((sha, _)), Some((expected, _))) = (vendored.files.get(name), &wanted.expected)
@@ -739,52 +740,6 @@ fn check_pins_match(package: &Package, files: &[SourceFile]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The files currently in `vendor/<package>/<version>`, hashed.
-#[derive(Default)]
-struct VendorScan {
-    /// `vendor/<package>/<version>`.
-    dir: PathBuf,
-    files: BTreeMap<String, (String, u64)>,
-    /// No subdirectories or other non-files.
-    clean: bool,
-}
-
-impl VendorScan {
-    /// The directory holds exactly the obtained files and nothing else.
-    fn holds(&self, obtained: &[ReadyFile]) -> bool {
-        self.clean
-            && self.files.len() == obtained.len()
-            && obtained.iter().all(|o| {
-                self.files
-                    .get(&o.locked.name)
-                    .is_some_and(|(sha, _)| *sha == o.locked.sha256)
-            })
-    }
-}
-
-fn scan_vendor(dir: &Path) -> Result<VendorScan> {
-    let mut scan = VendorScan {
-        dir: dir.to_path_buf(),
-        files: BTreeMap::new(),
-        clean: true,
-    };
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scan),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            scan.files.insert(name, fetch::hash_file(&entry.path())?);
-        } else {
-            scan.clean = false;
-        }
-    }
-    Ok(scan)
 }
 
 /// The directories below vendor/ that kpin put there and no longer needs (see

@@ -425,31 +425,30 @@ fn finish(root: &Path, journal: &Journal, at: &mut Checkpoints<'_>) -> Result<()
 
 /// The staged directory holds exactly the expected files with their digests.
 fn verify_staged(dir: &Path, expected: &[LockedFile]) -> Result<()> {
-    let mut found: Vec<String> = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        found.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    found.sort();
-    let mut wanted: Vec<&str> = expected.iter().map(|f| f.name.as_str()).collect();
-    wanted.sort_unstable();
-    if found != wanted {
+    let scan = crate::vendor::scan(dir)?;
+    let differences = scan.differences(expected);
+    if let Some(crate::vendor::Difference::Changed {
+        file,
+        expected,
+        actual,
+    }) = differences
+        .iter()
+        .find(|d| matches!(d, crate::vendor::Difference::Changed { .. }))
+    {
         anyhow::bail!(
-            "staged {} holds {:?}, expected {:?}",
-            dir.display(),
-            found,
-            wanted
+            "staged file {} has sha256 {actual}, expected {expected}",
+            dir.join(file).display()
         );
     }
-    for f in expected {
-        let (sha, _) = crate::fetch::hash_file(&dir.join(&f.name))?;
-        if sha != f.sha256 {
-            anyhow::bail!(
-                "staged file {} has sha256 {sha}, expected {}",
-                dir.join(&f.name).display(),
-                f.sha256
-            );
-        }
+    if !differences.is_empty() {
+        let found: std::collections::BTreeSet<&String> =
+            scan.files.keys().chain(&scan.others).collect();
+        let wanted: std::collections::BTreeSet<&String> =
+            expected.iter().map(|f| &f.name).collect();
+        anyhow::bail!(
+            "staged {} holds {found:?}, expected {wanted:?}",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -704,29 +704,7 @@ fn current_files(
     {
         return Ok(v.files.clone());
     }
-    let dir = manifest.version_dir(&package.name, &version.raw);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading {}", dir.display()))?
-            .path();
-        if path.is_file() {
-            let (sha256, size) = fetch::hash_file(&path)?;
-            files.push(LockedFile {
-                name: path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                from: String::new(),
-                sha256,
-                size,
-            });
-        }
-    }
-    Ok(files)
+    Ok(crate::vendor::scan(&manifest.version_dir(&package.name, &version.raw))?.as_locked())
 }
 
 /// Whether two versions' files have the same names and bytes.

@@ -1,16 +1,118 @@
-//! What vendor/ holds, decided in one place for `sync` (which removes what is stale) and
-//! `verify` (which reports it): the directories kpin manages — the packages of kpin.yaml and of
+//! What vendor/ holds, decided in one place: what one version directory holds against the files
+//! locked for it (`scan`, for `sync`, `verify`, `upgrade` and the transaction's pre-commit
+//! check), and, for `sync` (which removes what is stale) and `verify` (which reports it), the
+//! directories kpin manages — the packages of kpin.yaml and of
 //! the previous kpin.lock, one directory per version in use by the package or any of its
 //! environments — and everything else, which kpin never touches (a Go `vendor/github.com` tree,
 //! a README).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::lockfile::Lockfile;
+use crate::lockfile::{LockedFile, Lockfile};
 use crate::manifest::Manifest;
+
+/// What one version directory (`vendor/<package>/<version>`, or its staged copy) holds.
+#[derive(Debug, Clone, Default)]
+pub struct VersionDir {
+    pub dir: PathBuf,
+    /// Whether the directory exists.
+    pub exists: bool,
+    /// Its files by name, with their sha256 and size.
+    pub files: BTreeMap<String, (String, u64)>,
+    /// Entries that are not files (subdirectories, sockets...).
+    pub others: BTreeSet<String>,
+}
+
+/// How a version directory differs from the files locked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// A locked file that is not there as a file.
+    Missing(String),
+    /// Something there that is not locked.
+    Extra(String),
+    /// A locked file with other bytes.
+    Changed {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+/// Read and hash `dir`; a directory that does not exist holds nothing.
+pub fn scan(dir: &Path) -> Result<VersionDir> {
+    let mut out = VersionDir {
+        dir: dir.to_path_buf(),
+        ..VersionDir::default()
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    out.exists = true;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Followed: a vendored file may be a symlink (tests link upstream releases in place).
+        if entry.path().is_file() {
+            out.files
+                .insert(name, crate::digest::hash_file(&entry.path())?);
+        } else {
+            out.others.insert(name);
+        }
+    }
+    Ok(out)
+}
+
+impl VersionDir {
+    /// How the directory differs from `expected`: the locked files in their order (missing or
+    /// changed), then what is there beyond them, by name.
+    pub fn differences(&self, expected: &[LockedFile]) -> Vec<Difference> {
+        let mut out = Vec::new();
+        for file in expected {
+            match self.files.get(&file.name) {
+                None => out.push(Difference::Missing(file.name.clone())),
+                Some((actual, _)) if *actual != file.sha256 => out.push(Difference::Changed {
+                    file: file.name.clone(),
+                    expected: file.sha256.clone(),
+                    actual: actual.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        let locked: BTreeSet<&str> = expected.iter().map(|f| f.name.as_str()).collect();
+        let there: BTreeSet<&String> = self.files.keys().chain(&self.others).collect();
+        out.extend(
+            there
+                .into_iter()
+                .filter(|name| !locked.contains(name.as_str()))
+                .map(|name| Difference::Extra(name.clone())),
+        );
+        out
+    }
+
+    /// Whether the directory holds exactly `expected`, byte for byte, and nothing else.
+    pub fn holds_exactly(&self, expected: &[LockedFile]) -> bool {
+        self.exists && self.differences(expected).is_empty()
+    }
+
+    /// The files as lock entries with no origin (for versions kpin.lock does not record).
+    pub fn as_locked(&self) -> Vec<LockedFile> {
+        self.files
+            .iter()
+            .map(|(name, (sha256, size))| LockedFile {
+                name: name.clone(),
+                from: String::new(),
+                sha256: sha256.clone(),
+                size: *size,
+            })
+            .collect()
+    }
+}
 
 /// Something in vendor/ that is not a package version in use.
 #[derive(Debug, Clone, PartialEq, Eq)]

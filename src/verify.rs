@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -16,7 +15,7 @@ use crate::fetch;
 use crate::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
 use crate::render::{self, RenderedPackage};
-use crate::vendor::{self, Extra};
+use crate::vendor::{self, Difference, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -500,46 +499,41 @@ fn vendor_problems(
     package: &Package,
     entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
-    let dir = manifest.package_vendor_dir(package);
-    let (name, version) = (&package.name, &package.version.raw);
-    if !dir.is_dir() {
-        return Ok(vec![Problem::VendorMissing {
-            package: name.clone(),
-            version: version.clone(),
-        }]);
+    let scan = vendor::scan(&manifest.package_vendor_dir(package))?;
+    let (package, version) = (package.name.clone(), package.version.raw.clone());
+    if !scan.exists {
+        return Ok(vec![Problem::VendorMissing { package, version }]);
     }
-    let mut problems = Vec::new();
-    let mut present: BTreeSet<String> = BTreeSet::new();
-    for item in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let item = item.with_context(|| format!("reading {}", dir.display()))?;
-        present.insert(item.file_name().to_string_lossy().into_owned());
-    }
-    for file in &entry.files {
-        let path = dir.join(&file.name);
-        if !present.remove(&file.name) || !path.is_file() {
-            problems.push(Problem::MissingFile {
-                package: name.clone(),
-                version: version.clone(),
-                file: file.name.clone(),
-            });
-            continue;
-        }
-        let (actual, _) = fetch::hash_file(&path)?;
-        if actual != file.sha256 {
-            problems.push(Problem::TamperedFile {
-                package: name.clone(),
-                version: version.clone(),
-                file: file.name.clone(),
-                expected: file.sha256.clone(),
-                actual,
-            });
-        }
-    }
-    problems.extend(present.into_iter().map(|file| Problem::ExtraFile {
-        package: name.clone(),
-        version: version.clone(),
-        file,
-    }));
+    let problems = scan
+        .differences(&entry.files)
+        .into_iter()
+        .map(|difference| {
+            let (package, version) = (package.clone(), version.clone());
+            match difference {
+                Difference::Missing(file) => Problem::MissingFile {
+                    package,
+                    version,
+                    file,
+                },
+                Difference::Extra(file) => Problem::ExtraFile {
+                    package,
+                    version,
+                    file,
+                },
+                Difference::Changed {
+                    file,
+                    expected,
+                    actual,
+                } => Problem::TamperedFile {
+                    package,
+                    version,
+                    file,
+                    expected,
+                    actual,
+                },
+            }
+        })
+        .collect();
     Ok(problems)
 }
 
@@ -557,7 +551,7 @@ fn local_source_problems(
         let locked = entry.files.iter().find(|f| f.name == file.name);
         let changed = match (&file.origin, locked) {
             (fetch::Origin::Local { path }, Some(locked)) => {
-                fetch::hash_file(path)?.0 != locked.sha256
+                crate::digest::hash_file(path)?.0 != locked.sha256
             }
             _ => true,
         };
@@ -606,7 +600,7 @@ mod tests {
         crate::sync::tests::run(&manifest, &options).unwrap();
         assert_eq!(verify(&manifest, None).unwrap(), []);
 
-        fs::write(dir.path().join("vendor/b/1.0.0/a.yaml"), "edited\n").unwrap();
+        std::fs::write(dir.path().join("vendor/b/1.0.0/a.yaml"), "edited\n").unwrap();
         let hook = |_: &Manifest, p: &Package, _: &LockedPackage| {
             Ok(vec![Problem::RenderChanged {
                 package: p.name.clone(),

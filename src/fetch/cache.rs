@@ -2,7 +2,6 @@
 //! a second sync (or another checkout) downloads nothing.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -10,7 +9,6 @@ use anyhow::{Context, Result};
 use url::Url;
 
 use super::http::{Auth, Client};
-use crate::digest::Hasher;
 use crate::error::HintExt;
 
 /// Where the cache lives when nothing overrides it: `$XDG_CACHE_HOME/kpin`, else `~/.cache/kpin`.
@@ -118,25 +116,6 @@ impl Cache {
     }
 }
 
-/// sha256 and size of a file, streamed.
-pub fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((hasher.finish_hex(), size))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +126,7 @@ mod tests {
         let cache = Cache::new(dir.path().to_path_buf());
         let src = dir.path().join("src.yaml");
         fs::write(&src, "kind: ConfigMap\n").unwrap();
-        let (sha, size) = hash_file(&src).unwrap();
+        let (sha, size) = crate::digest::hash_file(&src).unwrap();
         assert_eq!(size, 16);
         assert!(cache.get(&sha).is_none());
         let stored = cache.insert_copy(&src, &sha).unwrap();

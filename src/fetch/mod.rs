@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use url::Url;
 
-pub use cache::{Cache, hash_file};
+pub use cache::Cache;
 pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
 use crate::error::{HintExt, quote};
@@ -89,7 +89,7 @@ pub async fn obtain(
 ) -> Result<Obtained> {
     let name = &source.name;
     if let Some(path) = expected.and_then(|sha| cache.get(sha)) {
-        let (sha256, size) = hash_file(&path)?;
+        let (sha256, size) = crate::digest::hash_file(&path)?;
         if Some(sha256.as_str()) == expected {
             reporter.debug(&format!("{name}: cache hit {}", path.display()));
             return Ok(Obtained {
@@ -108,7 +108,7 @@ pub async fn obtain(
     match &source.origin {
         Origin::Local { path } => {
             reporter.debug(&format!("{name}: reading {}", path.display()));
-            let (sha256, size) = hash_file(path)?;
+            let (sha256, size) = crate::digest::hash_file(path)?;
             Ok(Obtained {
                 sha256,
                 size,
