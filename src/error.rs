@@ -83,6 +83,16 @@ impl fmt::Debug for Hinted {
     }
 }
 
+/// Whether `err`, or an error in its chain, is an `E`, looking through hints (a `Hinted`
+/// forwards `source()` past the error it wraps, so the chain alone does not show it).
+pub fn is<E: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.is::<E>()
+            || e.downcast_ref::<Hinted>()
+                .is_some_and(|h| is::<E>(&h.inner))
+    })
+}
+
 impl std::error::Error for Hinted {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.inner.source()

@@ -16,7 +16,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::HintExt;
-use crate::fetch::{self, Cache, Client, NetOptions, SourceFile};
+use crate::fetch::{
+    self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
+};
 use crate::fsutil;
 use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests};
 use crate::manifest::{Manifest, Package, Pins, Source};
@@ -90,28 +92,6 @@ pub struct VendoredPackage {
     pub cached: usize,
     /// Whether `vendor/<name>/<version>` was (re)written.
     pub vendored: bool,
-}
-
-/// What a file's digest was checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PinSource {
-    Lockfile,
-    Pin,
-}
-
-/// A file whose bytes are not the ones kpin.lock or a `sha256` pin expects.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "sha256 mismatch for `{file}` of package `{package}` from {url}: expected {expected} ({}), got {actual}",
-    match against { PinSource::Lockfile => "kpin.lock", PinSource::Pin => "sha256 pin in kpin.yaml" }
-)]
-pub struct DigestMismatch {
-    pub package: String,
-    pub file: String,
-    pub url: String,
-    pub expected: String,
-    pub actual: String,
-    pub against: PinSource,
 }
 
 /// What to do when vendor/ cannot hold the vendored releases.
@@ -634,8 +614,12 @@ impl Session<'_> {
             );
         };
         let got = match fetch::obtain(
+            &package.name,
             &wanted.source,
-            expected,
+            wanted.expected.as_ref().map(|(sha256, against)| Expected {
+                sha256,
+                against: *against,
+            }),
             &self.cache,
             client,
             self.reporter,
@@ -647,16 +631,12 @@ impl Session<'_> {
             Err(e) if e.downcast_ref::<fetch::OfflineError>().is_some() => {
                 return Err(self.offline_error(package, wanted, vendored));
             }
+            Err(e) if crate::error::is::<DigestMismatch>(&e) => return Err(e),
             Err(e) if wanted.source.origin.is_remote() => {
                 return Err(e.context(format!("package `{}` file `{name}`", package.name)));
             }
             Err(e) => return Err(e.context(format!("package `{}`", package.name))),
         };
-        if let Some((expected, against)) = &wanted.expected
-            && *expected != got.sha256
-        {
-            return Err(mismatch(package, wanted, expected, &got.sha256, *against));
-        }
         Ok(ReadyFile {
             locked: locked_file(got.sha256, got.size),
             content: got.content,
@@ -699,30 +679,6 @@ impl Session<'_> {
         )
         .hint("run `kpin sync` once with network access, or restore vendor/ from version control")
     }
-}
-
-fn mismatch(
-    package: &Package,
-    wanted: &Wanted,
-    expected: &str,
-    actual: &str,
-    against: PinSource,
-) -> anyhow::Error {
-    let hint = match against {
-        PinSource::Lockfile => {
-            "the file changed upstream since it was locked; if that is expected, delete the package's entry from kpin.lock, run `kpin sync` and review the new files"
-        }
-        PinSource::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
-    };
-    anyhow::Error::new(DigestMismatch {
-        package: package.name.clone(),
-        file: wanted.source.name.clone(),
-        url: wanted.source.locked_from.clone(),
-        expected: expected.to_owned(),
-        actual: actual.to_owned(),
-        against,
-    })
-    .hint(hint)
 }
 
 /// Pins by file name must name files the source actually has.

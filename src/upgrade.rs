@@ -643,7 +643,10 @@ async fn stage_package(
     let sources = fetch::resolve(manifest, package, fetching.client).await?;
     let mut locked = Vec::with_capacity(sources.len());
     for source in sources {
+        // No digest to check against: kpin.lock does not know this version yet, and the
+        // `sha256` pins are the old version's until they are rewritten from these files.
         let got = fetch::obtain(
+            &package.name,
             &source,
             None,
             &fetching.cache,

@@ -74,12 +74,90 @@ pub struct OfflineError {
     pub url: String,
 }
 
-/// Get one release file's bytes: from the cache when `expected` names a digest it holds
-/// (re-hashed: a cache entry can be damaged like any file), from a local source, or downloaded
-/// with `client` (`None`: an [`OfflineError`]). The digest is the bytes' own: comparing it with
-/// what was expected is the caller's, who knows what to say about a mismatch. `announce` is
-/// called before a download.
+/// What a file's digest was checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinSource {
+    Lockfile,
+    Pin,
+}
+
+/// A file whose bytes are not the ones kpin.lock or a `sha256` pin expects.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "sha256 mismatch for `{file}` of package `{package}` from {url}: expected {expected} ({}), got {actual}",
+    match against { PinSource::Lockfile => "kpin.lock", PinSource::Pin => "sha256 pin in kpin.yaml" }
+)]
+pub struct DigestMismatch {
+    pub package: String,
+    pub file: String,
+    pub url: String,
+    pub expected: String,
+    pub actual: String,
+    pub against: PinSource,
+}
+
+/// The error for bytes that are not the expected ones, with what to do about it.
+fn mismatch(
+    package: &str,
+    source: &SourceFile,
+    expected: &Expected<'_>,
+    actual: &str,
+) -> anyhow::Error {
+    let against = expected.against;
+    let hint = match against {
+        PinSource::Lockfile => {
+            "the file changed upstream since it was locked; if that is expected, delete the package's entry from kpin.lock, run `kpin sync` and review the new files"
+        }
+        PinSource::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
+    };
+    anyhow::Error::new(DigestMismatch {
+        package: package.to_owned(),
+        file: source.name.clone(),
+        url: source.locked_from.clone(),
+        expected: expected.sha256.to_owned(),
+        actual: actual.to_owned(),
+        against,
+    })
+    .hint(hint)
+}
+
+/// The digest a file must have, and who says so.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub sha256: &'a str,
+    pub against: PinSource,
+}
+
+/// Get one release file (of `package`) and check it: from the cache when `expected` names a
+/// digest it holds (re-hashed: a cache entry can be damaged like any file), from a local
+/// source, or downloaded with `client` (`None`: an [`OfflineError`]). Bytes whose digest is not
+/// the expected one are a [`DigestMismatch`], whatever their way here. `announce` is called
+/// before a download.
 pub async fn obtain(
+    package: &str,
+    source: &SourceFile,
+    expected: Option<Expected<'_>>,
+    cache: &Cache,
+    client: Option<&Client>,
+    reporter: &dyn Reporter,
+    announce: &dyn Fn(),
+) -> Result<Obtained> {
+    let got = obtain_unchecked(
+        source,
+        expected.map(|e| e.sha256),
+        cache,
+        client,
+        reporter,
+        announce,
+    )
+    .await?;
+    match expected {
+        Some(e) if e.sha256 != got.sha256 => Err(mismatch(package, source, &e, &got.sha256)),
+        _ => Ok(got),
+    }
+}
+
+async fn obtain_unchecked(
     source: &SourceFile,
     expected: Option<&str>,
     cache: &Cache,
