@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use kpin::fetch::{Auth, Client, NetOptions};
 use kpin::manifest::Manifest;
 use kpin::progress::Silent;
-use kpin::sync::{SyncOptions, sync};
+use kpin::vendoring::sync::{SyncOptions, sync};
 
 const PACKAGES: usize = 20;
 const LATENCY: Duration = Duration::from_millis(50);

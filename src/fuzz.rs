@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::lockfile::Lockfile;
+use crate::vendoring::lockfile::Lockfile;
 use crate::manifest::Manifest;
 use crate::overlay::Overlay;
 use serde_json::Value;

@@ -3,18 +3,18 @@
 //! Every stage is a library module with its own tests; the `kpin` binary only parses arguments,
 //! calls these modules and prints.
 //!
-//! - foundation: [`manifest`], [`lockfile`], [`fetch`], [`sync`], [`verify`], and
-//!   [`transaction`], the one way vendor/, kpin.lock and kpin.yaml change together
+//! - the project: [`manifest`] (kpin.yaml), [`init`] and [`add`] (starting it), [`fetch`]
+//!   (release files by pinned version)
+//! - the vendoring stage: [`vendoring`] (sync, the transaction that changes vendor/, kpin.lock
+//!   and kpin.yaml together, the lockfile, lock currency and offline verification)
 //! - overlays and render: [`overlay`], [`render`]
 //! - cluster: [`cluster`]
-//! - upgrade workflow: [`outdated`], [`upgrade`], and [`promote`], which moves versions from
-//!   one environment to the next through the same workflow
+//! - the upgrade workflow: [`upgrading`] (outdated, upgrade, promote, diff --base)
 //! - validation of rendered objects (schemas, retired APIs): [`validate`]
 
 pub mod add;
 pub mod changes;
 pub mod cluster;
-pub mod diff_base;
 pub mod digest;
 pub mod error;
 pub mod fetch;
@@ -24,22 +24,16 @@ pub mod fuzz;
 pub mod init;
 pub mod kinds;
 pub mod kube_version;
-pub mod lockfile;
 pub mod manifest;
 pub mod object;
-pub mod outdated;
 pub mod overlay;
 pub mod progress;
-pub mod promote;
 pub mod render;
 pub mod style;
-pub mod sync;
 pub mod table;
-pub mod transaction;
-pub mod upgrade;
+pub mod upgrading;
 pub mod validate;
-pub mod vendor;
-pub mod verify;
+pub mod vendoring;
 pub mod yaml;
 
 /// The version recorded in generated files and the ApplySet tooling annotation.

@@ -1,7 +1,7 @@
 //! Cluster access: connect, discover, staged server-side apply, live diff, ApplySet prune and
 //! readiness waits.
 //!
-//! - [`connect`]: kubeconfig/context/in-cluster to a [`Cluster`]
+//! - [`connect`](mod@connect): kubeconfig/context/in-cluster to a [`Cluster`]
 //! - [`discovery`]: the lazy RESTMapper
 //! - [`package`]: a rendered package made ready to send, and its ApplySet parent as it is live
 //! - [`admission`]: refusals of admission explained (a webhook that cannot be called, a

@@ -7,7 +7,7 @@ use kpin::error::{HintExt, Outcome};
 use kpin::fetch::Client;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter;
-use kpin::sync;
+use kpin::vendoring::sync;
 
 use super::Ctx;
 use crate::cli::{AddArgs, LockArgs};

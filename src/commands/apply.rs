@@ -10,7 +10,7 @@ use kpin::cluster::prune::PruneOptions;
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
-use kpin::lockfile::Lockfile;
+use kpin::vendoring::lockfile::Lockfile;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
 use kpin::render::{DEFAULT_ENV, RenderedPackage, render_package};
@@ -98,7 +98,7 @@ fn warn_unlocked_renders(ctx: &Ctx<'_>, plan: &Plan) -> Result<()> {
     };
     let env = plan.env.as_deref().unwrap_or(DEFAULT_ENV);
     let rendered = plan.packages.iter().map(|(r, _)| r);
-    for rendered in kpin::verify::unlocked_renders(&lock, env, rendered) {
+    for rendered in kpin::vendoring::verify::unlocked_renders(&lock, env, rendered) {
         ctx.term.warn(&format!(
             "{} {}: kpin.lock records another render for {env}; `kpin status` will show what this apply leaves as not matching the lock (run `kpin sync` and commit kpin.lock)",
             rendered.name, rendered.version

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use kpin::changes::DiffOptions;
-use kpin::diff_base::{self, BaseDiffOptions};
+use kpin::upgrading::diff_base::{self, BaseDiffOptions};
 use kpin::error::Outcome;
 use kpin::validate;
 

@@ -22,7 +22,7 @@ use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
 use kpin::manifest::{self, Manifest};
 use kpin::progress::Reporter as _;
-use kpin::sync::SyncOptions;
+use kpin::vendoring::sync::SyncOptions;
 use kpin::validate;
 
 use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind, ValidateArgs};
@@ -52,7 +52,7 @@ impl Ctx<'_> {
         // A kpin killed while committing left a journal: finish or undo that first, so this
         // command reads a project that is wholly old or wholly new.
         let root = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(done) = kpin::transaction::recover(root.unwrap_or(Path::new(".")))? {
+        if let Some(done) = kpin::vendoring::transaction::recover(root.unwrap_or(Path::new(".")))? {
             self.term.warn(&done);
         }
         Manifest::load(&path)
@@ -64,14 +64,14 @@ impl Ctx<'_> {
     pub fn checked_manifest(&self, locked: &LockedArg) -> Result<Manifest> {
         let manifest = self.manifest()?;
         if locked.locked {
-            let problems = kpin::verify::verify(&manifest, Some(&kpin::verify::render_problems))?;
+            let problems = kpin::vendoring::verify::verify(&manifest, Some(&kpin::vendoring::verify::render_problems))?;
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
                 return Err(DriftError::error(format!(
                     "--locked: kpin.lock and vendor/ are not up to date:\n{}",
                     list.join("\n")
                 )))
-                .hint(kpin::verify::advice(&problems));
+                .hint(kpin::vendoring::verify::advice(&problems));
             }
         }
         Ok(manifest)

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use kpin::error::{HintExt, Outcome};
 use kpin::fetch::Client;
-use kpin::outdated;
+use kpin::upgrading::outdated;
 
 use super::Ctx;
 use crate::cli::{OutdatedArgs, ReportFormat};
@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
         .filter(|r| {
             r.problem
                 .as_ref()
-                .is_some_and(kpin::outdated::VersionsUnknown::is_error)
+                .is_some_and(kpin::upgrading::outdated::VersionsUnknown::is_error)
         })
         .map(|r| r.package.as_str())
         .collect();

@@ -1,12 +1,12 @@
 //! `kpin promote`: decide per package which version the environment receives (the rules are
-//! `kpin::promote`'s), then run it through the upgrade workflow and print the same report.
+//! `kpin::upgrading::promote`'s), then run it through the upgrade workflow and print the same report.
 
 use anyhow::Result;
 use kpin::error::Outcome;
 use kpin::fetch::{Cache, cache};
 use kpin::progress::Reporter;
-use kpin::promote::{self, Decision};
-use kpin::upgrade::{self, Fetching, UpgradeOptions, Verb};
+use kpin::upgrading::promote::{self, Decision};
+use kpin::upgrading::upgrade::{self, Fetching, UpgradeOptions, Verb};
 
 use super::Ctx;
 use crate::cli::PromoteArgs;

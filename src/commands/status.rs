@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use kpin::cluster::status::{self, EnvironmentStatus, Expected, StatusReport, Unchecked};
 use kpin::error::{HintExt as _, Outcome};
-use kpin::lockfile::Lockfile;
+use kpin::vendoring::lockfile::Lockfile;
 use kpin::manifest::{DEFAULT_ENV, Manifest};
 use kpin::progress::Reporter as _;
 use kpin::render;

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use kpin::error::Outcome;
 use kpin::progress::Reporter;
-use kpin::sync;
+use kpin::vendoring::sync;
 
 use super::Ctx;
 use crate::cli::SyncArgs;

@@ -9,9 +9,9 @@ use kpin::changes::DiffOptions;
 use kpin::error::{HintExt, Outcome};
 use kpin::fetch::{Cache, Client, cache};
 use kpin::manifest::{Manifest, Package};
-use kpin::outdated;
+use kpin::upgrading::outdated;
 use kpin::progress::Reporter;
-use kpin::upgrade::{self, Fetching, UpgradeOptions, UpgradeReport, Verb, VersionMove};
+use kpin::upgrading::upgrade::{self, Fetching, UpgradeOptions, UpgradeReport, Verb, VersionMove};
 
 use super::Ctx;
 use crate::cli::{DiffFormat, UpgradeArgs};

@@ -8,14 +8,14 @@ use anyhow::Result;
 use kpin::error::Outcome;
 use kpin::progress::Reporter;
 use kpin::validate::{self, Severity};
-use kpin::verify;
+use kpin::vendoring::verify;
 
 use super::Ctx;
 use crate::cli::{ReportFormat, VerifyArgs};
 
 pub fn run(ctx: &Ctx<'_>, args: &VerifyArgs) -> Result<Outcome> {
     let manifest = ctx.manifest()?;
-    let problems = verify::verify(&manifest, Some(&kpin::verify::render_problems))?;
+    let problems = verify::verify(&manifest, Some(&kpin::vendoring::verify::render_problems))?;
     let validation = if args.validate.enabled(true) {
         let envs = manifest.every_environment();
         match validate::validate_manifest(&manifest, &[], &envs, args.validate.kubernetes_version) {

@@ -16,7 +16,7 @@ pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
 use crate::error::{HintExt, quote};
 use crate::fsutil;
-use crate::lockfile::LockedFile;
+use crate::vendoring::lockfile::LockedFile;
 use crate::manifest::{self, Manifest, Package, Source};
 use crate::progress::Reporter;
 

@@ -12,7 +12,7 @@ use crate::object::Object;
 
 use super::{overlay_paths, render_package, to_yaml};
 
-pub use crate::lockfile::RenderDigests;
+pub use crate::vendoring::lockfile::RenderDigests;
 
 /// Name of the render without `--env` in `RenderDigests::rendered`.
 pub use crate::manifest::DEFAULT_ENV;

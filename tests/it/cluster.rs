@@ -2801,7 +2801,7 @@ spec:
         assert_eq!((replicas(&qa), replicas(&prod)), (json!(1), json!(3)));
 
         // Each parent says what runs there: the version, the environment and the lock's digest.
-        let locked = kpin::lockfile::Lockfile::load(&r.project.path().join("kpin.lock"))
+        let locked = kpin::vendoring::lockfile::Lockfile::load(&r.project.path().join("kpin.lock"))
             .unwrap()
             .expect("kpin.lock");
         for (env, ns, version) in [("dev", &dev, "1.1.0"), ("prod", &prod, "1.0.0")] {

@@ -123,8 +123,8 @@ fn files(p: &Project) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn lock(p: &Project) -> kpin::lockfile::Lockfile {
-    kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
+fn lock(p: &Project) -> kpin::vendoring::lockfile::Lockfile {
+    kpin::vendoring::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
         .unwrap()
         .unwrap()
 }
@@ -214,7 +214,7 @@ pub(crate) fn assert_parent_records(
     annotations: &Value,
     env: &str,
     version: &str,
-    lock: &kpin::lockfile::Lockfile,
+    lock: &kpin::vendoring::lockfile::Lockfile,
 ) {
     assert_eq!(annotations["kpin.dev/version"], version);
     assert_eq!(annotations["kpin.dev/environment"], env);

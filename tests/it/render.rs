@@ -767,9 +767,9 @@ fn lock_currency_reports_overlay_edits_that_were_not_relocked() {
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let digests = render::digests(&manifest, package).unwrap();
-    let locked = kpin::lockfile::LockedPackage::new(&manifest, package, Vec::new(), Some(digests));
+    let locked = kpin::vendoring::lockfile::LockedPackage::new(&manifest, package, Vec::new(), Some(digests));
     assert!(
-        kpin::verify::render_problems(&manifest, package, &locked)
+        kpin::vendoring::verify::render_problems(&manifest, package, &locked)
             .unwrap()
             .is_empty()
     );
@@ -779,7 +779,7 @@ fn lock_currency_reports_overlay_edits_that_were_not_relocked() {
         "overlays/app/dev.yaml",
         &dev.replace("replicas: 2", "replicas: 4"),
     );
-    let problems: Vec<String> = kpin::verify::render_problems(&manifest, package, &locked)
+    let problems: Vec<String> = kpin::vendoring::verify::render_problems(&manifest, package, &locked)
         .unwrap()
         .iter()
         .map(ToString::to_string)
@@ -796,7 +796,7 @@ fn lock_currency_reports_overlay_edits_that_were_not_relocked() {
         "overlays/app/dev.yaml",
         "operations:\n- remove: {select: {name: gone}}\n",
     );
-    let problems = kpin::verify::render_problems(&manifest, package, &locked).unwrap();
+    let problems = kpin::vendoring::verify::render_problems(&manifest, package, &locked).unwrap();
     assert_eq!(problems.len(), 1);
     assert!(
         problems[0]

@@ -1146,7 +1146,7 @@ fn real_upstream_releases_sync_with_their_published_digests() {
     let run = p.run(&["sync"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 
-    let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
+    let lock = kpin::vendoring::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
         .unwrap()
         .unwrap();
     let mut checked = 0;

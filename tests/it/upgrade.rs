@@ -122,7 +122,7 @@ fn upgrade_reports_upstream_and_rendered_changes_and_writes_everything() {
     );
     assert!(p.path().join("vendor/widgets/2.0.0/widgets.yaml").is_file());
     assert!(!p.path().join("vendor/widgets/1.0.0").exists());
-    let lock = kpin::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
+    let lock = kpin::vendoring::lockfile::Lockfile::load(&p.path().join("kpin.lock"))
         .unwrap()
         .unwrap();
     let widgets = &lock.packages["widgets"];

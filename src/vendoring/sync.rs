@@ -20,12 +20,12 @@ use crate::fetch::{
     self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
 };
 use crate::fsutil;
-use crate::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests};
+use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
-use crate::transaction::Transaction;
-use crate::vendor::{self, Extra, VersionDir};
-use crate::verify;
+use crate::vendoring::transaction::Transaction;
+use crate::vendoring::vendor::{self, Extra, VersionDir};
+use crate::vendoring::verify;
 
 /// Computes the render-stage lock fields of a package once its files are vendored.
 ///

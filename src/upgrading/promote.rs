@@ -1,6 +1,6 @@
 //! `kpin promote`: which version an environment receives from the environment before it in
 //! `promotion:` (e.g. `[dev, qa, prod]`), and when kpin refuses. The change itself is an
-//! upgrade of that environment's version ([`crate::upgrade`]): the same report, overlay check
+//! upgrade of that environment's version ([`crate::upgrading::upgrade`]): the same report, overlay check
 //! and transaction.
 //!
 //! The rule: `--to E` gives E the version of the environment right before E. When that one
@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use crate::error::HintExt as _;
 use crate::manifest::{Manifest, Package};
-use crate::upgrade::VersionMove;
+use crate::upgrading::upgrade::VersionMove;
 
 /// What a promotion of one package to one environment does.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt as _;
 use crate::fsutil;
-use crate::lockfile::LockedFile;
+use crate::vendoring::lockfile::LockedFile;
 use crate::progress::Reporter;
 
 /// The journal of a commit in progress, in the directory of kpin.yaml.
@@ -425,15 +425,15 @@ fn finish(root: &Path, journal: &Journal, at: &mut Checkpoints<'_>) -> Result<()
 
 /// The staged directory holds exactly the expected files with their digests.
 fn verify_staged(dir: &Path, expected: &[LockedFile]) -> Result<()> {
-    let scan = crate::vendor::scan(dir)?;
+    let scan = crate::vendoring::vendor::scan(dir)?;
     let differences = scan.differences(expected);
-    if let Some(crate::vendor::Difference::Changed {
+    if let Some(crate::vendoring::vendor::Difference::Changed {
         file,
         expected,
         actual,
     }) = differences
         .iter()
-        .find(|d| matches!(d, crate::vendor::Difference::Changed { .. }))
+        .find(|d| matches!(d, crate::vendoring::vendor::Difference::Changed { .. }))
     {
         anyhow::bail!(
             "staged file {} has sha256 {actual}, expected {expected}",

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::lockfile::{LockedFile, Lockfile};
+use crate::vendoring::lockfile::{LockedFile, Lockfile};
 use crate::manifest::Manifest;
 
 /// What one version directory (`vendor/<package>/<version>`, or its staged copy) holds.
@@ -219,7 +219,7 @@ mod tests {
         let mut lock = Lockfile::new();
         lock.packages.insert(
             "gone".into(),
-            crate::lockfile::LockedPackage {
+            crate::vendoring::lockfile::LockedPackage {
                 source: "path".into(),
                 versions: Vec::new(),
                 environments: std::collections::BTreeMap::default(),

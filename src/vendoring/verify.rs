@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use crate::error::{DriftError, HintExt};
 use crate::fetch;
-use crate::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
+use crate::vendoring::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
 use crate::render::{self, RenderedPackage};
-use crate::vendor::{self, Difference, Extra};
+use crate::vendoring::vendor::{self, Difference, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -592,12 +592,12 @@ mod tests {
 
     #[test]
     fn the_hook_runs_only_for_packages_whose_files_agree() {
-        let (dir, manifest) = crate::sync::tests::project_with(
+        let (dir, manifest) = crate::vendoring::sync::tests::project_with(
             "packages:\n  a:\n    version: 1.0.0\n    path: mirror/{version}\n  b:\n    version: 1.0.0\n    path: mirror/{version}\n",
             &[("mirror/1.0.0/a.yaml", "kind: ConfigMap\n")],
         );
-        let options = crate::sync::tests::options(dir.path(), false, None);
-        crate::sync::tests::run(&manifest, &options).unwrap();
+        let options = crate::vendoring::sync::tests::options(dir.path(), false, None);
+        crate::vendoring::sync::tests::run(&manifest, &options).unwrap();
         assert_eq!(verify(&manifest, None).unwrap(), []);
 
         std::fs::write(dir.path().join("vendor/b/1.0.0/a.yaml"), "edited\n").unwrap();
