@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::vendoring::lockfile::Lockfile;
 use crate::manifest::Manifest;
 use crate::overlay::Overlay;
+use crate::vendoring::lockfile::Lockfile;
 use serde_json::Value;
 
 /// The YAML reader as it reads upstream releases, kpin.yaml and kpin.lock. What kpin writes

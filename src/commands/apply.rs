@@ -10,10 +10,10 @@ use kpin::cluster::prune::PruneOptions;
 use kpin::cluster::report::ApplyReport;
 use kpin::cluster::{self, Cluster, ConnectOptions};
 use kpin::error::Outcome;
-use kpin::vendoring::lockfile::Lockfile;
 use kpin::manifest::Manifest;
 use kpin::progress::Reporter as _;
 use kpin::render::{DEFAULT_ENV, RenderedPackage, render_package};
+use kpin::vendoring::lockfile::Lockfile;
 
 use super::Ctx;
 use crate::cli::{ApplyArgs, ClusterArgs, LockedArg, ReportFormat, ValidateArgs};

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use kpin::changes::DiffOptions;
-use kpin::upgrading::diff_base::{self, BaseDiffOptions};
 use kpin::error::Outcome;
+use kpin::upgrading::diff_base::{self, BaseDiffOptions};
 use kpin::validate;
 
 use super::Ctx;

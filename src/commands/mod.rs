@@ -22,8 +22,8 @@ use kpin::error::{DriftError, HintExt, Outcome};
 use kpin::fetch::cache;
 use kpin::manifest::{self, Manifest};
 use kpin::progress::Reporter as _;
-use kpin::vendoring::sync::SyncOptions;
 use kpin::validate;
+use kpin::vendoring::sync::SyncOptions;
 
 use crate::cli::{Cli, Command, LockArgs, LockedArg, NetArgs, SchemaKind, ValidateArgs};
 use crate::ui::Terminal;
@@ -64,7 +64,10 @@ impl Ctx<'_> {
     pub fn checked_manifest(&self, locked: &LockedArg) -> Result<Manifest> {
         let manifest = self.manifest()?;
         if locked.locked {
-            let problems = kpin::vendoring::verify::verify(&manifest, Some(&kpin::vendoring::verify::render_problems))?;
+            let problems = kpin::vendoring::verify::verify(
+                &manifest,
+                Some(&kpin::vendoring::verify::render_problems),
+            )?;
             if !problems.is_empty() {
                 let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
                 return Err(DriftError::error(format!(

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use kpin::cluster::status::{self, EnvironmentStatus, Expected, StatusReport, Unchecked};
 use kpin::error::{HintExt as _, Outcome};
-use kpin::vendoring::lockfile::Lockfile;
 use kpin::manifest::{DEFAULT_ENV, Manifest};
 use kpin::progress::Reporter as _;
 use kpin::render;
+use kpin::vendoring::lockfile::Lockfile;
 
 use super::Ctx;
 use super::apply::{Plan, connect, render_plan};

@@ -9,8 +9,8 @@ use kpin::changes::DiffOptions;
 use kpin::error::{HintExt, Outcome};
 use kpin::fetch::{Cache, Client, cache};
 use kpin::manifest::{Manifest, Package};
-use kpin::upgrading::outdated;
 use kpin::progress::Reporter;
+use kpin::upgrading::outdated;
 use kpin::upgrading::upgrade::{self, Fetching, UpgradeOptions, UpgradeReport, Verb, VersionMove};
 
 use super::Ctx;

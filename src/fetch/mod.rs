@@ -16,9 +16,9 @@ pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
 use crate::error::{HintExt, quote};
 use crate::fsutil;
-use crate::vendoring::lockfile::LockedFile;
 use crate::manifest::{self, Manifest, Package, Source};
 use crate::progress::Reporter;
+use crate::vendoring::lockfile::LockedFile;
 
 /// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
 pub const PATH_PREFIX: &str = "path:";

@@ -22,7 +22,6 @@ use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Se
 use crate::error::HintExt;
 use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
-use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{
     MANIFEST_FILE, Manifest, Package, Pins, Version, edit_env_version, edit_manifest_version,
     install_in, normalise_versions,
@@ -31,6 +30,7 @@ use crate::object::Object;
 use crate::overlay::Miss;
 use crate::progress::{Reporter, Silent};
 use crate::render;
+use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::vendoring::transaction::Transaction;
 use crate::yaml::edit::set_scalar;
 
@@ -707,7 +707,10 @@ fn current_files(
     {
         return Ok(v.files.clone());
     }
-    Ok(crate::vendoring::vendor::scan(&manifest.version_dir(&package.name, &version.raw))?.as_locked())
+    Ok(
+        crate::vendoring::vendor::scan(&manifest.version_dir(&package.name, &version.raw))?
+            .as_locked(),
+    )
 }
 
 /// Whether two versions' files have the same names and bytes.

@@ -20,9 +20,11 @@ use crate::fetch::{
     self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
 };
 use crate::fsutil;
-use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests};
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
+use crate::vendoring::lockfile::{
+    LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests,
+};
 use crate::vendoring::transaction::Transaction;
 use crate::vendoring::vendor::{self, Extra, VersionDir};
 use crate::vendoring::verify;

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt as _;
 use crate::fsutil;
-use crate::vendoring::lockfile::LockedFile;
 use crate::progress::Reporter;
+use crate::vendoring::lockfile::LockedFile;
 
 /// The journal of a commit in progress, in the directory of kpin.yaml.
 pub const JOURNAL_FILE: &str = ".kpin-transaction.json";

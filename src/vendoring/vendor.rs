@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::vendoring::lockfile::{LockedFile, Lockfile};
 use crate::manifest::Manifest;
+use crate::vendoring::lockfile::{LockedFile, Lockfile};
 
 /// What one version directory (`vendor/<package>/<version>`, or its staged copy) holds.
 #[derive(Debug, Clone, Default)]

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::error::{DriftError, HintExt};
 use crate::fetch;
-use crate::vendoring::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
 use crate::render::{self, RenderedPackage};
+use crate::vendoring::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::vendoring::vendor::{self, Difference, Extra};
 
 /// One disagreement between kpin.yaml, kpin.lock and vendor/.

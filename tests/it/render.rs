@@ -767,7 +767,12 @@ fn lock_currency_reports_overlay_edits_that_were_not_relocked() {
     let manifest = Manifest::load(&p.path().join("kpin.yaml")).unwrap();
     let package = &manifest.packages["app"];
     let digests = render::digests(&manifest, package).unwrap();
-    let locked = kpin::vendoring::lockfile::LockedPackage::new(&manifest, package, Vec::new(), Some(digests));
+    let locked = kpin::vendoring::lockfile::LockedPackage::new(
+        &manifest,
+        package,
+        Vec::new(),
+        Some(digests),
+    );
     assert!(
         kpin::vendoring::verify::render_problems(&manifest, package, &locked)
             .unwrap()
@@ -779,11 +784,12 @@ fn lock_currency_reports_overlay_edits_that_were_not_relocked() {
         "overlays/app/dev.yaml",
         &dev.replace("replicas: 2", "replicas: 4"),
     );
-    let problems: Vec<String> = kpin::vendoring::verify::render_problems(&manifest, package, &locked)
-        .unwrap()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let problems: Vec<String> =
+        kpin::vendoring::verify::render_problems(&manifest, package, &locked)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
     assert_eq!(
         problems,
         [
