@@ -18,7 +18,6 @@ use crate::error::{HintExt, quote};
 use crate::fsutil;
 use crate::manifest::{self, Manifest, Package, Source};
 use crate::progress::Reporter;
-use crate::vendoring::lockfile::LockedFile;
 
 /// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
 pub const PATH_PREFIX: &str = "path:";
@@ -310,37 +309,27 @@ fn distinct_names(package: &Package, files: Vec<SourceFile>) -> Result<Vec<Sourc
     Ok(files)
 }
 
-/// A file recorded in the lockfile, to fetch again without resolving the source.
-pub fn locked_source(manifest: &Manifest, file: &LockedFile) -> Result<SourceFile> {
+/// A file recorded in the lockfile (its `name` and where it came `from`), to fetch again
+/// without resolving the source.
+pub fn locked_source(manifest: &Manifest, name: &str, from: &str) -> Result<SourceFile> {
     // The lockfile is input too: a crafted name must not write outside vendor/.
-    manifest::check_path_segment(&file.name).with_context(|| {
-        format!(
-            "{}: file {}",
-            manifest.lock_path().display(),
-            quote(&file.name)
-        )
-    })?;
-    let origin = match file.from.strip_prefix(PATH_PREFIX) {
+    manifest::check_path_segment(name)
+        .with_context(|| format!("{}: file {}", manifest.lock_path().display(), quote(name)))?;
+    let origin = match from.strip_prefix(PATH_PREFIX) {
         Some(rel) => {
-            let at = || {
-                format!(
-                    "{}: file {}",
-                    manifest.lock_path().display(),
-                    quote(&file.name)
-                )
-            };
+            let at = || format!("{}: file {}", manifest.lock_path().display(), quote(name));
             manifest::check_relative_path(rel).with_context(at)?;
             Origin::Local {
                 path: fsutil::resolve_inside(&manifest.root, &manifest.root, rel)
                     .with_context(at)?,
             }
         }
-        None => url_file(&file.from)?.origin,
+        None => url_file(from)?.origin,
     };
     Ok(SourceFile {
-        name: file.name.clone(),
+        name: name.to_owned(),
         origin,
-        locked_from: file.from.clone(),
+        locked_from: from.to_owned(),
     })
 }
 
@@ -476,24 +465,9 @@ mod tests {
         assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
         assert_eq!(files[0].locked_from, "path:releases/1.0.0/a.yml");
         assert!(!needs_network(&m.packages["a"]));
-        let again = locked_source(
-            &m,
-            &LockedFile {
-                name: "a.yml".into(),
-                from: files[0].locked_from.clone(),
-                sha256: String::new(),
-                size: 0,
-            },
-        )
-        .unwrap();
+        let again = locked_source(&m, "a.yml", &files[0].locked_from).unwrap();
         assert_eq!(again.origin, files[0].origin);
-        let crafted = LockedFile {
-            name: "../../escape.yaml".into(),
-            from: "https://h/a.yaml".into(),
-            sha256: String::new(),
-            size: 0,
-        };
-        assert!(locked_source(&m, &crafted).is_err());
+        assert!(locked_source(&m, "../../escape.yaml", "https://h/a.yaml").is_err());
     }
 
     #[test]

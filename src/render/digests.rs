@@ -12,7 +12,15 @@ use crate::object::Object;
 
 use super::{overlay_paths, render_package, to_yaml};
 
-pub use crate::vendoring::lockfile::RenderDigests;
+/// The render-stage fields of a lock entry: computed here (`digests`), recorded in kpin.lock
+/// by `sync` and `upgrade`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RenderDigests {
+    /// Digest of the overlay settings in kpin.yaml and the bytes of every overlay input.
+    pub overlays_digest: String,
+    /// Digest of the rendered YAML: `default` (no environment) and each environment by name.
+    pub rendered: BTreeMap<String, String>,
+}
 
 /// Name of the render without `--env` in `RenderDigests::rendered`.
 pub use crate::manifest::DEFAULT_ENV;

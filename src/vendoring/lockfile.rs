@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt;
 use crate::manifest::{self, DEFAULT_ENV, Manifest, Package};
+use crate::render::RenderDigests;
 use crate::yaml;
 
 /// Format version of the lockfile kpin writes; bumped on incompatible changes. Format 1 (one
@@ -106,16 +107,6 @@ pub struct LockedFile {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
-}
-
-/// The render-stage fields of a lock entry, computed by the render stage
-/// (`render::digests`) and recorded by `sync` and `upgrade`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RenderDigests {
-    /// Digest of the overlay settings in kpin.yaml and the bytes of every overlay input.
-    pub overlays_digest: String,
-    /// Digest of the rendered YAML: `default` (no environment) and each environment by name.
-    pub rendered: BTreeMap<String, String>,
 }
 
 impl LockedVersion {

@@ -22,9 +22,8 @@ use crate::fetch::{
 use crate::fsutil;
 use crate::manifest::{Manifest, Package, Pins, Source};
 use crate::progress::Reporter;
-use crate::vendoring::lockfile::{
-    LockedFile, LockedPackage, LockedVersion, Lockfile, RenderDigests,
-};
+use crate::render::RenderDigests;
+use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
 use crate::vendoring::transaction::Transaction;
 use crate::vendoring::vendor::{self, Extra, VersionDir};
 use crate::vendoring::verify;
@@ -484,7 +483,7 @@ impl Session<'_> {
             .iter()
             .map(|f| {
                 Ok(Wanted {
-                    source: fetch::locked_source(self.manifest, f)
+                    source: fetch::locked_source(self.manifest, &f.name, &f.from)
                         .with_context(|| format!("package `{}`", package.name))?,
                     expected: Some((f.sha256.clone(), PinSource::Lockfile)),
                 })
