@@ -1477,6 +1477,7 @@ mod real {
                     e["userAgent"]
                         .as_str()
                         .is_some_and(|a| a.starts_with("kpin/"))
+                        && self.sent_by_this_test(e)
                 })
             {
                 let uri = e["requestURI"].as_str().unwrap_or("?");
@@ -1488,6 +1489,33 @@ mod real {
                 }
             }
             (out, Some(sent))
+        }
+
+        /// Whether an audit event is about this test's objects: other tests share the cluster
+        /// (and kpin's user agent) unless this one holds it exclusively. Its namespaces are
+        /// `namespace` and `namespace-suffix`; its cluster-scoped objects carry the namespace
+        /// in their name (`gizmos.NS.kpin.example.com`, `NS-empty`), never as a mere prefix of
+        /// another test's (`kpin-it-1-1` is not `kpin-it-1-17`).
+        fn sent_by_this_test(&self, event: &Value) -> bool {
+            if matches!(self._hold, Hold::Exclusive(_)) {
+                return true;
+            }
+            let ours = |name: &str| {
+                name.strip_prefix(self.namespace.as_str())
+                    .is_some_and(|rest| {
+                        rest.is_empty()
+                            || rest
+                                .strip_prefix('-')
+                                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+                    })
+            };
+            let object = &event["objectRef"];
+            match object["namespace"].as_str() {
+                Some(namespace) => ours(namespace),
+                None => object["name"]
+                    .as_str()
+                    .is_none_or(|name| ours(name) || name.split('.').any(ours)),
+            }
         }
 
         /// When the test ends, delete everything the project renders then: releases that
