@@ -295,7 +295,7 @@ fn pick_asset(repo: &str, release: &Release, asset: Option<&str>, version: &str)
         .hint(format!("its YAML assets: {}", yaml_assets.join(", ")));
     };
     // An asset named after its version (`components-v0.7.2.yaml`) becomes a template.
-    Ok(templated_with(&found.name, &release.tag_name, version))
+    Ok(templated_with(&found.name, version))
 }
 
 fn is_yaml(name: &str) -> bool {
@@ -350,22 +350,12 @@ fn split_tag(tag: &str) -> Option<(&str, &str)> {
 /// An asset name with its release's version written `{version}`.
 fn templated(name: &str, release: &Release) -> String {
     match split_tag(&release.tag_name) {
-        Some((_, version)) => templated_with(name, &release.tag_name, version),
+        Some((_, version)) => templated_with(name, version),
         None => name.to_owned(),
     }
 }
 
-fn templated_with(name: &str, tag: &str, version: &str) -> String {
-    if name.contains(tag) {
-        return name.replacen(
-            tag,
-            &format!(
-                "{}{VERSION_PLACEHOLDER}",
-                &tag[..tag.len() - version.len().min(tag.len())]
-            ),
-            1,
-        );
-    }
+fn templated_with(name: &str, version: &str) -> String {
     if !version.is_empty() && name.contains(version) {
         return name.replacen(version, VERSION_PLACEHOLDER, 1);
     }
