@@ -15,7 +15,7 @@ pub async fn run(ctx: &Ctx<'_>, args: OutdatedArgs) -> Result<Outcome> {
     let packages = manifest.select(&args.packages)?;
     let client = Client::new(args.net.to_options())?;
     let reports =
-        outdated::newer_versions(&packages, &client, args.prereleases, args.net.jobs).await;
+        outdated::newer_versions(&packages, None, &client, args.prereleases, args.net.jobs).await;
     match args.output {
         ReportFormat::Text => super::out(&outdated::to_table(&reports))?,
         ReportFormat::Json => super::out(&format!(

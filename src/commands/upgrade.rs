@@ -89,15 +89,12 @@ async fn choose_targets(
     client: &Client,
 ) -> Result<Vec<VersionMove>> {
     let env = args.env.as_deref();
-    // Each package as the environment runs it: its version is what the feed is compared with.
-    let selected: Vec<Package> = match &args.package {
+    // With `--env`, the version the environment runs is what the feed is compared with.
+    let selected: Vec<&Package> = match &args.package {
         Some(name) => manifest.select(std::slice::from_ref(name))?,
         // `--all --env E` upgrades what E has; a package enters E by name or by promotion.
         None => manifest.select_in(&[], env)?,
-    }
-    .into_iter()
-    .map(|p| p.for_env(env))
-    .collect();
+    };
     let target = |package: &str, version: &str| VersionMove {
         package: package.to_owned(),
         env: args.env.clone(),
@@ -108,7 +105,7 @@ async fn choose_targets(
         return Ok(vec![target(&package.name, to)]);
     }
     let mut with_feed = Vec::new();
-    for package in &selected {
+    for package in selected.iter().copied() {
         if package.versions.is_some() {
             with_feed.push(package);
         } else if args.all {
@@ -119,7 +116,7 @@ async fn choose_targets(
                 .hint("pass --to VERSION, or add `versions: {github: OWNER/REPO}` to the package in kpin.yaml");
         }
     }
-    let reports = outdated::newer_versions(&with_feed, client, false, args.net.jobs).await;
+    let reports = outdated::newer_versions(&with_feed, env, client, false, args.net.jobs).await;
     let mut targets = Vec::new();
     for r in reports {
         if let Some(problem) = r.problem.as_ref().filter(|p| p.is_error()) {

@@ -16,7 +16,7 @@ pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
 use crate::error::{HintExt, quote};
 use crate::fsutil;
-use crate::manifest::{self, Manifest, Package, Source};
+use crate::manifest::{self, Manifest, PackageVersion, Source};
 use crate::progress::Reporter;
 
 /// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
@@ -211,7 +211,7 @@ async fn obtain_unchecked(
 }
 
 /// Whether resolving this package's files needs the network (GitHub API or remote URLs).
-pub fn needs_network(package: &Package) -> bool {
+pub fn needs_network(package: &PackageVersion) -> bool {
     match &package.source {
         Source::Github(_) => true,
         Source::Url { templates } => templates
@@ -225,7 +225,7 @@ pub fn needs_network(package: &Package) -> bool {
 /// the API (GitHub) then fail.
 pub async fn resolve(
     manifest: &Manifest,
-    package: &Package,
+    package: &PackageVersion,
     client: Option<&Client>,
 ) -> Result<Vec<SourceFile>> {
     let (Source::Github(gh), Some(client)) = (&package.source, client) else {
@@ -272,7 +272,7 @@ pub async fn resolve(
 
 /// The files of `package` at its pinned version, for sources that need no network to name them
 /// (URL templates, local paths); a GitHub release must be looked up online.
-pub fn resolve_offline(manifest: &Manifest, package: &Package) -> Result<Vec<SourceFile>> {
+pub fn resolve_offline(manifest: &Manifest, package: &PackageVersion) -> Result<Vec<SourceFile>> {
     let files = match &package.source {
         Source::Url { templates } => templates
             .iter()
@@ -295,7 +295,7 @@ pub fn resolve_offline(manifest: &Manifest, package: &Package) -> Result<Vec<Sou
 }
 
 /// `files`, refused when two have the same name (they would be vendored to one path).
-fn distinct_names(package: &Package, files: Vec<SourceFile>) -> Result<Vec<SourceFile>> {
+fn distinct_names(package: &PackageVersion, files: Vec<SourceFile>) -> Result<Vec<SourceFile>> {
     let mut seen = BTreeSet::new();
     for f in &files {
         if !seen.insert(f.name.as_str()) {
@@ -440,12 +440,14 @@ mod tests {
             dir.path(),
             "packages:\n  a:\n    version: 1.2.3\n    urls:\n      - https://h/v{version}/deploy.yaml\n      - https://h/v{version}/crds%2Dx.yaml\n",
         );
-        let files = resolve(&m, &m.packages["a"], None).await.unwrap();
+        let files = resolve(&m, &m.packages["a"].for_env(None), None)
+            .await
+            .unwrap();
         assert_eq!(files[0].name, "deploy.yaml");
         assert_eq!(files[0].locked_from, "https://h/v1.2.3/deploy.yaml");
         assert!(files[0].origin.is_remote());
         assert_eq!(files[1].name, "crds-x.yaml");
-        assert!(needs_network(&m.packages["a"]));
+        assert!(needs_network(&m.packages["a"].for_env(None)));
     }
 
     #[tokio::test]
@@ -460,11 +462,13 @@ mod tests {
             dir.path(),
             "packages:\n  a:\n    version: 1.0.0\n    path: ./releases/{version}/\n",
         );
-        let files = resolve(&m, &m.packages["a"], None).await.unwrap();
+        let files = resolve(&m, &m.packages["a"].for_env(None), None)
+            .await
+            .unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
         assert_eq!(files[0].locked_from, "path:releases/1.0.0/a.yml");
-        assert!(!needs_network(&m.packages["a"]));
+        assert!(!needs_network(&m.packages["a"].for_env(None)));
         let again = locked_source(&m, "a.yml", &files[0].locked_from).unwrap();
         assert_eq!(again.origin, files[0].origin);
         assert!(locked_source(&m, "../../escape.yaml", "https://h/a.yaml").is_err());

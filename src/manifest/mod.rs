@@ -247,7 +247,8 @@ pub struct Package {
     pub versions: Option<VersionFeed>,
     /// Packages taken before this one by `apply` and `diff`.
     pub needs: Vec<String>,
-    /// Digest of the entry fields that decide what is fetched (version, source, pins).
+    /// Digest of the entry fields that decide what is fetched for its own `version` (version,
+    /// source, pins); each version's is on its `PackageVersion`.
     pub manifest_digest: String,
     /// `manifest_digest` of every version in use, by version: an environment's version is
     /// fetched from the same source, but the `sha256` pins belong to `version` only.
@@ -277,28 +278,44 @@ impl Package {
         versions
     }
 
-    /// The package as one of its versions: what is fetched, vendored, locked and rendered for
-    /// it, with that version's fetch digest, and the `sha256` pins only when it is the
-    /// package's own version. The view has no environment versions of its own.
-    pub fn at_version(&self, version: &Version) -> Package {
+    /// The package at one of its versions: what is fetched, vendored and locked for it, with
+    /// that version's fetch digest, and the `sha256` pins only when it is the package's own
+    /// version.
+    pub fn at_version(&self, version: &Version) -> PackageVersion {
         let own = version.raw == self.version.raw;
-        Package {
+        PackageVersion {
+            name: self.name.clone(),
             version: version.clone(),
-            env_versions: BTreeMap::new(),
+            source: self.source.clone(),
             pins: if own { self.pins.clone() } else { Pins::None },
             manifest_digest: self
                 .fetch_digests
                 .get(&version.raw)
                 .cloned()
                 .unwrap_or_default(),
-            ..self.clone()
+            versions: self.versions.clone(),
         }
     }
 
-    /// The package as `env` renders it (see `at_version`).
-    pub fn for_env(&self, env: Option<&str>) -> Package {
+    /// The package at the version `env` renders (see `at_version`).
+    pub fn for_env(&self, env: Option<&str>) -> PackageVersion {
         self.at_version(self.version_in(env))
     }
+}
+
+/// A package at one version (`Package::at_version`): the unit that is fetched, vendored and
+/// locked. The kpin.yaml entry itself, with its environments and overlays, is [`Package`].
+#[derive(Debug, Clone)]
+pub struct PackageVersion {
+    pub name: String,
+    pub version: Version,
+    pub source: Source,
+    /// The `sha256` pins, when this is the package's own version.
+    pub pins: Pins,
+    /// Digest of the entry fields that decide what is fetched for this version.
+    pub manifest_digest: String,
+    /// Where newer versions are listed.
+    pub versions: Option<VersionFeed>,
 }
 
 /// Expected file digests from the manifest.
@@ -587,9 +604,8 @@ impl Manifest {
         self.root.join(LOCK_FILE)
     }
 
-    /// The vendored directory of one package at its version (a view from
-    /// `Package::at_version` names any version in use).
-    pub fn package_vendor_dir(&self, package: &Package) -> PathBuf {
+    /// `vendor/<package>/<version>` of a package at one version (see `version_dir`).
+    pub fn package_vendor_dir(&self, package: &PackageVersion) -> PathBuf {
         self.version_dir(&package.name, &package.version.raw)
     }
 
@@ -1551,7 +1567,6 @@ mod tests {
         let dev = a.for_env(Some("dev"));
         assert_eq!(dev.version.raw, "1.10.6");
         assert_eq!(dev.pins, Pins::None);
-        assert!(dev.env_versions.is_empty());
         assert_ne!(dev.manifest_digest, a.manifest_digest);
         let qa = a.for_env(Some("qa"));
         assert!(matches!(qa.pins, Pins::Single(_)));

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::error::HintExt;
 use crate::fsutil;
-use crate::manifest::{Manifest, Package};
+use crate::manifest::{Manifest, Package, PackageVersion};
 use crate::object::Object;
 use crate::overlay::{self, Miss, Overlay, PackageAt, Tracked, Workspace};
 use crate::yaml;
@@ -85,13 +85,13 @@ fn render(
     explain: bool,
     misses: Option<&mut Vec<Miss>>,
 ) -> Result<RenderedPackage> {
-    let package = &package.for_env(env);
-    let version = package.version.raw.as_str();
+    let release = &package.for_env(env);
+    let version = release.version.raw.as_str();
     let rendering = || match env {
         Some(e) => format!("rendering {} {version} for environment `{e}`", package.name),
         None => format!("rendering {} {version}", package.name),
     };
-    let upstream = read_upstream(manifest, package).with_context(rendering)?;
+    let upstream = read_upstream(manifest, release).with_context(rendering)?;
     let overlays = package_overlays(manifest, package, env).with_context(rendering)?;
     let target = PackageAt {
         package: &package.name,
@@ -187,7 +187,7 @@ fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
 
 /// The vendored objects of a package at its version (for another version in use, pass
 /// `package.at_version(v)`), files in name order.
-pub fn read_upstream(manifest: &Manifest, package: &Package) -> Result<Vec<Object>> {
+pub fn read_upstream(manifest: &Manifest, package: &PackageVersion) -> Result<Vec<Object>> {
     let dir = manifest.package_vendor_dir(package);
     let entries = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))

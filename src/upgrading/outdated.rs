@@ -208,15 +208,16 @@ impl PackageVersions {
     }
 }
 
-/// Compare a package's pin with the candidates offered upstream.
-pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageVersions {
+/// Compare a package's pin with the candidates offered upstream: the versions every
+/// environment runs, or with `env` the version that environment runs.
+pub fn assess(package: &Package, env: Option<&str>, candidates: &[Candidate]) -> PackageVersions {
     let mut report = PackageVersions {
         package: package.name.clone(),
-        current: package.version.raw.clone(),
+        current: package.version_in(env).raw.clone(),
         environments: package
             .env_versions
             .iter()
-            .filter(|(_, v)| **v != package.version)
+            .filter(|(_, v)| env.is_none() && **v != package.version)
             .map(|(e, v)| (e.clone(), v.raw.clone()))
             .collect(),
         constraint: package.constraint.as_ref().map(ToString::to_string),
@@ -227,12 +228,11 @@ pub fn assess(package: &Package, candidates: &[Candidate]) -> PackageVersions {
         problem: None,
     };
     // The newest version in use: an environment ahead of the others already runs it.
-    let Some(current) = package
-        .versions_in_use()
-        .into_iter()
-        .filter_map(|v| v.semver.as_ref())
-        .max()
-    else {
+    let in_use = match env {
+        Some(_) => vec![package.version_in(env)],
+        None => package.versions_in_use(),
+    };
+    let Some(current) = in_use.into_iter().filter_map(|v| v.semver.as_ref()).max() else {
         report.problem = Some(VersionsUnknown::CurrentNotSemver);
         return report;
     };
@@ -269,6 +269,7 @@ fn matches_constraint(req: &semver::VersionReq, version: &semver::Version) -> bo
 /// package name; feed failures are recorded per package, not returned as errors.
 pub async fn newer_versions<F: ReleaseFeed>(
     packages: &[&Package],
+    env: Option<&str>,
     feed: &F,
     include_prereleases: bool,
     jobs: usize,
@@ -276,13 +277,13 @@ pub async fn newer_versions<F: ReleaseFeed>(
     let mut reports: Vec<PackageVersions> = futures::stream::iter(packages.iter().copied())
         .map(|package| async move {
             let Some(source) = &package.versions else {
-                let mut report = assess(package, &[]);
+                let mut report = assess(package, env, &[]);
                 report.problem = Some(VersionsUnknown::NoVersionSource);
                 return report;
             };
             match versions_of(feed, source, include_prereleases || source.prereleases).await {
                 Ok(found) => {
-                    let mut report = assess(package, &found);
+                    let mut report = assess(package, env, &found);
                     if found.is_empty() && report.problem.is_none() {
                         report.problem = Some(VersionsUnknown::NoVersions {
                             tag_template: source.tag.clone(),
@@ -291,7 +292,7 @@ pub async fn newer_versions<F: ReleaseFeed>(
                     report
                 }
                 Err(err) => {
-                    let mut report = assess(package, &[]);
+                    let mut report = assess(package, env, &[]);
                     report.problem = Some(feed_problem(&err));
                     report
                 }
@@ -480,7 +481,7 @@ packages:
     async fn run(prereleases: bool) -> Vec<PackageVersions> {
         let m = Manifest::parse(MANIFEST, Path::new("/r/kpin.yaml")).unwrap();
         let pkgs: Vec<&Package> = m.packages.values().collect();
-        newer_versions(&pkgs, &fake(), prereleases, 4).await
+        newer_versions(&pkgs, None, &fake(), prereleases, 4).await
     }
 
     fn by_name<'a>(reports: &'a [PackageVersions], name: &str) -> &'a PackageVersions {
@@ -576,7 +577,7 @@ packages:
             "controller-v{version}",
             false,
         );
-        let r = assess(&m.packages["a"], &found);
+        let r = assess(&m.packages["a"], None, &found);
         // dev runs the newest 1.9 already: what remains is promoting it, not upgrading.
         assert_eq!(r.wanted, None);
         assert_eq!(r.latest.as_deref(), Some("1.12.8"));
@@ -596,7 +597,7 @@ packages:
             "controller-v{version}",
             false,
         );
-        let r = assess(&m.packages["a"], &found);
+        let r = assess(&m.packages["a"], None, &found);
         assert_eq!(r.status(), "up to date");
         assert!(!any_outdated(&[r]));
     }

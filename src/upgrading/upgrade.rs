@@ -23,8 +23,8 @@ use crate::error::HintExt;
 use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
 use crate::manifest::{
-    MANIFEST_FILE, Manifest, Package, Pins, Version, edit_env_version, edit_manifest_version,
-    install_in, normalise_versions,
+    MANIFEST_FILE, Manifest, Package, PackageVersion, Pins, Version, edit_env_version,
+    edit_manifest_version, install_in, normalise_versions,
 };
 use crate::object::Object;
 use crate::overlay::Miss;
@@ -631,11 +631,11 @@ fn carried_files(
         .hint("run `kpin sync` first, so kpin.lock and vendor/ hold every version in use")
 }
 
-/// Obtain every file of `package` (a view at one version) into the directory `dir`; the lock
+/// Obtain every file of `package` (at one version) into the directory `dir`; the lock
 /// entries.
 async fn stage_package(
     manifest: &Manifest,
-    package: &Package,
+    package: &PackageVersion,
     dir: &Path,
     fetching: &Fetching<'_>,
 ) -> Result<Vec<LockedFile>> {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HintExt;
-use crate::manifest::{self, DEFAULT_ENV, Manifest, Package};
+use crate::manifest::{self, DEFAULT_ENV, Manifest, Package, PackageVersion};
 use crate::render::RenderDigests;
 use crate::yaml;
 
@@ -110,8 +110,8 @@ pub struct LockedFile {
 }
 
 impl LockedVersion {
-    /// The entry for `view` (a package at one version, see `Package::at_version`).
-    pub fn new(view: &Package, files: Vec<LockedFile>) -> LockedVersion {
+    /// The entry for `view`, the package at one version.
+    pub fn new(view: &PackageVersion, files: Vec<LockedFile>) -> LockedVersion {
         LockedVersion {
             version: view.version.raw.clone(),
             manifest_digest: view.manifest_digest.clone(),

@@ -20,7 +20,7 @@ use crate::fetch::{
     self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
 };
 use crate::fsutil;
-use crate::manifest::{Manifest, Package, Pins, Source};
+use crate::manifest::{Manifest, Package, PackageVersion, Pins, Source};
 use crate::progress::Reporter;
 use crate::render::RenderDigests;
 use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
@@ -112,7 +112,7 @@ pub async fn sync(
     }
 
     // What is fetched and vendored: each package at each version in use.
-    let units: Vec<Package> = manifest
+    let units: Vec<PackageVersion> = manifest
         .packages
         .values()
         .flat_map(|p| p.versions_in_use().into_iter().map(|v| p.at_version(v)))
@@ -204,7 +204,7 @@ fn check_vendor_dir(manifest: &Manifest) -> Result<()> {
 fn staging_dirs(
     manifest: &Manifest,
     txn: &Transaction,
-    units: &[Package],
+    units: &[PackageVersion],
 ) -> BTreeMap<(String, String), PathBuf> {
     units
         .iter()
@@ -222,7 +222,7 @@ fn staging_dirs(
 fn planned_lock(
     manifest: &Manifest,
     old_lock: Option<&Lockfile>,
-    prepared: &[(&Package, Staged)],
+    prepared: &[(&PackageVersion, Staged)],
 ) -> Lockfile {
     let mut lock = Lockfile::new();
     for package in manifest.packages.values() {
@@ -256,7 +256,7 @@ fn planned_lock(
 fn replace_staged(
     manifest: &Manifest,
     txn: &mut Transaction,
-    prepared: &[(&Package, Staged)],
+    prepared: &[(&PackageVersion, Staged)],
 ) -> SyncReport {
     let mut report = SyncReport::default();
     for (view, p) in prepared {
@@ -405,11 +405,11 @@ impl Session<'_> {
     /// the first error in that order is returned, and the others are warned about.
     async fn prepare_all<'p>(
         &self,
-        units: &'p [Package],
+        units: &'p [PackageVersion],
         jobs: usize,
-    ) -> Result<Vec<(&'p Package, Staged)>> {
+    ) -> Result<Vec<(&'p PackageVersion, Staged)>> {
         let task = self.reporter.task("Syncing", units.len() as u64);
-        let mut results: Vec<(&Package, Result<Staged>)> = futures::stream::iter(units)
+        let mut results: Vec<(&PackageVersion, Result<Staged>)> = futures::stream::iter(units)
             .map(|package| {
                 let task = &task;
                 async move {
@@ -445,7 +445,7 @@ impl Session<'_> {
 
     /// Prepare one package version: the files it must have, each obtained and verified, and a
     /// new vendor directory staged unless the vendored one holds exactly those files.
-    async fn prepare(&self, package: &Package) -> Result<Staged> {
+    async fn prepare(&self, package: &PackageVersion) -> Result<Staged> {
         let vendor_dir = self.manifest.package_vendor_dir(package);
         let vendored = vendor::scan(&vendor_dir)?;
         // Local sources are re-read every time: their files can change without kpin.yaml changing.
@@ -477,7 +477,7 @@ impl Session<'_> {
     }
 
     /// The files kpin.lock records for a version it locked as kpin.yaml still describes it.
-    fn locked_files(&self, package: &Package, entry: &LockedVersion) -> Result<Vec<Wanted>> {
+    fn locked_files(&self, package: &PackageVersion, entry: &LockedVersion) -> Result<Vec<Wanted>> {
         entry
             .files
             .iter()
@@ -493,7 +493,7 @@ impl Session<'_> {
 
     /// The files of a version kpin.lock does not record (or not as kpin.yaml now describes
     /// it), resolved from its source, each with its `sha256` pin if it has one.
-    async fn resolved_files(&self, package: &Package) -> Result<Vec<Wanted>> {
+    async fn resolved_files(&self, package: &PackageVersion) -> Result<Vec<Wanted>> {
         // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
         let client = if !self.offline && matches!(package.source, Source::Github(_)) {
             Some(self.client()?)
@@ -522,7 +522,7 @@ impl Session<'_> {
     /// bytes are still checked against the lockfile).
     async fn refresh_asset_urls(
         &self,
-        package: &Package,
+        package: &PackageVersion,
         wanted: &mut [Wanted],
         vendored: &VersionDir,
     ) -> Result<()> {
@@ -553,7 +553,12 @@ impl Session<'_> {
     }
 
     /// Copy the obtained files into the package version's staging directory.
-    fn stage(&self, package: &Package, obtained: &[ReadyFile], prepared: &Staged) -> Result<()> {
+    fn stage(
+        &self,
+        package: &PackageVersion,
+        obtained: &[ReadyFile],
+        prepared: &Staged,
+    ) -> Result<()> {
         if prepared.downloaded == 0 && prepared.cached > 0 {
             self.reporter
                 .status("Cached", &format!("{} {}", package.name, package.version));
@@ -577,7 +582,7 @@ impl Session<'_> {
     /// Get one file's verified bytes: from vendor/, the cache, the local source or the network.
     async fn obtain(
         &self,
-        package: &Package,
+        package: &PackageVersion,
         wanted: &Wanted,
         vendored: &VersionDir,
     ) -> Result<ReadyFile> {
@@ -650,7 +655,7 @@ impl Session<'_> {
     /// vendored or cached.
     fn offline_error(
         &self,
-        package: &Package,
+        package: &PackageVersion,
         wanted: &Wanted,
         vendored: &VersionDir,
     ) -> anyhow::Error {
@@ -683,7 +688,7 @@ impl Session<'_> {
 }
 
 /// Pins by file name must name files the source actually has.
-fn check_pins_match(package: &Package, files: &[SourceFile]) -> Result<()> {
+fn check_pins_match(package: &PackageVersion, files: &[SourceFile]) -> Result<()> {
     if let Pins::ByFile(pins) = &package.pins {
         for name in pins.keys() {
             if !files.iter().any(|f| &f.name == name) {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{DriftError, HintExt};
 use crate::fetch;
-use crate::manifest::{DEFAULT_ENV, Manifest, Package, Source};
+use crate::manifest::{DEFAULT_ENV, Manifest, Package, PackageVersion, Source};
 use crate::render::{self, RenderedPackage};
 use crate::vendoring::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::vendoring::vendor::{self, Difference, Extra};
@@ -375,10 +375,10 @@ pub fn render_problems(
     Ok(problems)
 }
 
-/// Whether this lock entry still describes `view` (a package at one version) as kpin.yaml pins
+/// Whether this lock entry still describes `view` (the package at that version) as kpin.yaml pins
 /// it: the one test of an entry's currency, for `sync` (may the entry's files be reused?),
 /// `verify` and `--locked`.
-pub fn entry_is_current(entry: &LockedVersion, view: &Package) -> bool {
+pub fn entry_is_current(entry: &LockedVersion, view: &PackageVersion) -> bool {
     entry.version == view.version.raw && entry.manifest_digest == view.manifest_digest
 }
 
@@ -492,11 +492,10 @@ fn stale_entry(manifest: &Manifest, package: &Package, entry: &LockedPackage) ->
     problems
 }
 
-/// Files of `vendor/<package>/<version>` against the locked version (`package` is a view at
-/// that version, see `Package::at_version`).
+/// Files of `vendor/<package>/<version>` against the locked version.
 fn vendor_problems(
     manifest: &Manifest,
-    package: &Package,
+    package: &PackageVersion,
     entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
     let scan = vendor::scan(&manifest.package_vendor_dir(package))?;
@@ -537,11 +536,10 @@ fn vendor_problems(
     Ok(problems)
 }
 
-/// A local `path:` source re-read: the files it has now against the locked ones (`package` is
-/// a view at one version).
+/// A local `path:` source re-read: the files it has now against the locked ones.
 fn local_source_problems(
     manifest: &Manifest,
-    package: &Package,
+    package: &PackageVersion,
     entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
     // Path sources never touch the network: resolved without a runtime.
