@@ -583,6 +583,12 @@ packages:
         assert_eq!(r.latest.as_deref(), Some("1.12.8"));
         assert_eq!(r.current_text(), "1.9.4 (dev 1.9.6)");
         assert!(to_table(&[r]).contains("a        1.9.4 (dev 1.9.6)  ~1.9"));
+        // `upgrade --env prod` compares what prod runs: dev being ahead does not count there.
+        let prod = assess(&m.packages["a"], Some("prod"), &found);
+        assert_eq!(prod.current_text(), "1.9.4");
+        assert_eq!(prod.wanted.as_deref(), Some("1.9.6"));
+        let dev = assess(&m.packages["a"], Some("dev"), &found);
+        assert_eq!((dev.current.as_str(), dev.wanted), ("1.9.6", None));
     }
 
     #[test]
