@@ -47,6 +47,7 @@ fn options(cache: &Path, jobs: usize, locked: bool, offline: bool) -> SyncOption
         cache_dir: cache.to_path_buf(),
         hook: None,
         manifest_text: None,
+        render: kpin::fetch::source::RenderOptions::default(),
     }
 }
 

@@ -9,15 +9,13 @@ use anyhow::{Result, bail};
 use crate::error::HintExt;
 use crate::fetch::Client;
 use crate::fetch::github::{self, Release};
-use crate::manifest::{DEFAULT_GITHUB_API, VERSION_PLACEHOLDER, lenient_semver, version_from_tag};
+use crate::fetch::github::{DEFAULT_GITHUB_API, DEFAULT_TAG};
+use crate::version::{VERSION_PLACEHOLDER, lenient_semver, version_from_tag};
 use crate::yaml;
-
-/// The tag template GitHub sources use when kpin.yaml names none.
-const DEFAULT_TAG: &str = "v{version}";
 
 /// Where a new package comes from, as the command line names it.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum Upstream {
     /// Release assets of a GitHub (Enterprise) repository.
     Github {
         repo: String,
@@ -36,7 +34,7 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub name: String,
-    pub source: Source,
+    pub upstream: Upstream,
     /// The version to pin; `None` takes the newest release (GitHub sources only).
     pub version: Option<String>,
     pub namespace: Option<String>,
@@ -58,8 +56,8 @@ pub struct Entry {
 /// `client` (built on first use by `connect`).
 pub async fn resolve(request: &Request, connect: impl FnOnce() -> Result<Client>) -> Result<Entry> {
     let mut notes = Vec::new();
-    let (version, source_yaml) = match &request.source {
-        Source::Url { template } => {
+    let (version, source_yaml) = match &request.upstream {
+        Upstream::Url { template } => {
             let Some(version) = &request.version else {
                 return Err(anyhow::anyhow!(
                     "`--url` needs `--version`: kpin cannot list the versions a URL serves"
@@ -79,7 +77,7 @@ pub async fn resolve(request: &Request, connect: impl FnOnce() -> Result<Client>
                 format!("url: {}\n", yaml::edit::scalar_text(template)),
             )
         }
-        Source::Github {
+        Upstream::Github {
             repo,
             asset,
             tag,

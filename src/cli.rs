@@ -179,6 +179,9 @@ pub struct NetArgs {
     /// Cache directory [default: $XDG_CACHE_HOME/kpin]
     #[arg(long, value_name = "DIR", env = "KPIN_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Vendor a chart whose `helm template` output differs from run to run (its first render)
+    #[arg(long)]
+    pub allow_nondeterministic: bool,
 }
 
 impl NetArgs {
@@ -193,6 +196,12 @@ impl NetArgs {
             ..kpin::fetch::NetOptions::default()
         }
         .with_env()
+    }
+
+    pub fn render_options(&self) -> kpin::fetch::source::RenderOptions {
+        kpin::fetch::source::RenderOptions {
+            allow_nondeterministic: self.allow_nondeterministic,
+        }
     }
 }
 

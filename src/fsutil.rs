@@ -268,6 +268,45 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// One path segment that is safe as a directory or file name (versions, file names).
+pub fn check_path_segment(segment: &str) -> Result<()> {
+    let valid = !segment.is_empty()
+        && segment.len() <= 128
+        && !segment.starts_with('.')
+        && !segment.contains("..")
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+    if !valid {
+        anyhow::bail!(
+            "{} cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)",
+            quote(segment)
+        );
+    }
+    Ok(())
+}
+
+/// A relative path that stays below the manifest directory.
+pub fn check_relative_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    if path.is_empty()
+        || p.is_absolute()
+        || p.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    {
+        return Err(anyhow::anyhow!(
+            "{} must be a relative path below the directory of kpin.yaml (no `..`)",
+            quote(path)
+        ))
+        .hint(INSIDE_HINT);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

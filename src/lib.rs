@@ -34,6 +34,7 @@ pub mod table;
 pub mod upgrading;
 pub mod validate;
 pub mod vendoring;
+pub mod version;
 pub mod yaml;
 
 /// The version recorded in generated files and the ApplySet tooling annotation.

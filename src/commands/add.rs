@@ -2,7 +2,7 @@
 //! the same transaction that writes kpin.lock and vendor/.
 
 use anyhow::{Context, Result};
-use kpin::add::{self, Request, Source};
+use kpin::add::{self, Request, Upstream};
 use kpin::error::{HintExt, Outcome};
 use kpin::fetch::Client;
 use kpin::manifest::Manifest;
@@ -27,13 +27,13 @@ pub async fn run(ctx: &Ctx<'_>, args: AddArgs) -> Result<Outcome> {
         ));
     }
     let source = match (args.github, args.url) {
-        (Some(repo), _) => Source::Github {
+        (Some(repo), _) => Upstream::Github {
             repo,
             asset: args.asset,
             tag: args.tag,
             api_url: args.api_url,
         },
-        (None, Some(template)) => Source::Url { template },
+        (None, Some(template)) => Upstream::Url { template },
         (None, None) => anyhow::bail!("name the package's source with --github or --url"),
     };
     for env in &args.environments {
@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx<'_>, args: AddArgs) -> Result<Outcome> {
     };
     let request = Request {
         name: args.name.clone(),
-        source,
+        upstream: source,
         version: args.pin,
         namespace: args.namespace,
         absent,

@@ -139,6 +139,7 @@ fn sync_options<'a>(lock: &LockArgs, net: &NetArgs) -> Result<SyncOptions<'a>> {
         cache_dir: cache::default_dir(net.cache_dir.as_deref())?,
         hook: Some(&kpin::render::digests),
         manifest_text: None,
+        render: net.render_options(),
     })
 }
 

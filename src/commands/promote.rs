@@ -69,6 +69,7 @@ pub async fn run(ctx: &Ctx<'_>, args: PromoteArgs) -> Result<Outcome> {
     let fetching = Fetching {
         client: None,
         cache: Cache::new(cache::default_dir(None)?),
+        render: kpin::fetch::source::RenderOptions::default(),
     };
     let options = UpgradeOptions {
         allow_broken_overlays: args.allow_broken_overlays,

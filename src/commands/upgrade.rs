@@ -30,6 +30,7 @@ pub async fn run(ctx: &Ctx<'_>, args: UpgradeArgs) -> Result<Outcome> {
     let fetching = Fetching {
         client: Some(&client),
         cache: Cache::new(cache::default_dir(args.net.cache_dir.as_deref())?),
+        render: args.net.render_options(),
     };
     let options = UpgradeOptions {
         allow_broken_overlays: args.allow_broken_overlays,

@@ -74,6 +74,11 @@ pub enum Auth {
     GithubApi,
     /// A GitHub release asset through the API (raw bytes).
     GithubAsset,
+    /// An OCI registry blob or listing: stored registry credentials, or a token the registry
+    /// hands out, when it challenges.
+    Registry,
+    /// An OCI registry manifest (`Accept:` an OCI image manifest), authorized like `Registry`.
+    RegistryManifest,
 }
 
 /// Failures callers (and tests) can tell apart. Transport errors are wrapped with context.
@@ -176,6 +181,9 @@ pub struct Download {
 pub struct Client {
     http: reqwest::Client,
     options: NetOptions,
+    /// `Authorization` values registries accepted, by host: a chart's manifest and blob are
+    /// fetched with one challenge.
+    registry_auth: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Client {
@@ -208,7 +216,11 @@ impl Client {
             }))
             .build()
             .context("building the HTTP client")?;
-        Ok(Client { http, options })
+        Ok(Client {
+            http,
+            options,
+            registry_auth: std::sync::Arc::default(),
+        })
     }
 
     pub fn options(&self) -> &NetOptions {
@@ -233,22 +245,26 @@ impl Client {
         url: &Url,
         auth: Auth,
     ) -> Result<(T, HeaderMap)> {
-        let (bytes, headers) = self
-            .with_retries(|| async move {
-                let response = self.request(url, auth).await?;
-                let headers = response.headers().clone();
-                let mut body = Vec::new();
-                self.stream_body(url, response, |chunk| {
-                    body.extend_from_slice(chunk);
-                    Ok(())
-                })
-                .await?;
-                Ok((body, headers))
-            })
-            .await?;
+        let (bytes, headers) = self.get_bytes(url, auth).await?;
         let value = serde_json::from_slice(&bytes)
             .with_context(|| format!("GET {url}: unexpected JSON"))?;
         Ok((value, headers))
+    }
+
+    /// GET a small document (an index, a manifest) into memory, with the response headers.
+    pub async fn get_bytes(&self, url: &Url, auth: Auth) -> Result<(Vec<u8>, HeaderMap)> {
+        self.with_retries(|| async move {
+            let response = self.request(url, auth).await?;
+            let headers = response.headers().clone();
+            let mut body = Vec::new();
+            self.stream_body(url, response, |chunk| {
+                body.extend_from_slice(chunk);
+                Ok(())
+            })
+            .await?;
+            Ok((body, headers))
+        })
+        .await
     }
 
     /// Stream `url` into a temp file in `temp_dir`, hashing as it goes. `progress` gets byte counts.
@@ -298,24 +314,15 @@ impl Client {
     /// Send one GET and turn non-success statuses into `FetchError`s.
     async fn request(&self, url: &Url, auth: Auth) -> Result<Response, Attempt> {
         self.check_url(url).map_err(Attempt::Fatal)?;
-        let mut req = self
-            .http
-            .get(url.clone())
-            .header(USER_AGENT, concat!("kpin/", env!("CARGO_PKG_VERSION")));
-        req = match auth {
-            Auth::None => req,
-            Auth::GithubApi => req.header(ACCEPT, "application/vnd.github+json"),
-            Auth::GithubAsset => req.header(ACCEPT, "application/octet-stream"),
-        };
-        if auth != Auth::None
-            && let Some(token) = &self.options.github_token
+        let mut response = self.send(url, auth).await?;
+        if response.status() == StatusCode::UNAUTHORIZED
+            && matches!(auth, Auth::Registry | Auth::RegistryManifest)
         {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+            self.authorize_registry(url, &response)
+                .await
+                .map_err(Attempt::Fatal)?;
+            response = self.send(url, auth).await?;
         }
-        let response = req
-            .send()
-            .await
-            .map_err(|e| Attempt::Retry(self.transport_error(url, &e), None))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -348,6 +355,119 @@ impl Client {
         } else {
             Err(Attempt::Fatal(error.hinted()))
         }
+    }
+
+    /// Send one GET with the headers `auth` asks for.
+    async fn send(&self, url: &Url, auth: Auth) -> Result<Response, Attempt> {
+        let mut req = self
+            .http
+            .get(url.clone())
+            .header(USER_AGENT, concat!("kpin/", env!("CARGO_PKG_VERSION")));
+        req = match auth {
+            Auth::None | Auth::Registry => req,
+            Auth::GithubApi => req.header(ACCEPT, "application/vnd.github+json"),
+            Auth::GithubAsset => req.header(ACCEPT, "application/octet-stream"),
+            Auth::RegistryManifest => req.header(ACCEPT, super::chart::oci::MANIFEST_ACCEPT),
+        };
+        match auth {
+            Auth::GithubApi | Auth::GithubAsset => {
+                if let Some(token) = &self.options.github_token {
+                    req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+                }
+            }
+            Auth::Registry | Auth::RegistryManifest => {
+                let stored = self
+                    .registry_auth
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&host_of(url)).cloned());
+                if let Some(value) = stored {
+                    req = req.header(AUTHORIZATION, value);
+                }
+            }
+            Auth::None => {}
+        }
+        req.send()
+            .await
+            .map_err(|e| Attempt::Retry(self.transport_error(url, &e), None))
+    }
+
+    /// Answer a registry's 401 challenge: stored credentials for a Basic one; for a Bearer one,
+    /// a token from its realm (asked with the credentials when there are any). The value is
+    /// kept for the host's later requests.
+    async fn authorize_registry(&self, url: &Url, response: &Response) -> Result<()> {
+        use super::chart::oci::{Challenge, credentials};
+        let host = host_of(url);
+        let header = header_str(response.headers(), "www-authenticate").unwrap_or_default();
+        let creds = credentials(&host)?;
+        let login_hint = format!(
+            "log in with `helm registry login {host}` (kpin reads the credentials helm and docker store), or point KPIN_REGISTRY_CONFIG at a config.json with `auths`"
+        );
+        let value = match Challenge::parse(header) {
+            Some(Challenge::Basic) => match &creds {
+                Some(c) => c.basic_header(),
+                None => {
+                    return Err(anyhow::anyhow!(
+                        "GET {url}: the registry {host} asks for credentials, and none are stored for it"
+                    ))
+                    .hint(login_hint);
+                }
+            },
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let mut token_url = Url::parse(&realm)
+                    .with_context(|| format!("GET {url}: bad token realm {realm}"))?;
+                {
+                    let mut q = token_url.query_pairs_mut();
+                    if let Some(s) = &service {
+                        q.append_pair("service", s);
+                    }
+                    if let Some(s) = &scope {
+                        q.append_pair("scope", s);
+                    }
+                }
+                self.check_url(&token_url)?;
+                let mut req = self.http.get(token_url.clone());
+                if let Some(c) = &creds {
+                    req = req.header(AUTHORIZATION, c.basic_header());
+                }
+                let answer = req
+                    .send()
+                    .await
+                    .with_context(|| format!("GET {token_url}: asking for a registry token"))?;
+                if !answer.status().is_success() {
+                    return Err(anyhow::anyhow!(
+                        "GET {token_url}: HTTP {} when asking for a registry token",
+                        answer.status().as_u16()
+                    ))
+                    .hint(login_hint);
+                }
+                let body = answer
+                    .bytes()
+                    .await
+                    .with_context(|| format!("GET {token_url}: reading the token answer"))?;
+                let token: Token = serde_json::from_slice(&body)
+                    .with_context(|| format!("GET {token_url}: unexpected token answer"))?;
+                let token = token
+                    .token
+                    .or(token.access_token)
+                    .ok_or_else(|| anyhow::anyhow!("GET {token_url}: the answer holds no token"))?;
+                format!("Bearer {token}")
+            }
+            None => {
+                return Err(anyhow::anyhow!(
+                    "GET {url}: HTTP 401 without a challenge kpin understands"
+                ))
+                .hint(login_hint);
+            }
+        };
+        if let Ok(mut stored) = self.registry_auth.lock() {
+            stored.insert(host, value);
+        }
+        Ok(())
     }
 
     /// Feed the body to `sink` chunk by chunk; enforce the size limit and `Content-Length`.
@@ -512,6 +632,24 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// A registry token service's answer.
+#[derive(serde::Deserialize)]
+struct Token {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+/// `host[:port]` of a URL: what registry credentials are stored under.
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
     }
 }
 

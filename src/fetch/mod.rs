@@ -1,28 +1,32 @@
-//! Fetching release files: every source kind resolved to the same shape (named files at a URL
-//! or local path), the HTTP client, the GitHub API and the content-addressed cache.
+//! Fetching release files: every source kind (`fetch/<kind>/`, behind `source::SourceKind`)
+//! resolved to the same shape (named files at a URL or local path), obtained through the HTTP
+//! client and the content-addressed cache, and checked against their expected digest.
 
 pub mod cache;
+pub mod chart;
 pub mod github;
 pub mod http;
+pub mod path;
+pub mod source;
+pub mod url;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use ::url::Url;
 use anyhow::{Context, Result, bail};
-use url::Url;
 
 pub use cache::Cache;
 pub use http::{Auth, Client, Download, FetchError, NetOptions};
 
 use crate::error::{HintExt, quote};
 use crate::fsutil;
-use crate::manifest::{self, Manifest, PackageVersion, Source};
 use crate::progress::Reporter;
+use crate::version::Version;
+pub use source::{Project, Source};
 
 /// Prefix of lockfile URLs that name a file relative to kpin.yaml (local `path:` sources).
 pub const PATH_PREFIX: &str = "path:";
-/// File extensions vendored from a local directory source.
-const LOCAL_EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 
 /// One release file of a package: its name under `vendor/<package>/<version>/` and where its
 /// bytes come from.
@@ -32,6 +36,8 @@ pub struct SourceFile {
     pub origin: Origin,
     /// What the lockfile records as the file's `url`.
     pub locked_from: String,
+    /// The sha256 its publisher gives (a chart repository's index, an OCI layer digest).
+    pub expected: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +84,15 @@ pub struct OfflineError {
 pub enum PinSource {
     Lockfile,
     Pin,
+    /// The digest the publisher gives (a chart repository's index, an OCI manifest).
+    Publisher,
 }
 
 /// A file whose bytes are not the ones kpin.lock or a `sha256` pin expects.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "sha256 mismatch for `{file}` of package `{package}` from {url}: expected {expected} ({}), got {actual}",
-    match against { PinSource::Lockfile => "kpin.lock", PinSource::Pin => "sha256 pin in kpin.yaml" }
+    match against { PinSource::Lockfile => "kpin.lock", PinSource::Pin => "sha256 pin in kpin.yaml", PinSource::Publisher => "the repository's digest" }
 )]
 pub struct DigestMismatch {
     pub package: String,
@@ -108,6 +116,9 @@ fn mismatch(
             "the file changed upstream since it was locked; if that is expected, delete the package's entry from kpin.lock, run `kpin sync` and review the new files"
         }
         PinSource::Pin => "if the new file is trusted, update the `sha256` pin in kpin.yaml",
+        PinSource::Publisher => {
+            "the file is not the one the repository lists: a broken mirror or a tampered download; try again, and report it to the repository if it persists"
+        }
     };
     anyhow::Error::new(DigestMismatch {
         package: package.to_owned(),
@@ -210,244 +221,88 @@ async fn obtain_unchecked(
     }
 }
 
-/// Whether resolving this package's files needs the network (GitHub API or remote URLs).
-pub fn needs_network(package: &PackageVersion) -> bool {
-    match &package.source {
-        Source::Github(_) => true,
-        Source::Url { templates } => templates
-            .iter()
-            .any(|t| !manifest::expand(t, &package.version).starts_with("file:")),
-        Source::Path { .. } => false,
-    }
-}
-
-/// The files of `package` at its pinned version. `client` is `None` offline; sources that need
-/// the API (GitHub) then fail.
+/// The files of package `name` (its `source` at `version`), each name once. `client` is `None`
+/// offline; a source that must look its files up online then fails.
 pub async fn resolve(
-    manifest: &Manifest,
-    package: &PackageVersion,
+    project: Project<'_>,
+    name: &str,
+    source: &Source,
+    version: &Version,
     client: Option<&Client>,
 ) -> Result<Vec<SourceFile>> {
-    let (Source::Github(gh), Some(client)) = (&package.source, client) else {
-        return resolve_offline(manifest, package);
-    };
-    let files = {
-        let tag = manifest::expand(&gh.tag, &package.version);
-        let release = github::release_by_tag(client, &gh.api_url, &gh.repo, &tag).await?;
-        gh.assets
-            .iter()
-            .map(|template| {
-                let name = manifest::expand(template, &package.version);
-                let asset = release
-                    .assets
-                    .iter()
-                    .find(|a| a.name == name)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> =
-                            release.assets.iter().map(|a| a.name.as_str()).collect();
-                        anyhow::anyhow!("release `{tag}` of {} has no asset `{name}`", gh.repo)
-                            .hint(if names.is_empty() {
-                                "the release has no assets".to_owned()
-                            } else {
-                                format!("its assets are: {}", names.join(", "))
-                            })
-                    })?;
-                manifest::check_path_segment(&name)
-                    .with_context(|| format!("asset {}", quote(&name)))?;
-                let url = Url::parse(&asset.url)
-                    .with_context(|| format!("asset `{name}`: bad API URL `{}`", asset.url))?;
-                Ok(SourceFile {
-                    name,
-                    origin: Origin::Remote {
-                        url,
-                        auth: Auth::GithubAsset,
-                    },
-                    locked_from: asset.browser_download_url.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?
-    };
-    distinct_names(package, files)
-}
-
-/// The files of `package` at its pinned version, for sources that need no network to name them
-/// (URL templates, local paths); a GitHub release must be looked up online.
-pub fn resolve_offline(manifest: &Manifest, package: &PackageVersion) -> Result<Vec<SourceFile>> {
-    let files = match &package.source {
-        Source::Url { templates } => templates
-            .iter()
-            .map(|t| url_file(&manifest::expand(t, &package.version)))
-            .collect::<Result<Vec<_>>>()?,
-        Source::Github(_) => {
-            return Err(anyhow::anyhow!(
-                "the GitHub release of package `{}` must be looked up online",
-                package.name
-            ))
-            .hint("run without --offline once; afterwards kpin.lock records the download URLs");
-        }
-        Source::Path { template } => local_files(
-            manifest,
-            &format!("packages.{}.path", package.name),
-            &manifest::expand(template, &package.version),
-        )?,
-    };
-    distinct_names(package, files)
-}
-
-/// `files`, refused when two have the same name (they would be vendored to one path).
-fn distinct_names(package: &PackageVersion, files: Vec<SourceFile>) -> Result<Vec<SourceFile>> {
+    let files = source.resolve(project, version, client).await?;
     let mut seen = BTreeSet::new();
     for f in &files {
         if !seen.insert(f.name.as_str()) {
-            bail!(
-                "two files of package `{}` are both named `{}`",
-                package.name,
-                f.name
-            );
+            bail!("two files of package `{name}` are both named `{}`", f.name);
         }
     }
     Ok(files)
 }
 
-/// A file recorded in the lockfile (its `name` and where it came `from`), to fetch again
-/// without resolving the source.
-pub fn locked_source(manifest: &Manifest, name: &str, from: &str) -> Result<SourceFile> {
+/// A file recorded in `lockfile` (its `name` and where it came `from`), to fetch again without
+/// resolving the source.
+pub fn locked_source(
+    project: Project<'_>,
+    lockfile: &Path,
+    name: &str,
+    from: &str,
+) -> Result<SourceFile> {
+    let at = || format!("{}: file {}", lockfile.display(), quote(name));
     // The lockfile is input too: a crafted name must not write outside vendor/.
-    manifest::check_path_segment(name)
-        .with_context(|| format!("{}: file {}", manifest.lock_path().display(), quote(name)))?;
+    fsutil::check_path_segment(name).with_context(at)?;
     let origin = match from.strip_prefix(PATH_PREFIX) {
         Some(rel) => {
-            let at = || format!("{}: file {}", manifest.lock_path().display(), quote(name));
-            manifest::check_relative_path(rel).with_context(at)?;
+            fsutil::check_relative_path(rel).with_context(at)?;
             Origin::Local {
-                path: fsutil::resolve_inside(&manifest.root, &manifest.root, rel)
-                    .with_context(at)?,
+                path: fsutil::resolve_inside(project.root, project.root, rel).with_context(at)?,
             }
         }
-        None => url_file(from)?.origin,
+        None => url::url_file(from)?.origin,
     };
     Ok(SourceFile {
         name: name.to_owned(),
         origin,
         locked_from: from.to_owned(),
+        expected: None,
     })
-}
-
-/// A URL source file: named after the last path segment.
-fn url_file(text: &str) -> Result<SourceFile> {
-    let url = Url::parse(text).with_context(|| format!("{} is not a valid URL", quote(text)))?;
-    let segment = url
-        .path_segments()
-        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
-        .unwrap_or("");
-    let name = percent_decode(segment);
-    manifest::check_path_segment(&name).with_context(|| {
-        format!(
-            "{}: cannot name the vendored file after the last path segment",
-            quote(url.as_str())
-        )
-    })?;
-    let origin = if url.scheme() == "file" {
-        let path = url
-            .to_file_path()
-            .map_err(|()| anyhow::anyhow!("{url}: not a local file path"))?;
-        Origin::Local { path }
-    } else {
-        Origin::Remote {
-            url: url.clone(),
-            auth: Auth::None,
-        }
-    };
-    Ok(SourceFile {
-        name,
-        origin,
-        locked_from: url.to_string(),
-    })
-}
-
-/// A `path:` source (`field` of kpin.yaml): one file, or every YAML/JSON file directly in a
-/// directory, sorted.
-fn local_files(manifest: &Manifest, field: &str, rel: &str) -> Result<Vec<SourceFile>> {
-    let rel = rel.trim_start_matches("./").trim_end_matches('/');
-    let path = manifest.resolve(field, rel)?;
-    let meta = std::fs::metadata(&path)
-        .with_context(|| format!("local source {}", path.display()))
-        .hint("`path:` is relative to the directory of kpin.yaml")?;
-    if meta.is_file() {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        manifest::check_path_segment(&name)
-            .with_context(|| format!("local source {}", path.display()))?;
-        return Ok(vec![SourceFile {
-            name,
-            origin: Origin::Local { path },
-            locked_from: format!("{PATH_PREFIX}{rel}"),
-        }]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", path.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let wanted = !name.starts_with('.')
-            && name
-                .rsplit_once('.')
-                .is_some_and(|(_, ext)| LOCAL_EXTENSIONS.contains(&ext))
-            && entry.file_type().is_ok_and(|t| t.is_file());
-        if !wanted {
-            continue;
-        }
-        manifest::check_path_segment(&name)
-            .with_context(|| format!("local source {}", entry.path().display()))?;
-        files.push(SourceFile {
-            origin: Origin::Local { path: entry.path() },
-            locked_from: format!("{PATH_PREFIX}{rel}/{name}"),
-            name,
-        });
-    }
-    if files.is_empty() {
-        return Err(anyhow::anyhow!(
-            "local source {}: no *.yaml, *.yml or *.json files",
-            path.display()
-        ))
-        .hint("point `path:` at a directory of release files or at one file");
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
-}
-
-/// Undo `%XX` escapes in a URL path segment (file names with spaces and the like).
-fn percent_decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::fetch::source::Kind;
 
-    fn manifest(dir: &Path, text: &str) -> Manifest {
-        Manifest::parse(text, &dir.join("kpin.yaml")).unwrap()
+    fn source(kind: &dyn Kind, entry: &serde_json::Value, version: &Version) -> Source {
+        kind.parse("a", entry.as_object().unwrap(), version)
+            .unwrap()
+    }
+
+    fn project(root: &Path) -> Project<'_> {
+        Project {
+            manifest: Path::new("kpin.yaml"),
+            root,
+            kubernetes_version: None,
+        }
     }
 
     #[tokio::test]
     async fn url_sources_are_named_after_the_last_segment() {
         let dir = tempfile::tempdir().unwrap();
-        let m = manifest(
-            dir.path(),
-            "packages:\n  a:\n    version: 1.2.3\n    urls:\n      - https://h/v{version}/deploy.yaml\n      - https://h/v{version}/crds%2Dx.yaml\n",
+        let v = Version::parse("1.2.3");
+        let s = source(
+            &url::UrlKind,
+            &serde_json::json!({"urls": ["https://h/v{version}/deploy.yaml", "https://h/v{version}/crds%2Dx.yaml"]}),
+            &v,
         );
-        let files = resolve(&m, &m.packages["a"].for_env(None), None)
+        let files = resolve(project(dir.path()), "a", &s, &v, None)
             .await
             .unwrap();
         assert_eq!(files[0].name, "deploy.yaml");
         assert_eq!(files[0].locked_from, "https://h/v1.2.3/deploy.yaml");
         assert!(files[0].origin.is_remote());
         assert_eq!(files[1].name, "crds-x.yaml");
-        assert!(needs_network(&m.packages["a"].for_env(None)));
+        assert!(s.needs_network(&v));
     }
 
     #[tokio::test]
@@ -458,31 +313,31 @@ mod tests {
         for f in ["b.yaml", "a.yml", "c.json", "README.md", ".hidden.yaml"] {
             std::fs::write(rel.join(f), "{}").unwrap();
         }
-        let m = manifest(
-            dir.path(),
-            "packages:\n  a:\n    version: 1.0.0\n    path: ./releases/{version}/\n",
+        let v = Version::parse("1.0.0");
+        let s = source(
+            &path::PathKind,
+            &serde_json::json!({"path": "./releases/{version}/"}),
+            &v,
         );
-        let files = resolve(&m, &m.packages["a"].for_env(None), None)
+        let files = resolve(project(dir.path()), "a", &s, &v, None)
             .await
             .unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["a.yml", "b.yaml", "c.json"]);
         assert_eq!(files[0].locked_from, "path:releases/1.0.0/a.yml");
-        assert!(!needs_network(&m.packages["a"].for_env(None)));
-        let again = locked_source(&m, "a.yml", &files[0].locked_from).unwrap();
+        assert!(!s.needs_network(&v));
+        let lock = dir.path().join("kpin.lock");
+        let again =
+            locked_source(project(dir.path()), &lock, "a.yml", &files[0].locked_from).unwrap();
         assert_eq!(again.origin, files[0].origin);
-        assert!(locked_source(&m, "../../escape.yaml", "https://h/a.yaml").is_err());
-    }
-
-    #[test]
-    fn percent_escapes_are_decoded() {
-        assert_eq!(percent_decode("a%20b.yaml"), "a b.yaml");
-        assert_eq!(percent_decode("bad%zz%2"), "bad%zz%2");
-        assert_eq!(percent_decode("%e2%82"), "\u{fffd}");
-        assert_eq!(
-            percent_decode("deploy%41"),
-            "deployA",
-            "an escape at the very end"
+        assert!(
+            locked_source(
+                project(dir.path()),
+                &lock,
+                "../../escape.yaml",
+                "https://h/a.yaml"
+            )
+            .is_err()
         );
     }
 }

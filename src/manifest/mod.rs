@@ -3,13 +3,14 @@
 
 mod edit;
 
+pub use crate::fsutil::{check_path_segment, check_relative_path};
+pub use crate::version::{VERSION_PLACEHOLDER, Version, expand, lenient_semver, version_from_tag};
 pub use edit::{
     edit_env_version, edit_manifest_version, install_in, normalise_versions, set_env_version,
     set_package_version,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +20,8 @@ use serde_json::Value;
 
 use crate::digest;
 use crate::error::{HintExt, abbreviate, quote};
+use crate::fetch::github;
+use crate::fetch::source::{self, Listing, Source, VersionFeed};
 use crate::fsutil;
 use crate::kube_version::KubeVersion;
 use crate::yaml;
@@ -26,10 +29,8 @@ use crate::yaml;
 pub const MANIFEST_FILE: &str = "kpin.yaml";
 pub const LOCK_FILE: &str = "kpin.lock";
 pub const DEFAULT_VENDOR_DIR: &str = "vendor";
-pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
 /// How kpin.lock and reports name the render without `--env`.
 pub const DEFAULT_ENV: &str = "default";
-pub const VERSION_PLACEHOLDER: &str = "{version}";
 
 // ---------------------------------------------------------------------------------------------
 // Raw form: exactly what users write. `deny_unknown_fields` everywhere so typos are errors.
@@ -82,7 +83,8 @@ pub struct RawEnvironment {
 
 /// One package: a pinned version and where its release files come from.
 ///
-/// Exactly one source is given: `url`, `urls`, `github` or `path`.
+/// Exactly one source is given, with the keys of its kind (`fetch::source::KINDS`: `url`,
+/// `urls`, `github`, `path`, `chart`); they are read by the kind, not by this struct.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPackage {
@@ -90,18 +92,6 @@ pub struct RawPackage {
     /// YAML would read it as a number (`"1.10"`).
     #[schemars(with = "String")]
     pub version: Value,
-    /// URL template of a single release file, e.g. `https://host/{version}/deploy.yaml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// URL templates of several release files.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-    /// Release assets of a GitHub (or GitHub Enterprise) release.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub github: Option<RawGithub>,
-    /// Local directory or file template, relative to kpin.yaml (internal mirrors, monorepos).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
     /// Expected sha256 of the release file (a hex string), or of each file by name (a mapping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<RawPins>,
@@ -143,22 +133,6 @@ pub struct RawPackageEnvironment {
     /// environments; `kpin promote` removes it when the package reaches the environment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installed: Option<bool>,
-}
-
-/// A GitHub release source.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawGithub {
-    /// `owner/name`.
-    pub repo: String,
-    /// Release tag template. Default: `v{version}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    /// Asset names (templates) to download from the release.
-    pub assets: Vec<String>,
-    /// API base URL, for GitHub Enterprise or tests. Default: `https://api.github.com`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
 }
 
 /// Where to list upstream versions for sources that cannot list their own.
@@ -337,127 +311,6 @@ impl Pins {
     }
 }
 
-/// Where a package's files come from. Every kind resolves, for a version, to a list of named
-/// files at URLs or local paths (see `fetch::resolve`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// One or more URL templates.
-    Url { templates: Vec<String> },
-    /// Assets of a GitHub release.
-    Github(GithubSource),
-    /// A local directory (every `*.yaml`/`*.yml`/`*.json` in it) or file, relative to the manifest.
-    Path { template: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GithubSource {
-    pub repo: String,
-    pub tag: String,
-    pub assets: Vec<String>,
-    pub api_url: String,
-}
-
-/// Where `outdated` finds versions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionFeed {
-    pub github_repo: String,
-    pub tag: String,
-    pub api_url: String,
-    pub prereleases: bool,
-}
-
-impl Source {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Source::Url { .. } => "url",
-            Source::Github(_) => "github",
-            Source::Path { .. } => "path",
-        }
-    }
-}
-
-/// A pinned version: the text as written (substituted into templates) and, where it reads as
-/// one, its semver form for comparisons.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub raw: String,
-    pub semver: Option<semver::Version>,
-}
-
-impl Version {
-    pub fn parse(raw: &str) -> Version {
-        Version {
-            raw: raw.to_owned(),
-            semver: lenient_semver(raw),
-        }
-    }
-
-    /// Oldest first: by semver where both read as one, versions that do not read as semver
-    /// after those that do, then by text, so every order kpin writes is stable.
-    pub fn cmp_order(&self, other: &Version) -> std::cmp::Ordering {
-        (self.semver.is_none(), &self.semver, &self.raw).cmp(&(
-            other.semver.is_none(),
-            &other.semver,
-            &other.raw,
-        ))
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
-    }
-}
-
-/// Semver from tag-like text: `1.9.4`, `v0.0.31`, `controller-v1.12.8`, `1.2` (read as 1.2.0).
-pub fn lenient_semver(text: &str) -> Option<semver::Version> {
-    let start = text.find(|c: char| c.is_ascii_digit())?;
-    let prefix = &text[..start];
-    // Only a tag-like prefix (`v`, `controller-v`, `release-`), never digits inside words.
-    if !prefix
-        .chars()
-        .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
-    {
-        return None;
-    }
-    let body = &text[start..];
-    if let Ok(v) = semver::Version::parse(body) {
-        return Some(v);
-    }
-    let (core, rest) = match body.find(['-', '+']) {
-        Some(i) => (&body[..i], &body[i..]),
-        None => (body, ""),
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.is_empty()
-        || parts.len() > 3
-        || parts
-            .iter()
-            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return None;
-    }
-    let padded = match parts.len() {
-        1 => format!("{}.0.0{rest}", parts[0]),
-        2 => format!("{}.{}.0{rest}", parts[0], parts[1]),
-        _ => return None,
-    };
-    semver::Version::parse(&padded).ok()
-}
-
-/// Substitute `{version}` in a template.
-pub fn expand(template: &str, version: &Version) -> String {
-    template.replace(VERSION_PLACEHOLDER, &version.raw)
-}
-
-/// The version a tag stands for under a tag template, e.g. `controller-v{version}` and
-/// `controller-v1.12.8` give `1.12.8`.
-pub fn version_from_tag(template: &str, tag: &str) -> Option<String> {
-    let (prefix, suffix) = template.split_once(VERSION_PLACEHOLDER)?;
-    let v = tag.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    (!v.is_empty()).then(|| v.to_owned())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Loading and validation.
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +375,16 @@ impl Manifest {
             Some(Value::Object(map)) => map.clone(),
             _ => serde_json::Map::new(),
         };
+        // Source keys belong to their kinds (`fetch::source::KINDS`), which read them from the
+        // entry; `RawPackage` has the rest.
+        let mut value = value;
+        if let Some(Value::Object(entries)) = value.get_mut("packages") {
+            for entry in entries.values_mut().filter_map(Value::as_object_mut) {
+                for key in source::KINDS.iter().flat_map(|k| k.keys()) {
+                    entry.remove(*key);
+                }
+            }
+        }
         let raw: RawManifest = deserialize_with_path(value, path)?;
         let root = path
             .parent()
@@ -597,6 +460,15 @@ impl Manifest {
             raw,
             staged: None,
         })
+    }
+
+    /// What sources resolve relative to.
+    pub fn project(&self) -> source::Project<'_> {
+        source::Project {
+            manifest: &self.path,
+            root: &self.root,
+            kubernetes_version: self.kubernetes_version,
+        }
     }
 
     /// The lockfile next to the manifest.
@@ -815,7 +687,10 @@ fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: Value, path: &Pa
     yaml::expect_mapping(&value, path)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = abbreviate(&e.path().to_string());
-        let inner = yaml::user_words(&e.into_inner().to_string());
+        let mut inner = yaml::user_words(&e.into_inner().to_string());
+        if field.starts_with("packages.") {
+            inner = with_source_keys(&inner);
+        }
         let at = if field == "." {
             String::new()
         } else {
@@ -839,7 +714,7 @@ fn validate_package(
 ) -> Result<Package> {
     check_name(name, "package")?;
     let version = parse_version(&raw.version, "version")?;
-    let source = package_source(raw, &version)?;
+    let source = package_source(name, raw, entry, &version)?;
     let pins = package_pins(raw, &source)?;
     if let Some(ns) = &raw.namespace {
         check_dns_label(ns).context("namespace")?;
@@ -876,79 +751,24 @@ fn validate_package(
     })
 }
 
-/// The tag a GitHub release is looked up by when `tag:` is not given.
-const DEFAULT_GITHUB_TAG: &str = "v{version}";
-
-/// `api_url:` of a GitHub source or version feed, defaulted and without a trailing slash.
-fn github_api_url(api_url: Option<&String>) -> String {
-    api_url
-        .map_or(DEFAULT_GITHUB_API, String::as_str)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// `url` / `urls` / `github` / `path`: exactly one, well formed, with its placeholders.
-fn package_source(raw: &RawPackage, version: &Version) -> Result<Source> {
-    let source = match (&raw.url, &raw.urls, &raw.github, &raw.path) {
-        (Some(url), None, None, None) => Source::Url {
-            templates: vec![url.clone()],
-        },
-        (None, Some(urls), None, None) if !urls.is_empty() => Source::Url {
-            templates: urls.clone(),
-        },
-        (None, Some(_), None, None) => bail!("urls: the list is empty"),
-        (None, None, Some(gh), None) => {
-            if !gh.repo.split('/').filter(|p| !p.is_empty()).count().eq(&2)
-                || gh.repo.contains("..")
-            {
-                bail!(
-                    "github.repo: {} is not of the form owner/name",
-                    quote(&gh.repo)
-                );
-            }
-            if gh.assets.is_empty() {
-                return Err(anyhow::anyhow!("github.assets: the list is empty"))
-                    .hint("name the release files to vendor, e.g. assets: [components.yaml]");
-            }
-            Source::Github(GithubSource {
-                repo: gh.repo.clone(),
-                tag: gh
-                    .tag
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_GITHUB_TAG.to_owned()),
-                assets: gh.assets.clone(),
-                api_url: github_api_url(gh.api_url.as_ref()),
-            })
-        }
-        (None, None, None, Some(p)) => {
-            check_relative_path(&expand(p, version)).context("path")?;
-            Source::Path {
-                template: p.clone(),
-            }
-        }
-        (None, None, None, None) => {
-            return Err(anyhow::anyhow!(
-                "no source: give one of `url`, `urls`, `github` or `path`"
-            ))
-            .hint(
-                "e.g. url: https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml",
-            );
-        }
-        _ => bail!("more than one source: give only one of `url`, `urls`, `github` or `path`"),
+/// The source of a package entry: the keys of exactly one kind (`fetch::source::KINDS`), well
+/// formed, with its placeholders.
+fn package_source(
+    name: &str,
+    raw: &RawPackage,
+    entry: &Value,
+    version: &Version,
+) -> Result<Source> {
+    let empty = serde_json::Map::new();
+    let fields = entry.as_object().unwrap_or(&empty);
+    let Some((kind, fields)) = source::kind_of(fields)? else {
+        return Err(anyhow::anyhow!(
+            "no source: give one of {}",
+            source::source_keys_text()
+        ))
+        .hint("e.g. url: https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml");
     };
-    if let Source::Url { templates } = &source {
-        for t in templates {
-            let expanded = expand(t, version);
-            let parsed = url::Url::parse(&expanded)
-                .with_context(|| format!("url: {} is not a valid URL", quote(&expanded)))?;
-            if !matches!(parsed.scheme(), "https" | "http" | "file") {
-                bail!(
-                    "url: scheme {} is not supported (use https, http or file)",
-                    quote(parsed.scheme())
-                );
-            }
-        }
-    }
+    let source = kind.parse(name, &fields, version)?;
     check_placeholders(&source)?;
     if raw.sha256.is_none() {
         check_depends_on_version(&source)?;
@@ -962,12 +782,7 @@ fn package_pins(raw: &RawPackage, source: &Source) -> Result<Pins> {
         None => Pins::None,
         Some(RawPins::One(d)) => {
             let d = check_digest(d).context("sha256")?;
-            let single = match source {
-                Source::Url { templates } => templates.len() == 1,
-                Source::Github(gh) => gh.assets.len() == 1,
-                Source::Path { .. } => false,
-            };
-            if !single {
+            if source.file_count() != Some(1) {
                 return Err(anyhow::anyhow!(
                     "sha256: a single digest needs a source with exactly one file"
                 ))
@@ -1030,10 +845,9 @@ fn package_environments(
         env_overlays.insert(env.clone(), settings.overlays.clone());
         if let Some(v) = &settings.version {
             let v = parse_version(v, &format!("environments.{env}.version"))?;
-            if let Source::Path { template } = source {
-                check_relative_path(&expand(template, &v))
-                    .with_context(|| format!("environments.{env}.version: path"))?;
-            }
+            source
+                .check_version(&v)
+                .with_context(|| format!("environments.{env}.version"))?;
             env_versions.insert(env.clone(), v);
         }
         if settings.installed == Some(false) {
@@ -1068,33 +882,25 @@ fn fetch_digests(raw: &RawPackage, entry: &Value) -> Result<BTreeMap<String, Str
     Ok(digests)
 }
 
-/// Where `kpin outdated` / `upgrade` list versions: `versions:`, or the GitHub source itself.
+/// Where `kpin outdated` / `upgrade` list versions: `versions:`, or the source's own listing.
 fn version_feed(raw: &RawPackage, source: &Source) -> Result<Option<VersionFeed>> {
-    Ok(match (&raw.versions, source) {
-        (Some(v), _) => {
-            let repo = v.github.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "versions.github: required (the repository whose releases list versions)"
-                )
-            })?;
-            Some(VersionFeed {
-                github_repo: repo,
-                tag: v
-                    .tag
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_GITHUB_TAG.to_owned()),
-                api_url: github_api_url(v.api_url.as_ref()),
-                prereleases: v.prereleases,
-            })
-        }
-        (None, Source::Github(gh)) => Some(VersionFeed {
-            github_repo: gh.repo.clone(),
-            tag: gh.tag.clone(),
-            api_url: gh.api_url.clone(),
-            prereleases: false,
-        }),
-        (None, _) => None,
-    })
+    let Some(v) = &raw.versions else {
+        return Ok(source.version_feed());
+    };
+    let repo = v.github.clone().ok_or_else(|| {
+        anyhow::anyhow!("versions.github: required (the repository whose releases list versions)")
+    })?;
+    Ok(Some(VersionFeed {
+        listing: Listing::GithubReleases {
+            repo,
+            api_url: github::api_url(v.api_url.as_ref()),
+        },
+        tag: v
+            .tag
+            .clone()
+            .unwrap_or_else(|| github::DEFAULT_TAG.to_owned()),
+        prereleases: v.prereleases,
+    }))
 }
 
 /// A version as written at `field`: a string, or an integer (`1`); never a float, which loses
@@ -1128,12 +934,12 @@ fn parse_version(value: &Value, field: &str) -> Result<Version> {
 /// changing overlays does not force a re-download but changing the version, a URL or a pin
 /// does. The pins count only for the package's own version (`own`), which they pin.
 fn fetch_digest(entry: &Value, version: &Value, own: bool) -> String {
-    const FETCH_KEYS: [&str; 4] = ["url", "urls", "github", "path"];
     let mut subset = serde_json::Map::new();
     subset.insert("version".to_owned(), version.clone());
     if let Value::Object(map) = entry {
         let pins = own.then_some("sha256");
-        for key in FETCH_KEYS.into_iter().chain(pins) {
+        let source_keys = source::KINDS.iter().flat_map(|k| k.keys()).copied();
+        for key in source_keys.chain(pins) {
             if let Some(v) = map.get(key) {
                 subset.insert(key.to_owned(), v.clone());
             }
@@ -1143,22 +949,15 @@ fn fetch_digest(entry: &Value, version: &Value, own: bool) -> String {
 }
 
 fn check_placeholders(source: &Source) -> Result<()> {
-    let templates: Vec<&str> = match source {
-        Source::Url { templates } => templates.iter().map(String::as_str).collect(),
-        Source::Github(gh) => std::iter::once(gh.tag.as_str())
-            .chain(gh.assets.iter().map(String::as_str))
-            .collect(),
-        Source::Path { template } => vec![template.as_str()],
-    };
-    for t in templates {
-        let stripped = t.replace(VERSION_PLACEHOLDER, "");
+    for t in source.templates() {
+        let stripped = t.text.replace(VERSION_PLACEHOLDER, "");
         if let Some(start) = stripped.find('{') {
             let end = stripped[start..]
                 .find('}')
                 .map_or(stripped.len(), |e| start + e + 1);
             return Err(anyhow::anyhow!(
                 "{}: unknown placeholder {}",
-                quote(t),
+                quote(t.text),
                 quote(&stripped[start..end])
             ))
             .hint("the only placeholder is {version}");
@@ -1171,43 +970,19 @@ fn check_placeholders(source: &Source) -> Result<()> {
 /// `kpin upgrade` would vendor the old release under the new version's name. Only a `sha256:`
 /// pin makes that deliberate (and an upgrade must then change the pin).
 fn check_depends_on_version(source: &Source) -> Result<()> {
-    let (field, template, hint) = match source {
-        Source::Url { templates } => {
-            let Some((i, t)) = templates
-                .iter()
-                .enumerate()
-                .find(|(_, t)| !t.contains(VERSION_PLACEHOLDER))
-            else {
-                return Ok(());
-            };
-            let field = if templates.len() == 1 && i == 0 {
-                "url".to_owned()
-            } else {
-                format!("urls[{i}]")
-            };
-            (
-                field,
-                t,
-                "put {version} where the release's version goes, e.g. https://github.com/OWNER/REPO/releases/download/v{version}/install.yaml; or pin the file with `sha256:` if it really never changes",
-            )
-        }
-        Source::Path { template } if !template.contains(VERSION_PLACEHOLDER) => (
-            "path".to_owned(),
-            template,
-            "keep each version in a directory of its own, e.g. path: mirror/NAME/{version}; or pin the files with `sha256:`",
-        ),
-        Source::Github(gh) if !gh.tag.contains(VERSION_PLACEHOLDER) => (
-            "github.tag".to_owned(),
-            &gh.tag,
-            "name the release by its version, e.g. tag: v{version}; or pin the files with `sha256:`",
-        ),
-        _ => return Ok(()),
+    let Some(t) = source
+        .templates()
+        .into_iter()
+        .find(|t| t.addresses && !t.text.contains(VERSION_PLACEHOLDER))
+    else {
+        return Ok(());
     };
     Err(anyhow::anyhow!(
-        "{field}: {} has no {VERSION_PLACEHOLDER}, so every version would fetch the same files",
-        quote(template)
+        "{}: {} has no {VERSION_PLACEHOLDER}, so every version would fetch the same files",
+        t.field,
+        quote(t.text)
     ))
-    .hint(hint)
+    .hint(source.version_hint())
 }
 
 /// Names that become directory names: lowercase DNS-like, never a path.
@@ -1223,45 +998,6 @@ pub fn check_name(name: &str, what: &str) -> Result<()> {
         return Err(anyhow::anyhow!("invalid {what} name {}", quote(name))).hint(
             "use lowercase letters, digits, '-', '_' and '.', starting with a letter or digit (it becomes a directory name)",
         );
-    }
-    Ok(())
-}
-
-/// One path segment that is safe as a directory or file name (versions, file names).
-pub fn check_path_segment(segment: &str) -> Result<()> {
-    let valid = !segment.is_empty()
-        && segment.len() <= 128
-        && !segment.starts_with('.')
-        && !segment.contains("..")
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
-    if !valid {
-        bail!(
-            "{} cannot be used as a file or directory name (letters, digits, '-', '_', '.', '+'; no leading dot)",
-            quote(segment)
-        );
-    }
-    Ok(())
-}
-
-/// A relative path that stays below the manifest directory.
-pub fn check_relative_path(path: &str) -> Result<()> {
-    let p = Path::new(path);
-    if path.is_empty()
-        || p.is_absolute()
-        || p.components().any(|c| {
-            !matches!(
-                c,
-                std::path::Component::Normal(_) | std::path::Component::CurDir
-            )
-        })
-    {
-        return Err(anyhow::anyhow!(
-            "{} must be a relative path below the directory of kpin.yaml (no `..`)",
-            quote(path)
-        ))
-        .hint(fsutil::INSIDE_HINT);
     }
     Ok(())
 }
@@ -1291,9 +1027,40 @@ fn check_digest(d: &str) -> Result<String> {
     Ok(hex)
 }
 
-/// The JSON Schema of kpin.yaml, for editors.
+/// The JSON Schema of kpin.yaml, for editors: `RawManifest`'s, with each source kind's keys
+/// in a package entry.
 pub fn json_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(RawManifest)).unwrap_or(Value::Null)
+    let mut generator = schemars::SchemaGenerator::default();
+    let root = generator.root_schema_for::<RawManifest>();
+    let mut kinds = Vec::new();
+    for kind in source::KINDS {
+        kinds.extend(kind.schema(&mut generator));
+    }
+    let mut schema = root.to_value();
+    for (name, def) in generator.definitions() {
+        schema["$defs"][name] = def.clone();
+    }
+    if let Some(Value::Object(props)) = schema.pointer_mut("/$defs/RawPackage/properties") {
+        for (key, kind_schema) in kinds {
+            props.insert(key.to_owned(), kind_schema);
+        }
+    }
+    schema
+}
+
+/// serde's message for an unknown key of a package entry, with the source keys (read by the
+/// kinds, not by `RawPackage`) listed after `version`.
+fn with_source_keys(message: &str) -> String {
+    let keys: Vec<String> = source::KINDS
+        .iter()
+        .flat_map(|k| k.keys())
+        .map(|k| format!("`{k}`"))
+        .collect();
+    message.replacen(
+        "expected one of `version`, ",
+        &format!("expected one of `version`, {}, ", keys.join(", ")),
+        1,
+    )
 }
 
 #[cfg(test)]
@@ -1341,10 +1108,8 @@ mod tests {
         let p = &m.packages["ingress-nginx"];
         assert_eq!(p.version.raw, "1.9.4");
         assert_eq!(p.version.semver, Some(semver::Version::new(1, 9, 4)));
-        let Source::Url { templates } = &p.source else {
-            panic!()
-        };
-        assert!(expand(&templates[0], &p.version).contains("controller-v1.9.4/deploy"));
+        let url = p.source.downcast::<crate::fetch::url::UrlSource>().unwrap();
+        assert!(expand(&url.templates[0], &p.version).contains("controller-v1.9.4/deploy"));
         assert_eq!(m.vendor_dir, Path::new("/repo/vendor"));
     }
 
@@ -1530,13 +1295,11 @@ mod tests {
     fn github_source_defaults() {
         let m = parse("packages:\n  ms:\n    version: 0.7.2\n    github:\n      repo: kubernetes-sigs/metrics-server\n      assets: [components.yaml]\n    sha256: ab00000000000000000000000000000000000000000000000000000000000000\n").unwrap();
         let p = &m.packages["ms"];
-        let Source::Github(gh) = &p.source else {
-            panic!()
-        };
+        let gh = p.source.downcast::<github::GithubSource>().unwrap();
         assert_eq!(gh.tag, "v{version}");
-        assert_eq!(gh.api_url, DEFAULT_GITHUB_API);
+        assert_eq!(gh.api_url, github::DEFAULT_GITHUB_API);
         assert_eq!(
-            p.versions.as_ref().unwrap().github_repo,
+            p.versions.as_ref().unwrap().origin(),
             "kubernetes-sigs/metrics-server"
         );
         assert!(matches!(p.pins, Pins::Single(_)));

@@ -12,7 +12,9 @@ use anyhow::Result;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::manifest::{Package, VersionFeed, lenient_semver, version_from_tag};
+use crate::fetch::source::{Listing, VersionFeed};
+use crate::manifest::Package;
+use crate::version::{lenient_semver, version_from_tag};
 
 /// One upstream release as the version feed reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,24 +35,44 @@ pub trait ReleaseFeed: Sync {
     fn tags(&self, feed: &VersionFeed) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
-/// The GitHub (Enterprise) releases API through kpin's HTTP client: every page of releases.
+/// The listings through kpin's HTTP client: every page of a GitHub (Enterprise) repository's
+/// releases, or a chart's versions (a repository index, an OCI repository's tags).
 impl ReleaseFeed for crate::fetch::Client {
     async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
-        let releases =
-            crate::fetch::github::list_releases(self, &feed.api_url, &feed.github_repo).await?;
-        Ok(releases
-            .into_iter()
-            .map(|r| UpstreamRelease {
-                tag: r.tag_name,
-                prerelease: r.prerelease,
-                draft: r.draft,
-            })
-            .collect())
+        match &feed.listing {
+            Listing::GithubReleases { repo, api_url } => {
+                let releases = crate::fetch::github::list_releases(self, api_url, repo).await?;
+                Ok(releases
+                    .into_iter()
+                    .map(|r| UpstreamRelease {
+                        tag: r.tag_name,
+                        prerelease: r.prerelease,
+                        draft: r.draft,
+                    })
+                    .collect())
+            }
+            // A chart's versions are its releases; semver says which are prereleases.
+            Listing::ChartVersions(address) => Ok(address
+                .versions(self)
+                .await?
+                .into_iter()
+                .map(|v| UpstreamRelease {
+                    prerelease: lenient_semver(&v).is_some_and(|s| !s.pre.is_empty()),
+                    tag: v,
+                    draft: false,
+                })
+                .collect()),
+        }
     }
 
     async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
-        let tags = crate::fetch::github::list_tags(self, &feed.api_url, &feed.github_repo).await?;
-        Ok(tags.into_iter().map(|t| t.name).collect())
+        match &feed.listing {
+            Listing::GithubReleases { repo, api_url } => {
+                let tags = crate::fetch::github::list_tags(self, api_url, repo).await?;
+                Ok(tags.into_iter().map(|t| t.name).collect())
+            }
+            Listing::ChartVersions(_) => Ok(Vec::new()),
+        }
     }
 }
 
@@ -221,7 +243,7 @@ pub fn assess(package: &Package, env: Option<&str>, candidates: &[Candidate]) ->
             .map(|(e, v)| (e.clone(), v.raw.clone()))
             .collect(),
         constraint: package.constraint.as_ref().map(ToString::to_string),
-        source: package.versions.as_ref().map(|f| f.github_repo.clone()),
+        source: package.versions.as_ref().map(VersionFeed::origin),
         wanted: None,
         latest: None,
         newer: Vec::new(),
@@ -403,7 +425,7 @@ mod tests {
 
     impl ReleaseFeed for Fake {
         async fn releases(&self, feed: &VersionFeed) -> Result<Vec<UpstreamRelease>> {
-            if feed.github_repo.starts_with("fail/") {
+            if feed.origin().starts_with("fail/") {
                 return Err(crate::error::HintExt::hint(
                     anyhow::anyhow!("GET /repos/fail/x/releases: GitHub API rate limit exceeded"),
                     "set GITHUB_TOKEN to raise the limit, or wait for the reset",
@@ -412,13 +434,13 @@ mod tests {
             }
             Ok(self
                 .0
-                .get(feed.github_repo.as_str())
+                .get(feed.origin().as_str())
                 .cloned()
                 .unwrap_or_default())
         }
 
         async fn tags(&self, feed: &VersionFeed) -> Result<Vec<String>> {
-            Ok(match feed.github_repo.as_str() {
+            Ok(match feed.origin().as_str() {
                 "example/tags-only" => vec!["v2.1.0".into(), "v2.0.0".into(), "nightly".into()],
                 _ => Vec::new(),
             })

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Section};
 use crate::error::HintExt;
+use crate::fetch::source::RenderOptions;
 use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
 use crate::manifest::{
@@ -30,7 +31,10 @@ use crate::object::Object;
 use crate::overlay::Miss;
 use crate::progress::{Reporter, Silent};
 use crate::render;
-use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
+use crate::vendoring::lockfile::{
+    LockedFile, LockedPackage, LockedRender, LockedVersion, Lockfile,
+};
+use crate::vendoring::sync::{Fetch, render_version};
 use crate::vendoring::transaction::Transaction;
 use crate::yaml::edit::set_scalar;
 
@@ -278,6 +282,8 @@ pub struct Fetching<'a> {
     /// `None` offline: only local (`path:`, `file://`) sources can be upgraded.
     pub client: Option<&'a Client>,
     pub cache: Cache,
+    /// How a chart of a new version may render.
+    pub render: RenderOptions,
 }
 
 /// Upgrade `targets` (see the module documentation for the order of effects).
@@ -324,6 +330,8 @@ struct Workflow<'a> {
     /// The locked files of every version in use of the packages that move, by (package,
     /// version).
     files: BTreeMap<(String, String), Vec<LockedFile>>,
+    /// What the versions of sources that render (charts) were rendered from.
+    rendered_from: BTreeMap<(String, String), LockedRender>,
     /// The (package, version) pairs fetched into the transaction's staging tree.
     staged_dirs: Vec<(String, String)>,
 }
@@ -353,6 +361,7 @@ impl<'a> Workflow<'a> {
             names: Vec::new(),
             notes: BTreeMap::new(),
             files: BTreeMap::new(),
+            rendered_from: BTreeMap::new(),
             staged_dirs: Vec::new(),
         })
     }
@@ -418,15 +427,23 @@ impl<'a> Workflow<'a> {
             for version in new.versions_in_use() {
                 let key = (name.to_string(), version.raw.clone());
                 let found = if old.versions_in_use().contains(&version) {
-                    carried_files(self.old_lock.as_ref(), manifest, old, version)?
+                    let (files, from) =
+                        carried_files(self.old_lock.as_ref(), manifest, old, version)?;
+                    if let Some(from) = from {
+                        self.rendered_from.insert(key.clone(), from);
+                    }
+                    files
                 } else {
                     let view = new.at_version(version);
                     reporter.status("Fetching", &format!("{name} {version}"));
                     let dir = txn.staging_for(&manifest.version_dir(name, &version.raw));
                     self.staged_dirs.push(key.clone());
-                    let fetched = stage_package(&versioned, &view, &dir, fetching)
+                    let (fetched, from) = stage_package(&versioned, &view, &dir, fetching)
                         .await
                         .with_context(|| format!("fetching {name} {version}"))?;
+                    if let Some(from) = from {
+                        self.rendered_from.insert(key.clone(), from);
+                    }
                     refuse_same_files(manifest, old, self.old_lock.as_ref(), version, &fetched)?;
                     fetched
                 };
@@ -520,6 +537,7 @@ impl<'a> Workflow<'a> {
                 LockedVersion::new(
                     &new.at_version(v),
                     self.files.remove(&key).unwrap_or_default(),
+                    self.rendered_from.remove(&key),
                 )
             })
             .collect();
@@ -617,10 +635,10 @@ fn carried_files(
     manifest: &Manifest,
     package: &Package,
     version: &Version,
-) -> Result<Vec<LockedFile>> {
+) -> Result<(Vec<LockedFile>, Option<LockedRender>)> {
     lock.and_then(|l| l.packages.get(&package.name))
         .and_then(|e| e.version(&version.raw))
-        .map(|v| v.files.clone())
+        .map(|v| (v.files.clone(), v.rendered_from.clone()))
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "{} does not record {} {version}, which kpin.yaml uses",
@@ -631,16 +649,33 @@ fn carried_files(
         .hint("run `kpin sync` first, so kpin.lock and vendor/ hold every version in use")
 }
 
-/// Obtain every file of `package` (at one version) into the directory `dir`; the lock
-/// entries.
+/// Obtain every file of `package` (at one version) into the directory `dir` (a source that
+/// renders is rendered there, as sync renders it); the lock entries.
 async fn stage_package(
     manifest: &Manifest,
     package: &PackageVersion,
     dir: &Path,
     fetching: &Fetching<'_>,
-) -> Result<Vec<LockedFile>> {
+) -> Result<(Vec<LockedFile>, Option<LockedRender>)> {
+    if let Some(renderer) = package.source.renderer() {
+        let fetch = Fetch {
+            client: fetching.client,
+            cache: &fetching.cache,
+            render: fetching.render,
+            reporter: &Silent,
+        };
+        let staged = render_version(manifest, package, renderer, None, dir, &fetch).await?;
+        return Ok((staged.files, staged.rendered_from));
+    }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sources = fetch::resolve(manifest, package, fetching.client).await?;
+    let sources = fetch::resolve(
+        manifest.project(),
+        &package.name,
+        &package.source,
+        &package.version,
+        fetching.client,
+    )
+    .await?;
     let mut locked = Vec::with_capacity(sources.len());
     for source in sources {
         // No digest to check against: kpin.lock does not know this version yet, and the
@@ -664,7 +699,7 @@ async fn stage_package(
         });
     }
     locked.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(locked)
+    Ok((locked, None))
 }
 
 /// Refuse a new version whose files are byte for byte those of a version the package uses

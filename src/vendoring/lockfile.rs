@@ -92,7 +92,31 @@ pub struct LockedVersion {
     pub manifest_digest: String,
     /// Every vendored file, sorted by name.
     pub files: Vec<LockedFile>,
+    /// For a source that renders (a chart): what the vendored files were rendered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_from: Option<LockedRender>,
 }
+
+/// What a rendered version was rendered from and with: `sync --locked` fails when any of it
+/// would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LockedRender {
+    /// The fetched files rendered (a chart archive), with the address it was resolved at (an
+    /// OCI reference records its manifest digest).
+    pub files: Vec<LockedFile>,
+    /// The tool that rendered (`helm v4.3.2`).
+    pub renderer: String,
+    /// sha256 of the values and settings the render used.
+    pub values: String,
+    /// What the rendered file brought along (a chart's packaged dependencies), sha256 by
+    /// `name version`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<String, String>,
+}
+
+/// `url` of a vendored file that a source rendered rather than fetched.
+pub const RENDERED: &str = "rendered";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -111,11 +135,16 @@ pub struct LockedFile {
 
 impl LockedVersion {
     /// The entry for `view`, the package at one version.
-    pub fn new(view: &PackageVersion, files: Vec<LockedFile>) -> LockedVersion {
+    pub fn new(
+        view: &PackageVersion,
+        files: Vec<LockedFile>,
+        rendered_from: Option<LockedRender>,
+    ) -> LockedVersion {
         LockedVersion {
             version: view.version.raw.clone(),
             manifest_digest: view.manifest_digest.clone(),
             files,
+            rendered_from,
         }
     }
 }
@@ -204,6 +233,7 @@ mod v1 {
                     let entry = super::LockedPackage {
                         source: p.source,
                         versions: vec![LockedVersion {
+                            rendered_from: None,
                             version: p.version,
                             manifest_digest: p.manifest_digest,
                             files: p.files,
@@ -335,11 +365,13 @@ mod tests {
                         version: "1.10.0".into(),
                         manifest_digest: "sha256:10".into(),
                         files: vec![file("a.yaml", "cc")],
+                        rendered_from: None,
                     },
                     LockedVersion {
                         version: "1.9.0".into(),
                         manifest_digest: "sha256:09".into(),
                         files: vec![file("z.yaml", "aa"), file("a.yaml", "bb")],
+                        rendered_from: None,
                     },
                 ],
                 environments: BTreeMap::from([

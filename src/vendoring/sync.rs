@@ -16,14 +16,17 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::HintExt;
+use crate::fetch::source::{RenderInput, RenderOptions, Renderer};
 use crate::fetch::{
     self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
 };
 use crate::fsutil;
-use crate::manifest::{Manifest, Package, PackageVersion, Pins, Source};
+use crate::manifest::{Manifest, Package, PackageVersion, Pins};
 use crate::progress::Reporter;
 use crate::render::RenderDigests;
-use crate::vendoring::lockfile::{LockedFile, LockedPackage, LockedVersion, Lockfile};
+use crate::vendoring::lockfile::{
+    LockedFile, LockedPackage, LockedRender, LockedVersion, Lockfile, RENDERED,
+};
 use crate::vendoring::transaction::Transaction;
 use crate::vendoring::vendor::{self, Extra, VersionDir};
 use crate::vendoring::verify;
@@ -60,6 +63,8 @@ pub struct SyncOptions<'a> {
     /// kpin.yaml's text as this sync makes it (`kpin add`), written in the same transaction as
     /// kpin.lock and vendor/; `manifest` must be its parse.
     pub manifest_text: Option<&'a str>,
+    /// How sources that render (charts) may render.
+    pub render: RenderOptions,
 }
 
 /// What a sync did, for the summary line and for tests.
@@ -133,6 +138,7 @@ pub async fn sync(
         net: options.net.clone(),
         client: OnceLock::new(),
         staging: staging_dirs(manifest, &txn, &units),
+        render: options.render,
         reporter,
     };
 
@@ -229,7 +235,7 @@ fn planned_lock(
         let versions: Vec<LockedVersion> = prepared
             .iter()
             .filter(|(view, _)| view.name == package.name)
-            .map(|(view, p)| LockedVersion::new(view, p.files.clone()))
+            .map(|(view, p)| LockedVersion::new(view, p.files.clone(), p.rendered_from.clone()))
             .collect();
         let fresh = LockedPackage::new(manifest, package, versions, None);
         // The render digests still describe the files when every version has the same files
@@ -239,10 +245,11 @@ fn planned_lock(
             .filter(|o| {
                 o.environments == fresh.environments
                     && o.versions.len() == fresh.versions.len()
-                    && o.versions
-                        .iter()
-                        .zip(&fresh.versions)
-                        .all(|(a, b)| a.version == b.version && a.files == b.files)
+                    && o.versions.iter().zip(&fresh.versions).all(|(a, b)| {
+                        a.version == b.version
+                            && a.files == b.files
+                            && a.rendered_from == b.rendered_from
+                    })
             });
         let mut entry = fresh;
         entry.set_digests(unchanged.and_then(LockedPackage::digests));
@@ -336,13 +343,14 @@ fn announce(report: &SyncReport, locked: &[String], reporter: &dyn Reporter) {
 }
 
 /// One package version ready to be swapped in.
-struct Staged {
-    files: Vec<LockedFile>,
+pub struct Staged {
+    pub files: Vec<LockedFile>,
+    pub rendered_from: Option<LockedRender>,
     /// Whether a replacement for `vendor/<package>/<version>` was staged (it was not right).
-    replacement: bool,
-    downloaded: usize,
-    bytes: u64,
-    cached: usize,
+    pub replacement: bool,
+    pub downloaded: usize,
+    pub bytes: u64,
+    pub cached: usize,
 }
 
 impl Staged {
@@ -352,6 +360,7 @@ impl Staged {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Staged {
             files,
+            rendered_from: None,
             replacement: false,
             downloaded: obtained.iter().filter(|o| o.downloaded).count(),
             bytes: obtained
@@ -389,6 +398,7 @@ struct Session<'a> {
     client: OnceLock<Client>,
     /// Where each package version's new vendor directory is staged.
     staging: BTreeMap<(String, String), PathBuf>,
+    render: RenderOptions,
     reporter: &'a dyn Reporter,
 }
 
@@ -453,8 +463,13 @@ impl Session<'_> {
             .old_lock
             .and_then(|l| l.packages.get(&package.name))
             .and_then(|e| e.version(&package.version.raw))
-            .filter(|e| verify::entry_is_current(e, package))
-            .filter(|_| !matches!(package.source, Source::Path { .. }));
+            .filter(|e| verify::entry_is_current(self.manifest, e, package))
+            .filter(|_| !package.source.rereads());
+        if let Some(renderer) = package.source.renderer() {
+            return self
+                .prepare_rendered(package, renderer, reusable, &vendored)
+                .await;
+        }
         let mut wanted = match reusable {
             Some(entry) => self.locked_files(package, entry)?,
             None => self.resolved_files(package).await?,
@@ -483,8 +498,13 @@ impl Session<'_> {
             .iter()
             .map(|f| {
                 Ok(Wanted {
-                    source: fetch::locked_source(self.manifest, &f.name, &f.from)
-                        .with_context(|| format!("package `{}`", package.name))?,
+                    source: fetch::locked_source(
+                        self.manifest.project(),
+                        &self.manifest.lock_path(),
+                        &f.name,
+                        &f.from,
+                    )
+                    .with_context(|| format!("package `{}`", package.name))?,
                     expected: Some((f.sha256.clone(), PinSource::Lockfile)),
                 })
             })
@@ -495,14 +515,20 @@ impl Session<'_> {
     /// it), resolved from its source, each with its `sha256` pin if it has one.
     async fn resolved_files(&self, package: &PackageVersion) -> Result<Vec<Wanted>> {
         // Only the GitHub API is needed to resolve; URL files are fetched in `obtain`.
-        let client = if !self.offline && matches!(package.source, Source::Github(_)) {
+        let client = if !self.offline && package.source.lookup_online() {
             Some(self.client()?)
         } else {
             None
         };
-        let files = fetch::resolve(self.manifest, package, client)
-            .await
-            .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        let files = fetch::resolve(
+            self.manifest.project(),
+            &package.name,
+            &package.source,
+            &package.version,
+            client,
+        )
+        .await
+        .with_context(|| format!("package `{}` {}", package.name, package.version))?;
         check_pins_match(package, &files)?;
         let count = files.len();
         Ok(files
@@ -535,21 +561,85 @@ impl Session<'_> {
                     && self.cache.get(sha).is_none()
             })
         };
-        if self.offline
-            || !matches!(package.source, Source::Github(_))
-            || !wanted.iter().any(missing)
-        {
+        if self.offline || !package.source.lookup_online() || !wanted.iter().any(missing) {
             return Ok(());
         }
-        let fresh = fetch::resolve(self.manifest, package, Some(self.client()?))
-            .await
-            .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        let fresh = fetch::resolve(
+            self.manifest.project(),
+            &package.name,
+            &package.source,
+            &package.version,
+            Some(self.client()?),
+        )
+        .await
+        .with_context(|| format!("package `{}` {}", package.name, package.version))?;
         for w in wanted {
             if let Some(f) = fresh.iter().find(|f| f.name == w.source.name) {
                 w.source.origin = f.origin.clone();
             }
         }
         Ok(())
+    }
+
+    /// Prepare a version of a source that renders (a chart): kept as vendored when kpin.lock
+    /// records it as kpin.yaml describes it and vendor/ holds exactly the locked render (no
+    /// network, no renderer: what CI's `sync --locked` does); otherwise rendered again, and
+    /// then it must render to the locked files when the lock is current.
+    async fn prepare_rendered(
+        &self,
+        package: &PackageVersion,
+        renderer: &dyn Renderer,
+        reusable: Option<&LockedVersion>,
+        vendored: &VersionDir,
+    ) -> Result<Staged> {
+        let locked = reusable.and_then(|e| e.rendered_from.as_ref().map(|r| (e, r)));
+        if let Some((entry, from)) = locked
+            && vendored.holds_exactly(&entry.files)
+        {
+            return Ok(Staged {
+                files: entry.files.clone(),
+                rendered_from: Some(from.clone()),
+                replacement: false,
+                downloaded: 0,
+                bytes: 0,
+                cached: 0,
+            });
+        }
+        let client = if self.offline {
+            None
+        } else {
+            Some(self.client()?)
+        };
+        let staged = &self.staging[&(package.name.clone(), package.version.raw.clone())];
+        let fetching = Fetch {
+            client,
+            cache: &self.cache,
+            render: self.render,
+            reporter: self.reporter,
+        };
+        let mut out = render_version(
+            self.manifest,
+            package,
+            renderer,
+            locked.map(|(_, r)| r),
+            staged,
+            &fetching,
+        )
+        .await?;
+        if let Some((entry, from)) = locked
+            && entry.files != out.files
+        {
+            return Err(anyhow::anyhow!(
+                "package `{}` {} rendered to other files than kpin.lock records (locked render by {}, this one by {})",
+                package.name,
+                package.version,
+                from.renderer,
+                out.rendered_from.as_ref().map_or("?", |r| r.renderer.as_str())
+            ))
+            .hint("render with the helm kpin.lock names, or delete the package's entry from kpin.lock, run `kpin sync` and review the new render");
+        }
+        out.replacement = true;
+        Ok(out)
     }
 
     /// Copy the obtained files into the package version's staging directory.
@@ -687,6 +777,142 @@ impl Session<'_> {
     }
 }
 
+/// What obtaining and rendering a version needs besides the package.
+pub struct Fetch<'a> {
+    /// `None` offline.
+    pub client: Option<&'a Client>,
+    pub cache: &'a Cache,
+    pub render: RenderOptions,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Resolve and obtain what a rendering source renders from (checked against `locked` when
+/// kpin.lock records it, else against the digest its publisher gives), render it, and write the
+/// rendered files into `dir`. Sync and upgrade both render through here.
+pub async fn render_version(
+    manifest: &Manifest,
+    package: &PackageVersion,
+    renderer: &dyn Renderer,
+    locked: Option<&LockedRender>,
+    dir: &Path,
+    fetching: &Fetch<'_>,
+) -> Result<Staged> {
+    let at = || format!("package `{}` {}", package.name, package.version);
+    let project = manifest.project();
+    let files = fetch::resolve(
+        project,
+        &package.name,
+        &package.source,
+        &package.version,
+        fetching.client,
+    )
+    .await
+    .with_context(at)?;
+    let mut inputs = Vec::new();
+    let mut sources = Vec::new();
+    let (mut downloaded, mut bytes, mut cached) = (0, 0, 0);
+    for file in files {
+        let (got, locked_file) = obtain_input(package, &file, locked, fetching)
+            .await
+            .with_context(at)?;
+        match got.found {
+            fetch::Found::Downloaded => {
+                downloaded += 1;
+                bytes += got.size;
+            }
+            fetch::Found::Cache => cached += 1,
+            fetch::Found::Local => {}
+        }
+        sources.push(locked_file);
+        inputs.push(RenderInput {
+            source: file,
+            content: got.content,
+        });
+    }
+    fetching.reporter.status(
+        "Rendering",
+        &format!("{} {}", package.name, package.version),
+    );
+    let (rendered, facts) = renderer
+        .render(
+            project,
+            &package.version,
+            &inputs,
+            fetching.render,
+            fetching.reporter,
+        )
+        .await
+        .with_context(at)?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut files = Vec::new();
+    for r in rendered {
+        fsutil::check_path_segment(&r.name).with_context(at)?;
+        fsutil::write_atomic(&dir.join(&r.name), r.text.as_bytes())?;
+        files.push(LockedFile {
+            name: r.name,
+            from: RENDERED.to_owned(),
+            sha256: crate::digest::sha256_hex(r.text.as_bytes()),
+            size: r.text.len() as u64,
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Staged {
+        files,
+        rendered_from: Some(LockedRender {
+            files: sources,
+            renderer: facts.renderer,
+            values: facts.values,
+            dependencies: facts.dependencies,
+        }),
+        replacement: true,
+        downloaded,
+        bytes,
+        cached,
+    })
+}
+
+/// One file a source renders from, obtained and checked against kpin.lock's digest, else its
+/// publisher's.
+async fn obtain_input(
+    package: &PackageVersion,
+    file: &SourceFile,
+    locked: Option<&LockedRender>,
+    fetching: &Fetch<'_>,
+) -> Result<(fetch::Obtained, LockedFile)> {
+    let lock_digest = locked
+        .and_then(|r| r.files.iter().find(|f| f.name == file.name))
+        .map(|f| (f.sha256.clone(), PinSource::Lockfile));
+    let expected =
+        lock_digest.or_else(|| file.expected.clone().map(|sha| (sha, PinSource::Publisher)));
+    let announce = || {
+        fetching.reporter.status(
+            "Fetching",
+            &format!("{} {} ({})", package.name, package.version, file.name),
+        );
+    };
+    let got = fetch::obtain(
+        &package.name,
+        file,
+        expected.as_ref().map(|(sha256, against)| Expected {
+            sha256,
+            against: *against,
+        }),
+        fetching.cache,
+        fetching.client,
+        fetching.reporter,
+        &announce,
+    )
+    .await?;
+    let locked_file = LockedFile {
+        name: file.name.clone(),
+        from: file.locked_from.clone(),
+        sha256: got.sha256.clone(),
+        size: got.size,
+    };
+    Ok((got, locked_file))
+}
+
 /// Pins by file name must name files the source actually has.
 fn check_pins_match(package: &PackageVersion, files: &[SourceFile]) -> Result<()> {
     if let Pins::ByFile(pins) = &package.pins {
@@ -779,6 +1005,7 @@ pub(crate) mod tests {
             cache_dir: dir.join(".cache"),
             hook,
             manifest_text: None,
+            render: RenderOptions::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::{DriftError, HintExt};
 use crate::fetch;
-use crate::manifest::{DEFAULT_ENV, Manifest, Package, PackageVersion, Source};
+use crate::manifest::{DEFAULT_ENV, Manifest, Package, PackageVersion};
 use crate::render::{self, RenderedPackage};
 use crate::vendoring::lockfile::{LOCK_FORMAT, LockedPackage, LockedVersion, Lockfile};
 use crate::vendoring::vendor::{self, Difference, Extra};
@@ -378,8 +378,17 @@ pub fn render_problems(
 /// Whether this lock entry still describes `view` (the package at that version) as kpin.yaml pins
 /// it: the one test of an entry's currency, for `sync` (may the entry's files be reused?),
 /// `verify` and `--locked`.
-pub fn entry_is_current(entry: &LockedVersion, view: &PackageVersion) -> bool {
-    entry.version == view.version.raw && entry.manifest_digest == view.manifest_digest
+pub fn entry_is_current(manifest: &Manifest, entry: &LockedVersion, view: &PackageVersion) -> bool {
+    let inputs_current = match (view.source.renderer(), &entry.rendered_from) {
+        (None, None) => true,
+        (Some(renderer), Some(from)) => renderer
+            .inputs_digest(manifest.project())
+            .is_ok_and(|d| d == from.values),
+        _ => false,
+    };
+    entry.version == view.version.raw
+        && entry.manifest_digest == view.manifest_digest
+        && inputs_current
 }
 
 /// The packages of `rendered` (renders for `env`) whose render kpin.lock records otherwise:
@@ -412,7 +421,7 @@ fn package_problems(
         let Some(locked) = entry.version(&version.raw) else {
             continue; // `stale_entry` reported it.
         };
-        if matches!(package.source, Source::Path { .. }) {
+        if package.source.rereads() {
             problems.extend(local_source_problems(manifest, &view, locked)?);
         }
         problems.extend(vendor_problems(manifest, &view, locked)?);
@@ -464,7 +473,7 @@ fn stale_entry(manifest: &Manifest, package: &Package, entry: &LockedPackage) ->
         let view = package.at_version(version);
         let fresh = entry
             .version(&version.raw)
-            .is_some_and(|l| entry_is_current(l, &view));
+            .is_some_and(|l| entry_is_current(manifest, l, &view));
         let reported = problems
             .iter()
             .any(|p| matches!(p, Problem::StaleEntry { version: v, .. } if *v == version.raw));
@@ -542,8 +551,15 @@ fn local_source_problems(
     package: &PackageVersion,
     entry: &LockedVersion,
 ) -> Result<Vec<Problem>> {
-    // Path sources never touch the network: resolved without a runtime.
-    let files = fetch::resolve_offline(manifest, package)?;
+    // Sources that are re-read are local: their files are named at once, without the network.
+    let files = futures::FutureExt::now_or_never(fetch::resolve(
+        manifest.project(),
+        &package.name,
+        &package.source,
+        &package.version,
+        None,
+    ))
+    .ok_or_else(|| anyhow::anyhow!("package `{}`: its source is not local", package.name))??;
     let mut problems = Vec::new();
     for file in &files {
         let locked = entry.files.iter().find(|f| f.name == file.name);

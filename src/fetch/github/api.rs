@@ -5,7 +5,7 @@ use reqwest::header::{HeaderMap, LINK};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{Auth, Client};
+use crate::fetch::http::{Auth, Client};
 
 /// Upper bound on pages followed, so a misbehaving server cannot loop us forever.
 const MAX_PAGES: usize = 50;

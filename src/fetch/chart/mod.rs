@@ -1,0 +1,438 @@
+//! The `chart` source kind: a Helm chart from a classic repository (`index.yaml`) or an OCI
+//! registry, fetched by its pinned version, checked against the repository's digest and
+//! rendered once by `helm template` at sync time; the rendered YAML is what kpin vendors.
+
+pub mod archive;
+pub mod helm;
+pub mod oci;
+pub mod repository;
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use anyhow::{Context, Result, bail};
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::source::{
+    Kind, Listing, Project, RenderFacts, RenderInput, RenderOptions, Rendered, Renderer, Source,
+    SourceKind, Template, VersionFeed,
+};
+use super::{Client, SourceFile};
+use crate::digest;
+use crate::error::{HintExt, quote};
+use crate::fsutil::check_relative_path;
+use crate::progress::Reporter;
+use crate::version::{VERSION_PLACEHOLDER, Version};
+
+/// How kpin.yaml writes it: `chart: {repository, name, values, ...}`.
+pub struct ChartKind;
+
+/// A Helm chart, rendered at sync time.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawChart {
+    /// The chart repository: `https://host/path` (its `index.yaml` lists the charts) or
+    /// `oci://host/path` (an OCI registry; the chart is `host/path/NAME`).
+    pub repository: String,
+    /// The chart's name in the repository. Default: the package name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The release name `helm template` renders with. Default: the package name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The release namespace (`helm template --namespace`). Default: `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Values, applied after `valuesFiles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Value>,
+    /// Values files relative to kpin.yaml, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+    /// The Kubernetes version `helm template` assumes (`.Capabilities.KubeVersion`). Default:
+    /// the manifest's `kubernetesVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_version: Option<String>,
+    /// API versions the chart may assume the cluster serves (`.Capabilities.APIVersions`),
+    /// e.g. `monitoring.coreos.com/v1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_versions: Vec<String>,
+    /// Render the chart's `crds/` too. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_crds: Option<bool>,
+    /// Helm hooks: `keep` them as ordinary objects (with a warning naming each) or `drop`
+    /// them. Default: keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Hooks {
+    Keep,
+    Drop,
+}
+
+/// Where a chart is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartAddress {
+    /// A classic repository: `index` is its index.yaml.
+    Repository { index: Url, name: String },
+    /// An OCI repository `host/path/name`.
+    Oci(oci::Reference),
+}
+
+impl fmt::Display for ChartAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChartAddress::Repository { index, name } => write!(f, "{name} from {index}"),
+            ChartAddress::Oci(reference) => write!(f, "{reference}"),
+        }
+    }
+}
+
+impl ChartAddress {
+    fn parse(repository: &str, name: &str) -> Result<ChartAddress> {
+        if let Some(rest) = repository.strip_prefix("oci://") {
+            return Ok(ChartAddress::Oci(oci::Reference::parse(rest, name)?));
+        }
+        let url = Url::parse(repository)
+            .with_context(|| format!("{} is not a URL", quote(repository)))?;
+        if !matches!(url.scheme(), "https" | "http" | "file") {
+            return Err(anyhow::anyhow!(
+                "scheme {} is not supported",
+                quote(url.scheme())
+            ))
+            .hint("a classic repository is https://HOST/PATH (its index.yaml), an OCI registry oci://HOST/PATH");
+        }
+        let index = if url.path().ends_with("/index.yaml") {
+            url
+        } else {
+            let base = format!("{}/", url.as_str().trim_end_matches('/'));
+            Url::parse(&base)?.join("index.yaml")?
+        };
+        Ok(ChartAddress::Repository {
+            index,
+            name: name.to_owned(),
+        })
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            ChartAddress::Repository { name, .. } => name,
+            ChartAddress::Oci(r) => r.name(),
+        }
+    }
+
+    /// The chart's versions, newest first as the repository lists them.
+    pub async fn versions(&self, client: &Client) -> Result<Vec<String>> {
+        match self {
+            ChartAddress::Repository { index, name } => Ok(repository::Index::fetch(client, index)
+                .await?
+                .versions(name)?
+                .iter()
+                .map(|e| e.version.clone())
+                .collect()),
+            ChartAddress::Oci(reference) => oci::tags(client, reference).await,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartSource {
+    pub address: ChartAddress,
+    pub release: String,
+    pub namespace: String,
+    pub values: Option<Value>,
+    pub values_files: Vec<String>,
+    pub kube_version: Option<String>,
+    pub api_versions: Vec<String>,
+    pub include_crds: bool,
+    pub hooks: Hooks,
+}
+
+impl Kind for ChartKind {
+    fn keys(&self) -> &'static [&'static str] {
+        &["chart"]
+    }
+
+    fn parse(
+        &self,
+        package: &str,
+        fields: &Map<String, Value>,
+        _version: &Version,
+    ) -> Result<Source> {
+        let value = fields.get("chart").cloned().unwrap_or_default();
+        let raw: RawChart = serde_path_to_error::deserialize(value).map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at == "." {
+                String::new()
+            } else {
+                format!(".{at}")
+            };
+            anyhow::anyhow!(
+                "chart{at}: {}",
+                crate::yaml::user_words(&e.into_inner().to_string())
+            )
+        })?;
+        let name = raw.name.clone().unwrap_or_else(|| package.to_owned());
+        let address = ChartAddress::parse(&raw.repository, &name).context("chart.repository")?;
+        for (i, f) in raw.values_files.iter().enumerate() {
+            check_relative_path(f).with_context(|| format!("chart.valuesFiles[{i}]"))?;
+        }
+        if let Some(v) = &raw.values
+            && !v.is_object()
+        {
+            bail!(
+                "chart.values: expected a mapping, found a {}",
+                crate::yaml::json_type_name(v)
+            );
+        }
+        if let Some(ns) = &raw.namespace {
+            check_label(ns).context("chart.namespace")?;
+        }
+        let release = raw.release.clone().unwrap_or_else(|| package.to_owned());
+        check_label(&release).context("chart.release")?;
+        Ok(Source::new(ChartSource {
+            address,
+            release,
+            namespace: raw
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            values: raw.values.clone(),
+            values_files: raw.values_files.clone(),
+            kube_version: raw.kube_version.clone(),
+            api_versions: raw.api_versions.clone(),
+            include_crds: raw.include_crds.unwrap_or(true),
+            hooks: raw.hooks.unwrap_or(Hooks::Keep),
+        }))
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, Value)> {
+        let mut schema = generator.subschema_for::<RawChart>().to_value();
+        schema["description"] =
+            "A Helm chart, rendered once by `helm template` at sync time and vendored as YAML."
+                .into();
+        vec![("chart", schema)]
+    }
+}
+
+/// A release name or namespace: a DNS label.
+fn check_label(text: &str) -> Result<()> {
+    let valid = !text.is_empty()
+        && text.len() <= 53
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if !valid {
+        bail!(
+            "{} is not a valid name (lowercase letters, digits and '-', at most 53)",
+            quote(text)
+        );
+    }
+    Ok(())
+}
+
+impl ChartSource {
+    /// The inline values and every values file, in the order helm applies them.
+    fn values_sources(&self, project: Project<'_>) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (i, rel) in self.values_files.iter().enumerate() {
+            let field = format!("chart.valuesFiles[{i}]");
+            let path = project.resolve(&field, rel)?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading values file {}", path.display()))
+                .hint("`valuesFiles` are relative to the directory of kpin.yaml")?;
+            out.push((rel.clone(), text));
+        }
+        if let Some(values) = &self.values {
+            out.push(("chart.values".to_owned(), crate::yaml::to_string(values)));
+        }
+        Ok(out)
+    }
+
+    /// The Kubernetes version the render assumes.
+    fn kube_version(&self, project: &Project<'_>) -> Option<String> {
+        self.kube_version
+            .clone()
+            .or_else(|| project.kubernetes_version.map(|v| v.to_string()))
+    }
+}
+
+impl SourceKind for ChartSource {
+    fn kind(&self) -> &'static str {
+        "chart"
+    }
+
+    fn templates(&self) -> Vec<Template<'_>> {
+        Vec::new()
+    }
+
+    fn version_hint(&self) -> &'static str {
+        "the chart version is the package version"
+    }
+
+    fn file_count(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    fn lookup_online(&self) -> bool {
+        true
+    }
+
+    fn needs_network(&self, _version: &Version) -> bool {
+        !matches!(&self.address, ChartAddress::Repository { index, .. } if index.scheme() == "file")
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        _project: Project<'a>,
+        version: &'a Version,
+        client: Option<&'a Client>,
+    ) -> BoxFuture<'a, Result<Vec<SourceFile>>> {
+        Box::pin(async move {
+            let file = match &self.address {
+                ChartAddress::Repository { index, name } => {
+                    let index = match client {
+                        Some(client) => repository::Index::fetch(client, index).await?,
+                        None if index.scheme() == "file" => repository::Index::read_local(index)?,
+                        None => return Err(offline(&self.address)),
+                    };
+                    index.archive(index_url(&self.address), name, &version.raw)?
+                }
+                ChartAddress::Oci(reference) => {
+                    let client = client.ok_or_else(|| offline(&self.address))?;
+                    oci::chart_archive(client, reference, &version.raw).await?
+                }
+            };
+            Ok(vec![file])
+        })
+    }
+
+    fn version_feed(&self) -> Option<VersionFeed> {
+        Some(VersionFeed {
+            listing: Listing::ChartVersions(self.address.clone()),
+            tag: VERSION_PLACEHOLDER.to_owned(),
+            prereleases: false,
+        })
+    }
+
+    fn renderer(&self) -> Option<&dyn Renderer> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn index_url(address: &ChartAddress) -> &Url {
+    match address {
+        ChartAddress::Repository { index, .. } => index,
+        ChartAddress::Oci(_) => unreachable!("only classic repositories have an index"),
+    }
+}
+
+fn offline(address: &ChartAddress) -> anyhow::Error {
+    anyhow::anyhow!("the chart {address} must be looked up online")
+        .hint("run without --offline once; afterwards kpin.lock and vendor/ hold its render")
+}
+
+impl Renderer for ChartSource {
+    fn inputs_digest(&self, project: Project<'_>) -> Result<String> {
+        let sources = self.values_sources(project)?;
+        let settings = serde_json::json!({
+            "release": self.release,
+            "namespace": self.namespace,
+            "kubeVersion": self.kube_version(&project),
+            "apiVersions": self.api_versions,
+            "includeCrds": self.include_crds,
+            "hooks": format!("{:?}", self.hooks),
+            "values": sources,
+        });
+        Ok(digest::of_json(&settings))
+    }
+
+    fn render<'a>(
+        &'a self,
+        project: Project<'a>,
+        version: &'a Version,
+        inputs: &'a [RenderInput],
+        options: RenderOptions,
+        reporter: &'a dyn Reporter,
+    ) -> BoxFuture<'a, Result<(Vec<Rendered>, RenderFacts)>> {
+        Box::pin(async move {
+            let [input] = inputs else {
+                bail!("a chart renders from one archive, got {}", inputs.len());
+            };
+            let chart = archive::Chart::read(&input.content)
+                .with_context(|| format!("chart archive {}", input.source.name))?;
+            if chart.name != self.address.name() || chart.version != version.raw {
+                bail!(
+                    "the archive {} holds chart {} {}, not {} {}",
+                    input.source.locked_from,
+                    chart.name,
+                    chart.version,
+                    self.address.name(),
+                    version
+                );
+            }
+            chart.check_dependencies()?;
+            for template in &chart.lookups {
+                reporter.warn(&format!(
+                    "chart {} {version}: {template} calls `lookup`, which `helm template` answers with nothing (what it looks up in a live cluster is not vendored)",
+                    chart.name
+                ));
+            }
+            let values = self.values_sources(project)?;
+            let kube_version = self.kube_version(&project);
+            let request = helm::Request {
+                release: &self.release,
+                namespace: &self.namespace,
+                archive: &input.content,
+                values: &values,
+                kube_version: kube_version.as_deref(),
+                api_versions: &self.api_versions,
+                include_crds: self.include_crds,
+            };
+            let rendered = helm::template_twice(&request, options, reporter).await?;
+            let mut text = helm::vendored_text(&request, &rendered, &chart)?;
+            let hooks = helm::hooks(&text);
+            match self.hooks {
+                Hooks::Drop => text = helm::drop_hooks(&text),
+                Hooks::Keep => {
+                    for hook in &hooks {
+                        reporter.warn(&format!(
+                            "chart {} {version}: Helm hook {hook} is vendored as an ordinary object (kpin applies it with the rest; set `chart.hooks: drop` to leave hooks out)",
+                            self.address.name()
+                        ));
+                    }
+                }
+            }
+            let facts = RenderFacts {
+                renderer: rendered.helm_version.clone(),
+                values: self.inputs_digest(project)?,
+                dependencies: chart
+                    .dependencies
+                    .iter()
+                    .map(|d| (format!("{} {}", d.name, d.version), d.sha256.clone()))
+                    .collect::<BTreeMap<_, _>>(),
+            };
+            Ok((
+                vec![Rendered {
+                    name: format!("{}.yaml", self.address.name()),
+                    text,
+                }],
+                facts,
+            ))
+        })
+    }
+}
