@@ -42,6 +42,24 @@ pub trait Kind: Sync {
     fn schema(&self, generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, Value)>;
 }
 
+/// The value of `key` among a kind's `fields`, typed; an error names the field's path
+/// (`github.assets: invalid type: ...`).
+pub fn field<T: serde::de::DeserializeOwned>(fields: &Map<String, Value>, key: &str) -> Result<T> {
+    let value = fields.get(key).cloned().unwrap_or_default();
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!(".{at}")
+        };
+        anyhow::anyhow!(
+            "{key}{at}: {}",
+            crate::yaml::user_words(&e.into_inner().to_string())
+        )
+    })
+}
+
 /// A kind and the values of its keys in one package entry.
 pub type KindFields = (&'static dyn Kind, Map<String, Value>);
 
@@ -143,6 +161,15 @@ pub trait SourceKind: fmt::Debug + Send + Sync + Any {
         version: &'a Version,
         client: Option<&'a Client>,
     ) -> BoxFuture<'a, Result<Vec<SourceFile>>>;
+    /// The environments it names (each must be declared in kpin.yaml).
+    fn environments(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// The one vendored file `env` renders from, for a kind that vendors a file per
+    /// environment (a chart with values per environment); `None`: every vendored file.
+    fn vendored_for(&self, _env: Option<&str>) -> Option<String> {
+        None
+    }
     /// Where newer versions are listed when kpin.yaml has no `versions:`.
     fn version_feed(&self) -> Option<VersionFeed> {
         None
@@ -251,6 +278,11 @@ pub trait Renderer: Sync {
     /// The digest of the render's inputs that live in the project (values files), compared
     /// with kpin.lock so that editing them makes the lock stale.
     fn inputs_digest(&self, project: Project<'_>) -> Result<String>;
+    /// A vendored file holding the upstream's default settings (a chart's `values.yaml`),
+    /// which `kpin upgrade` shows the changes of.
+    fn defaults_file(&self) -> Option<String> {
+        None
+    }
     /// Render `inputs` (the resolved files, fetched) at `version` into files to vendor.
     fn render<'a>(
         &'a self,

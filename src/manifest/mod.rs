@@ -723,6 +723,19 @@ fn validate_package(
         check_relative_path(o).with_context(|| format!("overlays[{i}]"))?;
     }
     let (env_overlays, env_versions, absent) = package_environments(raw, &source, environments)?;
+    for env in source.environments() {
+        if !environments.contains_key(env) {
+            return Err(anyhow::anyhow!(
+                "{}.environments.{}: no such environment",
+                source.kind(),
+                abbreviate(env)
+            ))
+            .hint(format!(
+                "declare it at the top level: environments: {{{}: {{}}}}",
+                abbreviate(env)
+            ));
+        }
+    }
     let fetch_digests = fetch_digests(raw, entry)?;
     let constraint = raw
         .constraint

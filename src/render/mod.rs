@@ -91,7 +91,7 @@ fn render(
         Some(e) => format!("rendering {} {version} for environment `{e}`", package.name),
         None => format!("rendering {} {version}", package.name),
     };
-    let upstream = read_upstream(manifest, release).with_context(rendering)?;
+    let upstream = read_upstream(manifest, release, env).with_context(rendering)?;
     let overlays = package_overlays(manifest, package, env).with_context(rendering)?;
     let target = PackageAt {
         package: &package.name,
@@ -186,8 +186,14 @@ fn check_duplicates(sorted: &[Tracked]) -> Result<()> {
 }
 
 /// The vendored objects of a package at its version (for another version in use, pass
-/// `package.at_version(v)`), files in name order.
-pub fn read_upstream(manifest: &Manifest, package: &PackageVersion) -> Result<Vec<Object>> {
+/// `package.at_version(v)`) as `env` renders them (a chart with values per environment has a
+/// file per environment), files in name order.
+pub fn read_upstream(
+    manifest: &Manifest,
+    package: &PackageVersion,
+    env: Option<&str>,
+) -> Result<Vec<Object>> {
+    let only = package.source.vendored_for(env);
     let dir = manifest.package_vendor_dir(package);
     let entries = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))
@@ -198,13 +204,19 @@ pub fn read_upstream(manifest: &Manifest, package: &PackageVersion) -> Result<Ve
         .into_iter()
         .map(|e| e.path())
         .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
             p.is_file()
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && name.as_ref().is_some_and(|n| !n.starts_with('.'))
+                && only.as_ref().is_none_or(|o| name.as_ref() == Some(o))
         })
         .collect();
     files.sort();
+    if let Some(only) = &only
+        && files.is_empty()
+    {
+        return Err(anyhow::anyhow!("{} has no {only}", dir.display()))
+            .hint("run `kpin sync` to vendor the package");
+    }
     let mut objects = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)

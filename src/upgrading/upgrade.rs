@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Section};
 use crate::error::HintExt;
-use crate::fetch::source::RenderOptions;
+use crate::fetch::source::{RenderOptions, Renderer};
 use crate::fetch::{self, Cache, Client};
 use crate::fsutil;
 use crate::manifest::{
@@ -141,6 +141,8 @@ pub struct PackageUpgrade {
     /// Rendered objects of the environment (without one: the render without `--env`), old vs
     /// new, after overlays.
     pub rendered: Vec<ObjectChange>,
+    /// The upstream's default settings (a chart's values.yaml), old vs new, as one object.
+    pub defaults: Vec<ObjectChange>,
     /// Warnings of the new render (e.g. leftover references to a moved namespace).
     pub render_warnings: Vec<String>,
     pub broken_overlays: Vec<BrokenOverlay>,
@@ -189,7 +191,16 @@ impl UpgradeReport {
                 detail: Detail::Unified,
                 ..base.clone()
             };
+            let defaults = (!p.defaults.is_empty()).then(|| Section {
+                title: "default values".to_owned(),
+                notes: Vec::new(),
+                warnings: Vec::new(),
+                changes: p.defaults.clone(),
+                detail: Detail::Unified,
+                ..base.clone()
+            });
             out.push(base);
+            out.extend(defaults);
             out.push(rendered);
         }
         out
@@ -872,12 +883,12 @@ fn analyse(
     let installed = old.installed_in(env);
     // The diff starts from what is vendored now: without it there is nothing to compare.
     let old_upstream = if installed {
-        render::read_upstream(manifest, &old_view)
+        render::read_upstream(manifest, &old_view, env)
             .with_context(|| format!("reading the current version of `{}`", old.name))?
     } else {
         Vec::new()
     };
-    let new_upstream = render::read_upstream(staged, &new_view)?;
+    let new_upstream = render::read_upstream(staged, &new_view, env)?;
     let mut notes = Vec::new();
     let old_objects = if installed {
         current_objects(manifest, old, env, &mut notes)?
@@ -914,6 +925,7 @@ fn analyse(
         },
         to: new_view.version.raw.clone(),
         upstream: changes::compare(old_upstream, new_upstream),
+        defaults: default_values(manifest, &old_view, staged, &new_view, installed)?,
         rendered: changes::compare(old_objects, new_objects),
         render_warnings: warnings,
         broken_overlays: broken
@@ -928,4 +940,40 @@ fn analyse(
             .collect(),
         notes,
     })
+}
+
+/// The upstream's default settings of both versions (a chart's values.yaml), compared as one
+/// object `ChartValues <package>` whose `values` are the file's; empty for sources without
+/// them.
+fn default_values(
+    manifest: &Manifest,
+    old: &PackageVersion,
+    staged: &Manifest,
+    new: &PackageVersion,
+    installed: bool,
+) -> Result<Vec<ObjectChange>> {
+    let Some(file) = new.source.renderer().and_then(Renderer::defaults_file) else {
+        return Ok(Vec::new());
+    };
+    let read = |m: &Manifest, view: &PackageVersion| -> Result<Vec<Object>> {
+        let path = m.package_vendor_dir(view).join(&file);
+        let Ok(text) = fs::read_to_string(&path) else {
+            return Ok(Vec::new());
+        };
+        let values: Value =
+            crate::yaml::from_str_flavored(&text, &path, crate::yaml::Flavor::Kubernetes)
+                .map_err(anyhow::Error::new)?;
+        Ok(vec![Object(json!({
+            "apiVersion": "kpin.dev/v1",
+            "kind": "ChartValues",
+            "metadata": {"name": view.name},
+            "values": values,
+        }))])
+    };
+    let before = if installed {
+        read(manifest, old)?
+    } else {
+        Vec::new()
+    };
+    Ok(changes::compare(before, read(staged, new)?))
 }

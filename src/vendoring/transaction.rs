@@ -86,6 +86,8 @@ pub struct Transaction {
     removals: Vec<PathBuf>,
     /// The journal says committed: it is recovery's now (only its clean-up may be left).
     committed: bool,
+    /// Whether `begin` created vendor/ (removed again when nothing is committed).
+    created_vendor_dir: bool,
 }
 
 impl Transaction {
@@ -95,6 +97,7 @@ impl Transaction {
     /// next command removes the staging directory.
     pub fn begin(what: &str, root: &Path, vendor_dir: &Path) -> Result<Transaction> {
         recover(root)?;
+        let created_vendor_dir = !vendor_dir.exists();
         fs::create_dir_all(vendor_dir)
             .with_context(|| format!("creating {}", vendor_dir.display()))?;
         let stage = fsutil::sibling_temp_name(&vendor_dir.join("txn"), "stage");
@@ -107,6 +110,7 @@ impl Transaction {
             files: Vec::new(),
             removals: Vec::new(),
             committed: false,
+            created_vendor_dir,
         };
         txn.write_journal(&txn.journal(Vec::new()))?;
         fs::create_dir(&txn.stage).with_context(|| format!("creating {}", txn.stage.display()))?;
@@ -311,6 +315,11 @@ impl Drop for Transaction {
         let ours = |j: Option<Journal>| j.is_some_and(|j| j.pid == std::process::id());
         if !self.committed && read_journal(&path).is_ok_and(ours) {
             let _ = fs::remove_file(path);
+        }
+        // A vendor/ this transaction made and did not fill goes too (remove_dir refuses a
+        // directory that is not empty).
+        if !self.committed && self.created_vendor_dir {
+            let _ = fs::remove_dir(&self.vendor_dir);
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Integration tests: the repository's own example (kpin.yaml, examples/upstream, overlays/,
 //! vendor/, lockfile.example) works offline from a fresh clone.
 
-use crate::support::{example_project, repo_root};
+use crate::support::{example_project, example_project_locked, repo_root};
 
 #[test]
 fn lockfile_example_is_exactly_what_sync_writes() {
-    let project = example_project();
+    // As the README's walk-through starts: lockfile.example as kpin.lock. A sync keeps it.
+    let project = example_project_locked();
     let run = project.run(&["sync", "--offline"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let written = project.read("kpin.lock");
@@ -14,6 +15,28 @@ fn lockfile_example_is_exactly_what_sync_writes() {
         written, example,
         "lockfile.example is stale: run `kpin sync --offline && cp kpin.lock lockfile.example`"
     );
+}
+
+/// Without a lock, kpin trusts no vendored chart render: it renders the chart again with helm,
+/// and that render is byte for byte the committed one, locked as lockfile.example says.
+#[test]
+fn the_example_chart_renders_again_to_the_committed_vendor_files() {
+    let test = "the_example_chart_renders_again_to_the_committed_vendor_files";
+    let Some(helm) = crate::support::charts::helm_or_skip(test) else {
+        return;
+    };
+    let project = example_project();
+    let vendored = snapshot_tree(&project.path().join("vendor"));
+    let run = project.run_with(&["sync", "--offline"], |c| c.env("KPIN_HELM", &helm));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("Rendering example-dashboard 0.3.0"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshot_tree(&project.path().join("vendor")), vendored);
+    let example = std::fs::read_to_string(repo_root().join("lockfile.example")).unwrap();
+    assert_eq!(project.read("kpin.lock"), example);
 }
 
 #[test]
@@ -25,6 +48,11 @@ fn fresh_clone_renders_offline_and_verifies_clean() {
     assert!(run.stdout.contains("namespace: ingress"), "{}", run.stdout);
 
     let vendored = snapshot_tree(&project.path().join("vendor"));
+    std::fs::copy(
+        repo_root().join("lockfile.example"),
+        project.path().join("kpin.lock"),
+    )
+    .unwrap();
     let sync = project.run(&["sync", "--offline"]);
     assert_eq!(sync.code, 0, "{}", sync.transcript());
     assert_eq!(

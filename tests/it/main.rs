@@ -7,6 +7,7 @@
 
 mod support;
 
+mod chart;
 mod cluster;
 mod conformance;
 mod crash;

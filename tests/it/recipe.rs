@@ -1,5 +1,5 @@
 //! The CI recipe (examples/github-actions/) passes the real GitHub Actions linter, actionlint,
-//! built from the Go modules pinned in tools/actionlint/ (`tools/actionlint/build`).
+//! built from the Go modules pinned in tools/actionlint/ (`tools/go-tool actionlint`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,7 +11,7 @@ fn actionlint_or_skip(test: &str) -> Option<PathBuf> {
     let Some(path) = std::env::var_os("KPIN_ACTIONLINT").map(PathBuf::from) else {
         crate::support::skip(
             test,
-            "KPIN_ACTIONLINT is not set (KPIN_ACTIONLINT=$(tools/actionlint/build) to run it)",
+            "KPIN_ACTIONLINT is not set (KPIN_ACTIONLINT=$(tools/go-tool actionlint) to run it)",
         );
         return None;
     };

@@ -674,14 +674,10 @@ fn every_upstream_release_renders_twice_the_same() {
 // The bundled example.
 // ---------------------------------------------------------------------------------------------
 
-/// A copy of the repository's example (its `path:` sources point at examples/upstream/; the
-/// first render vendors them).
+/// A fresh clone of the repository's example, synced offline (its `path:` sources point at
+/// examples/upstream/; its chart is vendored).
 fn example_project() -> Project {
-    let root = crate::support::repo_root();
-    let p = Project::new();
-    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
-    copy_dir(&root.join("overlays"), &p.path().join("overlays"));
-    copy_dir(&root.join("examples"), &p.path().join("examples"));
+    let p = crate::support::example_project_locked();
     sync(&p);
     p
 }

@@ -794,28 +794,11 @@ fn the_ci_example_runs_the_documented_commands() {
     assert!(runs("outdated").contains("kpin outdated"));
 }
 
-/// Copy the bundled example (kpin.yaml, overlays/, examples/upstream/) into a scratch project.
+/// The bundled example as a fresh clone has it, synced (offline: its sources are local, its
+/// chart is vendored).
 fn example_project() -> Project {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let target = to.join(e.file_name());
-            if e.path().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
-    let p = Project::new();
-    let root = repo_root();
-    std::fs::copy(root.join("kpin.yaml"), p.path().join("kpin.yaml")).unwrap();
-    copy(&root.join("overlays"), &p.path().join("overlays"));
-    copy(
-        &root.join("examples/upstream"),
-        &p.path().join("examples/upstream"),
-    );
-    assert_eq!(p.run(&["sync"]).code, 0);
+    let p = crate::support::example_project_locked();
+    assert_eq!(p.run(&["sync", "--offline"]).code, 0);
     p
 }
 

@@ -163,7 +163,7 @@ pub async fn template_twice(
 
 /// The vendored file: a header saying how it was rendered and with which values, then helm's
 /// output as it printed it.
-pub fn vendored_text(request: &Request<'_>, output: &Output, chart: &Chart) -> Result<String> {
+pub fn vendored_text(request: &Request<'_>, output: &Output, chart: &Chart) -> String {
     let mut header = format!(
         "# Rendered by kpin with {}: helm template {} {}-{}.tgz --namespace {}",
         output.helm_version, request.release, chart.name, chart.version, request.namespace
@@ -187,7 +187,7 @@ pub fn vendored_text(request: &Request<'_>, output: &Output, chart: &Chart) -> R
             let _ = writeln!(header, "#   {line}");
         }
     }
-    Ok(format!("{header}{}", output.text))
+    format!("{header}{}", output.text)
 }
 
 /// The documents of helm's output, split at its `---` lines.

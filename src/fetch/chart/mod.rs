@@ -69,6 +69,54 @@ pub struct RawChart {
     /// them. Default: keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
+    /// Values of an environment, applied after the chart's own: an environment with values
+    /// gets a render of its own (environments with the same values share one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, RawValues>,
+}
+
+/// An environment's values.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawValues {
+    /// Values, applied after `valuesFiles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Value>,
+    /// Values files relative to kpin.yaml, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+}
+
+/// Values from kpin.yaml: files, then inline values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values {
+    pub files: Vec<String>,
+    pub inline: Option<Value>,
+}
+
+impl Values {
+    /// `field` is where kpin.yaml writes them (`chart`, `chart.environments.qa`).
+    fn parse(field: &str, inline: Option<&Value>, files: &[String]) -> Result<Values> {
+        for (i, f) in files.iter().enumerate() {
+            check_relative_path(f).with_context(|| format!("{field}.valuesFiles[{i}]"))?;
+        }
+        if let Some(v) = inline
+            && !v.is_object()
+        {
+            bail!(
+                "{field}.values: expected a mapping, found a {}",
+                crate::yaml::json_type_name(v)
+            );
+        }
+        Ok(Values {
+            files: files.to_vec(),
+            inline: inline.cloned(),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.inline.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -83,6 +131,9 @@ pub enum Hooks {
 pub enum ChartAddress {
     /// A classic repository: `index` is its index.yaml.
     Repository { index: Url, name: String },
+    /// A classic repository in the project: `dir` (relative to kpin.yaml) holds its
+    /// index.yaml and archives.
+    Local { dir: String, name: String },
     /// An OCI repository `host/path/name`.
     Oci(oci::Reference),
 }
@@ -91,6 +142,7 @@ impl fmt::Display for ChartAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChartAddress::Repository { index, name } => write!(f, "{name} from {index}"),
+            ChartAddress::Local { dir, name } => write!(f, "{name} from {dir}/index.yaml"),
             ChartAddress::Oci(reference) => write!(f, "{reference}"),
         }
     }
@@ -100,6 +152,14 @@ impl ChartAddress {
     fn parse(repository: &str, name: &str) -> Result<ChartAddress> {
         if let Some(rest) = repository.strip_prefix("oci://") {
             return Ok(ChartAddress::Oci(oci::Reference::parse(rest, name)?));
+        }
+        if !repository.contains("://") {
+            let dir = repository.trim_start_matches("./").trim_end_matches('/');
+            check_relative_path(dir)?;
+            return Ok(ChartAddress::Local {
+                dir: dir.to_owned(),
+                name: name.to_owned(),
+            });
         }
         let url = Url::parse(repository)
             .with_context(|| format!("{} is not a URL", quote(repository)))?;
@@ -124,7 +184,7 @@ impl ChartAddress {
 
     fn name(&self) -> &str {
         match self {
-            ChartAddress::Repository { name, .. } => name,
+            ChartAddress::Repository { name, .. } | ChartAddress::Local { name, .. } => name,
             ChartAddress::Oci(r) => r.name(),
         }
     }
@@ -139,6 +199,9 @@ impl ChartAddress {
                 .map(|e| e.version.clone())
                 .collect()),
             ChartAddress::Oci(reference) => oci::tags(client, reference).await,
+            ChartAddress::Local { dir, .. } => Err(anyhow::anyhow!(
+                "{dir} is a chart repository in the project: kpin lists no newer versions there"
+            )),
         }
     }
 }
@@ -148,8 +211,9 @@ pub struct ChartSource {
     pub address: ChartAddress,
     pub release: String,
     pub namespace: String,
-    pub values: Option<Value>,
-    pub values_files: Vec<String>,
+    pub values: Values,
+    /// Values of the environments that have their own.
+    pub environments: BTreeMap<String, Values>,
     pub kube_version: Option<String>,
     pub api_versions: Vec<String>,
     pub include_crds: bool,
@@ -167,31 +231,17 @@ impl Kind for ChartKind {
         fields: &Map<String, Value>,
         _version: &Version,
     ) -> Result<Source> {
-        let value = fields.get("chart").cloned().unwrap_or_default();
-        let raw: RawChart = serde_path_to_error::deserialize(value).map_err(|e| {
-            let at = e.path().to_string();
-            let at = if at == "." {
-                String::new()
-            } else {
-                format!(".{at}")
-            };
-            anyhow::anyhow!(
-                "chart{at}: {}",
-                crate::yaml::user_words(&e.into_inner().to_string())
-            )
-        })?;
+        let raw: RawChart = super::source::field(fields, "chart")?;
         let name = raw.name.clone().unwrap_or_else(|| package.to_owned());
         let address = ChartAddress::parse(&raw.repository, &name).context("chart.repository")?;
-        for (i, f) in raw.values_files.iter().enumerate() {
-            check_relative_path(f).with_context(|| format!("chart.valuesFiles[{i}]"))?;
-        }
-        if let Some(v) = &raw.values
-            && !v.is_object()
-        {
-            bail!(
-                "chart.values: expected a mapping, found a {}",
-                crate::yaml::json_type_name(v)
-            );
+        let values = Values::parse("chart", raw.values.as_ref(), &raw.values_files)?;
+        let mut environments = BTreeMap::new();
+        for (env, v) in &raw.environments {
+            let field = format!("chart.environments.{env}");
+            let values = Values::parse(&field, v.values.as_ref(), &v.values_files)?;
+            if !values.is_empty() {
+                environments.insert(env.clone(), values);
+            }
         }
         if let Some(ns) = &raw.namespace {
             check_label(ns).context("chart.namespace")?;
@@ -205,8 +255,8 @@ impl Kind for ChartKind {
                 .namespace
                 .clone()
                 .unwrap_or_else(|| "default".to_owned()),
-            values: raw.values.clone(),
-            values_files: raw.values_files.clone(),
+            values,
+            environments,
             kube_version: raw.kube_version.clone(),
             api_versions: raw.api_versions.clone(),
             include_crds: raw.include_crds.unwrap_or(true),
@@ -242,21 +292,65 @@ fn check_label(text: &str) -> Result<()> {
 }
 
 impl ChartSource {
-    /// The inline values and every values file, in the order helm applies them.
-    fn values_sources(&self, project: Project<'_>) -> Result<Vec<(String, String)>> {
+    /// The values of a render (the chart's, then those of `env` if it has its own) by where
+    /// they come from, in the order helm applies them.
+    fn values_sources(
+        &self,
+        project: Project<'_>,
+        env: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
-        for (i, rel) in self.values_files.iter().enumerate() {
-            let field = format!("chart.valuesFiles[{i}]");
-            let path = project.resolve(&field, rel)?;
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading values file {}", path.display()))
-                .hint("`valuesFiles` are relative to the directory of kpin.yaml")?;
-            out.push((rel.clone(), text));
-        }
-        if let Some(values) = &self.values {
-            out.push(("chart.values".to_owned(), crate::yaml::to_string(values)));
+        let layers = std::iter::once(("chart".to_owned(), &self.values)).chain(env.and_then(|e| {
+            self.environments
+                .get(e)
+                .map(|v| (format!("chart.environments.{e}"), v))
+        }));
+        for (field, values) in layers {
+            for (i, rel) in values.files.iter().enumerate() {
+                let path = project.resolve(&format!("{field}.valuesFiles[{i}]"), rel)?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading values file {}", path.display()))
+                    .hint("`valuesFiles` are relative to the directory of kpin.yaml")?;
+                out.push((rel.clone(), text));
+            }
+            if let Some(inline) = &values.inline {
+                out.push((format!("{field}.values"), crate::yaml::to_string(inline)));
+            }
         }
         Ok(out)
+    }
+
+    /// The renders: the chart's values (named `None`), then each environment with values of its
+    /// own whose values no earlier environment has (others share that one's render).
+    fn renders(&self) -> Vec<Option<&str>> {
+        let mut out: Vec<Option<&str>> = vec![None];
+        for (env, values) in &self.environments {
+            if !self
+                .environments
+                .iter()
+                .any(|(e, v)| e < env && v == values)
+            {
+                out.push(Some(env));
+            }
+        }
+        out
+    }
+
+    /// The render `env` reads.
+    fn render_of<'a>(&'a self, env: Option<&'a str>) -> Option<&'a str> {
+        let values = self.environments.get(env?)?;
+        self.environments
+            .iter()
+            .find(|(_, v)| *v == values)
+            .map(|(e, _)| e.as_str())
+    }
+
+    /// The vendored file of a render.
+    fn file_name(&self, render: Option<&str>) -> String {
+        match render {
+            None => format!("{}.yaml", self.address.name()),
+            Some(env) => format!("{}.{env}.yaml", self.address.name()),
+        }
     }
 
     /// The Kubernetes version the render assumes.
@@ -289,24 +383,51 @@ impl SourceKind for ChartSource {
     }
 
     fn needs_network(&self, _version: &Version) -> bool {
-        !matches!(&self.address, ChartAddress::Repository { index, .. } if index.scheme() == "file")
+        match &self.address {
+            ChartAddress::Repository { index, .. } => index.scheme() != "file",
+            ChartAddress::Local { .. } => false,
+            ChartAddress::Oci(_) => true,
+        }
+    }
+
+    fn environments(&self) -> Vec<&str> {
+        self.environments.keys().map(String::as_str).collect()
+    }
+
+    fn vendored_for(&self, env: Option<&str>) -> Option<String> {
+        Some(self.file_name(self.render_of(env)))
     }
 
     fn resolve<'a>(
         &'a self,
-        _project: Project<'a>,
+        project: Project<'a>,
         version: &'a Version,
         client: Option<&'a Client>,
     ) -> BoxFuture<'a, Result<Vec<SourceFile>>> {
         Box::pin(async move {
             let file = match &self.address {
-                ChartAddress::Repository { index, name } => {
+                ChartAddress::Repository { index: url, name } => {
                     let index = match client {
-                        Some(client) => repository::Index::fetch(client, index).await?,
-                        None if index.scheme() == "file" => repository::Index::read_local(index)?,
+                        Some(client) => repository::Index::fetch(client, url).await?,
+                        None if url.scheme() == "file" => repository::Index::read_local(url)?,
                         None => return Err(offline(&self.address)),
                     };
-                    index.archive(index_url(&self.address), name, &version.raw)?
+                    index.archive(url, name, &version.raw)?
+                }
+                ChartAddress::Local { dir, name } => {
+                    let path = project.resolve("chart.repository", dir)?.join("index.yaml");
+                    let url = Url::from_file_path(&path).map_err(|()| {
+                        anyhow::anyhow!("{}: not an absolute path", path.display())
+                    })?;
+                    let mut file =
+                        repository::Index::read_local(&url)?.archive(&url, name, &version.raw)?;
+                    // Recorded relative to the project, like a `path:` source.
+                    if let super::Origin::Local { path } = &file.origin
+                        && let Ok(rel) = path.strip_prefix(project.root)
+                    {
+                        file.locked_from = format!("{}{}", super::PATH_PREFIX, rel.display());
+                    }
+                    file
                 }
                 ChartAddress::Oci(reference) => {
                     let client = client.ok_or_else(|| offline(&self.address))?;
@@ -318,6 +439,9 @@ impl SourceKind for ChartSource {
     }
 
     fn version_feed(&self) -> Option<VersionFeed> {
+        if matches!(self.address, ChartAddress::Local { .. }) {
+            return None;
+        }
         Some(VersionFeed {
             listing: Listing::ChartVersions(self.address.clone()),
             tag: VERSION_PLACEHOLDER.to_owned(),
@@ -334,21 +458,26 @@ impl SourceKind for ChartSource {
     }
 }
 
-fn index_url(address: &ChartAddress) -> &Url {
-    match address {
-        ChartAddress::Repository { index, .. } => index,
-        ChartAddress::Oci(_) => unreachable!("only classic repositories have an index"),
-    }
-}
-
 fn offline(address: &ChartAddress) -> anyhow::Error {
     anyhow::anyhow!("the chart {address} must be looked up online")
         .hint("run without --offline once; afterwards kpin.lock and vendor/ hold its render")
 }
 
+/// The vendored copy of a chart's own `values.yaml`, next to its renders (`<chart>.yaml`,
+/// `<chart>.<env>.yaml`, which always hold a dot more than this name).
+pub const DEFAULT_VALUES: &str = "chart-values.yaml";
+
 impl Renderer for ChartSource {
+    fn defaults_file(&self) -> Option<String> {
+        Some(DEFAULT_VALUES.to_owned())
+    }
+
     fn inputs_digest(&self, project: Project<'_>) -> Result<String> {
-        let sources = self.values_sources(project)?;
+        let sources = self
+            .renders()
+            .into_iter()
+            .map(|r| Ok((r, self.values_sources(project, r)?)))
+            .collect::<Result<Vec<_>>>()?;
         let settings = serde_json::json!({
             "release": self.release,
             "namespace": self.namespace,
@@ -392,33 +521,37 @@ impl Renderer for ChartSource {
                     chart.name
                 ));
             }
-            let values = self.values_sources(project)?;
             let kube_version = self.kube_version(&project);
-            let request = helm::Request {
-                release: &self.release,
-                namespace: &self.namespace,
-                archive: &input.content,
-                values: &values,
-                kube_version: kube_version.as_deref(),
-                api_versions: &self.api_versions,
-                include_crds: self.include_crds,
-            };
-            let rendered = helm::template_twice(&request, options, reporter).await?;
-            let mut text = helm::vendored_text(&request, &rendered, &chart)?;
-            let hooks = helm::hooks(&text);
-            match self.hooks {
-                Hooks::Drop => text = helm::drop_hooks(&text),
-                Hooks::Keep => {
-                    for hook in &hooks {
-                        reporter.warn(&format!(
-                            "chart {} {version}: Helm hook {hook} is vendored as an ordinary object (kpin applies it with the rest; set `chart.hooks: drop` to leave hooks out)",
-                            self.address.name()
-                        ));
+            let mut files = Vec::new();
+            for render in self.renders() {
+                let values = self.values_sources(project, render)?;
+                let request = helm::Request {
+                    release: &self.release,
+                    namespace: &self.namespace,
+                    archive: &input.content,
+                    values: &values,
+                    kube_version: kube_version.as_deref(),
+                    api_versions: &self.api_versions,
+                    include_crds: self.include_crds,
+                };
+                let rendered = helm::template_twice(&request, options, reporter).await?;
+                let mut text = helm::vendored_text(&request, &rendered, &chart);
+                let name = self.file_name(render);
+                match self.hooks {
+                    Hooks::Drop => text = helm::drop_hooks(&text),
+                    Hooks::Keep => {
+                        for hook in helm::hooks(&text) {
+                            reporter.warn(&format!(
+                                "chart {} {version}: Helm hook {hook} is vendored into {name} as an ordinary object (kpin applies it with the rest; set `chart.hooks: drop` to leave hooks out)",
+                                chart.name
+                            ));
+                        }
                     }
                 }
+                files.push((Rendered { name, text }, rendered.helm_version));
             }
             let facts = RenderFacts {
-                renderer: rendered.helm_version.clone(),
+                renderer: files.first().map(|(_, v)| v.clone()).unwrap_or_default(),
                 values: self.inputs_digest(project)?,
                 dependencies: chart
                     .dependencies
@@ -426,11 +559,19 @@ impl Renderer for ChartSource {
                     .map(|d| (format!("{} {}", d.name, d.version), d.sha256.clone()))
                     .collect::<BTreeMap<_, _>>(),
             };
+            if self.file_name(None) == DEFAULT_VALUES {
+                bail!("a chart named `chart-values` would be vendored over its default values");
+            }
+            let defaults = Rendered {
+                name: DEFAULT_VALUES.to_owned(),
+                text: chart.default_values.clone(),
+            };
             Ok((
-                vec![Rendered {
-                    name: format!("{}.yaml", self.address.name()),
-                    text,
-                }],
+                files
+                    .into_iter()
+                    .map(|(r, _)| r)
+                    .chain([defaults])
+                    .collect(),
                 facts,
             ))
         })

@@ -78,19 +78,7 @@ impl Kind for GithubKind {
         fields: &Map<String, Value>,
         _version: &Version,
     ) -> Result<Source> {
-        let value = fields.get("github").cloned().unwrap_or_default();
-        let gh: RawGithub = serde_path_to_error::deserialize(value).map_err(|e| {
-            let at = e.path().to_string();
-            let at = if at == "." {
-                String::new()
-            } else {
-                format!(".{at}")
-            };
-            anyhow::anyhow!(
-                "github{at}: {}",
-                crate::yaml::user_words(&e.into_inner().to_string())
-            )
-        })?;
+        let gh: RawGithub = super::source::field(fields, "github")?;
         check_repo(&gh.repo, "github.repo")?;
         if gh.assets.is_empty() {
             return Err(anyhow::anyhow!("github.assets: the list is empty"))

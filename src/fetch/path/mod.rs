@@ -37,9 +37,7 @@ impl Kind for PathKind {
         fields: &Map<String, Value>,
         version: &Version,
     ) -> Result<Source> {
-        let template: String =
-            serde_json::from_value(fields.get("path").cloned().unwrap_or_default())
-                .context("path")?;
+        let template: String = super::source::field(fields, "path")?;
         let source = PathSource {
             template,
             field: format!("packages.{package}.path"),

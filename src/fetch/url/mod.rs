@@ -37,12 +37,9 @@ impl Kind for UrlKind {
         version: &Version,
     ) -> Result<Source> {
         let (templates, single) = match (fields.get("url"), fields.get("urls")) {
-            (Some(url), _) => (
-                vec![serde_json::from_value::<String>(url.clone()).context("url")?],
-                true,
-            ),
-            (None, Some(urls)) => {
-                let urls = serde_json::from_value::<Vec<String>>(urls.clone()).context("urls")?;
+            (Some(_), _) => (vec![super::source::field::<String>(fields, "url")?], true),
+            (None, Some(_)) => {
+                let urls: Vec<String> = super::source::field(fields, "urls")?;
                 if urls.is_empty() {
                     bail!("urls: the list is empty");
                 }

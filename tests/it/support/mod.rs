@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod charts;
 pub mod fake_apiserver;
 pub mod http;
 
@@ -67,12 +68,25 @@ pub fn upstream_or_skip(test: &str) -> Option<PathBuf> {
 /// A scratch copy of the repository's example: the files a fresh clone has.
 pub fn example_project() -> Project {
     let project = Project::new();
-    for dir in ["examples/upstream", "overlays", "vendor"] {
+    for dir in ["examples/upstream", "examples/charts", "overlays", "vendor"] {
         copy_dir(&repo_root().join(dir), &project.path().join(dir));
     }
     std::fs::copy(
         repo_root().join("kpin.yaml"),
         project.path().join("kpin.yaml"),
+    )
+    .unwrap();
+    project
+}
+
+/// `example_project` with `lockfile.example` as its kpin.lock (`cp lockfile.example kpin.lock`,
+/// as the README's walk-through starts): a sync then keeps the vendored chart render, which
+/// without a lock only helm could vouch for.
+pub fn example_project_locked() -> Project {
+    let project = example_project();
+    std::fs::copy(
+        repo_root().join("lockfile.example"),
+        project.path().join("kpin.lock"),
     )
     .unwrap();
     project
@@ -130,7 +144,12 @@ impl Project {
             .env("NO_COLOR", "1")
             .env_remove("GITHUB_TOKEN")
             .env_remove("KUBECONFIG")
-            .env_remove("KPIN_MANIFEST");
+            .env_remove("KPIN_MANIFEST")
+            // Registry credentials only where a test gives them.
+            .env_remove("KPIN_REGISTRY_CONFIG")
+            .env_remove("HELM_REGISTRY_CONFIG")
+            .env("DOCKER_CONFIG", self.cache.path())
+            .env("XDG_CONFIG_HOME", self.cache.path());
         cmd
     }
 
