@@ -372,6 +372,24 @@ fn a_chart_from_an_oci_registry_with_basic_auth_syncs_and_upgrades_with_a_report
         "{}",
         outdated.transcript()
     );
+    // An overlay that only fits the old render refuses the upgrade, as for any source.
+    p.write(
+        "overlays/demo.yaml",
+        "operations:\n- labels: {set: {team: platform}}\n- annotations:\n    select: {kind: Deployment, labelSelector: {matchLabels: {helm.sh/chart: kpin-demo-1.0.0}}}\n    set: {pinned: \"yes\"}\n",
+    );
+    ok(with_login(&["sync"]));
+    let refused = fails(with_login(&["upgrade", "demo", "--to", "1.1.0"]), 2);
+    assert!(
+        refused.stdout.contains("matches no object in demo 1.1.0"),
+        "{}",
+        refused.transcript()
+    );
+    assert!(p.read("kpin.yaml").contains("version: 1.0.0"), "nothing was written");
+    p.write(
+        "overlays/demo.yaml",
+        "operations:\n- labels: {set: {team: platform}}\n",
+    );
+    ok(with_login(&["sync"]));
     let upgrade = ok(with_login(&["upgrade", "demo", "--to", "1.1.0"]));
     insta::assert_snapshot!("chart_upgrade_report", filter_ports(&upgrade.stdout));
     assert!(p.read("kpin.yaml").contains("version: 1.1.0"));
@@ -468,6 +486,15 @@ fn every_upstream_chart_renders_as_helm_template_does_and_upgrades() {
                     upgrade
                         .stdout
                         .contains(&format!("{name} {} -> {version}", versions[i - 1])),
+                    "{name}: {}",
+                    upgrade.stdout
+                );
+                // The chart's own values.yaml moved too: the report shows how.
+                assert!(
+                    upgrade.stdout.contains(&format!(
+                        "{name} {} -> {version}: default values (0 added, 1 changed",
+                        versions[i - 1]
+                    )),
                     "{name}: {}",
                     upgrade.stdout
                 );

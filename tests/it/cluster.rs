@@ -3877,6 +3877,100 @@ metadata: {name: robot, namespace: NS}
         projects
     }
 
+    /// Every chart and version of ../shared/upstream-charts/ from the loopback OCI registry:
+    /// synced (rendered by helm), applied to the real cluster with its hooks as ordinary
+    /// objects, re-applied without a write, upgraded to the chart's next version through
+    /// `kpin upgrade` and applied again. Releases are named after the test namespace, so
+    /// cluster-scoped names meet nothing else.
+    #[test]
+    fn real_every_upstream_chart_applies_upgrades_and_reapplies_without_a_write() {
+        use crate::support::charts::{self, Registry, upstream_charts, upstream_charts_or_skip};
+        let test = "real_every_upstream_chart_applies_upgrades_and_reapplies_without_a_write";
+        let Some(helm) = charts::helm_or_skip(test) else {
+            return;
+        };
+        let Some(dir) = upstream_charts_or_skip(test) else {
+            return;
+        };
+        let Some(registry) = Registry::start(test, false) else {
+            return;
+        };
+        // Webhooks and APIServices of these charts change what every request meets.
+        let Some(mut r) = Real::exclusive(test, 39) else {
+            return;
+        };
+        r.clean_render_on_drop();
+        let ns = r.namespace.clone();
+        r.create_namespace(&ns);
+        let home = tempfile::tempdir().unwrap();
+        let all = upstream_charts(&dir);
+        for chart in &all {
+            let archive = charts::package(&helm, home.path(), chart, &home.path().join("out"));
+            registry.push(&helm, home.path(), &archive, false);
+        }
+        let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        names.dedup();
+        let kpin = |args: &[&str]| r.project.run_with(args, |c| c.env("KPIN_HELM", &helm));
+        let mut summary = Vec::new();
+        for name in names {
+            let mut versions: Vec<&str> = all
+                .iter()
+                .filter(|c| c.name == name)
+                .map(|c| c.version.as_str())
+                .collect();
+            versions.sort_by_key(|v| semver::Version::parse(v).unwrap());
+            r.write(
+                "kpin.yaml",
+                &format!(
+                    "kubernetesVersion: \"1.31\"\npackages:\n  {name}:\n    version: {}\n    chart:\n      repository: oci://{}/charts\n      release: NS-{name}\n      namespace: NS\n",
+                    versions[0],
+                    registry.host()
+                ),
+            );
+            expect_code(kpin(&["sync"]), 0);
+            for (i, version) in versions.iter().enumerate() {
+                if i > 0 {
+                    let upgrade = expect_code(kpin(&["upgrade", name, "--to", version]), 0);
+                    assert_contains(
+                        &upgrade.stdout,
+                        &format!("{name} {} -> {version}: upstream changes", versions[i - 1]),
+                    );
+                }
+                let applied = r.kpin(&[
+                    "apply",
+                    "--wait=false",
+                    "--prune",
+                    "--recreate",
+                    "--allow-mass-prune",
+                ]);
+                assert_eq!(applied.code, 0, "{name} {version}: {}", applied.transcript());
+                let (again, writes) = r.writes_during(|| r.kpin(&["apply", "--wait=false"]));
+                assert_eq!(again.code, 0, "{name} {version} re-apply: {}", again.transcript());
+                for action in ["created", "configured", "recreated", "pruned"] {
+                    assert!(
+                        rows(&again.stdout, action).is_empty(),
+                        "{name} {version}: the re-apply {action}: {}",
+                        again.stdout
+                    );
+                }
+                if let Some(writes) = writes {
+                    assert_eq!(writes, Vec::<String>::new(), "{name} {version}: writes");
+                }
+                summary.push(format!(
+                    "{name} {version}: {} unchanged",
+                    rows(&again.stdout, "unchanged").len()
+                ));
+            }
+            let rendered = expect_code(r.project.run(&["render"]), 0);
+            r.kubectl_input(
+                &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
+                &rendered.stdout,
+            );
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        eprintln!("{}", summary.join("\n"));
+    }
+
     /// The issue's own check, written by hand: ingress-nginx as a chart from the loopback OCI
     /// registry (basic auth) syncs, renders through an overlay, applies to the real cluster,
     /// re-applies without a write, upgrades to the newer chart with a report and applies that;
