@@ -21,8 +21,7 @@ use serde_json::{Value, json};
 use crate::changes::{self, Detail, DiffOptions, MarkdownLimits, ObjectChange, Section};
 use crate::error::HintExt;
 use crate::fetch::source::{RenderOptions, Renderer};
-use crate::fetch::{self, Cache, Client};
-use crate::fsutil;
+use crate::fetch::{Cache, Client};
 use crate::manifest::{
     MANIFEST_FILE, Manifest, Package, PackageVersion, Pins, Version, edit_env_version,
     edit_manifest_version, install_in, normalise_versions,
@@ -34,7 +33,7 @@ use crate::render;
 use crate::vendoring::lockfile::{
     LockedFile, LockedPackage, LockedRender, LockedVersion, Lockfile,
 };
-use crate::vendoring::sync::{Fetch, render_version};
+use crate::vendoring::sync::{Fetch, stage_new_version};
 use crate::vendoring::transaction::Transaction;
 use crate::yaml::edit::set_scalar;
 
@@ -660,57 +659,22 @@ fn carried_files(
         .hint("run `kpin sync` first, so kpin.lock and vendor/ hold every version in use")
 }
 
-/// Obtain every file of `package` (at one version) into the directory `dir` (a source that
-/// renders is rendered there, as sync renders it); the lock entries.
+/// Obtain (or render) every file of `package` at a version kpin.lock does not know yet into
+/// the directory `dir`, as sync does; the lock entries.
 async fn stage_package(
     manifest: &Manifest,
     package: &PackageVersion,
     dir: &Path,
     fetching: &Fetching<'_>,
 ) -> Result<(Vec<LockedFile>, Option<LockedRender>)> {
-    if let Some(renderer) = package.source.renderer() {
-        let fetch = Fetch {
-            client: fetching.client,
-            cache: &fetching.cache,
-            render: fetching.render,
-            reporter: &Silent,
-        };
-        let staged = render_version(manifest, package, renderer, None, dir, &fetch).await?;
-        return Ok((staged.files, staged.rendered_from));
-    }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sources = fetch::resolve(
-        manifest.project(),
-        &package.name,
-        &package.source,
-        &package.version,
-        fetching.client,
-    )
-    .await?;
-    let mut locked = Vec::with_capacity(sources.len());
-    for source in sources {
-        // No digest to check against: kpin.lock does not know this version yet, and the
-        // `sha256` pins are the old version's until they are rewritten from these files.
-        let got = fetch::obtain(
-            &package.name,
-            &source,
-            None,
-            &fetching.cache,
-            fetching.client,
-            &Silent,
-            &|| {},
-        )
-        .await?;
-        fsutil::copy_file(&got.content, &dir.join(&source.name))?;
-        locked.push(LockedFile {
-            name: source.name,
-            from: source.locked_from,
-            sha256: got.sha256,
-            size: got.size,
-        });
-    }
-    locked.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((locked, None))
+    let fetch = Fetch {
+        client: fetching.client,
+        cache: &fetching.cache,
+        render: fetching.render,
+        reporter: &Silent,
+    };
+    let staged = stage_new_version(manifest, package, dir, &fetch).await?;
+    Ok((staged.files, staged.rendered_from))
 }
 
 /// Refuse a new version whose files are byte for byte those of a version the package uses

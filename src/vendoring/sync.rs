@@ -786,6 +786,47 @@ pub struct Fetch<'a> {
     pub reporter: &'a dyn Reporter,
 }
 
+/// Stage `package` at a version kpin.lock does not know into `dir`: its files resolved,
+/// obtained (checked against the digest their publisher gives where there is one; the `sha256`
+/// pins are not used, they pin the package's previous version until they are rewritten from
+/// these files) and copied, or, for a source that renders, rendered there. `upgrade` stages its
+/// new versions through here.
+pub async fn stage_new_version(
+    manifest: &Manifest,
+    package: &PackageVersion,
+    dir: &Path,
+    fetching: &Fetch<'_>,
+) -> Result<Staged> {
+    if let Some(renderer) = package.source.renderer() {
+        return render_version(manifest, package, renderer, None, dir, fetching).await;
+    }
+    let at = || format!("package `{}` {}", package.name, package.version);
+    let files = fetch::resolve(
+        manifest.project(),
+        &package.name,
+        &package.source,
+        &package.version,
+        fetching.client,
+    )
+    .await
+    .with_context(at)?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut obtained = Vec::with_capacity(files.len());
+    for file in &files {
+        let (got, locked) = obtain_input(package, file, None, fetching).await?;
+        fsutil::copy_file(&got.content, &dir.join(&file.name))?;
+        obtained.push(ReadyFile {
+            locked,
+            content: got.content,
+            downloaded: got.found == fetch::Found::Downloaded,
+            cached: got.found == fetch::Found::Cache,
+        });
+    }
+    let mut staged = Staged::of(&obtained);
+    staged.replacement = true;
+    Ok(staged)
+}
+
 /// Resolve and obtain what a rendering source renders from (checked against `locked` when
 /// kpin.lock records it, else against the digest its publisher gives), render it, and write the
 /// rendered files into `dir`. Sync and upgrade both render through here.
@@ -872,8 +913,8 @@ pub async fn render_version(
     })
 }
 
-/// One file a source renders from, obtained and checked against kpin.lock's digest, else its
-/// publisher's.
+/// One file of a source, obtained and checked against kpin.lock's digest (from `locked`, what
+/// a rendered version was rendered from), else its publisher's.
 async fn obtain_input(
     package: &PackageVersion,
     file: &SourceFile,

@@ -384,7 +384,10 @@ fn a_chart_from_an_oci_registry_with_basic_auth_syncs_and_upgrades_with_a_report
         "{}",
         refused.transcript()
     );
-    assert!(p.read("kpin.yaml").contains("version: 1.0.0"), "nothing was written");
+    assert!(
+        p.read("kpin.yaml").contains("version: 1.0.0"),
+        "nothing was written"
+    );
     p.write(
         "overlays/demo.yaml",
         "operations:\n- labels: {set: {team: platform}}\n",

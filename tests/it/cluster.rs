@@ -3943,9 +3943,19 @@ metadata: {name: robot, namespace: NS}
                     "--recreate",
                     "--allow-mass-prune",
                 ]);
-                assert_eq!(applied.code, 0, "{name} {version}: {}", applied.transcript());
+                assert_eq!(
+                    applied.code,
+                    0,
+                    "{name} {version}: {}",
+                    applied.transcript()
+                );
                 let (again, writes) = r.writes_during(|| r.kpin(&["apply", "--wait=false"]));
-                assert_eq!(again.code, 0, "{name} {version} re-apply: {}", again.transcript());
+                assert_eq!(
+                    again.code,
+                    0,
+                    "{name} {version} re-apply: {}",
+                    again.transcript()
+                );
                 for action in ["created", "configured", "recreated", "pruned"] {
                     assert!(
                         rows(&again.stdout, action).is_empty(),
