@@ -150,7 +150,7 @@ pub async fn obtain(
     cache: &Cache,
     client: Option<&Client>,
     reporter: &dyn Reporter,
-    announce: &dyn Fn(),
+    announce: &(dyn Fn() + Sync),
 ) -> Result<Obtained> {
     let got = obtain_unchecked(
         source,
@@ -173,7 +173,7 @@ async fn obtain_unchecked(
     cache: &Cache,
     client: Option<&Client>,
     reporter: &dyn Reporter,
-    announce: &dyn Fn(),
+    announce: &(dyn Fn() + Sync),
 ) -> Result<Obtained> {
     let name = &source.name;
     if let Some(path) = expected.and_then(|sha| cache.get(sha)) {

@@ -273,6 +273,16 @@ pub struct RenderOptions {
     pub allow_nondeterministic: bool,
 }
 
+/// Fetches what a render turns out to need beyond the resolved files (a chart's dependencies
+/// its archive lacks): obtained and checked like any file, and recorded in kpin.lock with the
+/// files the render came from.
+pub trait Fetcher: Sync {
+    /// `None` offline.
+    fn client(&self) -> Option<&Client>;
+    /// Obtain `file`; where its bytes are now.
+    fn fetch<'a>(&'a self, file: &'a SourceFile) -> BoxFuture<'a, Result<PathBuf>>;
+}
+
 /// Turns a kind's fetched files into the files vendored (a chart into its rendered objects).
 pub trait Renderer: Sync {
     /// The digest of the render's inputs that live in the project (values files), compared
@@ -290,6 +300,7 @@ pub trait Renderer: Sync {
         version: &'a Version,
         inputs: &'a [RenderInput],
         options: RenderOptions,
+        fetcher: &'a dyn Fetcher,
         reporter: &'a dyn Reporter,
     ) -> BoxFuture<'a, Result<(Vec<Rendered>, RenderFacts)>>;
 }

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::HintExt;
-use crate::fetch::source::{RenderInput, RenderOptions, Renderer};
+use crate::fetch::source::{Fetcher, RenderInput, RenderOptions, Renderer};
 use crate::fetch::{
     self, Cache, Client, DigestMismatch, Expected, NetOptions, PinSource, SourceFile,
 };
@@ -874,16 +874,29 @@ pub async fn render_version(
         "Rendering",
         &format!("{} {}", package.name, package.version),
     );
+    let extra = ExtraInputs {
+        package,
+        locked,
+        fetching,
+        obtained: std::sync::Mutex::new(Vec::new()),
+    };
     let (rendered, facts) = renderer
         .render(
             project,
             &package.version,
             &inputs,
             fetching.render,
+            &extra,
             fetching.reporter,
         )
         .await
         .with_context(at)?;
+    sources.extend(
+        extra
+            .obtained
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut files = Vec::new();
     for r in rendered {
@@ -911,6 +924,35 @@ pub async fn render_version(
         bytes,
         cached,
     })
+}
+
+/// What a render fetches beyond its resolved files (a chart's dependencies its archive lacks),
+/// each checked like those and recorded with them in kpin.lock.
+struct ExtraInputs<'a> {
+    package: &'a PackageVersion,
+    locked: Option<&'a LockedRender>,
+    fetching: &'a Fetch<'a>,
+    obtained: std::sync::Mutex<Vec<LockedFile>>,
+}
+
+impl Fetcher for ExtraInputs<'_> {
+    fn client(&self) -> Option<&Client> {
+        self.fetching.client
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        file: &'a SourceFile,
+    ) -> futures::future::BoxFuture<'a, Result<PathBuf>> {
+        Box::pin(async move {
+            let (got, locked) =
+                obtain_input(self.package, file, self.locked, self.fetching).await?;
+            if let Ok(mut obtained) = self.obtained.lock() {
+                obtained.push(locked);
+            }
+            Ok(got.content)
+        })
+    }
 }
 
 /// One file of a source, obtained and checked against kpin.lock's digest (from `locked`, what

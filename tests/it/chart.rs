@@ -41,12 +41,19 @@ impl Charts {
 
     /// A classic repository of `archives` served over HTTP on loopback.
     fn serve(&self, archives: &[PathBuf]) -> Server {
+        let server = Server::http();
+        self.publish(&server, archives);
+        server
+    }
+
+    /// `archives` and their index.yaml served by `server` under `/charts`.
+    fn publish(&self, server: &Server, archives: &[PathBuf]) {
         let repo = self.home.path().join("repo");
+        let _ = std::fs::remove_dir_all(&repo);
         std::fs::create_dir_all(&repo).unwrap();
         for a in archives {
             std::fs::copy(a, repo.join(a.file_name().unwrap())).unwrap();
         }
-        let server = Server::http();
         charts::helm(
             &self.helm,
             self.home.path(),
@@ -63,7 +70,6 @@ impl Charts {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             server.file(&format!("/charts/{name}"), std::fs::read(&path).unwrap());
         }
-        server
     }
 
     /// `helm template` as the test runs it by hand, for comparisons.
@@ -538,87 +544,90 @@ fn objects(text: &str) -> Vec<String> {
 
 use serde::Deserialize as _;
 
-/// `helm package` refuses a chart whose declared dependencies are missing, so published
-/// archives carry them (and kpin locks each one's digest); an archive made some other way
-/// without them is refused before helm runs, naming the dependency.
+/// A dependency the chart archive lacks is fetched from its own repository (Chart.lock's
+/// version, else the newest its constraint allows) and locked with the archive; a packaged one
+/// is locked by its digest; one that cannot be fetched is named.
 #[test]
-fn packaged_dependencies_are_locked_and_a_missing_one_is_named() {
-    let test = "packaged_dependencies_are_locked_and_a_missing_one_is_named";
+fn chart_dependencies_are_fetched_or_packaged_and_locked() {
+    let test = "chart_dependencies_are_fetched_or_packaged_and_locked";
     let Some(c) = Charts::new(test) else { return };
-    // A parent chart that declares the test chart as a dependency, packaged with it.
-    let src = c.home.path().join("src/kpin-parent");
-    std::fs::create_dir_all(src.join("templates")).unwrap();
-    std::fs::write(
-        src.join("Chart.yaml"),
-        "apiVersion: v2\nname: kpin-parent\nversion: 1.0.0\ndependencies:\n- name: kpin-demo\n  version: 1.0.0\n  repository: https://charts.example\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("templates/cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent, namespace: {{ .Release.Namespace }}}\n",
-    )
-    .unwrap();
-    let bare = c.home.path().join("bare");
-    std::fs::create_dir_all(&bare).unwrap();
-    // Without the dependency, as `tar` (not helm) would pack it.
-    let status = std::process::Command::new("tar")
-        .args([
-            "czf",
-            bare.join("kpin-parent-1.0.0.tgz").to_str().unwrap(),
-            "-C",
-        ])
-        .arg(src.parent().unwrap())
-        .arg("kpin-parent")
-        .status()
+    let server = Server::http();
+    // A parent chart that needs the test chart from the loopback repository.
+    let parent = |repository: &str| {
+        let src = c.home.path().join("src/kpin-parent");
+        let _ = std::fs::remove_dir_all(&src);
+        std::fs::create_dir_all(src.join("templates")).unwrap();
+        std::fs::write(
+            src.join("Chart.yaml"),
+            format!("apiVersion: v2\nname: kpin-parent\nversion: 1.0.0\ndependencies:\n- name: kpin-demo\n  version: \"~1.0\"\n  repository: {repository}\n"),
+        )
         .unwrap();
-    assert!(status.success());
-    let missing_server = c.serve(&[bare.join("kpin-parent-1.0.0.tgz")]);
+        std::fs::write(
+            src.join("templates/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent, namespace: {{ .Release.Namespace }}}\n",
+        )
+        .unwrap();
+        src
+    };
+    // Packed without its dependency, as `tar` (not helm, which refuses) packs it.
+    let pack_bare = |src: &Path| {
+        let out = c.home.path().join("bare/kpin-parent-1.0.0.tgz");
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["czf", out.to_str().unwrap(), "-C"])
+            .arg(src.parent().unwrap())
+            .arg("kpin-parent")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        out
+    };
+    let demo_100 = c.fixture("1.0.0");
+    let demo_105 = c.fixture("1.0.5");
+    let demo_110 = c.fixture("1.1.0");
     let p = Project::new();
     let manifest = |url: &str| {
-        format!(
-            "packages:\n  parent:\n    version: 1.0.0\n    chart: {{repository: \"{url}\", name: kpin-parent, namespace: demo}}\n"
-        )
+        format!("packages:\n  parent:\n    version: 1.0.0\n    chart: {{repository: \"{url}\", name: kpin-parent, namespace: demo}}\n")
     };
-    p.write("kpin.yaml", &manifest(&missing_server.url("/charts")));
-    let refused = fails(run(&p, &["sync"], Some(&c.helm)), 2);
+    p.write("kpin.yaml", &manifest(&server.url("/charts")));
+
+    // From a repository that does not answer: named, with the chart that needs it.
+    let bare = pack_bare(&parent("http://127.0.0.1:9/charts"));
+    c.publish(&server, &[bare]);
+    let refused = fails(run(&p, &["sync", "--retries", "0"], Some(&c.helm)), 2);
     assert!(
-        refused.stderr.contains("declares the dependency kpin-demo 1.0.0 from https://charts.example, which its archive does not hold"),
+        refused.stderr.contains("chart kpin-parent 1.0.0 declares the dependency kpin-demo ~1.0 from http://[HOST]/charts, which its archive does not hold"),
         "{}",
         refused.stderr
     );
-    drop(missing_server);
 
-    // Packaged by helm with the dependency in charts/.
+    // From the loopback repository: ~1.0 allows 1.0.5, not 1.1.0.
+    let bare = pack_bare(&parent(&server.url("/charts")));
+    c.publish(&server, &[bare, demo_100.clone(), demo_105, demo_110]);
+    ok(run(&p, &["sync"], Some(&c.helm)));
+    let lock = p.read("kpin.lock");
+    assert!(lock.contains("- name: kpin-demo-1.0.5.tgz"), "{lock}");
+    assert!(lock.contains("- name: kpin-parent-1.0.0.tgz"), "{lock}");
+    let rendered = ok(run(&p, &["render"], None)).stdout;
+    assert!(
+        rendered.contains("name: parent") && rendered.contains("helm.sh/chart: kpin-demo-1.0.5"),
+        "{rendered}"
+    );
+    ok(run(&p, &["sync", "--locked", "--offline"], None));
+
+    // Packaged by helm with the dependency in charts/: locked by its digest.
+    let src = parent(&server.url("/charts"));
     std::fs::create_dir_all(src.join("charts")).unwrap();
-    c.fixture("1.0.0");
-    std::fs::copy(
-        c.out().join("kpin-demo-1.0.0.tgz"),
-        src.join("charts/kpin-demo-1.0.0.tgz"),
-    )
-    .unwrap();
+    std::fs::copy(&demo_100, src.join("charts/kpin-demo-1.0.0.tgz")).unwrap();
     charts::helm(
         &c.helm,
         c.home.path(),
-        &[
-            "package",
-            src.to_str().unwrap(),
-            "-d",
-            c.out().to_str().unwrap(),
-        ],
+        &["package", src.to_str().unwrap(), "-d", c.out().to_str().unwrap()],
     );
-    let repo = c.home.path().join("repo");
-    let _ = std::fs::remove_dir_all(&repo);
-    let server = c.serve(&[c.out().join("kpin-parent-1.0.0.tgz")]);
-    p.write("kpin.yaml", &manifest(&server.url("/charts")));
-    ok(run(&p, &["sync"], Some(&c.helm)));
-    let lock = p.read("kpin.lock");
-    assert!(
-        lock.contains("dependencies:\n          kpin-demo 1.0.0: "),
-        "{lock}"
-    );
-    let rendered = ok(run(&p, &["render"], None)).stdout;
-    assert!(
-        rendered.contains("name: parent") && rendered.contains("kind: Deployment"),
-        "{rendered}"
-    );
+    c.publish(&server, &[c.out().join("kpin-parent-1.0.0.tgz")]);
+    let q = Project::new();
+    q.write("kpin.yaml", &manifest(&server.url("/charts")));
+    ok(run(&q, &["sync"], Some(&c.helm)));
+    let lock = q.read("kpin.lock");
+    assert!(lock.contains("dependencies:\n          kpin-demo 1.0.0: "), "{lock}");
 }

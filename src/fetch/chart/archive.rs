@@ -27,6 +27,8 @@ pub struct Chart {
     /// Templates (paths inside the archive) that call `lookup`, which `helm template` answers
     /// with nothing.
     pub lookups: Vec<String>,
+    /// The exact dependency versions `Chart.lock` records, by name.
+    pub locked: std::collections::BTreeMap<String, String>,
 }
 
 /// A dependency Chart.yaml declares.
@@ -51,6 +53,12 @@ pub struct Packaged {
 }
 
 #[derive(Debug, Deserialize)]
+struct ChartLock {
+    #[serde(default)]
+    dependencies: Vec<Declared>,
+}
+
+#[derive(Debug, Deserialize)]
 struct ChartYaml {
     name: String,
     version: String,
@@ -69,6 +77,7 @@ impl Chart {
     fn from_reader(reader: impl Read) -> Result<Chart> {
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
         let mut chart_yaml = None;
+        let mut chart_lock = None;
         let mut default_values = String::new();
         // Subchart directories: name -> (Chart.yaml text, hasher over their files).
         let mut sub_dirs: std::collections::BTreeMap<
@@ -107,6 +116,9 @@ impl Chart {
                 ["Chart.yaml"] => {
                     chart_yaml = Some(String::from_utf8_lossy(&read(&mut entry)?).into_owned());
                 }
+                ["Chart.lock"] => {
+                    chart_lock = Some(String::from_utf8_lossy(&read(&mut entry)?).into_owned());
+                }
                 ["values.yaml"] => {
                     default_values = String::from_utf8_lossy(&read(&mut entry)?).into_owned();
                 }
@@ -142,21 +154,16 @@ impl Chart {
                 _ => {}
             }
         }
-        for (dir, (chart_yaml, hasher)) in sub_dirs {
-            let Some(text) = chart_yaml else { continue };
-            let meta: ChartYaml =
-                crate::yaml::from_str(&text, Path::new(&format!("charts/{dir}/Chart.yaml")))?;
-            dependencies.push(Packaged {
-                name: meta.name,
-                version: meta.version,
-                sha256: hasher.finish_hex(),
-            });
-        }
+        dependencies.extend(unpacked_dependencies(sub_dirs)?);
         let text = chart_yaml
             .ok_or_else(|| anyhow::anyhow!("the archive has no NAME/Chart.yaml"))
             .hint("a chart archive is what `helm package` writes")?;
         let meta: ChartYaml = crate::yaml::from_str(&text, Path::new("Chart.yaml"))?;
         dependencies.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        let locked = match chart_lock {
+            Some(text) => locked_versions(&text)?,
+            None => std::collections::BTreeMap::new(),
+        };
         Ok(Chart {
             name: meta.name,
             version: meta.version,
@@ -164,31 +171,62 @@ impl Chart {
             declared: meta.dependencies,
             dependencies,
             lookups,
+            locked,
         })
     }
 
-    /// Every declared dependency must be packaged: `helm template` would fail without it, and
-    /// kpin locks what it renders with.
-    pub fn check_dependencies(&self) -> Result<()> {
-        for d in &self.declared {
-            if !self.dependencies.iter().any(|p| p.name == d.name) {
-                let from = if d.repository.is_empty() {
-                    String::new()
-                } else {
-                    format!(" from {}", d.repository)
-                };
-                return Err(anyhow::anyhow!(
-                    "chart {} {} declares the dependency {} {}{from}, which its archive does not hold in charts/",
-                    self.name,
-                    self.version,
-                    d.name,
-                    d.version
-                ))
-                .hint("publish the chart with its dependencies packaged (`helm dependency build` before `helm package`)");
-            }
-        }
-        Ok(())
+    /// The declared dependencies its `charts/` does not hold (`helm template` needs every one,
+    /// enabled or not).
+    pub fn missing(&self) -> Vec<&Declared> {
+        self.declared
+            .iter()
+            .filter(|d| !self.dependencies.iter().any(|p| p.name == d.name))
+            .collect()
     }
+
+    /// Unpack the archive into `dir` (the chart lands in `dir/<name>/`); the chart's path.
+    pub fn unpack(archive: &Path, dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+        let file = std::fs::File::open(archive)
+            .with_context(|| format!("opening {}", archive.display()))?;
+        tar::Archive::new(flate2::read::GzDecoder::new(file))
+            .unpack(dir)
+            .with_context(|| format!("unpacking {}", archive.display()))?;
+        let chart = dir.join(name);
+        if !chart.join("Chart.yaml").is_file() {
+            anyhow::bail!("{}: no {name}/Chart.yaml", archive.display());
+        }
+        Ok(chart)
+    }
+}
+
+/// The dependencies packaged as directories (`charts/NAME/`), from each one's Chart.yaml text
+/// and the digest of its files.
+fn unpacked_dependencies(
+    dirs: std::collections::BTreeMap<String, (Option<String>, crate::digest::Hasher)>,
+) -> Result<Vec<Packaged>> {
+    let mut out = Vec::new();
+    for (dir, (chart_yaml, hasher)) in dirs {
+        let Some(text) = chart_yaml else { continue };
+        let meta: ChartYaml =
+            crate::yaml::from_str(&text, Path::new(&format!("charts/{dir}/Chart.yaml")))?;
+        out.push(Packaged {
+            name: meta.name,
+            version: meta.version,
+            sha256: hasher.finish_hex(),
+        });
+    }
+    Ok(out)
+}
+
+/// The exact versions a `Chart.lock` records, by dependency name.
+fn locked_versions(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(
+        crate::yaml::from_str::<ChartLock>(text, Path::new("Chart.lock"))?
+            .dependencies
+            .into_iter()
+            .map(|d| (d.name, d.version))
+            .collect(),
+    )
 }
 
 /// Whether template text calls Helm's `lookup` function.

@@ -3,6 +3,7 @@
 //! rendered once by `helm template` at sync time; the rendered YAML is what kpin vendors.
 
 pub mod archive;
+pub mod dependency;
 pub mod helm;
 pub mod oci;
 pub mod repository;
@@ -19,8 +20,8 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::source::{
-    Kind, Listing, Project, RenderFacts, RenderInput, RenderOptions, Rendered, Renderer, Source,
-    SourceKind, Template, VersionFeed,
+    Fetcher, Kind, Listing, Project, RenderFacts, RenderInput, RenderOptions, Rendered, Renderer,
+    Source, SourceKind, Template, VersionFeed,
 };
 use super::{Client, SourceFile};
 use crate::digest;
@@ -161,23 +162,8 @@ impl ChartAddress {
                 name: name.to_owned(),
             });
         }
-        let url = Url::parse(repository)
-            .with_context(|| format!("{} is not a URL", quote(repository)))?;
-        if !matches!(url.scheme(), "https" | "http" | "file") {
-            return Err(anyhow::anyhow!(
-                "scheme {} is not supported",
-                quote(url.scheme())
-            ))
-            .hint("a classic repository is https://HOST/PATH (its index.yaml), an OCI registry oci://HOST/PATH");
-        }
-        let index = if url.path().ends_with("/index.yaml") {
-            url
-        } else {
-            let base = format!("{}/", url.as_str().trim_end_matches('/'));
-            Url::parse(&base)?.join("index.yaml")?
-        };
         Ok(ChartAddress::Repository {
-            index,
+            index: repository::index_url(repository)?,
             name: name.to_owned(),
         })
     }
@@ -463,6 +449,37 @@ fn offline(address: &ChartAddress) -> anyhow::Error {
         .hint("run without --offline once; afterwards kpin.lock and vendor/ hold its render")
 }
 
+/// The chart to render: the archive itself, or, when it lacks declared dependencies, a copy
+/// unpacked into `scratch` with them fetched into its `charts/`.
+async fn with_dependencies(
+    chart: &archive::Chart,
+    archive_path: &std::path::Path,
+    scratch: &std::path::Path,
+    fetcher: &dyn Fetcher,
+) -> Result<std::path::PathBuf> {
+    let missing = chart.missing();
+    if missing.is_empty() {
+        return Ok(archive_path.to_path_buf());
+    }
+    let dir = archive::Chart::unpack(archive_path, scratch, &chart.name)?;
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts).with_context(|| format!("creating {}", charts.display()))?;
+    for d in missing {
+        let at = || {
+            format!(
+                "chart {} {} declares the dependency {} {} from {}, which its archive does not hold",
+                chart.name, chart.version, d.name, d.version, d.repository
+            )
+        };
+        let file = dependency::resolve(fetcher.client(), chart, d)
+            .await
+            .with_context(at)?;
+        let content = fetcher.fetch(&file).await.with_context(at)?;
+        crate::fsutil::copy_file(&content, &charts.join(&file.name))?;
+    }
+    Ok(dir)
+}
+
 /// The vendored copy of a chart's own `values.yaml`, next to its renders (`<chart>.yaml`,
 /// `<chart>.<env>.yaml`, which always hold a dot more than this name).
 pub const DEFAULT_VALUES: &str = "chart-values.yaml";
@@ -496,6 +513,7 @@ impl Renderer for ChartSource {
         version: &'a Version,
         inputs: &'a [RenderInput],
         options: RenderOptions,
+        fetcher: &'a dyn Fetcher,
         reporter: &'a dyn Reporter,
     ) -> BoxFuture<'a, Result<(Vec<Rendered>, RenderFacts)>> {
         Box::pin(async move {
@@ -514,7 +532,13 @@ impl Renderer for ChartSource {
                     version
                 );
             }
-            chart.check_dependencies()?;
+            // Dependencies the archive lacks are fetched into an unpacked copy of it.
+            let unpacked = tempfile::Builder::new()
+                .prefix(".kpin-chart-")
+                .tempdir()
+                .context("creating a directory for the chart")?;
+            let chart_path =
+                with_dependencies(&chart, &input.content, unpacked.path(), fetcher).await?;
             for template in &chart.lookups {
                 reporter.warn(&format!(
                     "chart {} {version}: {template} calls `lookup`, which `helm template` answers with nothing (what it looks up in a live cluster is not vendored)",
@@ -528,7 +552,7 @@ impl Renderer for ChartSource {
                 let request = helm::Request {
                     release: &self.release,
                     namespace: &self.namespace,
-                    archive: &input.content,
+                    archive: &chart_path,
                     values: &values,
                     kube_version: kube_version.as_deref(),
                     api_versions: &self.api_versions,

@@ -10,6 +10,25 @@ use crate::error::{HintExt, quote};
 use crate::fetch::{Auth, Client, Origin, SourceFile};
 use crate::fsutil::check_path_segment;
 
+/// The index.yaml of the classic repository at `repository` (`https://HOST/PATH`, or the
+/// index's own URL).
+pub fn index_url(repository: &str) -> Result<Url> {
+    let url =
+        Url::parse(repository).with_context(|| format!("{} is not a URL", quote(repository)))?;
+    if !matches!(url.scheme(), "https" | "http" | "file") {
+        return Err(anyhow::anyhow!(
+            "scheme {} is not supported",
+            quote(url.scheme())
+        ))
+        .hint("a classic repository is https://HOST/PATH (its index.yaml), an OCI registry oci://HOST/PATH");
+    }
+    if url.path().ends_with("/index.yaml") {
+        return Ok(url);
+    }
+    let base = format!("{}/", url.as_str().trim_end_matches('/'));
+    Ok(Url::parse(&base)?.join("index.yaml")?)
+}
+
 /// A repository's index.yaml, as far as kpin reads it.
 #[derive(Debug, Deserialize)]
 pub struct Index {
