@@ -1,5 +1,6 @@
 //! `kpin add`: a new package entry for kpin.yaml, resolved from how the user names its source
-//! (a GitHub release asset or a URL template), and written into the file losslessly.
+//! (a GitHub release asset, a URL template or a Helm chart), and written into the file
+//! losslessly.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +9,7 @@ use anyhow::{Result, bail};
 
 use crate::error::HintExt;
 use crate::fetch::Client;
+use crate::fetch::chart::ChartAddress;
 use crate::fetch::github::{self, Release};
 use crate::fetch::github::{DEFAULT_GITHUB_API, DEFAULT_TAG};
 use crate::version::{VERSION_PLACEHOLDER, lenient_semver, version_from_tag};
@@ -28,6 +30,12 @@ pub enum Upstream {
     },
     /// One file at a URL template containing `{version}`.
     Url { template: String },
+    /// A Helm chart in a repository (`https://…`, `oci://…`, or a directory of the project).
+    Chart {
+        repository: String,
+        /// The chart's name; `None` is the package's.
+        chart: Option<String>,
+    },
 }
 
 /// A package to add.
@@ -35,7 +43,7 @@ pub enum Upstream {
 pub struct Request {
     pub name: String,
     pub upstream: Upstream,
-    /// The version to pin; `None` takes the newest release (GitHub sources only).
+    /// The version to pin; `None` takes the newest release (GitHub sources and charts).
     pub version: Option<String>,
     pub namespace: Option<String>,
     /// Environments the package starts out of (`installed: false`), so that it enters through
@@ -108,10 +116,17 @@ pub async fn resolve(request: &Request, connect: impl FnOnce() -> Result<Client>
             }
             (chosen.version, github)
         }
+        Upstream::Chart { repository, chart } => {
+            chart_entry(request, repository, chart.as_deref(), connect, &mut notes).await?
+        }
     };
     let mut text = format!("version: {}\n", yaml::edit::scalar_text(&version));
     text.push_str(&source_yaml);
-    if let Some(namespace) = &request.namespace {
+    if let Some(namespace) = request
+        .namespace
+        .as_ref()
+        .filter(|_| !matches!(request.upstream, Upstream::Chart { .. }))
+    {
         let _ = writeln!(text, "namespace: {}", yaml::edit::scalar_text(namespace));
     }
     if !request.absent.is_empty() {
@@ -129,6 +144,48 @@ pub async fn resolve(request: &Request, connect: impl FnOnce() -> Result<Client>
         yaml: text,
         notes,
     })
+}
+
+/// The version and `chart:` YAML of a chart package: `--version`, else the newest released
+/// version the repository lists.
+async fn chart_entry(
+    request: &Request,
+    repository: &str,
+    chart: Option<&str>,
+    connect: impl FnOnce() -> Result<Client>,
+    notes: &mut Vec<String>,
+) -> Result<(String, String)> {
+    let name = chart.unwrap_or(&request.name);
+    let version = if let Some(v) = &request.version {
+        v.clone()
+    } else {
+        let address = ChartAddress::parse(repository, name)?;
+        let versions = address.versions(&connect()?).await?;
+        let newest = versions
+            .iter()
+            .filter_map(|v| {
+                let s = lenient_semver(v)?;
+                s.pre.is_empty().then_some((s, v))
+            })
+            .max()
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| anyhow::anyhow!("{address} lists no released version"))
+            .hint("pass the version to pin with --version")?;
+        notes.push(format!("newest version of the chart {address}: {newest}"));
+        newest
+    };
+    let mut entry = format!(
+        "chart:\n  repository: {}\n",
+        yaml::edit::scalar_text(repository)
+    );
+    if name != request.name {
+        let _ = writeln!(entry, "  name: {}", yaml::edit::scalar_text(name));
+    }
+    // A chart renders into its release namespace.
+    if let Some(namespace) = &request.namespace {
+        let _ = writeln!(entry, "  namespace: {}", yaml::edit::scalar_text(namespace));
+    }
+    Ok((version, entry))
 }
 
 /// kpin.yaml `text` with `name` added under `packages:` (created at the end when missing), the

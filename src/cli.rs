@@ -220,7 +220,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    group = clap::ArgGroup::new("source").required(true).args(["github", "url"]),
+    group = clap::ArgGroup::new("source").required(true).args(["github", "url", "chart"]),
     // `--version` pins the package here, as in `cargo add` (`kpin --version` still prints kpin's).
     disable_version_flag = true
 )]
@@ -242,15 +242,22 @@ pub struct AddArgs {
     /// A URL template of one release file, containing `{version}`
     #[arg(long, value_name = "TEMPLATE")]
     pub url: Option<String>,
-    /// The version to pin [default with --github: the newest release]
+    /// A Helm chart's repository: `https://HOST/PATH` (its index.yaml), `oci://HOST/PATH`, or a
+    /// directory of the project; the chart is rendered at sync time
+    #[arg(long, value_name = "REPOSITORY")]
+    pub chart: Option<String>,
+    /// The chart's name in the repository [default: the package name]
+    #[arg(long, value_name = "NAME", requires = "chart")]
+    pub chart_name: Option<String>,
+    /// The version to pin [default with --github and --chart: the newest release]
     #[arg(
         long = "version",
         id = "pin",
         value_name = "VERSION",
-        required_unless_present = "github"
+        required_unless_present_any = ["github", "chart"]
     )]
     pub pin: Option<String>,
-    /// Move every object of the package into this namespace
+    /// Move every object of the package into this namespace (a chart's release namespace)
     #[arg(long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
     /// Start in these environments only (the others get `installed: false` until

@@ -26,15 +26,21 @@ pub async fn run(ctx: &Ctx<'_>, args: AddArgs) -> Result<Outcome> {
             args.name
         ));
     }
-    let source = match (args.github, args.url) {
-        (Some(repo), _) => Upstream::Github {
+    let source = match (args.github, args.url, args.chart) {
+        (Some(repo), _, _) => Upstream::Github {
             repo,
             asset: args.asset,
             tag: args.tag,
             api_url: args.api_url,
         },
-        (None, Some(template)) => Upstream::Url { template },
-        (None, None) => anyhow::bail!("name the package's source with --github or --url"),
+        (None, Some(template), _) => Upstream::Url { template },
+        (None, None, Some(repository)) => Upstream::Chart {
+            repository,
+            chart: args.chart_name,
+        },
+        (None, None, None) => {
+            anyhow::bail!("name the package's source with --github, --url or --chart")
+        }
     };
     for env in &args.environments {
         manifest.environment(env)?;

@@ -520,15 +520,7 @@ impl Session<'_> {
         } else {
             None
         };
-        let files = fetch::resolve(
-            self.manifest.project(),
-            &package.name,
-            &package.source,
-            &package.version,
-            client,
-        )
-        .await
-        .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        let files = resolve_files(self.manifest, package, client).await?;
         check_pins_match(package, &files)?;
         let count = files.len();
         Ok(files
@@ -564,15 +556,7 @@ impl Session<'_> {
         if self.offline || !package.source.lookup_online() || !wanted.iter().any(missing) {
             return Ok(());
         }
-        let fresh = fetch::resolve(
-            self.manifest.project(),
-            &package.name,
-            &package.source,
-            &package.version,
-            Some(self.client()?),
-        )
-        .await
-        .with_context(|| format!("package `{}` {}", package.name, package.version))?;
+        let fresh = resolve_files(self.manifest, package, Some(self.client()?)).await?;
         for w in wanted {
             if let Some(f) = fresh.iter().find(|f| f.name == w.source.name) {
                 w.source.origin = f.origin.clone();
@@ -800,27 +784,13 @@ pub async fn stage_new_version(
     if let Some(renderer) = package.source.renderer() {
         return render_version(manifest, package, renderer, None, dir, fetching).await;
     }
-    let at = || format!("package `{}` {}", package.name, package.version);
-    let files = fetch::resolve(
-        manifest.project(),
-        &package.name,
-        &package.source,
-        &package.version,
-        fetching.client,
-    )
-    .await
-    .with_context(at)?;
+    let files = resolve_files(manifest, package, fetching.client).await?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut obtained = Vec::with_capacity(files.len());
     for file in &files {
-        let (got, locked) = obtain_input(package, file, None, fetching).await?;
-        fsutil::copy_file(&got.content, &dir.join(&file.name))?;
-        obtained.push(ReadyFile {
-            locked,
-            content: got.content,
-            downloaded: got.found == fetch::Found::Downloaded,
-            cached: got.found == fetch::Found::Cache,
-        });
+        let ready = obtain_input(package, file, None, fetching).await?;
+        fsutil::copy_file(&ready.content, &dir.join(&file.name))?;
+        obtained.push(ready);
     }
     let mut staged = Staged::of(&obtained);
     staged.replacement = true;
@@ -840,36 +810,20 @@ pub async fn render_version(
 ) -> Result<Staged> {
     let at = || format!("package `{}` {}", package.name, package.version);
     let project = manifest.project();
-    let files = fetch::resolve(
-        project,
-        &package.name,
-        &package.source,
-        &package.version,
-        fetching.client,
-    )
-    .await
-    .with_context(at)?;
     let mut inputs = Vec::new();
-    let mut sources = Vec::new();
-    let (mut downloaded, mut bytes, mut cached) = (0, 0, 0);
-    for file in files {
-        let (got, locked_file) = obtain_input(package, &file, locked, fetching)
+    let mut obtained = Vec::new();
+    for file in resolve_files(manifest, package, fetching.client).await? {
+        let ready = obtain_input(package, &file, locked, fetching)
             .await
             .with_context(at)?;
-        match got.found {
-            fetch::Found::Downloaded => {
-                downloaded += 1;
-                bytes += got.size;
-            }
-            fetch::Found::Cache => cached += 1,
-            fetch::Found::Local => {}
-        }
-        sources.push(locked_file);
         inputs.push(RenderInput {
             source: file,
-            content: got.content,
+            content: ready.content.clone(),
         });
+        obtained.push(ready);
     }
+    let mut staged = Staged::of(&obtained);
+    let mut sources: Vec<LockedFile> = obtained.into_iter().map(|r| r.locked).collect();
     fetching.reporter.status(
         "Rendering",
         &format!("{} {}", package.name, package.version),
@@ -911,19 +865,32 @@ pub async fn render_version(
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     sources.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Staged {
-        files,
-        rendered_from: Some(LockedRender {
-            files: sources,
-            renderer: facts.renderer,
-            values: facts.values,
-            dependencies: facts.dependencies,
-        }),
-        replacement: true,
-        downloaded,
-        bytes,
-        cached,
-    })
+    staged.files = files;
+    staged.rendered_from = Some(LockedRender {
+        files: sources,
+        renderer: facts.renderer,
+        values: facts.values,
+        dependencies: facts.dependencies,
+    });
+    staged.replacement = true;
+    Ok(staged)
+}
+
+/// The files of `package` at its version, named by its source (`client` is `None` offline).
+async fn resolve_files(
+    manifest: &Manifest,
+    package: &PackageVersion,
+    client: Option<&Client>,
+) -> Result<Vec<SourceFile>> {
+    fetch::resolve(
+        manifest.project(),
+        &package.name,
+        &package.source,
+        &package.version,
+        client,
+    )
+    .await
+    .with_context(|| format!("package `{}` {}", package.name, package.version))
 }
 
 /// What a render fetches beyond its resolved files (a chart's dependencies its archive lacks),
@@ -945,12 +912,11 @@ impl Fetcher for ExtraInputs<'_> {
         file: &'a SourceFile,
     ) -> futures::future::BoxFuture<'a, Result<PathBuf>> {
         Box::pin(async move {
-            let (got, locked) =
-                obtain_input(self.package, file, self.locked, self.fetching).await?;
+            let ready = obtain_input(self.package, file, self.locked, self.fetching).await?;
             if let Ok(mut obtained) = self.obtained.lock() {
-                obtained.push(locked);
+                obtained.push(ready.locked);
             }
-            Ok(got.content)
+            Ok(ready.content)
         })
     }
 }
@@ -962,7 +928,7 @@ async fn obtain_input(
     file: &SourceFile,
     locked: Option<&LockedRender>,
     fetching: &Fetch<'_>,
-) -> Result<(fetch::Obtained, LockedFile)> {
+) -> Result<ReadyFile> {
     let lock_digest = locked
         .and_then(|r| r.files.iter().find(|f| f.name == file.name))
         .map(|f| (f.sha256.clone(), PinSource::Lockfile));
@@ -987,13 +953,17 @@ async fn obtain_input(
         &announce,
     )
     .await?;
-    let locked_file = LockedFile {
-        name: file.name.clone(),
-        from: file.locked_from.clone(),
-        sha256: got.sha256.clone(),
-        size: got.size,
-    };
-    Ok((got, locked_file))
+    Ok(ReadyFile {
+        locked: LockedFile {
+            name: file.name.clone(),
+            from: file.locked_from.clone(),
+            sha256: got.sha256,
+            size: got.size,
+        },
+        content: got.content,
+        downloaded: got.found == fetch::Found::Downloaded,
+        cached: got.found == fetch::Found::Cache,
+    })
 }
 
 /// Pins by file name must name files the source actually has.

@@ -150,7 +150,8 @@ impl fmt::Display for ChartAddress {
 }
 
 impl ChartAddress {
-    fn parse(repository: &str, name: &str) -> Result<ChartAddress> {
+    /// The chart `name` in `repository` as kpin.yaml's `chart.repository` writes it.
+    pub fn parse(repository: &str, name: &str) -> Result<ChartAddress> {
         if let Some(rest) = repository.strip_prefix("oci://") {
             return Ok(ChartAddress::Oci(oci::Reference::parse(rest, name)?));
         }
