@@ -700,3 +700,32 @@ fn add_pins_the_newest_chart_version_and_renders_it() {
     assert!(p.path().join("vendor/demo/1.1.0/kpin-demo.yaml").is_file());
     ok(run(&p, &["sync", "--locked", "--offline"], None));
 }
+
+/// A chart repository inside the project may not hand out archives outside it.
+#[test]
+fn a_project_repository_cannot_lead_out_of_the_project() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("kpin-demo-1.0.0.tgz"), "not read").unwrap();
+    let p = Project::new();
+    p.write(
+        "charts/index.yaml",
+        &format!(
+            "apiVersion: v1\nentries:\n  kpin-demo:\n  - name: kpin-demo\n    version: 1.0.0\n    urls: [\"file://{}/kpin-demo-1.0.0.tgz\"]\n",
+            outside.path().display()
+        ),
+    );
+    p.write("kpin.yaml", &demo_manifest("charts", ""));
+    let refused = fails(p.run(&["sync"]), 2);
+    assert!(
+        refused.stderr.contains("outside the project directory"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("hint: kpin reads and writes only inside"),
+        "{}",
+        refused.stderr
+    );
+}

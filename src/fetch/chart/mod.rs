@@ -11,6 +11,7 @@ pub mod repository;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use futures::future::BoxFuture;
@@ -408,12 +409,26 @@ impl SourceKind for ChartSource {
                     })?;
                     let mut file =
                         repository::Index::read_local(&url)?.archive(&url, name, &version.raw)?;
-                    // Recorded relative to the project, like a `path:` source.
-                    if let super::Origin::Local { path } = &file.origin
-                        && let Ok(rel) = path.strip_prefix(project.root)
-                    {
-                        file.locked_from = format!("{}{}", super::PATH_PREFIX, rel.display());
-                    }
+                    // Recorded relative to the project, like a `path:` source; an index that
+                    // points outside the project is refused like any path that leads out.
+                    let root = std::fs::canonicalize(project.root)
+                        .with_context(|| format!("reading {}", project.root.display()))?;
+                    let inside = match &file.origin {
+                        super::Origin::Local { path } => std::fs::canonicalize(path)
+                            .ok()
+                            .and_then(|p| p.strip_prefix(&root).ok().map(Path::to_path_buf)),
+                        super::Origin::Remote { .. } => None,
+                    };
+                    let Some(rel) = inside else {
+                        return Err(anyhow::anyhow!(
+                            "{}: chart {name} {version} is at {}, outside the project directory {}",
+                            path.display(),
+                            file.locked_from,
+                            root.display()
+                        ))
+                        .hint(crate::fsutil::INSIDE_HINT);
+                    };
+                    file.locked_from = format!("{}{}", super::PATH_PREFIX, rel.display());
                     file
                 }
                 ChartAddress::Oci(reference) => {
