@@ -476,21 +476,9 @@ fn every_upstream_chart_renders_as_helm_template_does_and_upgrades() {
     };
     let all = upstream_charts(&dir);
     assert!(all.len() >= 8, "INDEX.tsv lists the charts: {all:?}");
-    let mut archives = std::collections::BTreeMap::new();
-    for chart in &all {
-        let archive = charts::package(&c.helm, c.home.path(), chart, &c.out());
-        registry.push(&c.helm, c.home.path(), &archive, false);
-        archives.insert((chart.name.clone(), chart.version.clone()), archive);
-    }
-    let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-    names.dedup();
-    for name in names {
-        let mut versions: Vec<&str> = all
-            .iter()
-            .filter(|c| c.name == name)
-            .map(|c| c.version.as_str())
-            .collect();
-        versions.sort_by_key(|v| semver::Version::parse(v).unwrap());
+    let archives = charts::publish(&c.helm, c.home.path(), &registry, &all, false);
+    for (name, versions) in charts::versions_by_name(&all) {
+        let name = name.as_str();
         let p = Project::new();
         p.write(
             "kpin.yaml",

@@ -3904,21 +3904,11 @@ metadata: {name: robot, namespace: NS}
         r.create_namespace(&ns);
         let home = tempfile::tempdir().unwrap();
         let all = upstream_charts(&dir);
-        for chart in &all {
-            let archive = charts::package(&helm, home.path(), chart, &home.path().join("out"));
-            registry.push(&helm, home.path(), &archive, false);
-        }
-        let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-        names.dedup();
+        charts::publish(&helm, home.path(), &registry, &all, false);
         let kpin = |args: &[&str]| r.project.run_with(args, |c| c.env("KPIN_HELM", &helm));
         let mut summary = Vec::new();
-        for name in names {
-            let mut versions: Vec<&str> = all
-                .iter()
-                .filter(|c| c.name == name)
-                .map(|c| c.version.as_str())
-                .collect();
-            versions.sort_by_key(|v| semver::Version::parse(v).unwrap());
+        for (name, versions) in charts::versions_by_name(&all) {
+            let name = name.as_str();
             r.write(
                 "kpin.yaml",
                 &format!(
@@ -4020,16 +4010,15 @@ metadata: {name: robot, namespace: NS}
         let ns = r.namespace.clone();
         r.create_namespace(&ns);
         let home = tempfile::tempdir().unwrap();
-        let mut versions = Vec::new();
-        for chart in upstream_charts(&dir)
-            .iter()
+        let ingress: Vec<_> = upstream_charts(&dir)
+            .into_iter()
             .filter(|c| c.name == "ingress-nginx")
-        {
-            let archive = charts::package(&helm, home.path(), chart, &home.path().join("out"));
-            registry.push(&helm, home.path(), &archive, versions.is_empty());
-            versions.push(chart.version.clone());
-        }
-        versions.sort_by_key(|v| semver::Version::parse(v).unwrap());
+            .collect();
+        charts::publish(&helm, home.path(), &registry, &ingress, true);
+        let versions: Vec<String> = charts::versions_by_name(&ingress)
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .collect();
         let [old, new] = versions.as_slice() else {
             panic!("two ingress-nginx charts in upstream-charts: {versions:?}");
         };

@@ -81,6 +81,39 @@ pub fn upstream_charts(dir: &Path) -> Vec<UpstreamChart> {
     out
 }
 
+/// Package each of `charts` and push it to `registry` (logging in first when `login`); the
+/// archives by (name, version).
+pub fn publish(
+    helm_bin: &Path,
+    home: &Path,
+    registry: &Registry,
+    charts: &[UpstreamChart],
+    login: bool,
+) -> std::collections::BTreeMap<(String, String), PathBuf> {
+    let mut archives = std::collections::BTreeMap::new();
+    for (i, chart) in charts.iter().enumerate() {
+        let archive = package(helm_bin, home, chart, &home.join("out"));
+        registry.push(helm_bin, home, &archive, login && i == 0);
+        archives.insert((chart.name.clone(), chart.version.clone()), archive);
+    }
+    archives
+}
+
+/// Each chart name of `charts` with its versions, oldest first.
+pub fn versions_by_name(charts: &[UpstreamChart]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for c in charts {
+        match out.iter_mut().find(|(n, _)| *n == c.name) {
+            Some((_, versions)) => versions.push(c.version.clone()),
+            None => out.push((c.name.clone(), vec![c.version.clone()])),
+        }
+    }
+    for (_, versions) in &mut out {
+        versions.sort_by_key(|v| semver::Version::parse(v).unwrap());
+    }
+    out
+}
+
 /// Run helm with an empty home of its own under `home`; its stdout. Fails the test on error.
 pub fn helm(helm: &Path, home: &Path, args: &[&str]) -> String {
     let out = Command::new(helm)
