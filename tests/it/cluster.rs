@@ -3877,6 +3877,44 @@ metadata: {name: robot, namespace: NS}
         projects
     }
 
+    use crate::support::charts::{self, Registry, UpstreamChart};
+
+    /// What the real-cluster chart tests share: helm, the charts of ../shared/upstream-charts/,
+    /// a loopback OCI registry, the cluster (its test namespace created, everything the project
+    /// renders deleted afterwards) and a helm home.
+    struct ChartCluster {
+        helm: std::path::PathBuf,
+        charts: Vec<UpstreamChart>,
+        registry: Registry,
+        r: Real,
+        home: tempfile::TempDir,
+    }
+
+    impl ChartCluster {
+        /// `auth`: the registry asks for credentials; `exclusive`: no other test uses the
+        /// cluster meanwhile.
+        fn start(test: &str, n: u32, auth: bool, exclusive: bool) -> Option<ChartCluster> {
+            let helm = charts::helm_or_skip(test)?;
+            let dir = charts::upstream_charts_or_skip(test)?;
+            let registry = Registry::start(test, auth)?;
+            let mut r = if exclusive {
+                Real::exclusive(test, n)?
+            } else {
+                Real::new(test, n)?
+            };
+            r.clean_render_on_drop();
+            let ns = r.namespace.clone();
+            r.create_namespace(&ns);
+            Some(ChartCluster {
+                helm,
+                charts: charts::upstream_charts(&dir),
+                registry,
+                r,
+                home: tempfile::tempdir().unwrap(),
+            })
+        }
+    }
+
     /// Every chart and version of ../shared/upstream-charts/ from the loopback OCI registry:
     /// synced (rendered by helm), applied to the real cluster with its hooks as ordinary
     /// objects, re-applied without a write, upgraded to the chart's next version through
@@ -3884,26 +3922,18 @@ metadata: {name: robot, namespace: NS}
     /// cluster-scoped names meet nothing else.
     #[test]
     fn real_every_upstream_chart_applies_upgrades_and_reapplies_without_a_write() {
-        use crate::support::charts::{self, Registry, upstream_charts, upstream_charts_or_skip};
         let test = "real_every_upstream_chart_applies_upgrades_and_reapplies_without_a_write";
-        let Some(helm) = charts::helm_or_skip(test) else {
-            return;
-        };
-        let Some(dir) = upstream_charts_or_skip(test) else {
-            return;
-        };
-        let Some(registry) = Registry::start(test, false) else {
-            return;
-        };
         // Webhooks and APIServices of these charts change what every request meets.
-        let Some(mut r) = Real::exclusive(test, 39) else {
+        let Some(ChartCluster {
+            helm,
+            charts: all,
+            registry,
+            r,
+            home,
+        }) = ChartCluster::start(test, 39, false, true)
+        else {
             return;
         };
-        r.clean_render_on_drop();
-        let ns = r.namespace.clone();
-        r.create_namespace(&ns);
-        let home = tempfile::tempdir().unwrap();
-        let all = upstream_charts(&dir);
         charts::publish(&helm, home.path(), &registry, &all, false);
         let kpin = |args: &[&str]| r.project.run_with(args, |c| c.env("KPIN_HELM", &helm));
         let mut summary = Vec::new();
@@ -3992,25 +4022,19 @@ metadata: {name: robot, namespace: NS}
     /// kpin.lock then needs neither helm nor network.
     #[test]
     fn real_a_chart_from_an_oci_registry_applies_reapplies_unchanged_and_upgrades() {
-        use crate::support::charts::{self, Registry, upstream_charts, upstream_charts_or_skip};
         let test = "real_a_chart_from_an_oci_registry_applies_reapplies_unchanged_and_upgrades";
-        let Some(helm) = charts::helm_or_skip(test) else {
+        let Some(ChartCluster {
+            helm,
+            charts: all,
+            registry,
+            r,
+            home,
+        }) = ChartCluster::start(test, 38, true, false)
+        else {
             return;
         };
-        let Some(dir) = upstream_charts_or_skip(test) else {
-            return;
-        };
-        let Some(registry) = Registry::start(test, true) else {
-            return;
-        };
-        let Some(mut r) = Real::new(test, 38) else {
-            return;
-        };
-        r.clean_render_on_drop();
         let ns = r.namespace.clone();
-        r.create_namespace(&ns);
-        let home = tempfile::tempdir().unwrap();
-        let ingress: Vec<_> = upstream_charts(&dir)
+        let ingress: Vec<_> = all
             .into_iter()
             .filter(|c| c.name == "ingress-nginx")
             .collect();
