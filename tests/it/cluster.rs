@@ -1580,6 +1580,53 @@ mod real {
             parent["metadata"]["annotations"].clone()
         }
 
+        /// `kpin apply` again, which must write nothing: every object unchanged and, with the
+        /// audit log, no write reaching the server. Jobs with ttlSecondsAfterFinished in the
+        /// applied `text` are the exception: the cluster deletes them once they finished (the
+        /// simulated node finishes them at once), and an apply after that creates them again,
+        /// as kubectl's would. `what` names the release in failures.
+        fn reapply_writes_nothing(&self, what: &str, text: &str) -> Run {
+            let (again, writes) = self.writes_during(|| self.kpin(&["apply", "--wait=false"]));
+            assert_eq!(again.code, 0, "{what} re-apply: {}", again.transcript());
+            let mut rerun = Vec::new();
+            for action in ["created", "configured", "recreated", "pruned"] {
+                for object in rows(&again.stdout, action) {
+                    let ttl_job = action == "created"
+                        && object.starts_with("Job ")
+                        && text.contains("ttlSecondsAfterFinished");
+                    assert!(ttl_job, "{what}: the re-apply {action} {object}");
+                    rerun.push(object.rsplit('/').next().unwrap_or_default().to_owned());
+                }
+            }
+            if let Some(writes) = &writes {
+                let others: Vec<&String> = writes
+                    .iter()
+                    .filter(|w| {
+                        !rerun
+                            .iter()
+                            .any(|job| w.contains("/jobs") && w.contains(&format!("/{job}")))
+                    })
+                    .collect();
+                assert_eq!(
+                    others,
+                    Vec::<&String>::new(),
+                    "{what}: writes reached the server"
+                );
+            }
+            again
+        }
+
+        /// Delete everything the project renders now, and give the apiserver's admission a
+        /// moment to see deleted webhooks go.
+        fn delete_rendered(&self) {
+            let rendered = expect_code(self.project.run(&["render"]), 0);
+            self.kubectl_input(
+                &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
+                &rendered.stdout,
+            );
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+
         /// Write a file of the project, `NS` replaced by the test namespace.
         fn write(&self, rel: &str, text: &str) {
             self.project
@@ -3969,49 +4016,14 @@ metadata: {name: robot, namespace: NS}
                     "{name} {version}: {}",
                     applied.transcript()
                 );
-                let (again, writes) = r.writes_during(|| r.kpin(&["apply", "--wait=false"]));
-                assert_eq!(
-                    again.code,
-                    0,
-                    "{name} {version} re-apply: {}",
-                    again.transcript()
-                );
-                // Jobs with ttlSecondsAfterFinished (ingress-nginx's admission Jobs, hooks
-                // kept as ordinary objects) are the exception: the cluster deletes them once
-                // they finished, and the next apply creates them again, as kubectl's would.
                 let text = expect_code(r.project.run(&["render"]), 0).stdout;
-                let mut rerun = Vec::new();
-                for action in ["created", "configured", "recreated", "pruned"] {
-                    for object in rows(&again.stdout, action) {
-                        let ttl_job = action == "created"
-                            && object.starts_with("Job ")
-                            && text.contains("ttlSecondsAfterFinished");
-                        assert!(ttl_job, "{name} {version}: the re-apply {action} {object}");
-                        rerun.push(object.rsplit('/').next().unwrap_or_default().to_owned());
-                    }
-                }
-                if let Some(writes) = writes {
-                    let others: Vec<&String> = writes
-                        .iter()
-                        .filter(|w| {
-                            !rerun
-                                .iter()
-                                .any(|job| w.contains("/jobs") && w.contains(&format!("/{job}")))
-                        })
-                        .collect();
-                    assert_eq!(others, Vec::<&String>::new(), "{name} {version}: writes");
-                }
+                let again = r.reapply_writes_nothing(&format!("{name} {version}"), &text);
                 summary.push(format!(
                     "{name} {version}: {} unchanged",
                     rows(&again.stdout, "unchanged").len()
                 ));
             }
-            let rendered = expect_code(r.project.run(&["render"]), 0);
-            r.kubectl_input(
-                &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
-                &rendered.stdout,
-            );
-            std::thread::sleep(std::time::Duration::from_secs(2));
+            r.delete_rendered();
         }
         eprintln!("{}", summary.join("\n"));
     }
@@ -4174,50 +4186,7 @@ metadata: {name: robot, namespace: NS}
                     "{project} {version}: {}",
                     applied.transcript()
                 );
-                let (again, writes) = r.writes_during(|| r.kpin(&["apply", "--wait=false"]));
-                assert_eq!(
-                    again.code,
-                    0,
-                    "{project} {version} re-apply: {}",
-                    again.transcript()
-                );
-                // Jobs with ttlSecondsAfterFinished are the exception: the cluster deletes them
-                // once they finished (the simulated node finishes them at once), and an apply
-                // after that creates them again, as kubectl's would.
-                let mut rerun = Vec::new();
-                let mut written = Vec::new();
-                for action in ["created", "configured", "recreated", "pruned"] {
-                    for object in rows(&again.stdout, action) {
-                        if action == "created"
-                            && object.starts_with("Job ")
-                            && text.contains("ttlSecondsAfterFinished")
-                        {
-                            rerun.push(object);
-                        } else {
-                            written.push(object);
-                        }
-                    }
-                }
-                assert!(
-                    written.is_empty(),
-                    "{project} {version}: the re-apply wrote {written:?}"
-                );
-                if let Some(writes) = &writes {
-                    let others: Vec<&String> = writes
-                        .iter()
-                        .filter(|w| {
-                            !rerun.iter().any(|job| {
-                                let name = job.rsplit('/').next().unwrap_or(job);
-                                w.contains("/jobs") && w.contains(&format!("/{name}"))
-                            })
-                        })
-                        .collect();
-                    assert_eq!(
-                        others,
-                        Vec::<&String>::new(),
-                        "{project} {version}: writes reached the server"
-                    );
-                }
+                let again = r.reapply_writes_nothing(&format!("{project} {version}"), &text);
                 // Clean, but for Jobs with ttlSecondsAfterFinished, which the cluster deletes
                 // once they finished (the next apply creates them again, as kubectl's would).
                 let diff = r.kpin(&["diff", "--output", "json"]);
@@ -4248,13 +4217,7 @@ metadata: {name: robot, namespace: NS}
                 ));
             }
             // Delete the project before the next one (its webhooks may refuse what follows).
-            let rendered = expect_code(r.project.run(&["render"]), 0);
-            r.kubectl_input(
-                &["delete", "--ignore-not-found", "--wait=false", "-f", "-"],
-                &rendered.stdout,
-            );
-            // The apiserver's admission sees a deleted webhook go a moment later.
-            std::thread::sleep(std::time::Duration::from_secs(2));
+            r.delete_rendered();
         }
         eprintln!("{}", summary.join("\n"));
     }
