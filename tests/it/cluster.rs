@@ -1289,7 +1289,7 @@ metadata:
 
 /// The same flows against a real cluster. Ignored by default and skipped unless
 /// `KPIN_TEST_KUBECONFIG` names a kubeconfig whose current context may be written to; each test
-/// works in its own namespaces `kpin-it-<pid>-<n>` (and `-extra`, `-prod`) and deletes them and
+/// works in its own namespaces `kpin-it-<pid>-<hash>` (and `-extra`, `-prod`) and deletes them and
 /// the cluster-scoped objects it created afterwards, also when it fails. The cluster flows of
 /// tests/it/environments.rs (per-environment apply, promotion, `kpin status`) are here too:
 /// each environment is a context of its own, the test cluster with its own namespace. With kind:
@@ -1390,17 +1390,27 @@ mod real {
         }
     }
 
+    /// Eight hex digits of FNV-1a over the test's name: stable, short, a valid name part.
+    fn name_hash(test: &str) -> String {
+        let hash = test.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{:08x}", hash as u32)
+    }
+
     impl Real {
-        fn new(test: &str, n: u32) -> Option<Real> {
-            Real::start(test, n, false)
+        fn new(test: &str) -> Option<Real> {
+            Real::start(test, false)
         }
 
         /// As `new`, with the cluster to itself: no other test runs against it meanwhile.
-        fn exclusive(test: &str, n: u32) -> Option<Real> {
-            Real::start(test, n, true)
+        fn exclusive(test: &str) -> Option<Real> {
+            Real::start(test, true)
         }
 
-        fn start(test: &str, n: u32, exclusive: bool) -> Option<Real> {
+        /// The test's namespace is `kpin-it-<pid>-<hash of the test's name>`: no two tests
+        /// share one (a namespace one test deletes is Terminating when the next applies to it).
+        fn start(test: &str, exclusive: bool) -> Option<Real> {
             let Some(kubeconfig) = std::env::var_os("KPIN_TEST_KUBECONFIG") else {
                 crate::support::skip(
                     test,
@@ -1424,7 +1434,7 @@ mod real {
             };
             Some(Real {
                 kubeconfig: kubeconfig.to_string_lossy().into_owned(),
-                namespace: format!("kpin-it-{}-{n}", std::process::id()),
+                namespace: format!("kpin-it-{}-{}", std::process::id(), name_hash(test)),
                 project: Project::new(),
                 cluster_scoped: std::cell::RefCell::new(Vec::new()),
                 clean_render: false,
@@ -1494,8 +1504,8 @@ mod real {
         /// Whether an audit event is about this test's objects: other tests share the cluster
         /// (and kpin's user agent) unless this one holds it exclusively. Its namespaces are
         /// `namespace` and `namespace-suffix`; its cluster-scoped objects carry the namespace
-        /// in their name (`gizmos.NS.kpin.example.com`, `NS-empty`), never as a mere prefix of
-        /// another test's (`kpin-it-1-1` is not `kpin-it-1-17`).
+        /// in their name (`gizmos.NS.kpin.example.com`, `NS-empty`); a namespace is never a prefix
+        /// of another test's (its hash part has one length), and a suffix starts with a letter.
         fn sent_by_this_test(&self, event: &Value) -> bool {
             if matches!(self._hold, Hold::Exclusive(_)) {
                 return true;
@@ -1809,7 +1819,7 @@ data:
 
     #[test]
     fn real_apply_reapply_diff_and_prune() {
-        let Some(r) = Real::new("real_apply_reapply_diff_and_prune", 1) else {
+        let Some(r) = Real::new("real_apply_reapply_diff_and_prune") else {
             return;
         };
         r.vendor("1.0.0", &format!("{BASE}{LEGACY}"));
@@ -1852,7 +1862,7 @@ data:
 
     #[test]
     fn real_conflict_immutable_and_csa_migration() {
-        let Some(r) = Real::new("real_conflict_immutable_and_csa_migration", 2) else {
+        let Some(r) = Real::new("real_conflict_immutable_and_csa_migration") else {
             return;
         };
         r.vendor("1.0.0", BASE);
@@ -1920,7 +1930,7 @@ rules:
 
     #[test]
     fn real_prune_with_nothing_removed_deletes_nothing() {
-        let Some(r) = Real::new("real_prune_with_nothing_removed_deletes_nothing", 4) else {
+        let Some(r) = Real::new("real_prune_with_nothing_removed_deletes_nothing") else {
             return;
         };
         r.cleanup("clusterrole/NS-reader");
@@ -1943,10 +1953,7 @@ rules:
 
     #[test]
     fn real_mass_prune_is_refused_and_crds_are_kept_unless_named() {
-        let Some(r) = Real::new(
-            "real_mass_prune_is_refused_and_crds_are_kept_unless_named",
-            5,
-        ) else {
+        let Some(r) = Real::new("real_mass_prune_is_refused_and_crds_are_kept_unless_named") else {
             return;
         };
         r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
@@ -2004,7 +2011,7 @@ rules:
 
     #[test]
     fn real_a_package_uses_the_crds_of_another() {
-        let Some(r) = Real::new("real_a_package_uses_the_crds_of_another", 6) else {
+        let Some(r) = Real::new("real_a_package_uses_the_crds_of_another") else {
             return;
         };
         r.monitored();
@@ -2035,7 +2042,7 @@ rules:
 
     #[test]
     fn real_wait_times_out_on_an_image_that_never_starts() {
-        let Some(r) = Real::new("real_wait_times_out_on_an_image_that_never_starts", 3) else {
+        let Some(r) = Real::new("real_wait_times_out_on_an_image_that_never_starts") else {
             return;
         };
         r.vendor(
@@ -2247,10 +2254,8 @@ spec:
 
     #[test]
     fn real_first_apply_creates_every_stage_and_records_the_applyset() {
-        let Some(r) = Real::new(
-            "real_first_apply_creates_every_stage_and_records_the_applyset",
-            16,
-        ) else {
+        let Some(r) = Real::new("real_first_apply_creates_every_stage_and_records_the_applyset")
+        else {
             return;
         };
         r.cleanup("customresourcedefinition/widgets.NS.kpin.example.com");
@@ -2349,10 +2354,9 @@ spec:
 
     #[test]
     fn real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals() {
-        let Some(r) = Real::new(
-            "real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals",
-            7,
-        ) else {
+        let Some(r) =
+            Real::new("real_dry_run_creates_nothing_and_diff_lists_creations_changes_and_removals")
+        else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2466,7 +2470,7 @@ spec:
 
     #[test]
     fn real_refusals_before_any_request_create_nothing() {
-        let Some(mut r) = Real::new("real_refusals_before_any_request_create_nothing", 8) else {
+        let Some(mut r) = Real::new("real_refusals_before_any_request_create_nothing") else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2510,10 +2514,9 @@ spec:
 
     #[test]
     fn real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones() {
-        let Some(r) = Real::new(
-            "real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones",
-            9,
-        ) else {
+        let Some(r) =
+            Real::new("real_upgrade_with_prune_deletes_removed_objects_but_keeps_marked_ones")
+        else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2626,7 +2629,7 @@ spec:
 
     #[test]
     fn real_a_namespace_is_pruned_only_when_named() {
-        let Some(mut r) = Real::new("real_a_namespace_is_pruned_only_when_named", 10) else {
+        let Some(mut r) = Real::new("real_a_namespace_is_pruned_only_when_named") else {
             return;
         };
         let extra = r.ns("-extra");
@@ -2675,7 +2678,7 @@ spec:
 
     #[test]
     fn real_prune_refuses_an_empty_package() {
-        let Some(r) = Real::new("real_prune_refuses_an_empty_package", 11) else {
+        let Some(r) = Real::new("real_prune_refuses_an_empty_package") else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2690,7 +2693,7 @@ spec:
 
     #[test]
     fn real_a_parent_of_other_tooling_is_refused() {
-        let Some(r) = Real::new("real_a_parent_of_other_tooling_is_refused", 12) else {
+        let Some(r) = Real::new("real_a_parent_of_other_tooling_is_refused") else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2725,10 +2728,7 @@ spec:
 
     #[test]
     fn real_a_missing_package_namespace_is_reported_with_a_hint() {
-        let Some(r) = Real::new(
-            "real_a_missing_package_namespace_is_reported_with_a_hint",
-            13,
-        ) else {
+        let Some(r) = Real::new("real_a_missing_package_namespace_is_reported_with_a_hint") else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2741,10 +2741,9 @@ spec:
 
     #[test]
     fn real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates() {
-        let Some(r) = Real::new(
-            "real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates",
-            14,
-        ) else {
+        let Some(r) =
+            Real::new("real_immutable_changes_are_flagged_and_the_recreate_annotation_recreates")
+        else {
             return;
         };
         let ns = r.namespace.clone();
@@ -2800,7 +2799,7 @@ spec:
 
     #[test]
     fn real_needs_orders_packages_and_a_cycle_is_an_error() {
-        let Some(r) = Real::new("real_needs_orders_packages_and_a_cycle_is_an_error", 15) else {
+        let Some(r) = Real::new("real_needs_orders_packages_and_a_cycle_is_an_error") else {
             return;
         };
         r.monitored();
@@ -2855,10 +2854,9 @@ spec:
 
     #[test]
     fn real_each_environment_applies_its_own_version_and_its_parent_records_it() {
-        let Some(mut r) = Real::new(
-            "real_each_environment_applies_its_own_version_and_its_parent_records_it",
-            17,
-        ) else {
+        let Some(mut r) =
+            Real::new("real_each_environment_applies_its_own_version_and_its_parent_records_it")
+        else {
             return;
         };
         r.environments();
@@ -2912,7 +2910,7 @@ spec:
 
     #[test]
     fn real_status_shows_what_runs_where() {
-        let Some(mut r) = Real::new("real_status_shows_what_runs_where", 18) else {
+        let Some(mut r) = Real::new("real_status_shows_what_runs_where") else {
             return;
         };
         r.environments();
@@ -3234,7 +3232,7 @@ spec:
     #[test]
     fn real_diff_and_apply_agree_and_an_unchanged_reapply_writes_nothing() {
         let test = "real_diff_and_apply_agree_and_an_unchanged_reapply_writes_nothing";
-        let Some(r) = Real::new(test, 30) else {
+        let Some(r) = Real::new(test) else {
             return;
         };
         let ns = r.namespace.clone();
@@ -3352,10 +3350,8 @@ spec:
     fn real_kubectl_apply_with_validation_works_against_the_test_server() {
         // A kube-apiserver built with a newer Go than its release names serves an OpenAPI
         // document kubectl cannot read ("failed to download openapi").
-        let Some(r) = Real::new(
-            "real_kubectl_apply_with_validation_works_against_the_test_server",
-            31,
-        ) else {
+        let Some(r) = Real::new("real_kubectl_apply_with_validation_works_against_the_test_server")
+        else {
             return;
         };
         r.create_namespace(&r.namespace);
@@ -3383,7 +3379,7 @@ spec:
     #[test]
     fn real_an_exec_credential_plugin_kubeconfig_connects() {
         let test = "real_an_exec_credential_plugin_kubeconfig_connects";
-        let Some(mut r) = Real::new(test, 32) else {
+        let Some(mut r) = Real::new(test) else {
             return;
         };
         let Some(exec) = std::env::var_os("KPIN_TEST_EXEC_KUBECONFIG") else {
@@ -3438,10 +3434,8 @@ webhooks:
 
     #[test]
     fn real_a_webhook_that_cannot_be_called_is_named_with_its_service() {
-        let Some(r) = Real::new(
-            "real_a_webhook_that_cannot_be_called_is_named_with_its_service",
-            33,
-        ) else {
+        let Some(r) = Real::new("real_a_webhook_that_cannot_be_called_is_named_with_its_service")
+        else {
             return;
         };
         r.cleanup("validatingwebhookconfiguration/NS-guard");
@@ -3495,7 +3489,7 @@ webhooks:
 
     #[test]
     fn real_an_unavailable_apiservice_fails_only_its_group() {
-        let Some(r) = Real::new("real_an_unavailable_apiservice_fails_only_its_group", 34) else {
+        let Some(r) = Real::new("real_an_unavailable_apiservice_fails_only_its_group") else {
             return;
         };
         r.cleanup("apiservice/v1.NS.kpin.example.com");
@@ -3555,7 +3549,7 @@ spec:
 
     #[test]
     fn real_a_namespace_stuck_terminating_is_named() {
-        let Some(r) = Real::new("real_a_namespace_stuck_terminating_is_named", 35) else {
+        let Some(r) = Real::new("real_a_namespace_stuck_terminating_is_named") else {
             return;
         };
         let ns = r.namespace.clone();
@@ -3641,7 +3635,7 @@ spec: {parts: [a]}
         let Some(_dir) = Real::cluster_dir(test) else {
             return;
         };
-        let Some(r) = Real::new(test, 38) else {
+        let Some(r) = Real::new(test) else {
             return;
         };
         let ns = r.namespace.clone();
@@ -3803,7 +3797,7 @@ spec: {parts: [a]}
         let Some(dir) = Real::cluster_dir(test) else {
             return;
         };
-        let Some(r) = Real::exclusive(test, 39) else {
+        let Some(r) = Real::exclusive(test) else {
             return;
         };
         let ns = r.namespace.clone();
@@ -3852,7 +3846,7 @@ metadata: {name: robot, namespace: NS}
         let Some(dir) = Real::cluster_dir(test) else {
             return;
         };
-        let Some(r) = Real::exclusive(test, 36) else {
+        let Some(r) = Real::exclusive(test) else {
             return;
         };
         let many: String = (0..2000)
@@ -3940,14 +3934,14 @@ metadata: {name: robot, namespace: NS}
     impl ChartCluster {
         /// `auth`: the registry asks for credentials; `exclusive`: no other test uses the
         /// cluster meanwhile.
-        fn start(test: &str, n: u32, auth: bool, exclusive: bool) -> Option<ChartCluster> {
+        fn start(test: &str, auth: bool, exclusive: bool) -> Option<ChartCluster> {
             let helm = charts::helm_or_skip(test)?;
             let dir = charts::upstream_charts_or_skip(test)?;
             let registry = Registry::start(test, auth)?;
             let mut r = if exclusive {
-                Real::exclusive(test, n)?
+                Real::exclusive(test)?
             } else {
-                Real::new(test, n)?
+                Real::new(test)?
             };
             r.clean_render_on_drop();
             let ns = r.namespace.clone();
@@ -3977,7 +3971,7 @@ metadata: {name: robot, namespace: NS}
             registry,
             r,
             home,
-        }) = ChartCluster::start(test, 39, false, true)
+        }) = ChartCluster::start(test, false, true)
         else {
             return;
         };
@@ -4041,7 +4035,7 @@ metadata: {name: robot, namespace: NS}
             registry,
             r,
             home,
-        }) = ChartCluster::start(test, 38, true, false)
+        }) = ChartCluster::start(test, true, false)
         else {
             return;
         };
@@ -4128,7 +4122,7 @@ metadata: {name: robot, namespace: NS}
             return;
         };
         // Gatekeeper's webhook on namespaces refuses every namespace while it is installed.
-        let Some(r) = Real::exclusive(test, 37) else {
+        let Some(r) = Real::exclusive(test) else {
             return;
         };
         let mut semver_sorted = upstream_releases(&upstream);
